@@ -1,0 +1,27 @@
+# Two commands matter: `make run` (set up, prepare models, serve on 127.0.0.1:8000)
+# and `make test` (set up, prepare models, run the whole test suite).
+VENV ?= .venv
+PY := $(VENV)/bin/python
+export HF_HUB_OFFLINE := 1
+export TOKENIZERS_PARALLELISM := false
+
+.PHONY: setup models run test test-unit bench clean
+
+setup:
+	bash scripts/setup.sh
+
+models: setup
+	$(VENV)/bin/gateway models prepare
+
+run: models
+	$(VENV)/bin/gateway serve
+
+# pytest exits 5 when it collects no test; that is a failure here like any non-zero exit.
+test: models
+	$(PY) -m pytest -ra
+
+test-unit:
+	$(PY) -m pytest -ra tests/unit tests/api
+
+bench: models
+	$(PY) load_tests/bench_overhead.py

@@ -1,0 +1,95 @@
+"""Application builder: `serve deploy deployments/serve_config.yaml` and `gateway serve`
+both build the app here, from the same settings tree.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from ray.serve import Application
+
+from deployments.engine_deployment import EngineDeployment
+from deployments.ingress import Ingress
+from engines.embedded import embedded_model_path, is_prepared
+from engines.vllm_engine import EngineSpec
+from gateway.catalog import TierSpec
+from gateway.live_config import LiveConfig
+from gateway.settings import Settings, TierName, TierSettings
+
+DEPLOYMENT_NAMES: dict[TierName, str] = {"small": "SmallEngine", "large": "LargeEngine"}
+
+
+class ModelNotPrepared(RuntimeError):
+    pass
+
+
+def resolve_model(settings: Settings, tier: TierName) -> str:
+    configured = settings.tier(tier).model
+    if configured:
+        return configured
+    path = embedded_model_path(settings.models_dir, tier)
+    if not is_prepared(path):
+        raise ModelNotPrepared(
+            f"The embedded {tier} model is not prepared in {settings.models_dir}. "
+            "Run `gateway models prepare` (or `make models`) first."
+        )
+    return str(path)
+
+
+def engine_spec(settings: Settings, tier: TierName) -> EngineSpec:
+    tier_settings = settings.tier(tier)
+    template = tier_settings.chat_template
+    return EngineSpec(
+        model=resolve_model(settings, tier),
+        served_name=tier_settings.served_name,
+        max_model_len=tier_settings.max_model_len,
+        dtype=tier_settings.dtype,
+        quantization=tier_settings.quantization,
+        enable_lora=tier_settings.enable_lora,
+        max_lora_rank=tier_settings.max_lora_rank,
+        max_loras=tier_settings.max_loras,
+        enforce_eager=tier_settings.enforce_eager,
+        max_num_seqs=tier_settings.max_num_seqs,
+        gpu_memory_utilization=tier_settings.gpu_memory_utilization,
+        chat_template=Path(template).read_text() if template else None,
+        stop=tuple(tier_settings.stop),
+    )
+
+
+def actor_options(tier: TierSettings) -> dict[str, Any]:
+    # The engine core is a child process of the replica: it inherits these.
+    env = {"VLLM_CPU_KVCACHE_SPACE": str(tier.kv_cache_gib)}
+    return {"num_cpus": tier.num_cpus, "num_gpus": tier.num_gpus, "runtime_env": {"env_vars": env}}
+
+
+def engine_deployment(settings: Settings, tier: TierName) -> Application:
+    tier_settings = settings.tier(tier)
+    return EngineDeployment.options(
+        name=DEPLOYMENT_NAMES[tier],
+        num_replicas=tier_settings.num_replicas,
+        ray_actor_options=actor_options(tier_settings),
+    ).bind(engine_spec(settings, tier))
+
+
+def build(settings: Settings) -> Application:
+    tiers = {
+        tier: TierSpec(served_name=settings.tier(tier).served_name,
+                       max_model_len=settings.tier(tier).max_model_len)
+        for tier in DEPLOYMENT_NAMES
+    }
+    live = LiveConfig(routing=settings.routing)
+    return Ingress.options(user_config=live.model_dump(mode="json")).bind(
+        engine_deployment(settings, "small"),
+        engine_deployment(settings, "large"),
+        tiers,
+        settings.limits,
+    )
+
+
+def build_app(args: dict[str, Any]) -> Application:
+    """Ray Serve application builder (`import_path: deployments.app:build_app`)."""
+    return build(Settings(**(args or {})))
+
+
+__all__ = ["build", "build_app"]

@@ -1,0 +1,70 @@
+"""Adapts a Ray Serve handle to the `engines.protocol.Engine` seam.
+
+Ray's own failures (dead replica, no replica) become `EngineUnavailable` here, so
+the gateway never sees a Ray type.
+"""
+
+from __future__ import annotations
+
+from typing import AsyncIterator
+
+from ray import exceptions as ray_errors
+from ray.serve.handle import DeploymentHandle
+
+from engines.errors import EngineError, EngineUnavailable
+from engines.types import EngineInfo, EngineLoad, GenerationChunk, GenerationRequest, GenerationResult
+
+_UNAVAILABLE = (
+    ray_errors.RayActorError,
+    ray_errors.ActorUnavailableError,
+    ray_errors.WorkerCrashedError,
+    ray_errors.NodeDiedError,
+)
+
+
+def _translate(exc: BaseException) -> BaseException:
+    if isinstance(exc, ray_errors.RayTaskError):
+        cause = exc.as_instanceof_cause() if not isinstance(exc, EngineError) else exc
+        if isinstance(cause, EngineError):
+            return cause
+        return EngineError(f"{type(exc.cause).__name__}: {exc.cause}")
+    if isinstance(exc, _UNAVAILABLE):
+        return EngineUnavailable(f"replica unavailable ({type(exc).__name__})")
+    if isinstance(exc, ray_errors.RayError):
+        return EngineUnavailable(f"{type(exc).__name__}: {exc}")
+    return exc
+
+
+class HandleEngine:
+    def __init__(self, handle: DeploymentHandle) -> None:
+        self._handle = handle
+        self._streaming = handle.options(stream=True)
+
+    async def generate(self, request: GenerationRequest) -> GenerationResult:
+        try:
+            return await self._handle.generate.remote(request)
+        except Exception as exc:
+            raise _translate(exc) from exc
+
+    async def stream(self, request: GenerationRequest) -> AsyncIterator[GenerationChunk]:
+        chunks = self._streaming.stream.remote(request)
+        try:
+            async for chunk in chunks:
+                yield chunk
+        except Exception as exc:
+            raise _translate(exc) from exc
+        finally:
+            # A consumer that stops early (client gone) must stop the engine too.
+            chunks.cancel()
+
+    async def load(self) -> EngineLoad:
+        try:
+            return await self._handle.load.remote()
+        except Exception as exc:
+            raise _translate(exc) from exc
+
+    async def info(self) -> EngineInfo:
+        try:
+            return await self._handle.info.remote()
+        except Exception as exc:
+            raise _translate(exc) from exc

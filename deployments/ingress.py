@@ -1,0 +1,36 @@
+"""The ingress deployment: serves the gateway's Starlette app over Ray Serve HTTP."""
+
+from __future__ import annotations
+
+from typing import Any, Mapping
+
+from ray import serve
+from ray.serve.handle import DeploymentHandle
+from starlette.types import ASGIApp
+
+from deployments.handle_client import HandleEngine
+from gateway.assembly import build_gateway
+from gateway.catalog import TierSpec
+from gateway.live_config import LiveConfig
+from gateway.settings import LimitSettings
+
+
+@serve.deployment(max_ongoing_requests=1024, ray_actor_options={"num_cpus": 0})
+@serve.ingress()
+class Ingress:
+    def __init__(
+        self,
+        small: DeploymentHandle,
+        large: DeploymentHandle,
+        tiers: Mapping[str, TierSpec],
+        limits: LimitSettings,
+    ) -> None:
+        engines = {"small": HandleEngine(small), "large": HandleEngine(large)}
+        self._gateway = build_gateway(engines, tiers, limits)  # type: ignore[arg-type]
+
+    def reconfigure(self, user_config: dict[str, Any]) -> None:
+        # Raises on an invalid config: Ray Serve then keeps the last good one.
+        self._gateway.apply(LiveConfig.parse(user_config))
+
+    def __serve_build_asgi_app__(self) -> ASGIApp:
+        return self._gateway.app

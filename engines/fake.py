@@ -1,0 +1,90 @@
+"""A deterministic in-process engine for unit and API tests of gateway logic.
+
+It lives beside the real engine so every consumer tests against the same interface.
+Tokens are whitespace-separated words; the reply echoes the prompt's words.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from typing import AsyncIterator
+
+from engines.errors import ContextLengthExceeded, EngineError
+from engines.types import (
+    EngineInfo,
+    EngineLoad,
+    GenerationChunk,
+    GenerationRequest,
+    GenerationResult,
+    Usage,
+)
+
+
+class FakeEngine:
+    def __init__(
+        self,
+        name: str = "fake",
+        max_model_len: int = 256,
+        token_delay_s: float = 0.0,
+        fail_after: int | None = None,
+    ) -> None:
+        self.name = name
+        self.max_model_len = max_model_len
+        self.token_delay_s = token_delay_s
+        self.fail_after = fail_after  # raise EngineError after this many tokens
+        self.running: set[str] = set()
+        self.aborted: list[str] = []
+        self.seen: list[GenerationRequest] = []
+
+    async def generate(self, request: GenerationRequest) -> GenerationResult:
+        text, finish, usage = "", "length", Usage()
+        async for chunk in self.stream(request):
+            text += chunk.text
+            finish, usage = chunk.finish_reason or finish, chunk.usage
+        return GenerationResult(text=text, finish_reason=finish, usage=usage)
+
+    async def stream(self, request: GenerationRequest) -> AsyncIterator[GenerationChunk]:
+        self.seen.append(request)
+        prompt = _prompt_words(request)
+        budget = self._budget(request, len(prompt))
+        words = (prompt * (budget // max(1, len(prompt)) + 1))[:budget]
+        self.running.add(request.request_id)
+        finished = False
+        try:
+            for i, word in enumerate(words, start=1):
+                if self.fail_after is not None and i > self.fail_after:
+                    raise EngineError("injected failure")
+                await asyncio.sleep(self.token_delay_s)
+                last = i == len(words)
+                yield GenerationChunk(
+                    text=(" " if i > 1 else "") + word,
+                    finish_reason="length" if last else None,
+                    usage=Usage(prompt_tokens=len(prompt), completion_tokens=i),
+                )
+            finished = True
+        finally:
+            self.running.discard(request.request_id)
+            if not finished:
+                self.aborted.append(request.request_id)
+
+    def _budget(self, request: GenerationRequest, prompt_len: int) -> int:
+        wanted = request.sampling.max_tokens or (self.max_model_len - prompt_len)
+        if prompt_len + wanted > self.max_model_len:
+            raise ContextLengthExceeded(
+                f"This model's maximum context length is {self.max_model_len} tokens; "
+                f"the request needs {prompt_len + wanted}.",
+            )
+        return wanted
+
+    async def load(self) -> EngineLoad:
+        return EngineLoad(running=len(self.running))
+
+    async def info(self) -> EngineInfo:
+        return EngineInfo(model=self.name, max_model_len=self.max_model_len)
+
+
+def _prompt_words(request: GenerationRequest) -> list[str]:
+    if request.prompt is not None:
+        return request.prompt.split() or ["empty"]
+    text = " ".join(turn.content for turn in request.messages or [])
+    return text.split() or ["empty"]

@@ -1,0 +1,70 @@
+"""Wire types between the gateway and an engine tier (they cross Ray handles)."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import BaseModel, Field
+
+FinishReason = Literal["stop", "length", "abort"]
+
+
+class ChatTurn(BaseModel):
+    role: Literal["system", "user", "assistant"]
+    content: str
+
+
+class SamplingSpec(BaseModel):
+    """The sampling knobs the gateway forwards; None = engine default."""
+
+    max_tokens: int | None = Field(None, ge=1)
+    temperature: float = Field(1.0, ge=0.0)
+    top_p: float = Field(1.0, gt=0.0, le=1.0)
+    stop: list[str] = Field(default_factory=list)
+    seed: int | None = None
+
+
+class GenerationRequest(BaseModel):
+    """Exactly one of `prompt` (completions) or `messages` (chat) is set."""
+
+    request_id: str
+    prompt: str | None = None
+    messages: list[ChatTurn] | None = None
+    sampling: SamplingSpec = Field(default_factory=SamplingSpec)
+    adapter: str | None = Field(None, description="LoRA adapter name on this tier, if any")
+
+
+class Usage(BaseModel):
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+
+    @property
+    def total_tokens(self) -> int:
+        return self.prompt_tokens + self.completion_tokens
+
+
+class GenerationChunk(BaseModel):
+    """One streamed increment. `usage` is cumulative, counted by the engine."""
+
+    text: str
+    finish_reason: FinishReason | None = None
+    usage: Usage
+
+
+class GenerationResult(BaseModel):
+    text: str
+    finish_reason: FinishReason
+    usage: Usage
+
+
+class EngineLoad(BaseModel):
+    """Scheduler state of one replica: the queue-depth signal for routing."""
+
+    running: int = 0
+    waiting: int = 0
+
+
+class EngineInfo(BaseModel):
+    model: str = Field(description="Served model name")
+    max_model_len: int
+    lora_enabled: bool = False

@@ -1,0 +1,239 @@
+"""The real engine: an in-process vLLM `AsyncLLM` (V1), one per tier replica.
+
+The gateway hands over chat turns or a prompt; this module owns everything that
+needs the tokenizer: the chat template, the context-length check (so an overlong
+prompt is a clear 400 before it reaches the scheduler) and token counting.
+"""
+
+from __future__ import annotations
+
+import logging
+import uuid
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, AsyncIterator
+
+from engines.errors import ContextLengthExceeded, EngineError, EngineRequestError, EngineUnavailable
+from engines.types import (
+    EngineInfo,
+    EngineLoad,
+    FinishReason,
+    GenerationChunk,
+    GenerationRequest,
+    GenerationResult,
+    Usage,
+)
+
+if TYPE_CHECKING:
+    from vllm.v1.engine.async_llm import AsyncLLM
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class EngineSpec:
+    """How to build one engine; plain data so it crosses process boundaries."""
+
+    model: str
+    served_name: str
+    max_model_len: int = 2048
+    dtype: str = "bfloat16"
+    quantization: str | None = None
+    enable_lora: bool = False
+    max_lora_rank: int = 16
+    max_loras: int = 4
+    enforce_eager: bool = True
+    max_num_seqs: int = 32
+    gpu_memory_utilization: float = 0.9
+    chat_template: str | None = None  # template text; None = the tokenizer's own
+    stop: tuple[str, ...] = ()
+
+
+class SchedulerStateLogger:
+    """vLLM stat logger that keeps the scheduler's latest running/waiting counts."""
+
+    def __init__(self, vllm_config: Any = None, engine_index: int = 0) -> None:
+        self.running = 0
+        self.waiting = 0
+
+    def record(self, scheduler_stats: Any, iteration_stats: Any, *args: Any, **kwargs: Any) -> None:
+        if scheduler_stats is not None:
+            self.running = scheduler_stats.num_running_reqs
+            self.waiting = scheduler_stats.num_waiting_reqs
+
+    def log_engine_initialized(self) -> None:
+        pass
+
+    def log(self) -> None:
+        pass
+
+    def record_sleep_state(self, is_awake: int, level: int) -> None:
+        pass
+
+
+def build_async_llm(spec: EngineSpec, state: SchedulerStateLogger) -> "AsyncLLM":
+    from vllm.engine.arg_utils import AsyncEngineArgs
+    from vllm.v1.engine.async_llm import AsyncLLM
+    from vllm.v1.metrics.loggers import StatLoggerBase
+
+    class _Logger(StatLoggerBase):  # vLLM checks the base class
+        def __init__(self, vllm_config: Any, engine_index: int = 0) -> None:
+            pass
+
+        def record(self, *args: Any, **kwargs: Any) -> None:
+            state.record(*args, **kwargs)
+
+        def log_engine_initialized(self) -> None:
+            pass
+
+    args = AsyncEngineArgs(
+        model=spec.model,
+        served_model_name=[spec.served_name],
+        max_model_len=spec.max_model_len,
+        dtype=spec.dtype,
+        quantization=spec.quantization,
+        enable_lora=spec.enable_lora,
+        max_lora_rank=spec.max_lora_rank if spec.enable_lora else None,
+        max_loras=spec.max_loras,
+        enforce_eager=spec.enforce_eager,
+        max_num_seqs=spec.max_num_seqs,
+        gpu_memory_utilization=spec.gpu_memory_utilization,
+        disable_log_stats=False,
+        enable_log_requests=False,
+    )
+    return AsyncLLM.from_engine_args(args, stat_loggers=[_Logger])
+
+
+class VLLMEngine:
+    def __init__(self, engine: "AsyncLLM", spec: EngineSpec, state: SchedulerStateLogger) -> None:
+        self._engine = engine
+        self._spec = spec
+        self._state = state
+        self._tokenizer = engine.get_tokenizer()
+
+    @classmethod
+    def build(cls, spec: EngineSpec) -> "VLLMEngine":
+        state = SchedulerStateLogger()
+        return cls(build_async_llm(spec, state), spec, state)
+
+    # ---- Engine protocol -----------------------------------------------------
+
+    async def generate(self, request: GenerationRequest) -> GenerationResult:
+        from vllm.sampling_params import RequestOutputKind
+
+        ids, params = self._prepare(request, RequestOutputKind.FINAL_ONLY)
+        final = None
+        async for output in self._run(request, ids, params):
+            final = output
+        if final is None:
+            raise EngineError("the engine returned no output")
+        completion = final.outputs[0]
+        return GenerationResult(
+            text=completion.text,
+            finish_reason=_finish(completion.finish_reason),
+            usage=Usage(prompt_tokens=len(ids), completion_tokens=len(completion.token_ids)),
+        )
+
+    async def stream(self, request: GenerationRequest) -> AsyncIterator[GenerationChunk]:
+        from vllm.sampling_params import RequestOutputKind
+
+        ids, params = self._prepare(request, RequestOutputKind.DELTA)
+        produced = 0
+        async for output in self._run(request, ids, params):
+            completion = output.outputs[0]
+            produced += len(completion.token_ids)
+            yield GenerationChunk(
+                text=completion.text,
+                finish_reason=_finish(completion.finish_reason) if output.finished else None,
+                usage=Usage(prompt_tokens=len(ids), completion_tokens=produced),
+            )
+
+    async def load(self) -> EngineLoad:
+        # In-flight requests in this frontend are exact; the scheduler's split between
+        # running and waiting is from its last step, so clamp it to what is in flight.
+        in_flight = self._engine.get_num_unfinished_requests()
+        running = min(self._state.running, in_flight)
+        return EngineLoad(running=running, waiting=in_flight - running)
+
+    async def info(self) -> EngineInfo:
+        return EngineInfo(
+            model=self._spec.served_name,
+            max_model_len=self._spec.max_model_len,
+            lora_enabled=self._spec.enable_lora,
+        )
+
+    async def check_health(self) -> None:
+        if self._engine.errored:
+            raise EngineUnavailable(f"engine is dead: {self._engine.dead_error}")
+        await self._engine.check_health()
+
+    def shutdown(self) -> None:
+        self._engine.shutdown()
+
+    # ---- internals -------------------------------------------------------------
+
+    def _prepare(self, request: GenerationRequest, output_kind: Any) -> tuple[list[int], Any]:
+        from vllm.sampling_params import SamplingParams
+
+        ids = self._prompt_ids(request)
+        limit = self._spec.max_model_len
+        wanted = request.sampling.max_tokens
+        if len(ids) + (wanted or 1) > limit:
+            raise ContextLengthExceeded(
+                f"This model's maximum context length is {limit} tokens. However, you requested "
+                f"{len(ids) + (wanted or 1)} tokens ({len(ids)} in the prompt, "
+                f"{wanted or 1} for the completion). Shorten the prompt or max_tokens."
+            )
+        sampling = request.sampling
+        params = SamplingParams(
+            max_tokens=wanted or limit - len(ids),
+            temperature=sampling.temperature,
+            top_p=sampling.top_p,
+            seed=sampling.seed,
+            stop=[*sampling.stop, *self._spec.stop] or None,
+            output_kind=output_kind,
+        )
+        return ids, params
+
+    def _prompt_ids(self, request: GenerationRequest) -> list[int]:
+        tok = self._tokenizer
+        if request.messages is not None:
+            turns = [turn.model_dump() for turn in request.messages]
+            text = tok.apply_chat_template(
+                turns,
+                tokenize=False,
+                add_generation_prompt=True,
+                chat_template=self._spec.chat_template,
+            )
+            # The template already holds any BOS token.
+            return tok.encode(text, add_special_tokens=False)
+        return tok.encode(request.prompt or "", add_special_tokens=True)
+
+    async def _run(self, request: GenerationRequest, ids: list[int], params: Any) -> AsyncIterator[Any]:
+        from vllm.v1.engine.exceptions import EngineDeadError
+
+        if request.adapter is not None:
+            raise EngineRequestError(
+                f"adapter '{request.adapter}' is not loaded on this tier", param="model"
+            )
+        # Unique per attempt: a retried request must not collide with its aborted twin.
+        engine_id = f"{request.request_id}-{uuid.uuid4().hex[:8]}"
+        try:
+            async for output in self._engine.generate(
+                {"prompt_token_ids": ids}, params, engine_id
+            ):
+                yield output
+        except EngineDeadError as exc:
+            raise EngineUnavailable(f"engine is dead: {exc}") from exc
+        except ValueError as exc:  # vLLM's request validation
+            raise EngineRequestError(str(exc)) from exc
+        except EngineError:
+            raise
+        except Exception as exc:
+            logger.exception("generation %s failed", engine_id)
+            raise EngineError(f"{type(exc).__name__}: {exc}") from exc
+
+
+def _finish(reason: str | None) -> FinishReason:
+    if reason in ("stop", "length", "abort"):
+        return reason  # type: ignore[return-value]
+    return "stop"

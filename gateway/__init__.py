@@ -1,0 +1,1 @@
+"""HTTP edge of the routing gateway: OpenAI protocol, errors, streaming, orchestration, CLI."""

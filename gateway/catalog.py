@@ -1,0 +1,61 @@
+"""Which `model` names the gateway serves, and where each one goes."""
+
+from __future__ import annotations
+
+from typing import Mapping
+
+from pydantic import BaseModel
+
+from gateway.errors import ModelNotFound
+from gateway.protocol import ModelCard
+from router.decision import Tier
+
+AUTO = "auto"
+
+
+class TierSpec(BaseModel):
+    served_name: str
+    max_model_len: int
+
+
+class Target(BaseModel):
+    """A resolved `model` field: a pinned tier, or None for the router to decide."""
+
+    tier: Tier | None
+    adapter: str | None = None
+
+
+class ModelCatalog:
+    def __init__(self, tiers: Mapping[Tier, TierSpec]) -> None:
+        self._tiers = dict(tiers)
+        self._by_name = self._index(self._tiers)
+
+    @staticmethod
+    def _index(tiers: Mapping[Tier, TierSpec]) -> dict[str, Target]:
+        names: dict[str, Target] = {AUTO: Target(tier=None)}
+        for tier, spec in tiers.items():
+            names[tier] = Target(tier=tier)
+            names[spec.served_name] = Target(tier=tier)
+        return names
+
+    def resolve(self, model: str) -> Target:
+        target = self._by_name.get(model)
+        if target is None:
+            known = ", ".join(sorted(self._by_name))
+            raise ModelNotFound(
+                f"The model '{model}' does not exist. Served models: {known}.", param="model"
+            )
+        return target
+
+    def served_name(self, tier: Tier, adapter: str | None = None) -> str:
+        name = self._tiers[tier].served_name
+        return f"{name}:{adapter}" if adapter else name
+
+    def cards(self) -> list[ModelCard]:
+        cards = [ModelCard(id=AUTO, owned_by="gateway-router")]
+        for tier, spec in self._tiers.items():
+            cards.append(
+                ModelCard(id=tier, tier=tier, parent=spec.served_name, max_model_len=spec.max_model_len)
+            )
+            cards.append(ModelCard(id=spec.served_name, tier=tier, max_model_len=spec.max_model_len))
+        return cards

@@ -1,0 +1,88 @@
+"""`gateway` command line: prepare models, serve the app."""
+
+from __future__ import annotations
+
+import logging
+import signal
+import time
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+
+from gateway.settings import Settings
+
+# The app is named by import path, the same way `serve deploy` names it in
+# deployments/serve_config.yaml, so the edge package never imports the Ray wiring.
+APP_BUILDER = "deployments.app:build"
+
+app = typer.Typer(no_args_is_help=True, add_completion=False, help=__doc__)
+models_app = typer.Typer(no_args_is_help=True, help="Prepare the embedded default models.")
+app.add_typer(models_app, name="models")
+
+
+@models_app.command("prepare")
+def prepare_models(
+    cache_dir: Annotated[Optional[Path], typer.Option(help="Cache directory")] = None,
+) -> None:
+    """Convert the packaged GGUF models into HF directories vLLM serves (idempotent)."""
+    from engines.embedded import prepare_embedded_models
+
+    settings = Settings() if cache_dir is None else Settings(models_dir=cache_dir)
+    prepared = prepare_embedded_models(settings.models_dir)
+    typer.echo(f"small: {prepared.small}\nlarge: {prepared.large}")
+
+
+@app.command()
+def serve(
+    address: Annotated[Optional[str], typer.Option(help="Ray cluster to join (default: local)")] = None,
+    host: Annotated[Optional[str], typer.Option(help="HTTP bind address")] = None,
+    port: Annotated[Optional[int], typer.Option(help="HTTP port")] = None,
+) -> None:
+    """Start (or join) Ray, deploy the gateway application and serve until Ctrl-C."""
+    settings = _settings_with(address=address, host=host, port=port)
+    _run(settings)
+
+
+def _settings_with(address: str | None, host: str | None, port: int | None) -> Settings:
+    settings = Settings()
+    http = settings.http.model_copy(
+        update={k: v for k, v in {"host": host, "port": port}.items() if v is not None}
+    )
+    return settings.model_copy(update={"http": http, "ray_address": address or settings.ray_address})
+
+
+def _run(settings: Settings) -> None:
+    import ray
+    from ray import serve as ray_serve
+    from ray._common.utils import import_attr
+
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    ray.init(address=settings.ray_address, namespace="gateway")
+    ray_serve.start(http_options={"host": settings.http.host, "port": settings.http.port})
+    builder = import_attr(APP_BUILDER)
+    ray_serve.run(builder(settings), name=settings.app_name, route_prefix="/")
+    url = f"http://{settings.http.host}:{settings.http.port}"
+    typer.echo(f"gateway ready at {url}/v1 (no API keys configured: open on {settings.http.host})")
+    _wait_for_signal()
+    ray_serve.shutdown()
+
+
+def _wait_for_signal() -> None:
+    stop = {"now": False}
+
+    def _stop(*_: object) -> None:
+        stop["now"] = True
+
+    signal.signal(signal.SIGTERM, _stop)
+    signal.signal(signal.SIGINT, _stop)
+    while not stop["now"]:
+        time.sleep(0.5)
+
+
+def main() -> None:
+    app()
+
+
+if __name__ == "__main__":
+    main()

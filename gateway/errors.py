@@ -1,0 +1,78 @@
+"""Gateway exceptions, each with the HTTP status and OpenAI error type it maps to.
+
+    GatewayError (500, api_error)
+    ├── InvalidRequest (400, invalid_request_error)      malformed JSON, schema, unsupported
+    │   └── ContextLengthError (400, code context_length_exceeded)
+    ├── ModelNotFound (404, invalid_request_error, code model_not_found)
+    ├── PayloadTooLarge (413, invalid_request_error)
+    ├── UnsupportedMediaType (415, invalid_request_error)
+    ├── EngineFailure (500, api_error)                   the engine raised while serving
+    └── ServiceUnavailable (503, service_unavailable)    a tier is down or not ready
+
+Only `gateway.http` turns these into responses; everything below raises.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+
+class GatewayError(Exception):
+    status: int = 500
+    error_type: str = "api_error"
+    default_code: str | None = None
+
+    def __init__(self, message: str, *, param: str | None = None, code: str | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        self.param = param
+        self.code = code or self.default_code
+
+    def body(self) -> dict[str, Any]:
+        return {
+            "error": {
+                "message": self.message,
+                "type": self.error_type,
+                "param": self.param,
+                "code": self.code,
+            }
+        }
+
+
+class InvalidRequest(GatewayError):
+    status = 400
+    error_type = "invalid_request_error"
+
+
+class ContextLengthError(InvalidRequest):
+    default_code = "context_length_exceeded"
+
+
+class ModelNotFound(GatewayError):
+    status = 404
+    error_type = "invalid_request_error"
+    default_code = "model_not_found"
+
+
+class PayloadTooLarge(GatewayError):
+    status = 413
+    error_type = "invalid_request_error"
+    default_code = "payload_too_large"
+
+
+class UnsupportedMediaType(GatewayError):
+    status = 415
+    error_type = "invalid_request_error"
+    default_code = "unsupported_media_type"
+
+
+class EngineFailure(GatewayError):
+    status = 500
+    error_type = "api_error"
+    default_code = "engine_error"
+
+
+class ServiceUnavailable(GatewayError):
+    status = 503
+    error_type = "service_unavailable"
+    default_code = "tier_unavailable"

@@ -1,0 +1,44 @@
+"""Readiness: every tier's engine answers its load probe in time."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Mapping
+
+from pydantic import BaseModel
+
+from engines.protocol import Engine
+from engines.types import EngineLoad
+from router.decision import Tier
+
+PROBE_TIMEOUT_S = 2.0
+
+
+class TierStatus(BaseModel):
+    ready: bool
+    load: EngineLoad | None = None
+    error: str | None = None
+
+
+class ReadinessReport(BaseModel):
+    ready: bool
+    tiers: dict[str, TierStatus]
+
+
+class Readiness:
+    def __init__(self, engines: Mapping[Tier, Engine], timeout_s: float = PROBE_TIMEOUT_S) -> None:
+        self._engines = dict(engines)
+        self._timeout_s = timeout_s
+
+    async def check(self) -> ReadinessReport:
+        names = list(self._engines)
+        statuses = await asyncio.gather(*(self._probe(self._engines[n]) for n in names))
+        tiers = dict(zip(names, statuses))
+        return ReadinessReport(ready=all(s.ready for s in statuses), tiers=tiers)
+
+    async def _probe(self, engine: Engine) -> TierStatus:
+        try:
+            load = await asyncio.wait_for(engine.load(), self._timeout_s)
+        except Exception as exc:  # any failure means "not ready"; the reason is reported
+            return TierStatus(ready=False, error=f"{type(exc).__name__}: {exc}"[:200])
+        return TierStatus(ready=True, load=load)

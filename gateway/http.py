@@ -1,0 +1,253 @@
+"""The HTTP edge: a Starlette app speaking the OpenAI protocol.
+
+This is the only module that turns exceptions into HTTP responses.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from typing import Any, TypeVar
+
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from pydantic import BaseModel, ValidationError
+from starlette.applications import Starlette
+from starlette.exceptions import HTTPException
+from starlette.middleware import Middleware
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response, StreamingResponse
+from starlette.routing import Route
+
+from engines.types import GenerationResult
+from gateway.errors import (
+    EngineFailure,
+    GatewayError,
+    InvalidRequest,
+    PayloadTooLarge,
+    UnsupportedMediaType,
+)
+from gateway.health import Readiness
+from gateway.middleware import RequestIdMiddleware, request_id
+from gateway.protocol import (
+    AssistantMessage,
+    ChatChoice,
+    ChatCompletion,
+    ChatCompletionRequest,
+    Completion,
+    CompletionRequest,
+    ModelList,
+    TextChoice,
+)
+from gateway.serving import CompletionService, Plan
+from gateway.catalog import ModelCatalog
+from gateway.metrics import GatewayMetrics
+from gateway.settings import LimitSettings
+from gateway.streaming import event_stream, usage_info
+
+logger = logging.getLogger(__name__)
+
+W = TypeVar("W", bound=BaseModel)
+
+SSE_HEADERS = {"cache-control": "no-cache", "x-accel-buffering": "no"}
+
+
+class GatewayApp:
+    """Route handlers over the injected service; `build()` makes the ASGI app."""
+
+    def __init__(
+        self,
+        service: CompletionService,
+        catalog: ModelCatalog,
+        readiness: Readiness,
+        metrics: GatewayMetrics,
+        limits: LimitSettings,
+    ) -> None:
+        self._service = service
+        self._catalog = catalog
+        self._readiness = readiness
+        self._metrics = metrics
+        self._limits = limits
+
+    def build(self) -> Starlette:
+        routes = [
+            Route("/v1/chat/completions", self.chat, methods=["POST"]),
+            Route("/v1/completions", self.completions, methods=["POST"]),
+            Route("/v1/models", self.models, methods=["GET"]),
+            Route("/health", self.health, methods=["GET"]),
+            Route("/ready", self.ready, methods=["GET"]),
+            Route("/metrics", self.prometheus, methods=["GET"]),
+        ]
+        handlers = {
+            GatewayError: _gateway_error,
+            HTTPException: _http_error,
+            Exception: _unexpected_error,
+        }
+        # The request-id middleware wraps everything, error responses included.
+        middleware = [Middleware(RequestIdMiddleware)]
+        return Starlette(routes=routes, middleware=middleware, exception_handlers=handlers)
+
+    # ---- OpenAI endpoints ------------------------------------------------------
+
+    async def chat(self, request: Request) -> Response:
+        body = await self._parse(request, ChatCompletionRequest)
+        plan = self._service.plan_chat(body, request_id(request))
+        return await self._respond(plan, stream=body.stream)
+
+    async def completions(self, request: Request) -> Response:
+        body = await self._parse(request, CompletionRequest)
+        plan = self._service.plan_completion(body, request_id(request))
+        return await self._respond(plan, stream=body.stream)
+
+    async def models(self, request: Request) -> Response:
+        return JSONResponse(ModelList(data=self._catalog.cards()).model_dump(mode="json"))
+
+    async def _respond(self, plan: Plan, stream: bool) -> Response:
+        headers = route_headers(plan)
+        if not stream:
+            result = await self._service.run(plan)
+            return JSONResponse(completion_body(plan, result), headers=headers)
+        chunks = self._service.stream(plan)
+        # Peek the first chunk so failures before any token get a real HTTP status.
+        try:
+            first = await anext(chunks)
+        except StopAsyncIteration:
+            raise EngineFailure("the engine ended the stream without output") from None
+        except BaseException:
+            await chunks.aclose()
+            raise
+        return StreamingResponse(
+            event_stream(plan, first, chunks),
+            media_type="text/event-stream",
+            headers={**headers, **SSE_HEADERS},
+        )
+
+    async def _parse(self, request: Request, model: type[W]) -> W:
+        payload = await read_json(request, self._limits.max_body_bytes)
+        try:
+            return model.model_validate(payload)
+        except ValidationError as exc:
+            raise validation_error(exc) from None
+
+    # ---- operational endpoints -------------------------------------------------
+
+    async def health(self, request: Request) -> Response:
+        return JSONResponse({"status": "ok"})
+
+    async def ready(self, request: Request) -> Response:
+        report = await self._readiness.check()
+        return JSONResponse(report.model_dump(mode="json"), status_code=200 if report.ready else 503)
+
+    async def prometheus(self, request: Request) -> Response:
+        return Response(generate_latest(self._metrics.registry), media_type=CONTENT_TYPE_LATEST)
+
+
+# ---- request parsing ---------------------------------------------------------------
+
+
+async def read_json(request: Request, limit: int) -> Any:
+    content_type = request.headers.get("content-type", "application/json")
+    if content_type.split(";")[0].strip().lower() != "application/json":
+        raise UnsupportedMediaType(
+            f"Content-Type must be application/json, got '{content_type}'."
+        )
+    declared = request.headers.get("content-length")
+    if declared and declared.isdigit() and int(declared) > limit:
+        raise PayloadTooLarge(f"Request body is {declared} bytes; the limit is {limit} bytes.")
+    raw = await _read_limited(request, limit)
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise InvalidRequest(f"Request body is not valid UTF-8 (byte {exc.start}).") from None
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise InvalidRequest(
+            f"Could not parse the JSON body: {exc.msg} (line {exc.lineno}, column {exc.colno})."
+        ) from None
+
+
+async def _read_limited(request: Request, limit: int) -> bytes:
+    # Chunked bodies carry no content-length: count while reading.
+    parts: list[bytes] = []
+    size = 0
+    async for part in request.stream():
+        size += len(part)
+        if size > limit:
+            raise PayloadTooLarge(f"Request body exceeds the limit of {limit} bytes.")
+        parts.append(part)
+    return b"".join(parts)
+
+
+def validation_error(exc: ValidationError) -> InvalidRequest:
+    first = exc.errors(include_url=False)[0]
+    if first.get("type") == "model_type":
+        return InvalidRequest("The request body must be a JSON object.")
+    param = ".".join(str(part) for part in first["loc"]) or None
+    message = first["msg"]
+    if param:
+        message = f"Invalid value for '{param}': {message}"
+    return InvalidRequest(message, param=param, code="invalid_value")
+
+
+# ---- response building -------------------------------------------------------------
+
+
+def route_headers(plan: Plan) -> dict[str, str]:
+    decision = plan.decision
+    headers = {"x-gateway-tier": decision.tier, "x-gateway-route-reason": decision.reason}
+    if decision.score is not None:
+        headers["x-gateway-route-score"] = f"{decision.score:.4f}"
+    if decision.threshold is not None:
+        headers["x-gateway-route-threshold"] = f"{decision.threshold:.4f}"
+    if decision.adapter:
+        headers["x-gateway-adapter"] = decision.adapter
+    return headers
+
+
+def completion_body(plan: Plan, result: GenerationResult) -> dict[str, Any]:
+    usage = usage_info(result.usage)
+    if plan.endpoint == "chat":
+        body: BaseModel = ChatCompletion(
+            id=f"chatcmpl-{plan.request_id}",
+            model=plan.model_name,
+            choices=[
+                ChatChoice(
+                    message=AssistantMessage(content=result.text), finish_reason=result.finish_reason
+                )
+            ],
+            usage=usage,
+        )
+    else:
+        body = Completion(
+            id=f"cmpl-{plan.request_id}",
+            model=plan.model_name,
+            choices=[TextChoice(text=result.text, finish_reason=result.finish_reason)],
+            usage=usage,
+        )
+    return body.model_dump(mode="json")
+
+
+# ---- exception handlers ------------------------------------------------------------
+
+
+async def _gateway_error(request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, GatewayError)
+    if exc.status >= 500:
+        logger.warning("request %s failed: %s", request_id(request), exc.message)
+    return JSONResponse(exc.body(), status_code=exc.status)
+
+
+async def _http_error(request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, HTTPException)
+    error_type = "invalid_request_error" if exc.status_code < 500 else "api_error"
+    message = exc.detail if exc.status_code != 404 else f"Unknown path: {request.url.path}"
+    body = {"error": {"message": message, "type": error_type, "param": None, "code": None}}
+    return JSONResponse(body, status_code=exc.status_code, headers=exc.headers)
+
+
+async def _unexpected_error(request: Request, exc: Exception) -> Response:
+    logger.exception("request %s crashed", request_id(request))
+    return JSONResponse(
+        EngineFailure(f"Internal error ({type(exc).__name__}).", code="internal_error").body(),
+        status_code=500,
+    )

@@ -1,0 +1,23 @@
+"""Ops-tunable values of the ingress, delivered as Ray Serve `user_config`.
+
+Validated strictly: an unknown key or a bad value raises, and Ray Serve keeps the
+replica on its last good config.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from router.baseline import BaselineRuleConfig
+
+
+class LiveConfig(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    routing: BaselineRuleConfig = Field(default_factory=BaselineRuleConfig)
+
+    @classmethod
+    def parse(cls, raw: dict[str, Any] | None) -> "LiveConfig":
+        return cls.model_validate(raw or {})

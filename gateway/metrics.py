@@ -1,0 +1,35 @@
+"""Prometheus metrics of the HTTP edge. One registry per gateway instance (injected)."""
+
+from __future__ import annotations
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+
+LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120)
+
+
+class GatewayMetrics:
+    def __init__(self, registry: CollectorRegistry | None = None) -> None:
+        self.registry = registry or CollectorRegistry()
+        r = self.registry
+        self.requests = Counter(
+            "gateway_requests", "Requests by endpoint, tier and HTTP status",
+            ["endpoint", "tier", "status"], registry=r,
+        )
+        self.latency = Histogram(
+            "gateway_request_latency_seconds", "End-to-end latency",
+            ["endpoint", "tier"], buckets=LATENCY_BUCKETS, registry=r,
+        )
+        self.ttft = Histogram(
+            "gateway_time_to_first_token_seconds", "Time to first streamed token",
+            ["tier"], buckets=LATENCY_BUCKETS, registry=r,
+        )
+        self.tokens = Counter(
+            "gateway_tokens", "Tokens counted by the engines", ["tier", "kind"], registry=r
+        )
+        self.in_flight = Gauge(
+            "gateway_in_flight_requests", "Requests being served, per tier", ["tier"], registry=r
+        )
+        self.decisions = Counter(
+            "gateway_routing_decisions", "Routing decisions by tier and reason",
+            ["tier", "reason"], registry=r,
+        )

@@ -1,0 +1,30 @@
+"""Turns a resolved target into a routing decision, with the live policy."""
+
+from __future__ import annotations
+
+from typing import Callable, Mapping
+
+from gateway.catalog import Target
+from router.decision import RoutingDecision, RoutingQuery, Tier, TierLoad
+from router.policy import RoutingPolicy
+
+LoadSource = Callable[[], Mapping[Tier, TierLoad]]
+
+
+def _no_load() -> Mapping[Tier, TierLoad]:
+    return {}
+
+
+class Router:
+    def __init__(self, policy: RoutingPolicy, loads: LoadSource = _no_load) -> None:
+        self._policy = policy
+        self._loads = loads
+
+    def replace_policy(self, policy: RoutingPolicy) -> None:
+        """Swap the policy atomically (live config); in-flight decisions keep the old one."""
+        self._policy = policy
+
+    def decide(self, target: Target, query: RoutingQuery) -> RoutingDecision:
+        if target.tier is not None:
+            return RoutingDecision(tier=target.tier, adapter=target.adapter, reason="explicit")
+        return self._policy.decide(query, self._loads())

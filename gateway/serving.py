@@ -1,0 +1,175 @@
+"""Orchestration of one completion: resolve the model, route, call the tier's engine.
+
+Engine exceptions are translated into gateway errors here, once; metrics are recorded
+here, once, for both endpoints and both response modes.
+"""
+
+from __future__ import annotations
+
+import time
+from contextlib import contextmanager
+from dataclasses import dataclass
+from typing import AsyncIterator, Callable, Iterator, Literal, Mapping
+
+from engines.errors import ContextLengthExceeded, EngineError, EngineRequestError, EngineUnavailable
+from engines.protocol import Engine
+from engines.types import GenerationChunk, GenerationRequest, GenerationResult, Usage
+from gateway.catalog import ModelCatalog
+from gateway.errors import (
+    ContextLengthError,
+    EngineFailure,
+    GatewayError,
+    InvalidRequest,
+    ServiceUnavailable,
+)
+from gateway.metrics import GatewayMetrics
+from gateway.protocol import ChatCompletionRequest, CompletionRequest
+from gateway.routing import Router
+from router.decision import RoutingDecision, RoutingQuery, Tier
+
+Endpoint = Literal["chat", "completions"]
+
+
+@dataclass(frozen=True)
+class Plan:
+    """Everything decided before the engine is called."""
+
+    request_id: str
+    endpoint: Endpoint
+    decision: RoutingDecision
+    model_name: str
+    generation: GenerationRequest
+    include_usage: bool
+
+    @property
+    def prompt_param(self) -> str:
+        return "messages" if self.endpoint == "chat" else "prompt"
+
+
+class CompletionService:
+    def __init__(
+        self,
+        engines: Mapping[Tier, Engine],
+        catalog: ModelCatalog,
+        router: Router,
+        metrics: GatewayMetrics,
+        clock: Callable[[], float] = time.perf_counter,
+    ) -> None:
+        self._engines = dict(engines)
+        self._catalog = catalog
+        self._router = router
+        self._metrics = metrics
+        self._clock = clock
+
+    # ---- planning ------------------------------------------------------------
+
+    def plan_chat(self, request: ChatCompletionRequest, request_id: str) -> Plan:
+        turns = request.turns()
+        query = RoutingQuery(
+            text="\n".join(t.content for t in turns if t.role == "user"), num_messages=len(turns)
+        )
+        generation = GenerationRequest(
+            request_id=request_id,
+            messages=turns,
+            sampling=request.sampling(request.requested_max_tokens()),
+        )
+        return self._plan("chat", request.model, query, generation, request.include_usage())
+
+    def plan_completion(self, request: CompletionRequest, request_id: str) -> Plan:
+        query = RoutingQuery(text=request.text())
+        generation = GenerationRequest(
+            request_id=request_id, prompt=request.text(), sampling=request.sampling(request.max_tokens)
+        )
+        return self._plan("completions", request.model, query, generation, request.include_usage())
+
+    def _plan(
+        self,
+        endpoint: Endpoint,
+        model: str,
+        query: RoutingQuery,
+        generation: GenerationRequest,
+        include_usage: bool,
+    ) -> Plan:
+        decision = self._router.decide(self._catalog.resolve(model), query)
+        self._metrics.decisions.labels(decision.tier, decision.reason).inc()
+        return Plan(
+            request_id=generation.request_id,
+            endpoint=endpoint,
+            decision=decision,
+            model_name=self._catalog.served_name(decision.tier, decision.adapter),
+            generation=generation.model_copy(update={"adapter": decision.adapter}),
+            include_usage=include_usage,
+        )
+
+    # ---- execution -----------------------------------------------------------
+
+    async def run(self, plan: Plan) -> GenerationResult:
+        with self._track(plan):
+            try:
+                result = await self._engine(plan).generate(plan.generation)
+            except EngineError as exc:
+                raise translate(exc, plan) from exc
+        self._count_tokens(plan.decision.tier, result.usage)
+        return result
+
+    async def stream(self, plan: Plan) -> AsyncIterator[GenerationChunk]:
+        """Yield engine chunks; the caller peeks the first to answer errors with a status."""
+        tier = plan.decision.tier
+        started = self._clock()
+        usage = Usage()
+        with self._track(plan):
+            chunks = self._engine(plan).stream(plan.generation)
+            try:
+                first = True
+                async for chunk in chunks:
+                    if first:
+                        self._metrics.ttft.labels(tier).observe(self._clock() - started)
+                        first = False
+                    usage = chunk.usage
+                    yield chunk
+            except EngineError as exc:
+                raise translate(exc, plan) from exc
+            finally:
+                await chunks.aclose()  # type: ignore[attr-defined]
+                self._count_tokens(tier, usage)
+
+    def _engine(self, plan: Plan) -> Engine:
+        return self._engines[plan.decision.tier]
+
+    @contextmanager
+    def _track(self, plan: Plan) -> Iterator[None]:
+        tier = plan.decision.tier
+        started = self._clock()
+        status = "200"
+        self._metrics.in_flight.labels(tier).inc()
+        try:
+            yield
+        except GatewayError as exc:
+            status = str(exc.status)
+            raise
+        except Exception:
+            status = "500"
+            raise
+        except BaseException:
+            # Cancellation or an early-closed stream: the client went away.
+            status = "499"
+            raise
+        finally:
+            self._metrics.in_flight.labels(tier).dec()
+            self._metrics.requests.labels(plan.endpoint, tier, status).inc()
+            self._metrics.latency.labels(plan.endpoint, tier).observe(self._clock() - started)
+
+    def _count_tokens(self, tier: Tier, usage: Usage) -> None:
+        self._metrics.tokens.labels(tier, "prompt").inc(usage.prompt_tokens)
+        self._metrics.tokens.labels(tier, "completion").inc(usage.completion_tokens)
+
+
+def translate(exc: EngineError, plan: Plan) -> GatewayError:
+    tier = plan.decision.tier
+    if isinstance(exc, ContextLengthExceeded):
+        return ContextLengthError(exc.message, param=plan.prompt_param)
+    if isinstance(exc, EngineRequestError):
+        return InvalidRequest(exc.message, param=exc.data.get("param"))
+    if isinstance(exc, EngineUnavailable):
+        return ServiceUnavailable(f"The {tier} tier is unavailable: {exc.message}")
+    return EngineFailure(f"The {tier} tier failed: {exc.message}")

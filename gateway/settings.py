@@ -1,0 +1,88 @@
+"""The one settings tree. This is the only module that reads the environment.
+
+Sources, highest priority first: explicit init kwargs (CLI flags, the `args` of a
+`serve deploy` config), `GATEWAY_*` environment variables (nested with `__`, e.g.
+`GATEWAY_SMALL__MODEL=/models/qwen-awq`), then the defaults below (the embedded
+CPU default: two tiny models prepared into the local cache).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Literal
+
+from pydantic import BaseModel, Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from router.baseline import BaselineRuleConfig
+
+TierName = Literal["small", "large"]
+
+DEFAULT_CACHE = Path.home() / ".cache" / "routing-gateway" / "models"
+
+
+class TierSettings(BaseModel):
+    """One model tier: which model, and how its vLLM engine is built."""
+
+    model: str | None = Field(
+        None,
+        description="HF model directory or hub id; None = the embedded default prepared in the cache",
+    )
+    served_name: str = Field(description="Name reported in responses' `model` field and /v1/models")
+    quantization: str | None = Field(None, description="vLLM quantization method (None = as stored)")
+    dtype: str = Field("bfloat16", description="vLLM dtype")
+    max_model_len: int = Field(2048, ge=64, description="Context length the engine serves")
+    enable_lora: bool = Field(False, description="Serve LoRA adapters on this tier")
+    max_lora_rank: int = Field(16, ge=1)
+    max_loras: int = Field(4, ge=1, description="Adapters resident in one batch")
+    enforce_eager: bool = Field(True, description="Skip graph compilation: fast start, less throughput")
+    kv_cache_gib: float = Field(1.0, gt=0, description="KV cache size on CPU (VLLM_CPU_KVCACHE_SPACE)")
+    gpu_memory_utilization: float = Field(0.9, gt=0, le=1)
+    max_num_seqs: int = Field(32, ge=1, description="Concurrent sequences in the engine's batch")
+    chat_template: Path | None = Field(None, description="Jinja chat template file overriding the model's")
+    stop: list[str] = Field(default_factory=list, description="Stop strings always applied")
+    num_replicas: int = Field(1, ge=1)
+    num_cpus: float = Field(0, ge=0, description="Ray CPUs per replica (0 on CPU: vLLM binds cores itself)")
+    num_gpus: float = Field(0, ge=0, description="Ray GPUs per replica (1 per replica on GPU workers)")
+
+
+def _small_default() -> TierSettings:
+    return TierSettings(
+        served_name="smollm2-135m-instruct",
+        quantization="int8_per_channel_weight_only",
+        enable_lora=True,
+    )
+
+
+def _large_default() -> TierSettings:
+    return TierSettings(served_name="gemma-3-270m", stop=["\nQuestion:", "\n\n\n"])
+
+
+class HttpSettings(BaseModel):
+    host: str = Field("127.0.0.1", description="Bind address of the Ray Serve HTTP proxy")
+    port: int = Field(8000, ge=1, le=65535)
+
+
+class LimitSettings(BaseModel):
+    max_body_bytes: int = Field(1_000_000, ge=1024, description="Largest request body accepted (413)")
+    request_timeout_s: float = Field(300.0, gt=0, description="End-to-end limit for one request")
+
+
+class Settings(BaseSettings):
+    """Root of the settings tree; build it once and pass it down."""
+
+    model_config = SettingsConfigDict(
+        env_prefix="GATEWAY_", env_nested_delimiter="__", extra="forbid"
+    )
+
+    app_name: str = Field("gateway", description="Ray Serve application name")
+    ray_address: str | None = Field(None, description="Join this Ray cluster; None = start a local one")
+    models_dir: Path = Field(DEFAULT_CACHE, description="Cache of prepared embedded-default models")
+    http: HttpSettings = Field(default_factory=HttpSettings)
+    limits: LimitSettings = Field(default_factory=LimitSettings)
+    small: TierSettings = Field(default_factory=_small_default)
+    large: TierSettings = Field(default_factory=_large_default)
+    routing: BaselineRuleConfig = Field(default_factory=BaselineRuleConfig)
+
+    def tier(self, name: TierName) -> TierSettings:
+        return self.small if name == "small" else self.large

@@ -1,0 +1,38 @@
+"""What a routing decision is, and what the policy sees when it makes one."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import BaseModel, Field
+
+Tier = Literal["small", "large"]
+
+
+class RoutingQuery(BaseModel):
+    """The part of a request the policy may look at (no model has run yet)."""
+
+    text: str = Field(description="User-visible prompt text, messages joined")
+    num_messages: int = Field(1, ge=0)
+    category: str | None = Field(None, description="Client-supplied category, if any")
+
+
+class TierLoad(BaseModel):
+    """Live load of one tier, summed over its replicas."""
+
+    running: int = 0
+    waiting: int = 0
+
+    @property
+    def depth(self) -> int:
+        return self.running + self.waiting
+
+
+class RoutingDecision(BaseModel):
+    """Where a request goes and why; recorded in headers and metrics."""
+
+    tier: Tier
+    adapter: str | None = None
+    score: float | None = Field(None, description="Policy's difficulty score, if it computes one")
+    threshold: float | None = Field(None, description="Threshold the score was compared with")
+    reason: str = Field(description="Short machine-readable reason, e.g. 'explicit', 'baseline:long'")
