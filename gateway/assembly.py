@@ -23,6 +23,7 @@ from router.decision import Tier
 @dataclass
 class Gateway:
     app: Starlette
+    service: CompletionService
     router: Router
     metrics: GatewayMetrics
 
@@ -43,4 +44,4 @@ def build_gateway(
     router = Router(BaselinePolicy(config.routing))
     service = CompletionService(engines, catalog, router, metrics)
     app = GatewayApp(service, catalog, Readiness(engines), metrics, limits).build()
-    return Gateway(app=app, router=router, metrics=metrics)
+    return Gateway(app=app, service=service, router=router, metrics=metrics)

@@ -11,7 +11,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Literal
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from router.baseline import BaselineRuleConfig
@@ -28,7 +28,11 @@ class TierSettings(BaseModel):
         None,
         description="HF model directory or hub id; None = the embedded default prepared in the cache",
     )
-    served_name: str = Field(description="Name reported in responses' `model` field and /v1/models")
+    served_name: str = Field(
+        "model",
+        description="Name reported in responses' `model` field and /v1/models "
+        "(defaults to the last part of `model` when a model is configured)",
+    )
     quantization: str | None = Field(None, description="vLLM quantization method (None = as stored)")
     dtype: str = Field("bfloat16", description="vLLM dtype")
     max_model_len: int = Field(2048, ge=64, description="Context length the engine serves")
@@ -46,16 +50,27 @@ class TierSettings(BaseModel):
     num_gpus: float = Field(0, ge=0, description="Ray GPUs per replica (1 per replica on GPU workers)")
 
 
-def _small_default() -> TierSettings:
-    return TierSettings(
-        served_name="smollm2-135m-instruct",
-        quantization="int8_per_channel_weight_only",
-        enable_lora=True,
-    )
+    @model_validator(mode="after")
+    def _name_after_model(self) -> "TierSettings":
+        if self.model and "served_name" not in self.model_fields_set:
+            self.served_name = self.model.rstrip("/").split("/")[-1]
+        return self
 
 
-def _large_default() -> TierSettings:
-    return TierSettings(served_name="gemma-3-270m", stop=["\nQuestion:", "\n\n\n"])
+class SmallTierSettings(TierSettings):
+    """Embedded default: SmolLM2-135M-Instruct, int8 weight-only, LoRA enabled."""
+
+    served_name: str = "smollm2-135m-instruct"
+    quantization: str | None = "int8_per_channel_weight_only"
+    enable_lora: bool = True
+
+
+class LargeTierSettings(TierSettings):
+    """Embedded default: Gemma-3-270M base in bf16 behind a Question/Answer template."""
+
+    served_name: str = "gemma-3-270m"
+    # The base model keeps writing new Q/A pairs unless stopped at the next question.
+    stop: list[str] = Field(default_factory=lambda: ["\nQuestion:", "\n\n\n"])
 
 
 class HttpSettings(BaseModel):
@@ -80,8 +95,8 @@ class Settings(BaseSettings):
     models_dir: Path = Field(DEFAULT_CACHE, description="Cache of prepared embedded-default models")
     http: HttpSettings = Field(default_factory=HttpSettings)
     limits: LimitSettings = Field(default_factory=LimitSettings)
-    small: TierSettings = Field(default_factory=_small_default)
-    large: TierSettings = Field(default_factory=_large_default)
+    small: SmallTierSettings = Field(default_factory=SmallTierSettings)
+    large: LargeTierSettings = Field(default_factory=LargeTierSettings)
     routing: BaselineRuleConfig = Field(default_factory=BaselineRuleConfig)
 
     def tier(self, name: TierName) -> TierSettings:

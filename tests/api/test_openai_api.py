@@ -1,0 +1,167 @@
+import json
+
+import pytest
+
+CHAT = "/v1/chat/completions"
+
+
+def chat_body(**fields):
+    return {"model": "small", "messages": [{"role": "user", "content": "hello world"}],
+            "max_tokens": 3, **fields}
+
+
+def events(response):
+    lines = [line[6:] for line in response.text.splitlines() if line.startswith("data: ")]
+    assert lines[-1] == "[DONE]"
+    return [json.loads(line) for line in lines[:-1]]
+
+
+def test_chat_non_stream_reports_route_and_usage(client):
+    r = client.post(CHAT, json=chat_body())
+    assert r.status_code == 200
+    body = r.json()
+    assert body["object"] == "chat.completion" and body["model"] == "tiny"
+    assert body["choices"][0]["message"]["content"] == "hello world hello"
+    assert body["usage"] == {"prompt_tokens": 2, "completion_tokens": 3, "total_tokens": 5}
+    assert r.headers["x-gateway-tier"] == "small"
+    assert r.headers["x-gateway-route-reason"] == "explicit"
+    assert r.headers["x-request-id"]
+
+
+def test_auto_goes_through_the_baseline_policy(client):
+    r = client.post(CHAT, json=chat_body(model="auto"))
+    assert r.headers["x-gateway-route-reason"].startswith("baseline:")
+    assert "x-gateway-route-score" in r.headers
+
+
+def test_chat_stream_with_usage(client):
+    r = client.post(CHAT, json=chat_body(stream=True, stream_options={"include_usage": True}))
+    assert r.status_code == 200 and r.headers["content-type"].startswith("text/event-stream")
+    chunks = events(r)
+    text = "".join(c["choices"][0]["delta"]["content"] for c in chunks if c["choices"])
+    assert text == "hello world hello"
+    assert chunks[0]["choices"][0]["delta"]["role"] == "assistant"
+    assert chunks[-2]["choices"][0]["finish_reason"] == "length"
+    assert chunks[-1]["choices"] == [] and chunks[-1]["usage"]["completion_tokens"] == 3
+
+
+def test_stream_without_usage_has_no_usage_chunk(client):
+    chunks = events(client.post(CHAT, json=chat_body(stream=True)))
+    assert all(c["choices"] for c in chunks) and all("usage" not in c for c in chunks)
+
+
+def test_completions_non_stream_and_stream(client):
+    body = {"model": "large", "prompt": "one two", "max_tokens": 2}
+    r = client.post("/v1/completions", json=body)
+    assert r.json()["choices"][0]["text"] == "one two" and r.json()["model"] == "big"
+    chunks = events(client.post("/v1/completions", json={**body, "stream": True}))
+    assert "".join(c["choices"][0]["text"] for c in chunks) == "one two"
+    assert chunks[0]["object"] == "text_completion"
+
+
+def test_models_lists_auto_and_tiers(client):
+    ids = {m["id"] for m in client.get("/v1/models").json()["data"]}
+    assert {"auto", "small", "large", "tiny", "big"} <= ids
+
+
+def test_request_id_is_echoed(client):
+    r = client.post(CHAT, json=chat_body(), headers={"x-request-id": "abc-123"})
+    assert r.headers["x-request-id"] == "abc-123" and r.json()["id"] == "chatcmpl-abc-123"
+
+
+def assert_error(r, status, param=None, code=None):
+    assert r.status_code == status, r.text
+    error = r.json()["error"]
+    assert set(error) == {"message", "type", "param", "code"} and error["message"]
+    if param is not None:
+        assert error["param"] == param
+    if code is not None:
+        assert error["code"] == code
+    return error
+
+
+def test_malformed_json(client):
+    assert_error(client.post(CHAT, content=b'{"model": ', headers={"content-type": "application/json"}), 400)
+
+
+def test_schema_violation_names_the_field(client):
+    assert_error(client.post(CHAT, json=chat_body(temperature="hot")), 400, param="temperature")
+
+
+def test_body_must_be_an_object(client):
+    assert_error(client.post(CHAT, json=[1, 2]), 400)
+
+
+def test_unknown_model_is_404(client):
+    assert_error(client.post(CHAT, json=chat_body(model="gpt-9")), 404, param="model",
+                 code="model_not_found")
+
+
+def test_prompt_over_context_is_400(client):
+    long = " ".join(["word"] * 100)
+    r = client.post(CHAT, json=chat_body(messages=[{"role": "user", "content": long}]))
+    assert_error(r, 400, param="messages", code="context_length_exceeded")
+
+
+def test_stream_errors_before_first_token_get_a_status(client):
+    long = " ".join(["word"] * 100)
+    r = client.post(CHAT, json=chat_body(stream=True, messages=[{"role": "user", "content": long}]))
+    assert_error(r, 400, code="context_length_exceeded")
+
+
+def test_engine_failure_is_500(client, engines):
+    engines["small"].fail_after = 0
+    assert_error(client.post(CHAT, json=chat_body()), 500, code="engine_error")
+
+
+def test_engine_failure_mid_stream_goes_in_band(client, engines):
+    engines["small"].fail_after = 1
+    r = client.post(CHAT, json=chat_body(stream=True))
+    assert r.status_code == 200
+    chunks = events(r)
+    assert chunks[0]["choices"][0]["delta"]["content"] == "hello"
+    assert chunks[-1]["error"]["type"] == "api_error"
+
+
+def test_payload_too_large(client):
+    r = client.post(CHAT, content=b"x" * 10_000, headers={"content-type": "application/json"})
+    assert_error(r, 413)
+
+
+def test_wrong_content_type(client):
+    assert_error(client.post(CHAT, content=b"a=b", headers={"content-type": "text/plain"}), 415)
+
+
+def test_invalid_utf8(client):
+    r = client.post(CHAT, content=b'{"model": "\xff\xfe"}', headers={"content-type": "application/json"})
+    assert_error(r, 400)
+
+
+def test_unknown_path_and_method(client):
+    assert_error(client.get("/v2/nothing"), 404)
+    assert_error(client.get(CHAT), 405)
+
+
+def test_health_ready_metrics(client):
+    assert client.get("/health").json() == {"status": "ok"}
+    ready = client.get("/ready").json()
+    assert ready["ready"] and set(ready["tiers"]) == {"small", "large"}
+    client.post(CHAT, json=chat_body())
+    metrics = client.get("/metrics").text
+    assert 'gateway_requests_total{endpoint="chat",status="200",tier="small"} 1.0' in metrics
+    assert 'gateway_tokens_total{kind="completion",tier="small"} 3.0' in metrics
+
+
+def test_ready_is_503_when_a_tier_fails(client, engines):
+    async def broken():
+        raise RuntimeError("down")
+    engines["large"].load = broken
+    r = client.get("/ready")
+    assert r.status_code == 503 and r.json()["tiers"]["large"]["ready"] is False
+
+
+@pytest.mark.parametrize("threshold, tier", [(0.0, "large"), (1.0, "small")])
+def test_live_config_changes_routing(client, gateway, threshold, tier):
+    from gateway.live_config import LiveConfig
+    gateway.apply(LiveConfig.parse({"routing": {"threshold": threshold}}))
+    assert client.post(CHAT, json=chat_body(model="auto")).headers["x-gateway-tier"] == tier

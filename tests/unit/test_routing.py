@@ -1,0 +1,45 @@
+import pytest
+
+from gateway.catalog import ModelCatalog, Target, TierSpec
+from gateway.errors import ModelNotFound
+from gateway.routing import Router
+from router.baseline import BaselinePolicy, BaselineRuleConfig
+from router.decision import RoutingQuery
+
+CATALOG = ModelCatalog({
+    "small": TierSpec(served_name="tiny", max_model_len=128),
+    "large": TierSpec(served_name="big", max_model_len=256),
+})
+
+
+def test_catalog_resolves_auto_tiers_and_served_names():
+    assert CATALOG.resolve("auto") == Target(tier=None)
+    assert CATALOG.resolve("small").tier == "small"
+    assert CATALOG.resolve("big").tier == "large"
+
+
+def test_catalog_unknown_model_names_the_param():
+    with pytest.raises(ModelNotFound) as info:
+        CATALOG.resolve("gpt-9")
+    assert info.value.param == "model" and "tiny" in info.value.message
+
+
+def test_baseline_routes_long_prompts_large_and_says_it_is_the_baseline():
+    policy = BaselinePolicy(BaselineRuleConfig(long_prompt_chars=100, threshold=0.5))
+    short = policy.decide(RoutingQuery(text="hi"), {})
+    long = policy.decide(RoutingQuery(text="x" * 60), {})
+    assert (short.tier, long.tier) == ("small", "large")
+    assert short.reason.startswith("baseline:") and long.threshold == 0.5
+
+
+def test_baseline_counts_compound_questions():
+    policy = BaselinePolicy(BaselineRuleConfig(long_prompt_chars=1000, threshold=0.5))
+    assert policy.decide(RoutingQuery(text="a? b? c?"), {}).tier == "large"
+
+
+def test_explicit_target_bypasses_policy_and_live_swap_applies():
+    router = Router(BaselinePolicy(BaselineRuleConfig(threshold=1.0)))
+    assert router.decide(Target(tier="large"), RoutingQuery(text="hi")).reason == "explicit"
+    assert router.decide(Target(tier=None), RoutingQuery(text="hi")).tier == "small"
+    router.replace_policy(BaselinePolicy(BaselineRuleConfig(threshold=0.0)))
+    assert router.decide(Target(tier=None), RoutingQuery(text="hi")).tier == "large"

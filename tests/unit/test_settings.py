@@ -1,0 +1,38 @@
+import pytest
+from pydantic import ValidationError
+
+from gateway.live_config import LiveConfig
+from gateway.settings import Settings
+
+
+def test_embedded_defaults():
+    settings = Settings()
+    assert settings.small.quantization == "int8_per_channel_weight_only"
+    assert settings.small.enable_lora and settings.large.quantization is None
+
+
+def test_nested_environment_overrides(monkeypatch):
+    monkeypatch.setenv("GATEWAY_LARGE__MODEL", "/models/llama-70b")
+    monkeypatch.setenv("GATEWAY_HTTP__PORT", "9000")
+    settings = Settings()
+    assert settings.large.model == "/models/llama-70b" and settings.http.port == 9000
+
+
+def test_init_kwargs_beat_environment(monkeypatch):
+    monkeypatch.setenv("GATEWAY_APP_NAME", "from-env")
+    assert Settings(app_name="from-args").app_name == "from-args"
+
+
+def test_live_config_rejects_unknown_keys_and_bad_values():
+    assert LiveConfig.parse({"routing": {"threshold": 0.3}}).routing.threshold == 0.3
+    with pytest.raises(ValidationError):
+        LiveConfig.parse({"routing": {"threshold": 3}})
+    with pytest.raises(ValidationError):
+        LiveConfig.parse({"routnig": {}})
+
+
+def test_served_name_follows_a_configured_model(monkeypatch):
+    monkeypatch.setenv("GATEWAY_SMALL__MODEL", "Qwen/Qwen2.5-1.5B-Instruct-AWQ")
+    settings = Settings()
+    assert settings.small.served_name == "Qwen2.5-1.5B-Instruct-AWQ"
+    assert settings.small.enable_lora  # other tier defaults stay
