@@ -26,7 +26,10 @@ class Ingress:
         limits: LimitSettings,
     ) -> None:
         engines = {"small": HandleEngine(small), "large": HandleEngine(large)}
-        self._gateway = build_gateway(engines, tiers, limits)  # type: ignore[arg-type]
+        # Ray Serve's proxy already echoes x-request-id (and passes it in): don't add a second.
+        self._gateway = build_gateway(  # type: ignore[arg-type]
+            engines, tiers, limits, echo_request_id=False
+        )
 
     def reconfigure(self, user_config: dict[str, Any]) -> None:
         # Raises on an invalid config: Ray Serve then keeps the last good one.

@@ -116,7 +116,9 @@ def is_prepared(path: Path) -> bool:
         marker = json.loads((path / MARKER_NAME).read_text())
     except (OSError, ValueError):
         return False
-    return marker == _expected_marker(source)
+    if not isinstance(marker, dict):
+        return False
+    return all(marker.get(key) == value for key, value in _expected_marker(source).items())
 
 
 def prepare_embedded_models(cache_dir: Path, progress: bool = True) -> PreparedModels:
@@ -225,15 +227,20 @@ def _prepare_one(source: _Source, final: Path, bar: tqdm) -> None:
         del gguf_model
 
         step("save")
-        model.save_pretrained(out, safe_serialization=True)
+        with _quiet_transformers():
+            model.save_pretrained(out)
         _finish_tokenizer(tokenizer, source)
-        tokenizer.save_pretrained(out)
+        # Template inside tokenizer_config.json (not a side chat_template.jinja): one file
+        # that every reader (transformers, vLLM, older tools) consults.
+        tokenizer.save_pretrained(out, save_jinja_files=False)
         _strip_quantization_config(out / "config.json")
 
         step("finalize")
         marker = dict(_expected_marker(source))
         marker["prepared_at"] = time.strftime("%Y-%m-%dT%H:%M:%S%z")
         marker["prepare_seconds"] = round(time.monotonic() - started, 1)
+        for file in out.iterdir():
+            file.chmod(0o644)  # safetensors writes 0600; the cache may serve other users
         (out / MARKER_NAME).write_text(json.dumps(marker, indent=2) + "\n")
         _replace_dir(out, final)
         bar.update(1)
@@ -287,12 +294,46 @@ def _load_gguf(gguf_path: Path) -> tuple[Any, Any]:
     if missing:
         raise RuntimeError(f"converting GGUF needs: pip install {' '.join(missing)}")
     import torch
-    from transformers import AutoModelForCausalLM, AutoTokenizer
+    from transformers import AutoModelForCausalLM, AutoTokenizer, GgufConfig
 
     directory, name = str(gguf_path.parent), gguf_path.name
-    tokenizer = AutoTokenizer.from_pretrained(directory, gguf_file=name)
-    model = AutoModelForCausalLM.from_pretrained(directory, gguf_file=name, dtype=torch.bfloat16)
+    with _quiet_transformers():
+        tokenizer = AutoTokenizer.from_pretrained(directory, gguf_file=name)
+        # dequantize=True: where the `kernels` package is installed, transformers would keep
+        # the weights packed in GGUF blocks, which cannot be copied into a plain model.
+        model = AutoModelForCausalLM.from_pretrained(
+            directory,
+            gguf_file=name,
+            dtype=torch.bfloat16,
+            quantization_config=GgufConfig(dequantize=True),
+        )
     return tokenizer, model
+
+
+@contextlib.contextmanager
+def _quiet_transformers() -> Iterator[None]:
+    """Hide transformers' own per-tensor bars while ours runs; restore them after.
+
+    The GGUF de-quantiser calls tqdm directly (not through transformers' switch), so its
+    module-level `tqdm` is swapped for a disabled one for the duration.
+    """
+    import functools
+
+    from transformers import modeling_gguf_pytorch_utils as gguf_utils
+    from transformers.utils import logging as hf_logging
+
+    was_enabled = hf_logging.is_progress_bar_enabled()
+    original_tqdm = getattr(gguf_utils, "tqdm", None)
+    hf_logging.disable_progress_bar()
+    if original_tqdm is not None:
+        gguf_utils.tqdm = functools.partial(original_tqdm, disable=True)
+    try:
+        yield
+    finally:
+        if original_tqdm is not None:
+            gguf_utils.tqdm = original_tqdm
+        if was_enabled:
+            hf_logging.enable_progress_bar()
 
 
 def _rebuild_unquantized(gguf_model: Any) -> Any:

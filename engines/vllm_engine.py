@@ -48,29 +48,20 @@ class EngineSpec:
     stop: tuple[str, ...] = ()
 
 
-class SchedulerStateLogger:
-    """vLLM stat logger that keeps the scheduler's latest running/waiting counts."""
+@dataclass
+class SchedulerState:
+    """The scheduler's running/waiting counts from its latest step (fed by vLLM's stat loop)."""
 
-    def __init__(self, vllm_config: Any = None, engine_index: int = 0) -> None:
-        self.running = 0
-        self.waiting = 0
+    running: int = 0
+    waiting: int = 0
 
-    def record(self, scheduler_stats: Any, iteration_stats: Any, *args: Any, **kwargs: Any) -> None:
+    def record(self, scheduler_stats: Any, *args: Any, **kwargs: Any) -> None:
         if scheduler_stats is not None:
             self.running = scheduler_stats.num_running_reqs
             self.waiting = scheduler_stats.num_waiting_reqs
 
-    def log_engine_initialized(self) -> None:
-        pass
 
-    def log(self) -> None:
-        pass
-
-    def record_sleep_state(self, is_awake: int, level: int) -> None:
-        pass
-
-
-def build_async_llm(spec: EngineSpec, state: SchedulerStateLogger) -> "AsyncLLM":
+def build_async_llm(spec: EngineSpec, state: SchedulerState) -> "AsyncLLM":
     from vllm.engine.arg_utils import AsyncEngineArgs
     from vllm.v1.engine.async_llm import AsyncLLM
     from vllm.v1.metrics.loggers import StatLoggerBase
@@ -104,7 +95,7 @@ def build_async_llm(spec: EngineSpec, state: SchedulerStateLogger) -> "AsyncLLM"
 
 
 class VLLMEngine:
-    def __init__(self, engine: "AsyncLLM", spec: EngineSpec, state: SchedulerStateLogger) -> None:
+    def __init__(self, engine: "AsyncLLM", spec: EngineSpec, state: SchedulerState) -> None:
         self._engine = engine
         self._spec = spec
         self._state = state
@@ -112,7 +103,7 @@ class VLLMEngine:
 
     @classmethod
     def build(cls, spec: EngineSpec) -> "VLLMEngine":
-        state = SchedulerStateLogger()
+        state = SchedulerState()
         return cls(build_async_llm(spec, state), spec, state)
 
     # ---- Engine protocol -----------------------------------------------------

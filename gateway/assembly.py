@@ -37,11 +37,14 @@ def build_gateway(
     limits: LimitSettings,
     config: LiveConfig | None = None,
     metrics: GatewayMetrics | None = None,
+    echo_request_id: bool = True,
 ) -> Gateway:
     config = config or LiveConfig()
     metrics = metrics or GatewayMetrics()
     catalog = ModelCatalog(tiers)
     router = Router(BaselinePolicy(config.routing))
     service = CompletionService(engines, catalog, router, metrics)
-    app = GatewayApp(service, catalog, Readiness(engines), metrics, limits).build()
+    app = GatewayApp(
+        service, catalog, Readiness(engines), metrics, limits, echo_request_id
+    ).build()
     return Gateway(app=app, service=service, router=router, metrics=metrics)

@@ -61,7 +61,9 @@ class GatewayApp:
         readiness: Readiness,
         metrics: GatewayMetrics,
         limits: LimitSettings,
+        echo_request_id: bool = True,
     ) -> None:
+        self._echo_request_id = echo_request_id
         self._service = service
         self._catalog = catalog
         self._readiness = readiness
@@ -83,7 +85,7 @@ class GatewayApp:
             Exception: _unexpected_error,
         }
         # The request-id middleware wraps everything, error responses included.
-        middleware = [Middleware(RequestIdMiddleware)]
+        middleware = [Middleware(RequestIdMiddleware, echo=self._echo_request_id)]
         return Starlette(routes=routes, middleware=middleware, exception_handlers=handlers)
 
     # ---- OpenAI endpoints ------------------------------------------------------

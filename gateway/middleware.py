@@ -15,8 +15,11 @@ _SAFE_ID = re.compile(r"^[A-Za-z0-9._-]{1,64}$")
 
 
 class RequestIdMiddleware:
-    def __init__(self, app: ASGIApp) -> None:
+    """`echo=False` behind a proxy that already echoes the id (Ray Serve's does)."""
+
+    def __init__(self, app: ASGIApp, echo: bool = True) -> None:
         self.app = app
+        self.echo = echo
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -26,7 +29,7 @@ class RequestIdMiddleware:
         scope.setdefault("state", {})["request_id"] = rid
 
         async def send_with_id(message: Message) -> None:
-            if message["type"] == "http.response.start":
+            if self.echo and message["type"] == "http.response.start":
                 MutableHeaders(scope=message)[HEADER] = rid
             await send(message)
 

@@ -40,7 +40,7 @@ class TierSettings(BaseModel):
     max_lora_rank: int = Field(16, ge=1)
     max_loras: int = Field(4, ge=1, description="Adapters resident in one batch")
     enforce_eager: bool = Field(True, description="Skip graph compilation: fast start, less throughput")
-    kv_cache_gib: float = Field(1.0, gt=0, description="KV cache size on CPU (VLLM_CPU_KVCACHE_SPACE)")
+    kv_cache_gib: int = Field(1, ge=1, description="KV cache GiB on CPU (VLLM_CPU_KVCACHE_SPACE)")
     gpu_memory_utilization: float = Field(0.9, gt=0, le=1)
     max_num_seqs: int = Field(32, ge=1, description="Concurrent sequences in the engine's batch")
     chat_template: Path | None = Field(None, description="Jinja chat template file overriding the model's")

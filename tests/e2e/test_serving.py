@@ -1,0 +1,159 @@
+"""The real Ray Serve app with both real vLLM engines, through the official client."""
+
+from __future__ import annotations
+
+import time
+
+import httpx
+import openai
+import pytest
+
+pytestmark = pytest.mark.e2e
+
+QUESTION = [{"role": "user", "content": "How do I reset my password?"}]
+
+
+@pytest.mark.parametrize("tier, served", [("small", "smollm2-135m-instruct"), ("large", "gemma-3-270m")])
+def test_chat_non_stream_each_tier(client, tier, served):
+    raw = client.chat.completions.with_raw_response.create(
+        model=tier, messages=QUESTION, max_tokens=24, temperature=0, seed=1
+    )
+    completion = raw.parse()
+    assert raw.headers["x-gateway-tier"] == tier
+    assert raw.headers["x-gateway-route-reason"] == "explicit"
+    assert completion.model == served
+    text = completion.choices[0].message.content
+    assert len(text.split()) >= 3, text
+    assert completion.usage.completion_tokens <= 24 and completion.usage.prompt_tokens > 5
+    assert completion.usage.total_tokens == (
+        completion.usage.prompt_tokens + completion.usage.completion_tokens
+    )
+
+
+def test_greedy_is_deterministic(client):
+    a, b = (client.chat.completions.create(model="small", messages=QUESTION, max_tokens=12,
+                                           temperature=0).choices[0].message.content
+            for _ in range(2))
+    assert a == b
+
+
+@pytest.mark.parametrize("tier", ["small", "large"])
+def test_chat_stream_with_usage(client, tier):
+    stream = client.chat.completions.create(
+        model=tier, messages=QUESTION, max_tokens=16, temperature=0, stream=True,
+        stream_options={"include_usage": True},
+    )
+    chunks = list(stream)
+    text = "".join(c.choices[0].delta.content or "" for c in chunks if c.choices)
+    assert text.strip()
+    assert chunks[-1].usage is not None and 0 < chunks[-1].usage.completion_tokens <= 16
+    finish = [c.choices[0].finish_reason for c in chunks if c.choices and c.choices[0].finish_reason]
+    assert finish and finish[-1] in ("stop", "length")
+
+
+def test_stream_text_equals_non_stream_text(client):
+    args = dict(model="small", messages=QUESTION, max_tokens=16, temperature=0)
+    whole = client.chat.completions.create(**args).choices[0].message.content
+    parts = client.chat.completions.create(**args, stream=True)
+    assert "".join(c.choices[0].delta.content or "" for c in parts if c.choices) == whole
+
+
+def test_stop_and_max_tokens(client):
+    out = client.completions.create(model="small", prompt="1, 2, 3, 4,", max_tokens=30,
+                                    temperature=0, stop=[" 7"])
+    assert " 7" not in out.choices[0].text
+    out = client.completions.create(model="small", prompt="Once upon a time", max_tokens=5,
+                                    temperature=0)
+    assert out.usage.completion_tokens == 5 and out.choices[0].finish_reason == "length"
+
+
+def test_completions_large_and_auto(client):
+    raw = client.completions.with_raw_response.create(
+        model="auto", prompt="The three primary colors are", max_tokens=8, temperature=0,
+    )
+    assert raw.headers["x-gateway-route-reason"].startswith("baseline:")
+    assert raw.parse().choices[0].text.strip()
+    large = client.completions.create(
+        model="large", prompt="Question: What is the capital of France?\nAnswer:", max_tokens=8,
+        temperature=0,
+    )
+    assert "Paris" in large.choices[0].text
+
+
+def test_models_lists_tiers(client):
+    ids = {m.id for m in client.models.list().data}
+    assert {"auto", "small", "large", "smollm2-135m-instruct", "gemma-3-270m"} <= ids
+
+
+def test_unknown_model_404(client):
+    with pytest.raises(openai.NotFoundError) as info:
+        client.chat.completions.create(model="gpt-9", messages=QUESTION)
+    assert info.value.body["code"] == "model_not_found"
+
+
+def test_schema_violation_400(client):
+    with pytest.raises(openai.BadRequestError) as info:
+        client.chat.completions.create(model="small", messages=QUESTION, max_tokens=-1)
+    assert info.value.body["param"] == "max_tokens"
+
+
+def test_malformed_json_400(http):
+    r = http.post("/v1/chat/completions", content=b"{not json",
+                  headers={"content-type": "application/json"})
+    assert r.status_code == 400 and r.json()["error"]["type"] == "invalid_request_error"
+
+
+@pytest.mark.parametrize("stream", [False, True])
+def test_prompt_over_context_400(client, stream):
+    long = "please help me " * 1200  # ~3600 tokens > 2048
+    with pytest.raises(openai.BadRequestError) as info:
+        client.chat.completions.create(model="small", stream=stream, max_tokens=8,
+                                       messages=[{"role": "user", "content": long}])
+    assert info.value.body["code"] == "context_length_exceeded"
+    assert "maximum context length is 2048" in info.value.body["message"]
+
+
+def _in_flight(http: httpx.Client, tier: str) -> int:
+    load = http.get("/ready").json()["tiers"][tier]["load"]
+    return load["running"] + load["waiting"]
+
+
+def _wait_idle(http: httpx.Client, tier: str, within_s: float) -> float:
+    start = time.monotonic()
+    while time.monotonic() - start < within_s:
+        if _in_flight(http, tier) == 0:
+            return time.monotonic() - start
+        time.sleep(0.1)
+    raise AssertionError(f"{tier} engine still busy {within_s}s after the client left")
+
+
+def test_stream_disconnect_aborts_generation(gateway_url, http):
+    body = {"model": "small", "messages": QUESTION, "max_tokens": 1500, "stream": True,
+            "temperature": 1.0, "seed": 3}
+    with httpx.Client(base_url=gateway_url, timeout=60) as c:
+        with c.stream("POST", "/v1/chat/completions", json=body) as r:
+            assert r.status_code == 200
+            lines = r.iter_lines()
+            for _ in range(3):
+                next(lines)
+            assert _in_flight(http, "small") >= 1
+    # 1500 tokens would take over a minute: idle within seconds means aborted.
+    _wait_idle(http, "small", within_s=10)
+
+
+def test_non_stream_disconnect_aborts_generation(gateway_url, http):
+    body = {"model": "small", "messages": QUESTION, "max_tokens": 1500, "temperature": 1.0}
+    with pytest.raises(httpx.ReadTimeout):
+        httpx.post(f"{gateway_url}/v1/chat/completions", json=body, timeout=2.0)
+    _wait_idle(http, "small", within_s=10)
+
+
+def test_metrics_exposed(http, client):
+    client.chat.completions.create(model="small", messages=QUESTION, max_tokens=2)
+    text = http.get("/metrics").text
+    assert "gateway_requests_total" in text and "gateway_time_to_first_token_seconds" in text
+    assert 'gateway_in_flight_requests{tier="small"}' in text
+
+
+def test_server_still_healthy(http):
+    assert http.get("/health").status_code == 200 and http.get("/ready").status_code == 200
