@@ -25,6 +25,7 @@ class Ingress:
         tiers: Mapping[str, TierSpec],
         limits: LimitSettings,
     ) -> None:
+        self._configured = False
         engines = {"small": HandleEngine(small), "large": HandleEngine(large)}
         # Ray Serve's proxy already echoes x-request-id (and passes it in): don't add a second.
         self._gateway = build_gateway(  # type: ignore[arg-type]
@@ -32,8 +33,8 @@ class Ingress:
         )
 
     def reconfigure(self, user_config: dict[str, Any]) -> None:
-        # Raises on an invalid config: Ray Serve then keeps the last good one.
-        self._gateway.apply(LiveConfig.parse(user_config))
+        self._gateway.reconfigure(user_config, strict=not self._configured)
+        self._configured = True
 
     def __serve_build_asgi_app__(self) -> ASGIApp:
         return self._gateway.app

@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass
-from typing import Mapping
+from typing import Any, Mapping
+
+from pydantic import ValidationError
 
 from starlette.applications import Starlette
 
@@ -19,6 +22,7 @@ from gateway.settings import LimitSettings
 from router.baseline import BaselinePolicy
 from router.decision import Tier
 
+logger = logging.getLogger(__name__)
 
 @dataclass
 class Gateway:
@@ -27,8 +31,31 @@ class Gateway:
     router: Router
     metrics: GatewayMetrics
 
+    config: LiveConfig
+
     def apply(self, config: LiveConfig) -> None:
         self.router.replace_policy(BaselinePolicy(config.routing))
+        self.config = config
+
+    def reconfigure(self, raw: dict[str, Any] | None, strict: bool = False) -> bool:
+        """Apply a live config; an invalid one is logged and counted, the last good stays.
+
+        Raising on an update would make Ray Serve replace the replica, and a replacement
+        built with the same bad config fails too: the service would go down over a typo.
+        `strict` (first config of a replica) raises instead: a deploy that never had a
+        good config should fail loudly.
+        """
+        try:
+            config = LiveConfig.parse(raw)
+        except ValidationError as exc:
+            if strict:
+                raise
+            logger.error("rejected live config, keeping the last good one: %s", exc)
+            self.metrics.config_rejected.inc()
+            return False
+        self.apply(config)
+        self.metrics.config_applied.inc()
+        return True
 
 
 def build_gateway(
@@ -47,4 +74,4 @@ def build_gateway(
     app = GatewayApp(
         service, catalog, Readiness(engines), metrics, limits, echo_request_id
     ).build()
-    return Gateway(app=app, service=service, router=router, metrics=metrics)
+    return Gateway(app=app, service=service, router=router, metrics=metrics, config=config)

@@ -29,6 +29,13 @@ class GatewayMetrics:
         self.in_flight = Gauge(
             "gateway_in_flight_requests", "Requests being served, per tier", ["tier"], registry=r
         )
+        self.config_applied = Counter(
+            "gateway_live_config_applied", "Live configs applied", registry=r
+        )
+        self.config_rejected = Counter(
+            "gateway_live_config_rejected", "Invalid live configs rejected (last good kept)",
+            registry=r,
+        )
         self.decisions = Counter(
             "gateway_routing_decisions", "Routing decisions by tier and reason",
             ["tier", "reason"], registry=r,

@@ -34,7 +34,7 @@ class BaselinePolicy:
     def decide(self, query: RoutingQuery, loads: Mapping[Tier, TierLoad]) -> RoutingDecision:
         score = self._score(query.text)
         tier: Tier = "large" if score >= self._config.threshold else "small"
-        reason = "baseline:long_prompt" if tier == "large" else "baseline:short_prompt"
+        reason = "baseline:above_threshold" if tier == "large" else "baseline:below_threshold"
         return RoutingDecision(
             tier=tier, score=score, threshold=self._config.threshold, reason=reason
         )
