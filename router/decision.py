@@ -35,4 +35,6 @@ class RoutingDecision(BaseModel):
     adapter: str | None = None
     score: float | None = Field(None, description="Policy's difficulty score, if it computes one")
     threshold: float | None = Field(None, description="Threshold the score was compared with")
-    reason: str = Field(description="Short machine-readable reason, e.g. 'explicit', 'baseline:long'")
+    reason: str = Field(description="Short machine-readable reason, e.g. 'explicit', 'learned:queue_shift'")
+    queue_depth: int | None = Field(None, description="Large tier's waiting + running requests seen")
+    expected_wait_s: float | None = Field(None, description="Large tier's expected wait used")

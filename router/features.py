@@ -1,0 +1,115 @@
+"""Query features computed without running either model.
+
+Three groups, each a small pure function over the text:
+- complexity proxies (length, sentences, clauses, negation/qualification cues,
+  questions, code and maths markers),
+- knowledge-boundary signals (overlap with the knowledge base vocabulary, product
+  identifiers known vs unknown, recently changed topics) from configurable lists,
+The semantic (embedding) and historical (k nearest past queries) groups live in
+`router.embedding` and `router.history`; `router.scorer` puts them together.
+
+The names below are the schema: change one and the schema hash changes, so a model
+trained on the old set refuses to load instead of misrouting.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+from typing import Iterable
+
+import numpy as np
+from pydantic import BaseModel, ConfigDict, Field
+
+_WORD = re.compile(r"[A-Za-z][A-Za-z'\-]*")
+_SENTENCE_END = re.compile(r"[.!?]+(\s|$)")
+_CLAUSE = re.compile(r",|;|:|\b(and|but|because|which|that|while|whereas|although|if)\b", re.I)
+_NEGATION = re.compile(r"\b(not|no|never|none|neither|nor|cannot|can't|don't|doesn't|isn't|won't)\b", re.I)
+_QUALIFIER = re.compile(
+    r"\b(except|unless|only if|provided that|as long as|even if|however|instead|otherwise|"
+    r"but not|rather than|other than|least|most likely|best|incorrect|false|true)\b",
+    re.I,
+)
+_CODE = re.compile(r"```|\bdef |\bclass |\breturn\b|[{};]\s*$|=>|\(\)|#include|\bSELECT\b", re.M)
+_MATH = re.compile(r"[=+*/^<>≤≥∑∫√π]|\d+\s*[-+*/^]\s*\d+|\b(sin|cos|log|sqrt|integral|derivative)\b")
+_NUMBER = re.compile(r"\d+(?:\.\d+)?")
+_OPTION_LINE = re.compile(r"^\s*\(?[A-Ha-h][.)]\s", re.M)
+_IDENTIFIER = re.compile(r"\b[A-Z]{2,}[-_]?\d+[A-Z0-9-]*\b|\b[A-Z][a-z]+[A-Z]\w+\b")
+
+
+class BoundaryLists(BaseModel):
+    """Configurable vocabularies for the knowledge-boundary features."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    kb_vocabulary: frozenset[str] = Field(default_factory=frozenset, description="Lower-cased KB words")
+    known_products: frozenset[str] = Field(default_factory=frozenset, description="Known product ids")
+    recent_topics: tuple[str, ...] = Field(default=(), description="Recently changed topics (phrases)")
+
+
+LEXICAL_FEATURES: tuple[str, ...] = (
+    "chars",
+    "log_chars",
+    "words",
+    "mean_word_len",
+    "sentences",
+    "clauses",
+    "negations",
+    "qualifiers",
+    "questions",
+    "option_lines",
+    "code_markers",
+    "math_markers",
+    "numbers",
+    "digit_ratio",
+    "upper_ratio",
+    "newlines",
+    "long_words_ratio",
+)
+BOUNDARY_FEATURES: tuple[str, ...] = (
+    "kb_overlap",
+    "known_ids",
+    "unknown_ids",
+    "recent_topic_hits",
+)
+
+
+def lexical_features(text: str) -> list[float]:
+    words = _WORD.findall(text)
+    n_words = len(words)
+    chars = len(text)
+    return [
+        float(chars),
+        float(np.log1p(chars)),
+        float(n_words),
+        sum(map(len, words)) / n_words if n_words else 0.0,
+        float(len(_SENTENCE_END.findall(text)) or (1 if text.strip() else 0)),
+        float(len(_CLAUSE.findall(text))),
+        float(len(_NEGATION.findall(text))),
+        float(len(_QUALIFIER.findall(text))),
+        float(text.count("?")),
+        float(len(_OPTION_LINE.findall(text))),
+        float(len(_CODE.findall(text))),
+        float(len(_MATH.findall(text))),
+        float(len(_NUMBER.findall(text))),
+        sum(c.isdigit() for c in text) / chars if chars else 0.0,
+        sum(c.isupper() for c in text) / chars if chars else 0.0,
+        float(text.count("\n")),
+        sum(len(w) >= 9 for w in words) / n_words if n_words else 0.0,
+    ]
+
+
+def boundary_features(text: str, lists: BoundaryLists) -> list[float]:
+    words = {w.lower() for w in _WORD.findall(text)}
+    overlap = len(words & lists.kb_vocabulary) / len(words) if words and lists.kb_vocabulary else 0.0
+    ids = set(_IDENTIFIER.findall(text))
+    known = len(ids & lists.known_products)
+    lowered = text.lower()
+    recent = sum(topic.lower() in lowered for topic in lists.recent_topics)
+    return [overlap, float(known), float(len(ids) - known), float(recent)]
+
+
+def schema_hash(names: Iterable[str], version: str) -> str:
+    """Identifies a feature layout: names, order and the extractor version."""
+    digest = hashlib.sha256(("|".join(names) + "#" + version).encode()).hexdigest()
+    return digest[:16]

@@ -1,0 +1,68 @@
+"""Historical difficulty: how the small and large models did on the k nearest past queries.
+
+Seeded with the training set (the router's memory of outcomes); new outcomes from
+shadow comparisons or feedback can be appended, the oldest dropping out at `capacity`.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from numpy.typing import NDArray
+
+DEFAULT_KS: tuple[int, ...] = (10, 20, 50, 100)
+
+
+def history_feature_names(ks: tuple[int, ...]) -> tuple[str, ...]:
+    names = [f"knn{k}_{part}" for k in ks for part in ("small_ok", "large_ok", "gain")]
+    return (*names, "nn_sim1", "nn_sim10")
+
+
+class KnnHistory:
+    def __init__(
+        self,
+        embeddings: NDArray[np.float32],
+        small_ok: NDArray[np.float32],
+        large_ok: NDArray[np.float32],
+        ks: tuple[int, ...] = DEFAULT_KS,
+        capacity: int | None = None,
+    ) -> None:
+        self.embeddings = np.ascontiguousarray(embeddings, dtype=np.float32)
+        self.small_ok = np.asarray(small_ok, dtype=np.float32)
+        self.large_ok = np.asarray(large_ok, dtype=np.float32)
+        self.ks = ks
+        self.capacity = capacity or max(len(self.embeddings), 1)
+
+    def __len__(self) -> int:
+        return len(self.embeddings)
+
+    def features(self, queries: NDArray[np.float32], exclude_self: bool = False) -> NDArray[np.float32]:
+        """One row of `history_feature_names(ks)` per query. `exclude_self` is for the
+        history's own rows (leave-one-out), so training features match serving ones."""
+        blocks = []
+        for start in range(0, len(queries), 1024):
+            sims = queries[start : start + 1024] @ self.embeddings.T
+            if exclude_self:
+                rows = np.arange(sims.shape[0])
+                sims[rows, rows + start] = -np.inf
+            blocks.append(self._summarise(sims))
+        return np.vstack(blocks) if blocks else np.zeros((0, len(history_feature_names(self.ks))))
+
+    def _summarise(self, sims: NDArray[np.float32]) -> NDArray[np.float32]:
+        k_max = min(max(self.ks), sims.shape[1] - 1)
+        top = np.argpartition(-sims, k_max - 1, axis=1)[:, :k_max]
+        top_sims = np.take_along_axis(sims, top, axis=1)
+        order = np.argsort(-top_sims, axis=1)
+        top = np.take_along_axis(top, order, axis=1)
+        top_sims = np.take_along_axis(top_sims, order, axis=1)
+        cols = []
+        for k in self.ks:
+            small = self.small_ok[top[:, :k]].mean(axis=1)
+            large = self.large_ok[top[:, :k]].mean(axis=1)
+            cols += [small, large, large - small]
+        cols += [top_sims[:, 0], top_sims[:, :10].mean(axis=1)]
+        return np.stack(cols, axis=1).astype(np.float32)
+
+    def add(self, embedding: NDArray[np.float32], small_ok: float, large_ok: float) -> None:
+        self.embeddings = np.vstack([self.embeddings, embedding[None, :]])[-self.capacity :]
+        self.small_ok = np.append(self.small_ok, small_ok)[-self.capacity :]
+        self.large_ok = np.append(self.large_ok, large_ok)[-self.capacity :]

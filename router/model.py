@@ -1,0 +1,215 @@
+"""The learned router: a versioned artifact and the scoring pipeline it runs.
+
+    text ─► embedding ─┬─► kNN history (outcomes of the nearest past queries)
+                       ├─► 4-outcome logistic model on the embedding (stacked)
+                       ├─► predicted-category outcome rates (stacked, if trained with categories)
+    text ─► lexical + knowledge-boundary features
+            └──► LightGBM heads: P(large ok) − P(small ok) on two feature sets, P(large helps)
+                 └─► rank ensemble ─► isotonic calibration ─► P(large helps)
+
+The score is the calibrated probability that the small model's answer is not acceptable
+*and* the large model's is: ranking by what escalation gains (not by "small is wrong",
+which also escalates queries neither model answers) is what routing quality measures.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Sequence
+
+import joblib
+import numpy as np
+from numpy.typing import NDArray
+from pydantic import BaseModel, Field
+
+from router.embedding import Embedder
+from router.features import (
+    BOUNDARY_FEATURES,
+    LEXICAL_FEATURES,
+    BoundaryLists,
+    boundary_features,
+    lexical_features,
+    schema_hash,
+)
+from router.history import KnnHistory, history_feature_names
+
+FEATURE_VERSION = "1"
+ARTIFACT_FORMAT = 1
+STACK_FEATURES = ("lr4_gain", "lr4_helps", "lr4_both_wrong")
+CATEGORY_FEATURES = ("cat_small_ok", "cat_large_ok", "cat_gain")
+HEADS = ("a_large", "a_small", "b_large", "b_small", "b_helps")
+COMPONENTS = ("a_gain", "b_gain", "b_helps", "lr4_gain", "cat_gain")
+
+
+class SchemaMismatch(RuntimeError):
+    """The artifact was trained on a different feature layout than this code builds."""
+
+
+class EmbedderSpec(BaseModel):
+    kind: str = Field("static", description="'static' (MiniLM token table) or 'minilm' (contextual)")
+    max_tokens: int = 128
+
+
+class Manifest(BaseModel):
+    format: int = ARTIFACT_FORMAT
+    version: str
+    created_at: str
+    schema_hash: str
+    feature_names: list[str]
+    embedder: EmbedderSpec
+    embedding_dim: int
+    uses_categories: bool
+    train_rows: int
+    metrics: dict[str, Any] = Field(default_factory=dict)
+
+
+def feature_names(embedding_dim: int, uses_categories: bool, ks: tuple[int, ...]) -> list[str]:
+    names = [f"emb{i}" for i in range(embedding_dim)]
+    names += [*LEXICAL_FEATURES, *BOUNDARY_FEATURES, *history_feature_names(ks), *STACK_FEATURES]
+    if uses_categories:
+        names += list(CATEGORY_FEATURES)
+    return names
+
+
+def expected_schema(embedding_dim: int, uses_categories: bool, ks: tuple[int, ...]) -> str:
+    return schema_hash(feature_names(embedding_dim, uses_categories, ks), FEATURE_VERSION)
+
+
+def text_features(texts: Sequence[str], lists: BoundaryLists) -> NDArray[np.float32]:
+    rows = [lexical_features(t) + boundary_features(t, lists) for t in texts]
+    return np.asarray(rows, dtype=np.float32)
+
+
+@dataclass
+class StackModels:
+    """Models over the embedding whose outputs are features for the heads."""
+
+    lr4: Any  # LogisticRegression over outcome classes 2*small_ok + large_ok
+    category: Any | None  # LogisticRegression over categories
+    category_rates: NDArray[np.float32] | None  # per category: small_ok, large_ok, gain
+
+    def features(self, emb: NDArray[np.float32]) -> NDArray[np.float32]:
+        proba = _full_proba(self.lr4, emb, 4)
+        cols = [proba[:, 1] - proba[:, 2], proba[:, 1], proba[:, 0]]
+        out = np.stack(cols, axis=1)
+        if self.category is not None and self.category_rates is not None:
+            cat = _full_proba(self.category, emb, len(self.category_rates)) @ self.category_rates
+            out = np.hstack([out, cat])
+        return out.astype(np.float32)
+
+
+def _full_proba(model: Any, x: NDArray[np.float32], n_classes: int) -> NDArray[np.float64]:
+    proba = np.zeros((len(x), n_classes))
+    proba[:, model.classes_] = model.predict_proba(x)
+    return proba
+
+
+@dataclass
+class RouterModel:
+    manifest: Manifest
+    history: KnnHistory
+    stack: StackModels
+    heads: dict[str, Any]  # lightgbm.Booster per name in HEADS
+    rank_reference: dict[str, NDArray[np.float64]]  # sorted component scores
+    calibrator: Any  # IsotonicRegression: ensemble rank -> P(large helps)
+    lists: BoundaryLists
+
+    # ---- scoring -------------------------------------------------------------
+
+    def feature_matrix(
+        self, emb: NDArray[np.float32], texts: Sequence[str], history: NDArray[np.float32] | None = None,
+        stack: NDArray[np.float32] | None = None,
+    ) -> tuple[NDArray[np.float32], NDArray[np.float32]]:
+        """(A features, B features); B is A without the raw embedding."""
+        hist = history if history is not None else self.history.features(emb)
+        stacked = stack if stack is not None else self.stack.features(emb)
+        b = np.hstack([text_features(texts, self.lists), hist, stacked])
+        return np.hstack([emb, b]), b
+
+    def components(self, a: NDArray[np.float32], b: NDArray[np.float32], stacked: NDArray[np.float32]) -> dict[str, NDArray[np.float64]]:
+        h = {name: self.heads[name].predict(a if name.startswith("a_") else b, num_threads=1) for name in HEADS}
+        comps = {
+            "a_gain": h["a_large"] - h["a_small"],
+            "b_gain": h["b_large"] - h["b_small"],
+            "b_helps": h["b_helps"],
+            "lr4_gain": stacked[:, 0].astype(np.float64),
+        }
+        if self.manifest.uses_categories:
+            comps["cat_gain"] = stacked[:, -1].astype(np.float64)
+        return comps
+
+    def ensemble(self, comps: dict[str, NDArray[np.float64]]) -> NDArray[np.float64]:
+        ranks = [np.searchsorted(self.rank_reference[n], v) / len(self.rank_reference[n]) for n, v in comps.items()]
+        return np.mean(ranks, axis=0)
+
+    def calibrate(self, ensemble: NDArray[np.float64]) -> NDArray[np.float64]:
+        # The tiny ensemble term breaks isotonic ties without changing the probability.
+        return np.clip(self.calibrator.predict(ensemble), 0.0, 1.0) + 1e-6 * ensemble
+
+    def score_embedded(self, emb: NDArray[np.float32], texts: Sequence[str]) -> NDArray[np.float64]:
+        stacked = self.stack.features(emb)
+        a, b = self.feature_matrix(emb, texts, stack=stacked)
+        return self.calibrate(self.ensemble(self.components(a, b, stacked)))
+
+    # ---- persistence ---------------------------------------------------------
+
+    def save(self, out: Path) -> None:
+        out.mkdir(parents=True, exist_ok=True)
+        for name, booster in self.heads.items():
+            booster.save_model(str(out / f"head_{name}.txt"))
+        np.savez_compressed(
+            out / "history.npz", embeddings=self.history.embeddings,
+            small_ok=self.history.small_ok, large_ok=self.history.large_ok,
+            ks=np.asarray(self.history.ks),
+        )
+        np.savez_compressed(out / "rank_reference.npz", **self.rank_reference)
+        joblib.dump({"stack": self.stack, "calibrator": self.calibrator}, out / "models.joblib")
+        (out / "boundary_lists.json").write_text(self.lists.model_dump_json(indent=2))
+        (out / "manifest.json").write_text(self.manifest.model_dump_json(indent=2))
+
+    @classmethod
+    def load(cls, path: Path) -> "RouterModel":
+        import lightgbm as lgb
+
+        manifest_file = path / "manifest.json"
+        if not manifest_file.exists():
+            raise FileNotFoundError(f"{path} is not a router model (no manifest.json)")
+        manifest = Manifest.model_validate_json(manifest_file.read_text())
+        hist = np.load(path / "history.npz")
+        ks = tuple(int(k) for k in hist["ks"])
+        expected = expected_schema(manifest.embedding_dim, manifest.uses_categories, ks)
+        if manifest.schema_hash != expected or manifest.format != ARTIFACT_FORMAT:
+            raise SchemaMismatch(
+                f"router model {path} has feature schema {manifest.schema_hash} (format "
+                f"{manifest.format}); this gateway builds {expected} (format {ARTIFACT_FORMAT}). "
+                "Retrain it with `router train`."
+            )
+        models = joblib.load(path / "models.joblib")
+        return cls(
+            manifest=manifest,
+            history=KnnHistory(hist["embeddings"], hist["small_ok"], hist["large_ok"], ks=ks),
+            stack=models["stack"],
+            heads={n: lgb.Booster(model_file=str(path / f"head_{n}.txt")) for n in HEADS},
+            rank_reference=dict(np.load(path / "rank_reference.npz")),
+            calibrator=models["calibrator"],
+            lists=BoundaryLists.model_validate(json.loads((path / "boundary_lists.json").read_text())),
+        )
+
+
+class Scorer:
+    """Text → calibrated score, for the serving path (one query at a time)."""
+
+    def __init__(self, model: RouterModel, embedder: Embedder) -> None:
+        if embedder.dim != model.manifest.embedding_dim:
+            raise SchemaMismatch(
+                f"embedder gives {embedder.dim} dimensions; the router model expects "
+                f"{model.manifest.embedding_dim}"
+            )
+        self.model = model
+        self._embedder = embedder
+
+    def score(self, text: str) -> float:
+        emb = self._embedder.embed([text])
+        return float(self.model.score_embedded(emb, [text])[0])

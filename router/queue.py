@@ -1,0 +1,49 @@
+"""Queue-aware shift of the threshold: when the large tier is backed up, borderline
+queries go small; queries above the "must go large" score still go large.
+"""
+
+from __future__ import annotations
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from router.decision import TierLoad
+
+
+class QueueConfig(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    enabled: bool = True
+    latency_budget_s: float = Field(4.0, gt=0, description="Acceptable expected wait at the large tier")
+    seconds_per_queued_request: float = Field(
+        1.0, gt=0, description="Expected wait one request ahead adds (per large replica)"
+    )
+    must_large_score: float = Field(
+        0.9, ge=0.0, le=1.0, description="Scores at or above this go large whatever the queue"
+    )
+
+
+class QueueShift(BaseModel):
+    threshold: float
+    expected_wait_s: float
+    shifted: bool
+
+
+def expected_wait_s(load: TierLoad, config: QueueConfig, replicas: int = 1) -> float:
+    return load.depth * config.seconds_per_queued_request / max(1, replicas)
+
+
+def shift_threshold(threshold: float, load: TierLoad | None, config: QueueConfig) -> QueueShift:
+    """Raise the cut towards `must_large_score` as the expected wait passes the budget.
+
+    At the budget nothing moves; at twice the budget only must-go-large queries go large.
+    The threshold never drops: a busy large tier never attracts more traffic.
+    """
+    if not config.enabled or load is None:
+        return QueueShift(threshold=threshold, expected_wait_s=0.0, shifted=False)
+    wait = expected_wait_s(load, config)
+    overload = wait / config.latency_budget_s - 1.0
+    ceiling = max(threshold, config.must_large_score)
+    if overload <= 0:
+        return QueueShift(threshold=threshold, expected_wait_s=wait, shifted=False)
+    shifted = threshold + (ceiling - threshold) * min(1.0, overload)
+    return QueueShift(threshold=shifted, expected_wait_s=wait, shifted=shifted > threshold)

@@ -1,0 +1,60 @@
+"""Where the score is cut: a fixed probability, or a target large share met on live traffic."""
+
+from __future__ import annotations
+
+from collections import deque
+from typing import Literal
+
+import numpy as np
+from pydantic import BaseModel, ConfigDict, Field
+
+from router.decision import Tier
+
+
+class ThresholdConfig(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    mode: Literal["probability", "share"] = Field(
+        "probability", description="Cut at a probability, or at a target share of large traffic"
+    )
+    probability: float = Field(0.5, ge=0.0, le=1.0, description="P(small not acceptable) cut")
+    large_share: float = Field(0.3, ge=0.0, le=1.0, description="Target share of auto traffic to large")
+    window: int = Field(2000, ge=10, description="Recent scores the share threshold is taken from")
+    min_samples: int = Field(
+        50, ge=1, description="Below this many live scores, use the training-set quantile"
+    )
+    category_overrides: dict[str, Tier] = Field(
+        default_factory=dict, description="Category → tier, always (e.g. billing: large)"
+    )
+
+
+class ShareThreshold:
+    """Keeps a rolling window of live scores; the cut is their (1 - share) quantile.
+
+    A share target met on training data drifts on real traffic (other prompts, other
+    length mix); recalibrating from what the router actually sees keeps it honest.
+    """
+
+    def __init__(self, window: int, training_scores: list[float] | None = None) -> None:
+        self._scores: deque[float] = deque(maxlen=window)
+        self._training = np.asarray(training_scores or [], dtype=np.float64)
+
+    def observe(self, score: float) -> None:
+        self._scores.append(score)
+
+    def threshold(self, share: float, min_samples: int) -> float:
+        source = np.fromiter(self._scores, dtype=np.float64) if len(self._scores) >= min_samples else self._training
+        if len(source) == 0:
+            return 0.5
+        if share <= 0.0:
+            return float("inf")
+        return float(np.quantile(source, 1.0 - share))
+
+    def __len__(self) -> int:
+        return len(self._scores)
+
+
+def base_threshold(config: ThresholdConfig, share: ShareThreshold) -> float:
+    if config.mode == "probability":
+        return config.probability
+    return share.threshold(config.large_share, config.min_samples)

@@ -1,0 +1,153 @@
+"""Fitting the learned router from outcome data.
+
+The training rows are split into a fit part (75 %) and a calibration part (25 %).
+Stacked features (kNN history, the 4-outcome and category models) are out-of-fold on
+the fit part — in-sample values would make the heads over-trust them — and computed
+as at serving time on the calibration part, where the rank references and the isotonic
+calibrator are fitted.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime, timezone
+from typing import Any, Callable
+
+import numpy as np
+from numpy.typing import NDArray
+from sklearn.isotonic import IsotonicRegression
+from sklearn.linear_model import LogisticRegression
+from sklearn.model_selection import KFold
+
+from router.data import OutcomeData, split_indices
+from router.embedding import Embedder
+from router.features import BoundaryLists
+from router.history import DEFAULT_KS, KnnHistory
+from router.metrics import apgr, expected_calibration_error, quality_curve
+from router.model import (
+    EmbedderSpec,
+    Manifest,
+    RouterModel,
+    StackModels,
+    expected_schema,
+    feature_names,
+)
+
+Arr = NDArray[np.float32]
+
+HEAD_PARAMS: dict[str, Any] = dict(
+    n_estimators=600, learning_rate=0.02, num_leaves=7, min_child_samples=100,
+    colsample_bytree=0.5, subsample=0.8, subsample_freq=1, max_bin=63, reg_lambda=1.0,
+    verbose=-1, random_state=0,
+)
+
+
+def _fit_stack(emb: Arr, data: OutcomeData, categories: list[str]) -> StackModels:
+    outcome = (2 * data.small_ok + data.large_ok).astype(int)
+    lr4 = LogisticRegression(C=0.3, max_iter=2000).fit(emb, outcome)
+    if not categories:
+        return StackModels(lr4=lr4, category=None, category_rates=None)
+    codes = np.array([categories.index(c) for c in data.categories])
+    category = LogisticRegression(C=1.0, max_iter=500).fit(emb, codes)
+    return StackModels(lr4=lr4, category=category, category_rates=_category_rates(data, codes, len(categories)))
+
+
+def _category_rates(data: OutcomeData, codes: NDArray[np.int64], n: int) -> Arr:
+    overall = [data.small_ok.mean(), data.large_ok.mean()]
+    rates = np.tile(overall, (n, 1)).astype(np.float32)
+    for c in range(n):
+        mask = codes == c
+        if mask.any():
+            rates[c] = [data.small_ok[mask].mean(), data.large_ok[mask].mean()]
+    return np.hstack([rates, rates[:, 1:2] - rates[:, 0:1]])
+
+
+def _out_of_fold(n: int, fn: Callable[[NDArray[np.int64], NDArray[np.int64]], Arr]) -> Arr:
+    out: Arr | None = None
+    for fit_idx, held_idx in KFold(5, shuffle=True, random_state=0).split(np.arange(n)):
+        block = fn(fit_idx, held_idx)
+        if out is None:
+            out = np.zeros((n, block.shape[1]), dtype=np.float32)
+        out[held_idx] = block
+    assert out is not None
+    return out
+
+
+def _heads(a: Arr, b: Arr, data: OutcomeData, threads: int) -> dict[str, Any]:
+    import lightgbm as lgb
+
+    helps = ((data.small_ok < 0.5) & (data.large_ok >= 0.5)).astype(int)
+    targets = {
+        "a_large": (a, data.large_ok), "a_small": (a, data.small_ok),
+        "b_large": (b, data.large_ok), "b_small": (b, data.small_ok), "b_helps": (b, helps),
+    }
+    return {
+        name: lgb.LGBMClassifier(**HEAD_PARAMS, n_jobs=threads).fit(x, y.astype(int)).booster_
+        for name, (x, y) in targets.items()
+    }
+
+
+def train_router(
+    data: OutcomeData,
+    embedder: Embedder,
+    spec: EmbedderSpec,
+    lists: BoundaryLists | None = None,
+    version: str | None = None,
+    threads: int = 2,
+    progress: Callable[[str], None] = lambda _: None,
+) -> RouterModel:
+    lists = lists or BoundaryLists()
+    progress("embedding")
+    emb = embedder.embed(data.prompts)
+    fit_idx, cal_idx = split_indices(len(data), seed=0, test_fraction=0.25)
+    fit, cal = data.subset(fit_idx), data.subset(cal_idx)
+    categories = sorted({c for c in data.categories if c is not None})
+    uses_categories = len(categories) > 1
+    cats = categories if uses_categories else []
+
+    progress("stacked features")
+    history = KnnHistory(emb[fit_idx], fit.small_ok, fit.large_ok, ks=DEFAULT_KS)
+    stack_oof = _out_of_fold(
+        len(fit_idx),
+        lambda a, b: _fit_stack(emb[fit_idx][a], fit.subset(a), cats).features(emb[fit_idx][b]),
+    )
+    stack = _fit_stack(emb[fit_idx], fit, cats)
+    model = RouterModel(
+        manifest=_manifest(spec, emb.shape[1], uses_categories, len(fit_idx), version),
+        history=history, stack=stack, heads={}, rank_reference={}, calibrator=None, lists=lists,
+    )
+    a_fit, b_fit = model.feature_matrix(
+        emb[fit_idx], fit.prompts, history=history.features(emb[fit_idx], exclude_self=True), stack=stack_oof
+    )
+    progress("LightGBM heads")
+    model.heads = _heads(a_fit, b_fit, fit, threads)
+
+    progress("calibration")
+    stacked_cal = stack.features(emb[cal_idx])
+    a_cal, b_cal = model.feature_matrix(emb[cal_idx], cal.prompts, stack=stacked_cal)
+    comps = model.components(a_cal, b_cal, stacked_cal)
+    model.rank_reference = {n: np.sort(v) for n, v in comps.items()}
+    ensemble = model.ensemble(comps)
+    helps = ((cal.small_ok < 0.5) & (cal.large_ok >= 0.5)).astype(float)
+    model.calibrator = IsotonicRegression(out_of_bounds="clip", y_min=0.0, y_max=1.0).fit(ensemble, helps)
+    scores = model.calibrate(ensemble)
+    model.manifest.metrics = {
+        "calibration_rows": len(cal_idx),
+        "calibration_apgr": apgr(quality_curve(scores, cal.small_ok, cal.large_ok)),
+        "calibration_ece": expected_calibration_error(scores, helps),
+        "training_scores_quantiles": np.quantile(scores, np.linspace(0, 1, 101)).tolist(),
+    }
+    return model
+
+
+def _manifest(spec: EmbedderSpec, dim: int, uses_categories: bool, rows: int, version: str | None) -> Manifest:
+    now = datetime.now(timezone.utc)
+    return Manifest(
+        version=version or f"router-{now:%Y%m%d-%H%M%S}",
+        created_at=now.isoformat(timespec="seconds"),
+        schema_hash=expected_schema(dim, uses_categories, DEFAULT_KS),
+        feature_names=feature_names(dim, uses_categories, DEFAULT_KS),
+        embedder=spec,
+        embedding_dim=dim,
+        uses_categories=uses_categories,
+        train_rows=rows,
+    )
