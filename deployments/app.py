@@ -11,6 +11,7 @@ from ray.serve import Application
 
 from deployments.engine_deployment import EngineDeployment
 from deployments.ingress import Ingress
+from deployments.load_board import LoadBoard
 from engines.embedded import embedded_model_path, is_prepared
 from engines.vllm_engine import EngineSpec
 from gateway.catalog import TierSpec
@@ -63,13 +64,13 @@ def actor_options(tier: TierSettings) -> dict[str, Any]:
     return {"num_cpus": tier.num_cpus, "num_gpus": tier.num_gpus, "runtime_env": {"env_vars": env}}
 
 
-def engine_deployment(settings: Settings, tier: TierName) -> Application:
+def engine_deployment(settings: Settings, tier: TierName, board: Application) -> Application:
     tier_settings = settings.tier(tier)
     return EngineDeployment.options(
         name=DEPLOYMENT_NAMES[tier],
         num_replicas=tier_settings.num_replicas,
         ray_actor_options=actor_options(tier_settings),
-    ).bind(engine_spec(settings, tier))
+    ).bind(engine_spec(settings, tier), tier, board)
 
 
 def build(settings: Settings) -> Application:
@@ -79,11 +80,14 @@ def build(settings: Settings) -> Application:
         for tier in DEPLOYMENT_NAMES
     }
     live = LiveConfig(routing=settings.routing)
+    board = LoadBoard.bind()
     return Ingress.options(user_config=live.model_dump(mode="json")).bind(
-        engine_deployment(settings, "small"),
-        engine_deployment(settings, "large"),
+        engine_deployment(settings, "small", board),
+        engine_deployment(settings, "large", board),
+        board,
         tiers,
         settings.limits,
+        settings.router,
     )
 
 

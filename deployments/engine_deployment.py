@@ -5,7 +5,9 @@ from __future__ import annotations
 from typing import AsyncIterator
 
 from ray import serve
+from ray.serve.handle import DeploymentHandle
 
+from deployments.load_board import LoadPublisher
 from engines.types import EngineInfo, EngineLoad, GenerationChunk, GenerationRequest, GenerationResult
 from engines.vllm_engine import EngineSpec, VLLMEngine
 
@@ -20,8 +22,13 @@ from engines.vllm_engine import EngineSpec, VLLMEngine
     ray_actor_options={"num_cpus": 0},
 )
 class EngineDeployment:
-    def __init__(self, spec: EngineSpec) -> None:
+    def __init__(self, spec: EngineSpec, tier: str, board: DeploymentHandle | None = None) -> None:
         self._engine = VLLMEngine.build(spec)
+        self._publisher: LoadPublisher | None = None
+        if board is not None:
+            replica = serve.get_replica_context().replica_id.unique_id
+            self._publisher = LoadPublisher(board, tier, replica, self._engine.load_now)
+            self._publisher.start()
 
     async def generate(self, request: GenerationRequest) -> GenerationResult:
         return await self._engine.generate(request)
@@ -40,6 +47,8 @@ class EngineDeployment:
         await self._engine.check_health()
 
     def __del__(self) -> None:
+        if getattr(self, "_publisher", None) is not None:
+            self._publisher.stop()
         engine = getattr(self, "_engine", None)
         if engine is not None:
             engine.shutdown()

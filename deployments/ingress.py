@@ -2,17 +2,41 @@
 
 from __future__ import annotations
 
-from typing import Any, Mapping
+import logging
+from typing import Any, Callable, Mapping
 
 from ray import serve
 from ray.serve.handle import DeploymentHandle
 from starlette.types import ASGIApp
 
 from deployments.handle_client import HandleEngine
+from deployments.load_board import BoardLoadSource
 from gateway.assembly import build_gateway
 from gateway.catalog import TierSpec
 from gateway.live_config import LiveConfig
-from gateway.settings import LimitSettings
+from gateway.settings import LimitSettings, RouterSettings
+from router.embedding import build_embedder
+from router.model import RouterModel, Scorer
+
+logger = logging.getLogger(__name__)
+
+
+def load_scorer(settings: RouterSettings) -> tuple[Callable[[str], float] | None, list[float] | None]:
+    """The learned router's scorer, or None (baseline routing) when no model is there.
+
+    A model that exists but does not match this code's feature schema raises: a silent
+    misroute is worse than a failed start.
+    """
+    if not (settings.model_dir / "manifest.json").exists():
+        if settings.required:
+            raise FileNotFoundError(f"no router model at {settings.model_dir}")
+        logger.warning("no router model at %s: model=auto uses the baseline rule", settings.model_dir)
+        return None, None
+    model = RouterModel.load(settings.model_dir)
+    spec = model.manifest.embedder
+    scorer = Scorer(model, build_embedder(spec.kind, spec.max_tokens))
+    logger.info("router model %s loaded (schema %s)", model.manifest.version, model.manifest.schema_hash)
+    return scorer.score, model.manifest.metrics.get("training_scores_quantiles")
 
 
 @serve.deployment(max_ongoing_requests=1024, ray_actor_options={"num_cpus": 0})
@@ -22,14 +46,18 @@ class Ingress:
         self,
         small: DeploymentHandle,
         large: DeploymentHandle,
+        board: DeploymentHandle,
         tiers: Mapping[str, TierSpec],
         limits: LimitSettings,
+        router: RouterSettings,
     ) -> None:
         self._configured = False
+        scorer, training_scores = load_scorer(router)
         engines = {"small": HandleEngine(small), "large": HandleEngine(large)}
         # Ray Serve's proxy already echoes x-request-id (and passes it in): don't add a second.
         self._gateway = build_gateway(  # type: ignore[arg-type]
-            engines, tiers, limits, echo_request_id=False
+            engines, tiers, limits, loads=BoardLoadSource(board), scorer=scorer,
+            training_scores=training_scores, echo_request_id=False,
         )
 
     def reconfigure(self, user_config: dict[str, Any]) -> None:

@@ -139,6 +139,9 @@ class VLLMEngine:
             )
 
     async def load(self) -> EngineLoad:
+        return self.load_now()
+
+    def load_now(self) -> EngineLoad:
         # In-flight requests in this frontend are exact; the scheduler's split between
         # running and waiting is from its last step, so clamp it to what is in flight.
         in_flight = self._engine.get_num_unfinished_requests()

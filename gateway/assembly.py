@@ -15,14 +15,38 @@ from gateway.catalog import ModelCatalog, TierSpec
 from gateway.health import Readiness
 from gateway.http import GatewayApp
 from gateway.live_config import LiveConfig
+from gateway.loads import EngineLoadSource, LoadPoller, LoadSource
 from gateway.metrics import GatewayMetrics
 from gateway.routing import Router
 from gateway.serving import CompletionService
 from gateway.settings import LimitSettings
 from router.baseline import BaselinePolicy
+from router.config import RoutingConfig
+from router.learned import LearnedPolicy, ScoreFn
+from router.policy import RoutingPolicy
+from router.thresholds import ShareThreshold
 from router.decision import Tier
 
 logger = logging.getLogger(__name__)
+
+class PolicyFactory:
+    """Builds the policy a live config asks for. The share window outlives rebuilds."""
+
+    def __init__(self, scorer: ScoreFn | None, training_scores: list[float] | None = None) -> None:
+        self._scorer = scorer
+        self._share: ShareThreshold | None = None
+        self._training_scores = training_scores
+
+    def build(self, config: RoutingConfig) -> RoutingPolicy:
+        if config.policy == "baseline" or self._scorer is None:
+            if config.policy == "learned":
+                logger.warning("no router model loaded: routing with the baseline rule")
+            return BaselinePolicy(config.baseline)
+        window = config.learned.thresholds.window
+        if self._share is None or self._share.window != window:
+            self._share = ShareThreshold(window, self._training_scores)
+        return LearnedPolicy(self._scorer, config.learned, self._share)
+
 
 @dataclass
 class Gateway:
@@ -32,9 +56,10 @@ class Gateway:
     metrics: GatewayMetrics
 
     config: LiveConfig
+    policies: PolicyFactory
 
     def apply(self, config: LiveConfig) -> None:
-        self.router.replace_policy(BaselinePolicy(config.routing))
+        self.router.replace_policy(self.policies.build(config.routing))
         self.config = config
 
     def reconfigure(self, raw: dict[str, Any] | None, strict: bool = False) -> bool:
@@ -64,14 +89,21 @@ def build_gateway(
     limits: LimitSettings,
     config: LiveConfig | None = None,
     metrics: GatewayMetrics | None = None,
+    loads: LoadSource | None = None,
+    scorer: ScoreFn | None = None,
+    training_scores: list[float] | None = None,
     echo_request_id: bool = True,
 ) -> Gateway:
     config = config or LiveConfig()
     metrics = metrics or GatewayMetrics()
     catalog = ModelCatalog(tiers)
-    router = Router(BaselinePolicy(config.routing))
+    poller = LoadPoller(loads or EngineLoadSource(engines))
+    policies = PolicyFactory(scorer, training_scores)
+    router = Router(policies.build(config.routing), loads=poller.snapshot)
     service = CompletionService(engines, catalog, router, metrics)
     app = GatewayApp(
-        service, catalog, Readiness(engines), metrics, limits, echo_request_id
+        service, catalog, Readiness(engines), metrics, limits, poller, echo_request_id
     ).build()
-    return Gateway(app=app, service=service, router=router, metrics=metrics, config=config)
+    return Gateway(
+        app=app, service=service, router=router, metrics=metrics, config=config, policies=policies
+    )

@@ -7,7 +7,8 @@ from __future__ import annotations
 
 import json
 import logging
-from typing import Any, TypeVar
+from contextlib import asynccontextmanager
+from typing import Any, AsyncIterator, TypeVar
 
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from pydantic import BaseModel, ValidationError
@@ -27,6 +28,7 @@ from gateway.errors import (
     UnsupportedMediaType,
 )
 from gateway.health import Readiness
+from gateway.loads import LoadPoller
 from gateway.middleware import RequestIdMiddleware, request_id
 from gateway.protocol import (
     AssistantMessage,
@@ -61,8 +63,10 @@ class GatewayApp:
         readiness: Readiness,
         metrics: GatewayMetrics,
         limits: LimitSettings,
+        poller: LoadPoller,
         echo_request_id: bool = True,
     ) -> None:
+        self._poller = poller
         self._echo_request_id = echo_request_id
         self._service = service
         self._catalog = catalog
@@ -86,7 +90,15 @@ class GatewayApp:
         }
         # The request-id middleware wraps everything, error responses included.
         middleware = [Middleware(RequestIdMiddleware, echo=self._echo_request_id)]
-        return Starlette(routes=routes, middleware=middleware, exception_handlers=handlers)
+        return Starlette(
+            routes=routes, middleware=middleware, exception_handlers=handlers, lifespan=self._lifespan
+        )
+
+    @asynccontextmanager
+    async def _lifespan(self, app: Starlette) -> AsyncIterator[None]:
+        self._poller.start()  # live tier loads for queue-aware routing
+        yield
+        await self._poller.stop()
 
     # ---- OpenAI endpoints ------------------------------------------------------
 
@@ -201,6 +213,10 @@ def route_headers(plan: Plan) -> dict[str, str]:
         headers["x-gateway-route-score"] = f"{decision.score:.4f}"
     if decision.threshold is not None:
         headers["x-gateway-route-threshold"] = f"{decision.threshold:.4f}"
+    if decision.queue_depth is not None:
+        headers["x-gateway-queue-depth"] = str(decision.queue_depth)
+    if decision.expected_wait_s is not None:
+        headers["x-gateway-expected-wait"] = f"{decision.expected_wait_s:.2f}"
     if decision.adapter:
         headers["x-gateway-adapter"] = decision.adapter
     return headers

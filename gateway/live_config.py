@@ -10,13 +10,13 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from router.baseline import BaselineRuleConfig
+from router.config import RoutingConfig
 
 
 class LiveConfig(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    routing: BaselineRuleConfig = Field(default_factory=BaselineRuleConfig)
+    routing: RoutingConfig = Field(default_factory=RoutingConfig)
 
     @classmethod
     def parse(cls, raw: dict[str, Any] | None) -> "LiveConfig":

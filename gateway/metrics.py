@@ -29,6 +29,14 @@ class GatewayMetrics:
         self.in_flight = Gauge(
             "gateway_in_flight_requests", "Requests being served, per tier", ["tier"], registry=r
         )
+        self.route_score = Histogram(
+            "gateway_routing_score", "Learned router scores of auto requests",
+            buckets=tuple(i / 20 for i in range(1, 21)), registry=r,
+        )
+        self.queue_depth = Gauge(
+            "gateway_routing_queue_depth", "Large-tier queue depth seen by the last decision",
+            registry=r,
+        )
         self.config_applied = Counter(
             "gateway_live_config_applied", "Live configs applied", registry=r
         )

@@ -91,7 +91,7 @@ class CompletionService:
         include_usage: bool,
     ) -> Plan:
         decision = self._router.decide(self._catalog.resolve(model), query)
-        self._metrics.decisions.labels(decision.tier, decision.reason).inc()
+        self._record(decision)
         return Plan(
             request_id=generation.request_id,
             endpoint=endpoint,
@@ -100,6 +100,13 @@ class CompletionService:
             generation=generation.model_copy(update={"adapter": decision.adapter}),
             include_usage=include_usage,
         )
+
+    def _record(self, decision: RoutingDecision) -> None:
+        self._metrics.decisions.labels(decision.tier, decision.reason).inc()
+        if decision.score is not None and decision.reason.startswith("learned:"):
+            self._metrics.route_score.observe(decision.score)
+        if decision.queue_depth is not None:
+            self._metrics.queue_depth.set(decision.queue_depth)
 
     # ---- execution -----------------------------------------------------------
 

@@ -5,7 +5,7 @@ Rounds alternate between the two paths (and which goes first) so machine noise h
 both alike. Prints p50/p99 added latency and the throughput ratio per scenario, saves
 JSON (and a PNG) under load_tests/results/.
 
-    python load_tests/bench_overhead.py            # full run (~6 min on 2 cores)
+    python load_tests/bench_overhead.py            # full run (~12 min on 2 cores)
     python load_tests/bench_overhead.py --quick    # smoke run
 """
 
@@ -134,8 +134,8 @@ def rounds_for(concurrency: int, max_tokens: int, quick: bool) -> int:
     if quick:
         return 2
     if concurrency == 1:
-        return 60 if max_tokens == 1 else 16
-    return 12 if max_tokens == 1 else 5
+        return 30 if max_tokens == 1 else 8
+    return 6 if max_tokens == 1 else 3
 
 
 def start_gateway(port: int):

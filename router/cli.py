@@ -43,25 +43,36 @@ def train(
     embedder: Annotated[str, typer.Option(help="static or minilm")] = "static",
     max_tokens: int = 256,
     version: Optional[str] = None,
+    threads: Annotated[int, typer.Option(help="LightGBM threads")] = 2,
+    if_stale: Annotated[bool, typer.Option(help="Skip if OUT holds a model this code loads")] = False,
 ) -> None:
     """Train, calibrate and save a router model."""
     from router.embedding import build_embedder
-    from router.model import EmbedderSpec
+    from router.model import EmbedderSpec, RouterModel, SchemaMismatch
     from router.train import train_router
+
+    if if_stale:
+        try:
+            current = RouterModel.load(out)
+        except (FileNotFoundError, SchemaMismatch) as exc:
+            typer.echo(f"(re)training: {exc}", err=True)
+        else:
+            typer.echo(f"router model {current.manifest.version} at {out} is current")
+            return
 
     outcomes = _load(data, small_col, large_col, exclude, split, seed, test_fraction)
     spec = EmbedderSpec(kind=embedder, max_tokens=max_tokens)
     started = time.monotonic()
     model = train_router(
-        outcomes, build_embedder(spec.kind, spec.max_tokens), spec, version=version,
+        outcomes, build_embedder(spec.kind, spec.max_tokens), spec, version=version, threads=threads,
         progress=lambda step: typer.echo(f"[{time.monotonic() - started:6.1f}s] {step}", err=True),
     )
     model.save(out)
     metrics = model.manifest.metrics
     typer.echo(
         f"saved {model.manifest.version} to {out}: {len(outcomes)} rows, schema "
-        f"{model.manifest.schema_hash}, calibration APGR {metrics['calibration_apgr']:.3f}, "
-        f"ECE {metrics['calibration_ece']:.3f}, {time.monotonic() - started:.0f}s"
+        f"{model.manifest.schema_hash}, out-of-fold APGR {metrics['out_of_fold_apgr']:.3f}, "
+        f"ECE {metrics['out_of_fold_ece']:.3f}, {time.monotonic() - started:.0f}s"
     )
 
 

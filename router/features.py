@@ -34,6 +34,12 @@ _CODE = re.compile(r"```|\bdef |\bclass |\breturn\b|[{};]\s*$|=>|\(\)|#include|\
 _MATH = re.compile(r"[=+*/^<>≤≥∑∫√π]|\d+\s*[-+*/^]\s*\d+|\b(sin|cos|log|sqrt|integral|derivative)\b")
 _NUMBER = re.compile(r"\d+(?:\.\d+)?")
 _OPTION_LINE = re.compile(r"^\s*\(?[A-Ha-h][.)]\s", re.M)
+_STATEMENT = re.compile(r"\bStatement \d\b")
+_ROMAN = re.compile(r"\b(I|II|III|IV)\b")
+_ALL_NONE = re.compile(r"(?i)\b(all|none) of the above\b|\bboth\b")
+_CALC = re.compile(r"(?i)\b(calculate|compute|how many|what is the value|solve|find the)\b")
+_BLANK = re.compile(r"_{2,}")
+_CAPS_WORD = re.compile(r"\b[A-Z]{2,}\b")
 _IDENTIFIER = re.compile(r"\b[A-Z]{2,}[-_]?\d+[A-Z0-9-]*\b|\b[A-Z][a-z]+[A-Z]\w+\b")
 
 
@@ -65,6 +71,15 @@ LEXICAL_FEATURES: tuple[str, ...] = (
     "upper_ratio",
     "newlines",
     "long_words_ratio",
+    "stem_chars",
+    "options_chars",
+    "longest_option_chars",
+    "numbered_statements",
+    "roman_numerals",
+    "all_none_of_above",
+    "calculation_cues",
+    "blanks",
+    "capitalised_words",
 )
 BOUNDARY_FEATURES: tuple[str, ...] = (
     "kb_overlap",
@@ -96,6 +111,25 @@ def lexical_features(text: str) -> list[float]:
         sum(c.isupper() for c in text) / chars if chars else 0.0,
         float(text.count("\n")),
         sum(len(w) >= 9 for w in words) / n_words if n_words else 0.0,
+        *_structure(text),
+    ]
+
+
+def _structure(text: str) -> list[float]:
+    """A question stem followed by answer options (multiple choice, menus of choices)."""
+    lines = text.split("\n")
+    options = [line for line in lines if _OPTION_LINE.match(line)]
+    stem = "\n".join(line for line in lines if not _OPTION_LINE.match(line))
+    return [
+        float(len(stem)),
+        float(sum(map(len, options))),
+        float(max(map(len, options), default=0)),
+        float(len(_STATEMENT.findall(text))),
+        float(len(_ROMAN.findall(text))),
+        float(len(_ALL_NONE.findall(text))),
+        float(len(_CALC.findall(text))),
+        float(len(_BLANK.findall(text))),
+        float(len(_CAPS_WORD.findall(text))),
     ]
 
 

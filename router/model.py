@@ -35,7 +35,7 @@ from router.features import (
 )
 from router.history import KnnHistory, history_feature_names
 
-FEATURE_VERSION = "1"
+FEATURE_VERSION = "2"
 ARTIFACT_FORMAT = 1
 STACK_FEATURES = ("lr4_gain", "lr4_helps", "lr4_both_wrong")
 CATEGORY_FEATURES = ("cat_small_ok", "cat_large_ok", "cat_gain")

@@ -18,7 +18,7 @@ class QueueConfig(BaseModel):
         1.0, gt=0, description="Expected wait one request ahead adds (per large replica)"
     )
     must_large_score: float = Field(
-        0.9, ge=0.0, le=1.0, description="Scores at or above this go large whatever the queue"
+        0.5, ge=0.0, le=1.0, description="Scores at or above this go large whatever the queue"
     )
 
 

@@ -15,9 +15,11 @@ class ThresholdConfig(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     mode: Literal["probability", "share"] = Field(
-        "probability", description="Cut at a probability, or at a target share of large traffic"
+        "share", description="Cut at a probability, or at a target share of large traffic"
     )
-    probability: float = Field(0.5, ge=0.0, le=1.0, description="P(small not acceptable) cut")
+    probability: float = Field(
+        0.3, ge=0.0, le=1.0, description="Cut on P(small not acceptable and large is)"
+    )
     large_share: float = Field(0.3, ge=0.0, le=1.0, description="Target share of auto traffic to large")
     window: int = Field(2000, ge=10, description="Recent scores the share threshold is taken from")
     min_samples: int = Field(
@@ -36,6 +38,7 @@ class ShareThreshold:
     """
 
     def __init__(self, window: int, training_scores: list[float] | None = None) -> None:
+        self.window = window
         self._scores: deque[float] = deque(maxlen=window)
         self._training = np.asarray(training_scores or [], dtype=np.float64)
 

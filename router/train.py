@@ -18,7 +18,7 @@ from sklearn.isotonic import IsotonicRegression
 from sklearn.linear_model import LogisticRegression
 from sklearn.model_selection import KFold
 
-from router.data import OutcomeData, split_indices
+from router.data import OutcomeData
 from router.embedding import Embedder
 from router.features import BoundaryLists
 from router.history import DEFAULT_KS, KnnHistory
@@ -98,45 +98,53 @@ def train_router(
     lists = lists or BoundaryLists()
     progress("embedding")
     emb = embedder.embed(data.prompts)
-    fit_idx, cal_idx = split_indices(len(data), seed=0, test_fraction=0.25)
-    fit, cal = data.subset(fit_idx), data.subset(cal_idx)
     categories = sorted({c for c in data.categories if c is not None})
-    uses_categories = len(categories) > 1
-    cats = categories if uses_categories else []
+    cats = categories if len(categories) > 1 else []
 
-    progress("stacked features")
-    history = KnnHistory(emb[fit_idx], fit.small_ok, fit.large_ok, ks=DEFAULT_KS)
+    progress("stacked features (out-of-fold)")
+    history = KnnHistory(emb, data.small_ok, data.large_ok, ks=DEFAULT_KS)
     stack_oof = _out_of_fold(
-        len(fit_idx),
-        lambda a, b: _fit_stack(emb[fit_idx][a], fit.subset(a), cats).features(emb[fit_idx][b]),
+        len(data), lambda a, b: _fit_stack(emb[a], data.subset(a), cats).features(emb[b])
     )
-    stack = _fit_stack(emb[fit_idx], fit, cats)
     model = RouterModel(
-        manifest=_manifest(spec, emb.shape[1], uses_categories, len(fit_idx), version),
-        history=history, stack=stack, heads={}, rank_reference={}, calibrator=None, lists=lists,
+        manifest=_manifest(spec, emb.shape[1], bool(cats), len(data), version),
+        history=history, stack=_fit_stack(emb, data, cats), heads={}, rank_reference={},
+        calibrator=None, lists=lists,
     )
-    a_fit, b_fit = model.feature_matrix(
-        emb[fit_idx], fit.prompts, history=history.features(emb[fit_idx], exclude_self=True), stack=stack_oof
+    a, b = model.feature_matrix(
+        emb, data.prompts, history=history.features(emb, exclude_self=True), stack=stack_oof
     )
-    progress("LightGBM heads")
-    model.heads = _heads(a_fit, b_fit, fit, threads)
+
+    progress("LightGBM heads (cross-fitted for calibration)")
+    comps = _cross_fitted_components(model, a, b, stack_oof, data, threads)
+    model.heads = _heads(a, b, data, threads)
 
     progress("calibration")
-    stacked_cal = stack.features(emb[cal_idx])
-    a_cal, b_cal = model.feature_matrix(emb[cal_idx], cal.prompts, stack=stacked_cal)
-    comps = model.components(a_cal, b_cal, stacked_cal)
     model.rank_reference = {n: np.sort(v) for n, v in comps.items()}
     ensemble = model.ensemble(comps)
-    helps = ((cal.small_ok < 0.5) & (cal.large_ok >= 0.5)).astype(float)
+    helps = ((data.small_ok < 0.5) & (data.large_ok >= 0.5)).astype(float)
     model.calibrator = IsotonicRegression(out_of_bounds="clip", y_min=0.0, y_max=1.0).fit(ensemble, helps)
     scores = model.calibrate(ensemble)
     model.manifest.metrics = {
-        "calibration_rows": len(cal_idx),
-        "calibration_apgr": apgr(quality_curve(scores, cal.small_ok, cal.large_ok)),
-        "calibration_ece": expected_calibration_error(scores, helps),
+        "out_of_fold_apgr": apgr(quality_curve(scores, data.small_ok, data.large_ok)),
+        "out_of_fold_ece": expected_calibration_error(np.clip(scores, 0, 1), helps),
         "training_scores_quantiles": np.quantile(scores, np.linspace(0, 1, 101)).tolist(),
     }
     return model
+
+
+def _cross_fitted_components(
+    model: RouterModel, a: Arr, b: Arr, stacked: Arr, data: OutcomeData, threads: int
+) -> dict[str, NDArray[np.float64]]:
+    """Head outputs for every row from heads that never saw it: what the rank references
+    and the calibrator must be fitted on to match scores of unseen queries."""
+    comps: dict[str, NDArray[np.float64]] = {}
+    for fit_idx, held_idx in KFold(4, shuffle=True, random_state=1).split(a):
+        model.heads = _heads(a[fit_idx], b[fit_idx], data.subset(fit_idx), threads)
+        part = model.components(a[held_idx], b[held_idx], stacked[held_idx])
+        for name, values in part.items():
+            comps.setdefault(name, np.zeros(len(a)))[held_idx] = values
+    return comps
 
 
 def _manifest(spec: EmbedderSpec, dim: int, uses_categories: bool, rows: int, version: str | None) -> Manifest:

@@ -163,15 +163,15 @@ def test_ready_is_503_when_a_tier_fails(client, engines):
 @pytest.mark.parametrize("threshold, tier", [(0.0, "large"), (1.0, "small")])
 def test_live_config_changes_routing(client, gateway, threshold, tier):
     from gateway.live_config import LiveConfig
-    gateway.apply(LiveConfig.parse({"routing": {"threshold": threshold}}))
+    gateway.apply(LiveConfig.parse({"routing": {"policy": "baseline", "baseline": {"threshold": threshold}}}))
     assert client.post(CHAT, json=chat_body(model="auto")).headers["x-gateway-tier"] == tier
 
 
 def test_invalid_live_config_keeps_the_last_good_one(client, gateway):
-    assert gateway.reconfigure({"routing": {"threshold": 0.0}})
-    assert not gateway.reconfigure({"routing": {"threshold": 7}})
+    assert gateway.reconfigure({"routing": {"baseline": {"threshold": 0.0}}})
+    assert not gateway.reconfigure({"routing": {"baseline": {"threshold": 7}}})
     assert not gateway.reconfigure({"routnig": {}})
-    assert gateway.config.routing.threshold == 0.0
+    assert gateway.config.routing.baseline.threshold == 0.0
     assert client.post(CHAT, json=chat_body(model="auto")).headers["x-gateway-tier"] == "large"
     assert gateway.metrics.registry.get_sample_value("gateway_live_config_rejected_total") == 2.0
 
@@ -179,4 +179,4 @@ def test_invalid_live_config_keeps_the_last_good_one(client, gateway):
 def test_invalid_first_config_fails_loudly(gateway):
     from pydantic import ValidationError
     with pytest.raises(ValidationError):
-        gateway.reconfigure({"routing": {"threshold": 7}}, strict=True)
+        gateway.reconfigure({"routing": {"baseline": {"threshold": 7}}}, strict=True)

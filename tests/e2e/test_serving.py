@@ -71,7 +71,7 @@ def test_completions_large_and_auto(client):
     raw = client.completions.with_raw_response.create(
         model="auto", prompt="The three primary colors are", max_tokens=8, temperature=0,
     )
-    assert raw.headers["x-gateway-route-reason"].startswith("baseline:")
+    assert raw.headers["x-gateway-route-reason"].startswith("learned:")
     assert raw.parse().choices[0].text.strip()
     large = client.completions.create(
         model="large", prompt="Question: What is the capital of France?\nAnswer:", max_tokens=8,
@@ -157,3 +157,43 @@ def test_metrics_exposed(http, client):
 
 def test_server_still_healthy(http):
     assert http.get("/health").status_code == 200 and http.get("/ready").status_code == 200
+
+
+EASY = "Hi, where is my order?"
+HARD = (
+    "Statement 1 | Every integral domain with characteristic 0 is infinite. Statement 2 | "
+    "Every integral domain with prime characteristic is finite.\nA. True, True\nB. False, False\n"
+    "C. True, False\nD. False, True\nAnswer:"
+)
+
+
+def test_learned_router_routes_easy_and_hard_differently(client):
+    decisions = {}
+    for name, text in (("easy", EASY), ("hard", HARD)):
+        raw = client.chat.completions.with_raw_response.create(
+            model="auto", messages=[{"role": "user", "content": text}], max_tokens=4, temperature=0
+        )
+        decisions[name] = raw.headers
+        assert raw.parse().model in ("smollm2-135m-instruct", "gemma-3-270m")
+    easy, hard = decisions["easy"], decisions["hard"]
+    assert (easy["x-gateway-tier"], hard["x-gateway-tier"]) == ("small", "large")
+    assert easy["x-gateway-route-reason"] == "learned:below_threshold"
+    assert hard["x-gateway-route-reason"] == "learned:above_threshold"
+    # The headers explain the decision: score against the threshold used, queue seen.
+    assert float(easy["x-gateway-route-score"]) < float(easy["x-gateway-route-threshold"])
+    assert float(hard["x-gateway-route-score"]) >= float(hard["x-gateway-route-threshold"])
+    assert int(hard["x-gateway-queue-depth"]) >= 0
+
+
+def test_queue_depth_is_live(gateway_url, http):
+    """A long generation on the large tier shows up in the next decision's queue depth."""
+    body = {"model": "large", "messages": QUESTION, "max_tokens": 1500, "stream": True}
+    with httpx.Client(base_url=gateway_url, timeout=60) as c:
+        with c.stream("POST", "/v1/chat/completions", json=body) as r:
+            lines = r.iter_lines()
+            next(lines)
+            time.sleep(0.6)  # > one report + one poll interval
+            probe = http.post("/v1/chat/completions", json={
+                "model": "auto", "messages": [{"role": "user", "content": EASY}], "max_tokens": 1})
+            assert int(probe.headers["x-gateway-queue-depth"]) >= 1
+    _wait_idle(http, "large", within_s=10)

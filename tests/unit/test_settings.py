@@ -24,9 +24,10 @@ def test_init_kwargs_beat_environment(monkeypatch):
 
 
 def test_live_config_rejects_unknown_keys_and_bad_values():
-    assert LiveConfig.parse({"routing": {"threshold": 0.3}}).routing.threshold == 0.3
+    parsed = LiveConfig.parse({"routing": {"learned": {"thresholds": {"probability": 0.3}}}})
+    assert parsed.routing.learned.thresholds.probability == 0.3
     with pytest.raises(ValidationError):
-        LiveConfig.parse({"routing": {"threshold": 3}})
+        LiveConfig.parse({"routing": {"baseline": {"threshold": 3}}})
     with pytest.raises(ValidationError):
         LiveConfig.parse({"routnig": {}})
 

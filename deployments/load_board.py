@@ -1,0 +1,79 @@
+"""Where the engine replicas publish their scheduler load, summed per tier.
+
+A Ray Serve handle reaches one replica per call, so polling engines through it can't
+see a whole tier. Instead every engine replica reports here 5 times a second and
+the ingress polls one snapshot: waiting + running over all live replicas of a tier.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from typing import Callable, Mapping
+
+from ray import serve
+from ray.serve.handle import DeploymentHandle
+
+from engines.types import EngineLoad
+from router.decision import Tier, TierLoad
+
+logger = logging.getLogger(__name__)
+
+REPORT_INTERVAL_S = 0.2  # the routing issue asks for a refresh at least every 250 ms
+FRESH_FOR_S = 1.0  # a replica silent for longer is gone (or stuck): not counted
+
+
+@serve.deployment(
+    num_replicas=1,
+    max_ongoing_requests=10_000,
+    ray_actor_options={"num_cpus": 0},
+    logging_config={"enable_access_log": False},  # several calls a second per replica
+)
+class LoadBoard:
+    def __init__(self) -> None:
+        self._entries: dict[tuple[str, str], tuple[float, EngineLoad]] = {}
+
+    def report(self, tier: str, replica: str, load: EngineLoad) -> None:
+        self._entries[(tier, replica)] = (time.monotonic(), load)
+
+    def snapshot(self) -> dict[str, TierLoad]:
+        now = time.monotonic()
+        totals: dict[str, TierLoad] = {}
+        for (tier, _), (seen, load) in list(self._entries.items()):
+            if now - seen > FRESH_FOR_S:
+                continue
+            total = totals.setdefault(tier, TierLoad())
+            total.running += load.running
+            total.waiting += load.waiting
+        return totals
+
+
+class BoardLoadSource:
+    def __init__(self, board: DeploymentHandle) -> None:
+        self._board = board
+
+    async def __call__(self) -> Mapping[Tier, TierLoad]:
+        return await self._board.snapshot.remote()
+
+
+class LoadPublisher:
+    """Daemon thread in an engine replica: reports its load to the board."""
+
+    def __init__(self, board: DeploymentHandle, tier: str, replica: str, read: Callable[[], EngineLoad]) -> None:
+        self._board, self._tier, self._replica, self._read = board, tier, replica, read
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name=f"load-publisher-{tier}", daemon=True)
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._stop.set()
+
+    def _run(self) -> None:
+        while not self._stop.wait(REPORT_INTERVAL_S):
+            try:
+                self._board.report.remote(self._tier, self._replica, self._read())
+            except Exception as exc:  # the board restarting must not take the engine down
+                logger.debug("load report failed: %s", exc)
