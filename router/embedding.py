@@ -61,7 +61,11 @@ class StaticMiniLMEmbedder:
 
     def __init__(self, path: Path | None = None, max_tokens: int = 512) -> None:
         from sentence_transformers import SentenceTransformer
-        from sentence_transformers.models import StaticEmbedding
+
+        try:
+            from sentence_transformers.sentence_transformer.modules import StaticEmbedding
+        except ImportError:  # sentence-transformers < 6
+            from sentence_transformers.models import StaticEmbedding
 
         encoder = SentenceTransformer(str(path or default_minilm_path()), device="cpu")
         weights = encoder[0].auto_model.embeddings.word_embeddings.weight.detach().clone()
