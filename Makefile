@@ -10,17 +10,10 @@ export TOKENIZERS_PARALLELISM := false
 setup:
 	bash scripts/setup.sh
 
-ROUTER_DIR ?= $(HOME)/.cache/routing-gateway/router/default
-MMLU := data/routellm/mmlu
-
 # Embedded models (GGUF -> HF dirs) and the default learned router (trained on the
-# shipped RouteLLM MMLU outcomes, ~1 min); both skip when already current.
+# shipped RouteLLM MMLU outcomes, ~2 min); both skip when already current.
 models: setup
 	$(VENV)/bin/gateway models prepare
-	$(VENV)/bin/router train --if-stale --data $(MMLU)/responses \
-	  --exclude $(MMLU)/contaminated_prompts.jsonl \
-	  --small-col mistralai/Mixtral-8x7B-Instruct-v0.1 --large-col gpt-4-1106-preview \
-	  --version router-mmlu-default --out $(ROUTER_DIR)
 
 run: models
 	$(VENV)/bin/gateway serve

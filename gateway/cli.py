@@ -15,6 +15,7 @@ from gateway.settings import Settings
 # The app is named by import path, the same way `serve deploy` names it in
 # deployments/serve_config.yaml, so the edge package never imports the Ray wiring.
 APP_BUILDER = "deployments.app:build"
+SHIPPED_DATA = Path(__file__).resolve().parents[1] / "data"
 
 app = typer.Typer(no_args_is_help=True, add_completion=False, help=__doc__)
 models_app = typer.Typer(no_args_is_help=True, help="Prepare the embedded default models.")
@@ -25,12 +26,15 @@ app.add_typer(models_app, name="models")
 def prepare_models(
     cache_dir: Annotated[Optional[Path], typer.Option(help="Cache directory")] = None,
 ) -> None:
-    """Convert the packaged GGUF models into HF directories vLLM serves (idempotent)."""
+    """Prepare the embedded models (GGUF -> HF directories vLLM serves) and train the
+    default router from the shipped outcome data; each step skips when current."""
     from engines.embedded import prepare_embedded_models
+    from router.cli import ensure_default
 
     settings = Settings() if cache_dir is None else Settings(models_dir=cache_dir)
     prepared = prepare_embedded_models(settings.models_dir)
     typer.echo(f"small: {prepared.small}\nlarge: {prepared.large}")
+    ensure_default(settings.router.model_dir, SHIPPED_DATA / "routellm" / "mmlu")
 
 
 @app.command()

@@ -30,6 +30,19 @@ def _load(data: Path, small_col: str, large_col: str, exclude: Path | None, spli
     return outcomes.subset(train_idx if split == "train" else test_idx)
 
 
+MMLU_SMALL = "mistralai/Mixtral-8x7B-Instruct-v0.1"
+MMLU_LARGE = "gpt-4-1106-preview"
+
+
+def ensure_default(out: Path, mmlu_dir: Path) -> None:
+    """Train the default router from the shipped RouteLLM MMLU outcomes unless current."""
+    train(
+        data=mmlu_dir / "responses", small_col=MMLU_SMALL, large_col=MMLU_LARGE, out=out,
+        exclude=mmlu_dir / "contaminated_prompts.jsonl", version="router-mmlu-default",
+        if_stale=True,
+    )
+
+
 @app.command()
 def train(
     data: DataOpt,
