@@ -8,7 +8,8 @@ from gateway.catalog import Target
 from router.decision import RoutingDecision, RoutingQuery, Tier, TierLoad
 from router.policy import RoutingPolicy
 
-LoadSource = Callable[[], Mapping[Tier, TierLoad]]
+# The latest known loads, read synchronously on the decision path (see gateway.loads).
+LoadSnapshot = Callable[[], Mapping[Tier, TierLoad]]
 
 
 def _no_load() -> Mapping[Tier, TierLoad]:
@@ -16,7 +17,7 @@ def _no_load() -> Mapping[Tier, TierLoad]:
 
 
 class Router:
-    def __init__(self, policy: RoutingPolicy, loads: LoadSource = _no_load) -> None:
+    def __init__(self, policy: RoutingPolicy, loads: LoadSnapshot = _no_load) -> None:
         self._policy = policy
         self._loads = loads
 

@@ -83,7 +83,6 @@ class HttpSettings(BaseModel):
 
 class LimitSettings(BaseModel):
     max_body_bytes: int = Field(1_000_000, ge=1024, description="Largest request body accepted (413)")
-    request_timeout_s: float = Field(300.0, gt=0, description="End-to-end limit for one request")
 
 
 DEFAULT_ROUTER = Path.home() / ".cache" / "routing-gateway" / "router" / "default"
