@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import logging
-from typing import Any, Callable, Mapping
+from typing import Any, Mapping
 
 from ray import serve
 from ray.serve.handle import DeploymentHandle
@@ -16,12 +16,13 @@ from gateway.catalog import TierSpec
 from gateway.live_config import LiveConfig
 from gateway.settings import LimitSettings, RouterSettings
 from router.embedding import build_embedder
+from router.learned import ScoreFn
 from router.model import RouterModel, Scorer
 
 logger = logging.getLogger(__name__)
 
 
-def load_scorer(settings: RouterSettings) -> tuple[Callable[[str], float] | None, list[float] | None]:
+def load_scorer(settings: RouterSettings) -> tuple[ScoreFn | None, list[float] | None]:
     """The learned router's scorer, or None (baseline routing) when no model is there.
 
     A model that exists but does not match this code's feature schema raises: a silent

@@ -71,6 +71,9 @@ class SamplingFields(WireModel):
     stream: bool = False
     stream_options: StreamOptions | None = None
     user: str | None = None
+    metadata: dict[str, Any] | None = Field(
+        None, description="OpenAI metadata; `category` feeds routing (overrides, known rates)"
+    )
 
     @field_validator("stop")
     @classmethod
@@ -79,6 +82,10 @@ class SamplingFields(WireModel):
         if len(stops) > 4 or any(not s for s in stops):
             raise ValueError("stop takes up to 4 non-empty strings")
         return value
+
+    def category(self) -> str | None:
+        value = (self.metadata or {}).get("category")
+        return value if isinstance(value, str) else None
 
     def include_usage(self) -> bool:
         return bool(self.stream_options and self.stream_options.include_usage)

@@ -66,7 +66,9 @@ class CompletionService:
     def plan_chat(self, request: ChatCompletionRequest, request_id: str) -> Plan:
         turns = request.turns()
         query = RoutingQuery(
-            text="\n".join(t.content for t in turns if t.role == "user"), num_messages=len(turns)
+            text="\n".join(t.content for t in turns if t.role == "user"),
+            num_messages=len(turns),
+            category=request.category(),
         )
         generation = GenerationRequest(
             request_id=request_id,
@@ -76,7 +78,7 @@ class CompletionService:
         return self._plan("chat", request.model, query, generation, request.include_usage())
 
     def plan_completion(self, request: CompletionRequest, request_id: str) -> Plan:
-        query = RoutingQuery(text=request.text())
+        query = RoutingQuery(text=request.text(), category=request.category())
         generation = GenerationRequest(
             request_id=request_id, prompt=request.text(), sampling=request.sampling(request.max_tokens)
         )

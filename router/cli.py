@@ -102,6 +102,7 @@ def eval_cmd(
     threshold: Annotated[float, typer.Option(help="Probability threshold to report at")] = 0.5,
     json_out: Annotated[bool, typer.Option("--json", help="Print one JSON object last")] = False,
     plot: Annotated[Optional[Path], typer.Option(help="PNG of quality vs large share")] = None,
+    use_categories: Annotated[bool, typer.Option(help="Give the router each row's category")] = True,
 ) -> None:
     """Score outcome data with a router model and report routing quality."""
     from router.embedding import build_embedder
@@ -112,7 +113,7 @@ def eval_cmd(
     outcomes = _load(data, small_col, large_col, exclude, split, seed, test_fraction)
     spec = router.manifest.embedder
     emb = build_embedder(spec.kind, spec.max_tokens).embed(outcomes.prompts)
-    scores = router.score_embedded(emb, outcomes.prompts)
+    scores = router.score_embedded(emb, outcomes.prompts, outcomes.categories if use_categories else None)
     report, curves = evaluate(scores, outcomes, threshold)
     at = report.at_threshold
     lines = [

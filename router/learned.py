@@ -10,7 +10,7 @@ from router.decision import RoutingDecision, RoutingQuery, Tier, TierLoad
 from router.queue import QueueConfig, shift_threshold
 from router.thresholds import ShareThreshold, ThresholdConfig, base_threshold
 
-ScoreFn = Callable[[str], float]
+ScoreFn = Callable[[str, str | None], float]  # (text, client category) -> score
 
 
 class LearnedRoutingConfig(BaseModel):
@@ -32,7 +32,7 @@ class LearnedPolicy:
         override = self._config.thresholds.category_overrides.get(query.category or "")
         if override is not None:
             return RoutingDecision(tier=override, reason="learned:category_override")
-        score = self._score(query.text)
+        score = self._score(query.text, query.category)
         base = base_threshold(self._config.thresholds, self._share)
         self._share.observe(score)
         load = loads.get("large")

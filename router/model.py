@@ -35,10 +35,15 @@ from router.features import (
 )
 from router.history import KnnHistory, history_feature_names
 
-FEATURE_VERSION = "2"
+FEATURE_VERSION = "3"
 ARTIFACT_FORMAT = 1
 STACK_FEATURES = ("lr4_gain", "lr4_helps", "lr4_both_wrong")
-CATEGORY_FEATURES = ("cat_small_ok", "cat_large_ok", "cat_gain")
+# Predicted-category rates (always), then the named category's rates when the client
+# supplies a known one (NaN otherwise: LightGBM learns a branch for "not given").
+CATEGORY_FEATURES = (
+    "cat_small_ok", "cat_large_ok", "cat_gain",
+    "known_cat_small_ok", "known_cat_large_ok", "known_cat_gain",
+)
 HEADS = ("a_large", "a_small", "b_large", "b_small", "b_helps")
 COMPONENTS = ("a_gain", "b_gain", "b_helps", "lr4_gain", "cat_gain")
 
@@ -89,15 +94,26 @@ class StackModels:
     lr4: Any  # LogisticRegression over outcome classes 2*small_ok + large_ok
     category: Any | None  # LogisticRegression over categories
     category_rates: NDArray[np.float32] | None  # per category: small_ok, large_ok, gain
+    category_names: list[str] | None = None
 
-    def features(self, emb: NDArray[np.float32]) -> NDArray[np.float32]:
+    def features(
+        self, emb: NDArray[np.float32], categories: Sequence[str | None] | None = None
+    ) -> NDArray[np.float32]:
         proba = _full_proba(self.lr4, emb, 4)
         cols = [proba[:, 1] - proba[:, 2], proba[:, 1], proba[:, 0]]
         out = np.stack(cols, axis=1)
         if self.category is not None and self.category_rates is not None:
-            cat = _full_proba(self.category, emb, len(self.category_rates)) @ self.category_rates
-            out = np.hstack([out, cat])
+            soft = _full_proba(self.category, emb, len(self.category_rates)) @ self.category_rates
+            out = np.hstack([out, soft, self._known(categories, len(emb))])
         return out.astype(np.float32)
+
+    def _known(self, categories: Sequence[str | None] | None, n: int) -> NDArray[np.float32]:
+        known = np.full((n, 3), np.nan, dtype=np.float32)
+        index = {name: i for i, name in enumerate(self.category_names or [])}
+        for row, name in enumerate(categories or []):
+            if name in index and self.category_rates is not None:
+                known[row] = self.category_rates[index[name]]
+        return known
 
 
 def _full_proba(model: Any, x: NDArray[np.float32], n_classes: int) -> NDArray[np.float64]:
@@ -137,7 +153,8 @@ class RouterModel:
             "lr4_gain": stacked[:, 0].astype(np.float64),
         }
         if self.manifest.uses_categories:
-            comps["cat_gain"] = stacked[:, -1].astype(np.float64)
+            soft_gain, known_gain = stacked[:, -4], stacked[:, -1]
+            comps["cat_gain"] = np.where(np.isnan(known_gain), soft_gain, known_gain).astype(np.float64)
         return comps
 
     def ensemble(self, comps: dict[str, NDArray[np.float64]]) -> NDArray[np.float64]:
@@ -148,8 +165,11 @@ class RouterModel:
         # The tiny ensemble term breaks isotonic ties without changing the probability.
         return np.clip(self.calibrator.predict(ensemble), 0.0, 1.0) + 1e-6 * ensemble
 
-    def score_embedded(self, emb: NDArray[np.float32], texts: Sequence[str]) -> NDArray[np.float64]:
-        stacked = self.stack.features(emb)
+    def score_embedded(
+        self, emb: NDArray[np.float32], texts: Sequence[str],
+        categories: Sequence[str | None] | None = None,
+    ) -> NDArray[np.float64]:
+        stacked = self.stack.features(emb, categories)
         a, b = self.feature_matrix(emb, texts, stack=stacked)
         return self.calibrate(self.ensemble(self.components(a, b, stacked)))
 
@@ -210,6 +230,6 @@ class Scorer:
         self.model = model
         self._embedder = embedder
 
-    def score(self, text: str) -> float:
+    def score(self, text: str, category: str | None = None) -> float:
         emb = self._embedder.embed([text])
-        return float(self.model.score_embedded(emb, [text])[0])
+        return float(self.model.score_embedded(emb, [text], [category])[0])

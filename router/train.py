@@ -48,7 +48,10 @@ def _fit_stack(emb: Arr, data: OutcomeData, categories: list[str]) -> StackModel
         return StackModels(lr4=lr4, category=None, category_rates=None)
     codes = np.array([categories.index(c) for c in data.categories])
     category = LogisticRegression(C=1.0, max_iter=500).fit(emb, codes)
-    return StackModels(lr4=lr4, category=category, category_rates=_category_rates(data, codes, len(categories)))
+    return StackModels(
+        lr4=lr4, category=category, category_rates=_category_rates(data, codes, len(categories)),
+        category_names=list(categories),
+    )
 
 
 def _category_rates(data: OutcomeData, codes: NDArray[np.int64], n: int) -> Arr:
@@ -59,6 +62,11 @@ def _category_rates(data: OutcomeData, codes: NDArray[np.int64], n: int) -> Arr:
         if mask.any():
             rates[c] = [data.small_ok[mask].mean(), data.large_ok[mask].mean()]
     return np.hstack([rates, rates[:, 1:2] - rates[:, 0:1]])
+
+
+def _mask_categories(categories: list[str | None], seed: int) -> list[str | None]:
+    keep = np.random.RandomState(seed).uniform(size=len(categories)) < 0.5
+    return [c if k else None for c, k in zip(categories, keep)]
 
 
 def _out_of_fold(n: int, fn: Callable[[NDArray[np.int64], NDArray[np.int64]], Arr]) -> Arr:
@@ -103,8 +111,12 @@ def train_router(
 
     progress("stacked features (out-of-fold)")
     history = KnnHistory(emb, data.small_ok, data.large_ok, ks=DEFAULT_KS)
+    # Half the rows train without their category, so the heads also learn to score
+    # queries whose client sends none (the usual case outside the training domain).
+    given = _mask_categories(data.categories, seed=0)
     stack_oof = _out_of_fold(
-        len(data), lambda a, b: _fit_stack(emb[a], data.subset(a), cats).features(emb[b])
+        len(data),
+        lambda a, b: _fit_stack(emb[a], data.subset(a), cats).features(emb[b], [given[i] for i in b]),
     )
     model = RouterModel(
         manifest=_manifest(spec, emb.shape[1], bool(cats), len(data), version),

@@ -180,3 +180,16 @@ def test_invalid_first_config_fails_loudly(gateway):
     from pydantic import ValidationError
     with pytest.raises(ValidationError):
         gateway.reconfigure({"routing": {"baseline": {"threshold": 7}}}, strict=True)
+
+
+def test_metadata_category_reaches_the_policy(client, gateway):
+    from gateway.live_config import LiveConfig
+    seen = []
+    gateway.policies._scorer = lambda text, category: seen.append(category) or 0.0
+    gateway.apply(LiveConfig.parse({"routing": {"learned": {"thresholds": {
+        "mode": "probability", "category_overrides": {"billing": "large"}}}}}))
+    r = client.post(CHAT, json=chat_body(model="auto", metadata={"category": "billing"}))
+    assert r.headers["x-gateway-tier"] == "large"
+    assert r.headers["x-gateway-route-reason"] == "learned:category_override"
+    r = client.post(CHAT, json=chat_body(model="auto", metadata={"category": "orders"}))
+    assert r.headers["x-gateway-route-reason"] == "learned:below_threshold" and seen == ["orders"]

@@ -56,7 +56,7 @@ def test_empty_conversation_is_rejected():
 
 
 def test_unknown_fields_are_tolerated():
-    assert chat(frequency_penalty=0.0, metadata={"a": 1}).model_extra
+    assert chat(frequency_penalty=0.0, logit_bias={"a": 1}).model_extra
 
 
 def test_completion_accepts_a_single_prompt_list():

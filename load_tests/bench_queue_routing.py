@@ -1,0 +1,145 @@
+"""Queue-aware vs queue-blind routing under a burst that saturates the large tier.
+
+The same burst of `model=auto` requests is sent with the queue shift enabled and
+disabled (switched live through the ingress user_config, no restart), alternating.
+Prints p50/p95 latency of all requests and the share rerouted to small; saves
+load_tests/results/queue_routing.json.
+
+    python load_tests/bench_queue_routing.py [--burst 32] [--rounds 3]
+
+The small tier serves float32 here (SMALL_OVERRIDES below): on CPUs without
+AVX512-BF16 the int8 path emulates bf16 and is slower than the large tier, which would
+invert the premise (a cheap small tier) this benchmark is about.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import platform
+import time
+from datetime import datetime, timezone
+from pathlib import Path
+
+import httpx
+import numpy as np
+
+RESULTS = Path(__file__).parent / "results"
+PROMPTS = [
+    "Hi, where is my order?",
+    "How do I reset my password?",
+    "Statement 1 | Every integral domain with characteristic 0 is infinite. Statement 2 | Every "
+    "integral domain with prime characteristic is finite.\nA. True, True\nB. False, False\n"
+    "C. True, False\nD. False, True\nAnswer:",
+    "Which of the following is NOT a reason the refund was declined, except when the card expired?",
+    "Can I change the shipping address?",
+    "Explain the difference between a chargeback and a refund, and when each one applies.",
+    "What payment methods do you accept?",
+    "Statement 1 | A factor group of a non-Abelian group is non-Abelian. Statement 2 | If K is a "
+    "normal subgroup of H and H is a normal subgroup of G, then K is a normal subgroup of G.\n"
+    "A. True, True\nB. False, False\nC. True, False\nD. False, True\nAnswer:",
+]
+
+
+SMALL_OVERRIDES = {"quantization": None, "dtype": "float32"}
+
+
+def routing(queue_enabled: bool, threshold: float) -> dict:
+    return {
+        "policy": "learned",
+        "learned": {
+            "thresholds": {"mode": "probability", "probability": threshold},
+            "queue": {"enabled": queue_enabled, "latency_budget_s": 2.0,
+                      "seconds_per_queued_request": 0.5, "must_large_score": 0.5},
+        },
+    }
+
+
+def deploy(port: int, queue_enabled: bool, threshold: float, started: bool) -> None:
+    import ray
+    from ray import serve
+
+    from deployments.app import build
+    from gateway.settings import Settings
+
+    if not started:
+        ray.init(namespace="bench-queue", include_dashboard=False)
+        serve.start(http_options={"host": "127.0.0.1", "port": port})
+    settings = Settings(routing=routing(queue_enabled, threshold), small=SMALL_OVERRIDES)
+    serve.run(build(settings), name=settings.app_name, route_prefix="/")
+
+
+async def one(client: httpx.AsyncClient, prompt: str) -> tuple[float, str]:
+    body = {"model": "auto", "messages": [{"role": "user", "content": prompt}],
+            "max_tokens": 32, "temperature": 0}
+    start = time.perf_counter()
+    r = await client.post("/v1/chat/completions", json=body)
+    r.raise_for_status()
+    return time.perf_counter() - start, r.headers["x-gateway-route-reason"]
+
+
+async def burst(url: str, size: int) -> list[tuple[float, str]]:
+    async with httpx.AsyncClient(base_url=url, timeout=600) as client:
+        return await asyncio.gather(*(one(client, PROMPTS[i % len(PROMPTS)]) for i in range(size)))
+
+
+def median_score(url: str) -> float:
+    scores = []
+    for p in PROMPTS:
+        r = httpx.post(f"{url}/v1/chat/completions", timeout=300, json={
+            "model": "auto", "messages": [{"role": "user", "content": p}], "max_tokens": 1})
+        scores.append(float(r.headers["x-gateway-route-score"]))
+    return float(np.median(scores))
+
+
+def summarise(results: list[tuple[float, str]]) -> dict:
+    lat = np.array([r[0] for r in results])
+    reasons = [r[1] for r in results]
+    return {
+        "n": len(results),
+        "p50_s": float(np.percentile(lat, 50)),
+        "p95_s": float(np.percentile(lat, 95)),
+        "large_share": sum(r.endswith(("above_threshold", "must_large")) for r in reasons) / len(reasons),
+        "rerouted_share": sum(r == "learned:queue_shift" for r in reasons) / len(reasons),
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--burst", type=int, default=32)
+    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--port", type=int, default=8012)
+    args = parser.parse_args()
+    url = f"http://127.0.0.1:{args.port}"
+
+    deploy(args.port, queue_enabled=False, threshold=0.0, started=False)
+    threshold = median_score(url)  # half of the mix is "hard": the burst loads large
+    runs: dict[str, list] = {"queue_blind": [], "queue_aware": []}
+    for r in range(args.rounds):
+        order = [False, True] if r % 2 == 0 else [True, False]
+        for aware in order:
+            deploy(args.port, queue_enabled=aware, threshold=threshold, started=True)
+            time.sleep(1.0)
+            runs["queue_aware" if aware else "queue_blind"] += asyncio.run(burst(url, args.burst))
+    blind, aware = summarise(runs["queue_blind"]), summarise(runs["queue_aware"])
+    report = {
+        "benchmark": "queue_aware_routing",
+        "date": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "machine": {"cpus": os.cpu_count(), "platform": platform.platform()},
+        "burst": args.burst, "rounds": args.rounds, "threshold": threshold,
+        "queue_blind": blind, "queue_aware": aware,
+        "p95_ratio_aware_over_blind": aware["p95_s"] / blind["p95_s"],
+        "target": {"p95_ratio": 0.5},
+    }
+    for name, s in (("queue-blind", blind), ("queue-aware", aware)):
+        print(f"{name:12s} p50 {s['p50_s']:6.2f}s p95 {s['p95_s']:6.2f}s large share {s['large_share']:.2f} "
+              f"rerouted {s['rerouted_share']:.2f}")
+    print(f"p95 ratio aware/blind {report['p95_ratio_aware_over_blind']:.3f}")
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    (RESULTS / "queue_routing.json").write_text(json.dumps(report, indent=2))
+
+
+if __name__ == "__main__":
+    main()
