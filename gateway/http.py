@@ -210,9 +210,10 @@ def route_headers(plan: Plan) -> dict[str, str]:
     decision = plan.decision
     headers = {"x-gateway-tier": decision.tier, "x-gateway-route-reason": decision.reason}
     if decision.score is not None:
-        headers["x-gateway-route-score"] = f"{decision.score:.4f}"
+        # Full precision: a header must reproduce the comparison the policy made.
+        headers["x-gateway-route-score"] = repr(decision.score)
     if decision.threshold is not None:
-        headers["x-gateway-route-threshold"] = f"{decision.threshold:.4f}"
+        headers["x-gateway-route-threshold"] = repr(decision.threshold)
     if decision.queue_depth is not None:
         headers["x-gateway-queue-depth"] = str(decision.queue_depth)
     if decision.expected_wait_s is not None:
