@@ -20,6 +20,20 @@ class Router:
     def __init__(self, policy: RoutingPolicy, loads: LoadSnapshot = _no_load) -> None:
         self._policy = policy
         self._loads = loads
+        # Requests this ingress dispatched and not yet finished: a burst arriving within
+        # one poll interval must see its own earlier members, not a stale empty queue.
+        self._dispatched: dict[Tier, int] = {}
+
+    def dispatched(self, tier: Tier, delta: int) -> None:
+        self._dispatched[tier] = self._dispatched.get(tier, 0) + delta
+
+    def _current_loads(self) -> Mapping[Tier, TierLoad]:
+        polled = dict(self._loads())
+        for tier, local in self._dispatched.items():
+            seen = polled.get(tier, TierLoad())
+            if local > seen.depth:
+                polled[tier] = TierLoad(running=seen.running, waiting=local - seen.running)
+        return polled
 
     def replace_policy(self, policy: RoutingPolicy) -> None:
         """Swap the policy atomically (live config); in-flight decisions keep the old one."""
@@ -28,4 +42,4 @@ class Router:
     def decide(self, target: Target, query: RoutingQuery) -> RoutingDecision:
         if target.tier is not None:
             return RoutingDecision(tier=target.tier, adapter=target.adapter, reason="explicit")
-        return self._policy.decide(query, self._loads())
+        return self._policy.decide(query, self._current_loads())

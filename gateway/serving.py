@@ -151,6 +151,7 @@ class CompletionService:
         started = self._clock()
         status = "200"
         self._metrics.in_flight.labels(tier).inc()
+        self._router.dispatched(tier, +1)
         try:
             yield
         except GatewayError as exc:
@@ -164,6 +165,7 @@ class CompletionService:
             status = "499"
             raise
         finally:
+            self._router.dispatched(tier, -1)
             self._metrics.in_flight.labels(tier).dec()
             self._metrics.requests.labels(plan.endpoint, tier, status).inc()
             self._metrics.latency.labels(plan.endpoint, tier).observe(self._clock() - started)

@@ -43,3 +43,23 @@ def test_explicit_target_bypasses_policy_and_live_swap_applies():
     assert router.decide(Target(tier=None), RoutingQuery(text="hi")).tier == "small"
     router.replace_policy(BaselinePolicy(BaselineRuleConfig(threshold=0.0)))
     assert router.decide(Target(tier=None), RoutingQuery(text="hi")).tier == "large"
+
+
+def test_own_dispatches_count_before_the_next_poll():
+    from router.decision import TierLoad
+    seen = []
+
+    class Spy:
+        def decide(self, query, loads):
+            seen.append(loads.get("large"))
+            return BaselinePolicy(BaselineRuleConfig()).decide(query, loads)
+
+    router = Router(Spy(), loads=lambda: {"large": TierLoad(running=1)})
+    for _ in range(3):
+        router.dispatched("large", +1)
+    router.decide(Target(tier=None), RoutingQuery(text="hi"))
+    assert seen[-1].depth == 3
+    for _ in range(3):
+        router.dispatched("large", -1)
+    router.decide(Target(tier=None), RoutingQuery(text="hi"))
+    assert seen[-1].depth == 1  # polled engine state wins when it knows more
