@@ -1,8 +1,7 @@
-"""Sentence embeddings for the router: the real MiniLM encoder and a test double."""
+"""Sentence embeddings for the router: MiniLM, contextual or its static token table."""
 
 from __future__ import annotations
 
-import hashlib
 from pathlib import Path
 from typing import Protocol, Sequence
 
@@ -89,19 +88,3 @@ def build_embedder(kind: str, max_tokens: int) -> Embedder:
     if kind == "minilm":
         return MiniLMEmbedder(max_tokens=max_tokens)
     raise ValueError(f"unknown embedder kind '{kind}' (expected 'static' or 'minilm')")
-
-
-class HashingEmbedder:
-    """Deterministic bag-of-words embedding for unit tests (no model, no torch)."""
-
-    def __init__(self, dim: int = 32) -> None:
-        self.dim = dim
-
-    def embed(self, texts: Sequence[str]) -> Matrix:
-        out = np.zeros((len(texts), self.dim), dtype=np.float32)
-        for row, text in enumerate(texts):
-            for word in text.lower().split():
-                bucket = int(hashlib.md5(word.encode()).hexdigest(), 16) % self.dim
-                out[row, bucket] += 1.0
-        norms = np.linalg.norm(out, axis=1, keepdims=True)
-        return out / np.where(norms == 0, 1.0, norms)

@@ -1,10 +1,10 @@
 """Query features computed without running either model.
 
-Three groups, each a small pure function over the text:
-- complexity proxies (length, sentences, clauses, negation/qualification cues,
-  questions, code and maths markers),
+Two groups here, each a small pure function over the text:
+- complexity and structure proxies (length, sentences, clauses, negation/qualification
+  cues, questions, code and maths markers, question stem vs answer options),
 - knowledge-boundary signals (overlap with the knowledge base vocabulary, product
-  identifiers known vs unknown, recently changed topics) from configurable lists,
+  identifiers known vs unknown, recently changed topics) from configurable lists.
 The semantic (embedding) and historical (k nearest past queries) groups live in
 `router.embedding` and `router.history`; `router.scorer` puts them together.
 
