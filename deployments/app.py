@@ -9,33 +9,22 @@ from typing import Any
 
 from ray.serve import Application
 
+from adapters.registry import AdapterRegistry
 from deployments.engine_deployment import EngineDeployment
 from deployments.ingress import Ingress
 from deployments.load_board import LoadBoard
-from engines.embedded import embedded_model_path, is_prepared
+from engines.embedded import resolve_model as resolve
 from engines.vllm_engine import EngineSpec
 from gateway.catalog import TierSpec
+from gateway.adapters import open_registry
 from gateway.live_config import LiveConfig
 from gateway.settings import Settings, TierName, TierSettings
 
 DEPLOYMENT_NAMES: dict[TierName, str] = {"small": "SmallEngine", "large": "LargeEngine"}
 
 
-class ModelNotPrepared(RuntimeError):
-    pass
-
-
 def resolve_model(settings: Settings, tier: TierName) -> str:
-    configured = settings.tier(tier).model
-    if configured:
-        return configured
-    path = embedded_model_path(settings.models_dir, tier)
-    if not is_prepared(path):
-        raise ModelNotPrepared(
-            f"The embedded {tier} model is not prepared in {settings.models_dir}. "
-            "Run `gateway models prepare` (or `make models`) first."
-        )
-    return str(path)
+    return resolve(settings.tier(tier).model, settings.models_dir, tier)
 
 
 def engine_spec(settings: Settings, tier: TierName) -> EngineSpec:
@@ -50,6 +39,7 @@ def engine_spec(settings: Settings, tier: TierName) -> EngineSpec:
         enable_lora=tier_settings.enable_lora,
         max_lora_rank=tier_settings.max_lora_rank,
         max_loras=tier_settings.max_loras,
+        max_cpu_loras=max(tier_settings.max_cpu_loras, tier_settings.max_loras),
         enforce_eager=tier_settings.enforce_eager,
         max_num_seqs=tier_settings.max_num_seqs,
         gpu_memory_utilization=tier_settings.gpu_memory_utilization,
@@ -64,13 +54,15 @@ def actor_options(tier: TierSettings) -> dict[str, Any]:
     return {"num_cpus": tier.num_cpus, "num_gpus": tier.num_gpus, "runtime_env": {"env_vars": env}}
 
 
-def engine_deployment(settings: Settings, tier: TierName, board: Application) -> Application:
+def engine_deployment(
+    settings: Settings, tier: TierName, board: Application, registry: AdapterRegistry | None
+) -> Application:
     tier_settings = settings.tier(tier)
     return EngineDeployment.options(
         name=DEPLOYMENT_NAMES[tier],
         num_replicas=tier_settings.num_replicas,
         ray_actor_options=actor_options(tier_settings),
-    ).bind(engine_spec(settings, tier), tier, board)
+    ).bind(engine_spec(settings, tier), tier, board, registry, settings.adapters.poll_interval_s)
 
 
 def build(settings: Settings) -> Application:
@@ -81,13 +73,18 @@ def build(settings: Settings) -> Application:
     }
     live = LiveConfig(routing=settings.routing)
     board = LoadBoard.bind()
+    # Adapters live on the small tier only; its registry is the one source of truth.
+    registry = open_registry(settings) if settings.small.enable_lora else None
     return Ingress.options(user_config=live.model_dump(mode="json")).bind(
-        engine_deployment(settings, "small", board),
-        engine_deployment(settings, "large", board),
+        engine_deployment(settings, "small", board, registry),
+        engine_deployment(settings, "large", board, None),
         board,
         tiers,
         settings.limits,
         settings.router,
+        registry,
+        settings.adapters,
+        settings.admin,
     )
 
 

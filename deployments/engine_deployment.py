@@ -2,13 +2,24 @@
 
 from __future__ import annotations
 
+import asyncio
 from typing import AsyncIterator
 
 from ray import serve
 from ray.serve.handle import DeploymentHandle
 
+from adapters.registry import AdapterRegistry
+from deployments.adapter_sync import AdapterSync
 from deployments.load_board import LoadPublisher
-from engines.types import EngineInfo, EngineLoad, GenerationChunk, GenerationRequest, GenerationResult
+from engines.types import (
+    AdapterReport,
+    AdapterSpec,
+    EngineInfo,
+    EngineLoad,
+    GenerationChunk,
+    GenerationRequest,
+    GenerationResult,
+)
 from engines.vllm_engine import EngineSpec, VLLMEngine
 
 
@@ -22,13 +33,36 @@ from engines.vllm_engine import EngineSpec, VLLMEngine
     ray_actor_options={"num_cpus": 0},
 )
 class EngineDeployment:
-    def __init__(self, spec: EngineSpec, tier: str, board: DeploymentHandle | None = None) -> None:
+    def __init__(
+        self,
+        spec: EngineSpec,
+        tier: str,
+        board: DeploymentHandle | None = None,
+        adapters: AdapterRegistry | None = None,
+        adapter_poll_s: float = 0.5,
+    ) -> None:
         self._engine = VLLMEngine.build(spec)
+        self._sync: AdapterSync | None = None
+        if adapters is not None and spec.enable_lora:
+            self._sync = AdapterSync(adapters, self._engine, adapter_poll_s)
+            # Ray Serve runs the constructor on the replica's event loop: the sync task
+            # lives there beside the requests (the engine's client is bound to it).
+            self._sync_task = asyncio.get_running_loop().create_task(self._sync.run())
         self._publisher: LoadPublisher | None = None
         if board is not None:
             replica = serve.get_replica_context().replica_id.unique_id
-            self._publisher = LoadPublisher(board, tier, replica, self._engine.load_now)
+            self._publisher = LoadPublisher(board, tier, replica, self._engine.load_now, self._adapter_report)
             self._publisher.start()
+
+    def _adapter_report(self) -> AdapterReport | None:
+        return self._sync.report if self._sync is not None else None
+
+    async def probe_adapter(self, adapter: AdapterSpec) -> None:
+        """Load a version on this replica, raising EngineRequestError if vLLM refuses it.
+
+        The admin API calls this before it activates anything, so a corrupt adapter is
+        refused while the previous version keeps serving."""
+        await self._engine.add_adapter(adapter)
 
     async def generate(self, request: GenerationRequest) -> GenerationResult:
         return await self._engine.generate(request)

@@ -12,7 +12,7 @@ from ray import exceptions as ray_errors
 from ray.serve.handle import DeploymentHandle
 
 from engines.errors import EngineError, EngineUnavailable
-from engines.types import EngineInfo, EngineLoad, GenerationChunk, GenerationRequest, GenerationResult
+from engines.types import AdapterSpec, EngineInfo, EngineLoad, GenerationChunk, GenerationRequest, GenerationResult
 
 _UNAVAILABLE = (
     ray_errors.RayActorError,
@@ -66,5 +66,11 @@ class HandleEngine:
     async def info(self) -> EngineInfo:
         try:
             return await self._handle.info.remote()
+        except Exception as exc:
+            raise _translate(exc) from exc
+
+    async def probe_adapter(self, adapter: AdapterSpec) -> None:
+        try:
+            await self._handle.probe_adapter.remote(adapter)
         except Exception as exc:
             raise _translate(exc) from exc

@@ -9,12 +9,15 @@ from ray import serve
 from ray.serve.handle import DeploymentHandle
 from starlette.types import ASGIApp
 
+from adapters.config import AdapterSettings
+from adapters.registry import AdapterRegistry
+from deployments.adapter_fleet import ServeAdapterFleet
 from deployments.handle_client import HandleEngine
 from deployments.load_board import BoardLoadSource
+from gateway.adapters import AdapterDirectory
 from gateway.assembly import build_gateway
 from gateway.catalog import TierSpec
-from gateway.live_config import LiveConfig
-from gateway.settings import LimitSettings, RouterSettings
+from gateway.settings import AdminSettings, LimitSettings, RouterSettings
 from router.embedding import build_embedder
 from router.learned import ScoreFn
 from router.model import RouterModel, Scorer
@@ -51,14 +54,27 @@ class Ingress:
         tiers: Mapping[str, TierSpec],
         limits: LimitSettings,
         router: RouterSettings,
+        registry: AdapterRegistry | None = None,
+        adapters: AdapterSettings | None = None,
+        admin: AdminSettings | None = None,
     ) -> None:
         self._configured = False
         scorer, training_scores = load_scorer(router)
         engines = {"small": HandleEngine(small), "large": HandleEngine(large)}
+        adapters = adapters or AdapterSettings()
+        directory = None
+        if registry is not None:
+            embedder = build_embedder(adapters.selector_embedder, 128) if adapters.auto_select else None
+            directory = AdapterDirectory(
+                registry, embedder, adapters.selector_embedder, adapters.min_similarity,
+                parent=tiers["small"].served_name,
+            )
         # Ray Serve's proxy already echoes x-request-id (and passes it in): don't add a second.
         self._gateway = build_gateway(  # type: ignore[arg-type]
             engines, tiers, limits, loads=BoardLoadSource(board), scorer=scorer,
             training_scores=training_scores, echo_request_id=False,
+            adapters=directory, fleet=ServeAdapterFleet(engines["small"], board), admin=admin,
+            auto_select_adapters=adapters.auto_select, adapter_poll_s=adapters.poll_interval_s,
         )
 
     def reconfigure(self, user_config: dict[str, Any]) -> None:

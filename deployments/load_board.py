@@ -15,7 +15,7 @@ from typing import Callable, Mapping
 from ray import serve
 from ray.serve.handle import DeploymentHandle
 
-from engines.types import EngineLoad
+from engines.types import AdapterReport, EngineLoad
 from router.decision import Tier, TierLoad
 
 logger = logging.getLogger(__name__)
@@ -33,9 +33,22 @@ FRESH_FOR_S = 1.0  # a replica silent for longer is gone (or stuck): not counted
 class LoadBoard:
     def __init__(self) -> None:
         self._entries: dict[tuple[str, str], tuple[float, EngineLoad]] = {}
+        self._adapters: dict[tuple[str, str], tuple[float, AdapterReport]] = {}
 
-    def report(self, tier: str, replica: str, load: EngineLoad) -> None:
-        self._entries[(tier, replica)] = (time.monotonic(), load)
+    def report(self, tier: str, replica: str, load: EngineLoad, adapters: AdapterReport | None = None) -> None:
+        now = time.monotonic()
+        self._entries[(tier, replica)] = (now, load)
+        if adapters is not None:
+            self._adapters[(tier, replica)] = (now, adapters)
+
+    def adapter_reports(self, tier: str) -> dict[str, AdapterReport]:
+        """Per live replica of `tier`: the registry generation it applied and what it holds."""
+        now = time.monotonic()
+        return {
+            replica: report
+            for (t, replica), (seen, report) in list(self._adapters.items())
+            if t == tier and now - seen <= FRESH_FOR_S
+        }
 
     def snapshot(self) -> dict[str, TierLoad]:
         now = time.monotonic()
@@ -60,8 +73,16 @@ class BoardLoadSource:
 class LoadPublisher:
     """Daemon thread in an engine replica: reports its load to the board."""
 
-    def __init__(self, board: DeploymentHandle, tier: str, replica: str, read: Callable[[], EngineLoad]) -> None:
+    def __init__(
+        self,
+        board: DeploymentHandle,
+        tier: str,
+        replica: str,
+        read: Callable[[], EngineLoad],
+        adapters: Callable[[], AdapterReport | None] = lambda: None,
+    ) -> None:
         self._board, self._tier, self._replica, self._read = board, tier, replica, read
+        self._adapters = adapters
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name=f"load-publisher-{tier}", daemon=True)
 
@@ -74,6 +95,6 @@ class LoadPublisher:
     def _run(self) -> None:
         while not self._stop.wait(REPORT_INTERVAL_S):
             try:
-                self._board.report.remote(self._tier, self._replica, self._read())
+                self._board.report.remote(self._tier, self._replica, self._read(), self._adapters())
             except Exception as exc:  # the board restarting must not take the engine down
                 logger.debug("load report failed: %s", exc)

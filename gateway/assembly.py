@@ -11,6 +11,8 @@ from pydantic import ValidationError
 from starlette.applications import Starlette
 
 from engines.protocol import Engine
+from gateway.adapters import AdapterDirectory, directory_poller
+from gateway.admin import AdapterFleet, AdminApi
 from gateway.catalog import ModelCatalog, TierSpec
 from gateway.health import Readiness
 from gateway.http import GatewayApp
@@ -19,7 +21,7 @@ from gateway.loads import EngineLoadSource, LoadPoller, LoadSource
 from gateway.metrics import GatewayMetrics
 from gateway.routing import Router
 from gateway.serving import CompletionService
-from gateway.settings import LimitSettings
+from gateway.settings import AdminSettings, LimitSettings
 from router.baseline import BaselinePolicy
 from router.config import RoutingConfig
 from router.learned import LearnedPolicy, ScoreFn
@@ -93,6 +95,11 @@ def build_gateway(
     scorer: ScoreFn | None = None,
     training_scores: list[float] | None = None,
     echo_request_id: bool = True,
+    adapters: AdapterDirectory | None = None,
+    fleet: AdapterFleet | None = None,
+    admin: AdminSettings | None = None,
+    auto_select_adapters: bool = True,
+    adapter_poll_s: float = 0.5,
 ) -> Gateway:
     config = config or LiveConfig()
     metrics = metrics or GatewayMetrics()
@@ -100,9 +107,19 @@ def build_gateway(
     poller = LoadPoller(loads or EngineLoadSource(engines))
     policies = PolicyFactory(scorer, training_scores)
     router = Router(policies.build(config.routing), loads=poller.snapshot)
-    service = CompletionService(engines, catalog, router, metrics)
+    service = CompletionService(engines, catalog, router, metrics, adapters, auto_select_adapters)
+    routes, background = [], []
+    if adapters is not None:
+        adapters.refresh()  # serve the registry's current set from the first request
+        catalog.add_cards(adapters.cards)
+        background.append(directory_poller(adapters, adapter_poll_s))
+        if fleet is not None:
+            admin = admin or AdminSettings()
+            api = AdminApi(adapters, fleet, metrics, admin.api_key, admin.converge_timeout_s)
+            routes.extend(api.routes())
     app = GatewayApp(
-        service, catalog, Readiness(engines), metrics, limits, poller, echo_request_id
+        service, catalog, Readiness(engines), metrics, limits, poller, echo_request_id,
+        extra_routes=routes, background=background,
     ).build()
     return Gateway(
         app=app, service=service, router=router, metrics=metrics, config=config, policies=policies

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Mapping
+from typing import Callable, Mapping
 
 from pydantic import BaseModel
 
@@ -18,17 +18,27 @@ class TierSpec(BaseModel):
     max_model_len: int
 
 
+class AdapterPin(BaseModel):
+    domain: str
+    version: str | None = None  # None: the domain's active version
+
+
 class Target(BaseModel):
     """A resolved `model` field: a pinned tier, or None for the router to decide."""
 
     tier: Tier | None
-    adapter: str | None = None
+    adapter: AdapterPin | None = None
 
 
 class ModelCatalog:
     def __init__(self, tiers: Mapping[Tier, TierSpec]) -> None:
         self._tiers = dict(tiers)
         self._by_name = self._index(self._tiers)
+        self._extra_cards: list[Callable[[], list[ModelCard]]] = []
+
+    def add_cards(self, source: Callable[[], list[ModelCard]]) -> None:
+        """Live entries for /v1/models (the adapters), read at each listing."""
+        self._extra_cards.append(source)
 
     @staticmethod
     def _index(tiers: Mapping[Tier, TierSpec]) -> dict[str, Target]:
@@ -39,13 +49,22 @@ class ModelCatalog:
         return names
 
     def resolve(self, model: str) -> Target:
-        target = self._by_name.get(model)
+        target = self._by_name.get(model) or self._adapter_target(model)
         if target is None:
             known = ", ".join(sorted(self._by_name))
             raise ModelNotFound(
                 f"The model '{model}' does not exist. Served models: {known}.", param="model"
             )
         return target
+
+    def _adapter_target(self, model: str) -> Target | None:
+        """`small:<domain>` or `small:<domain>@<version>` (the small tier's served name works too)."""
+        prefix, sep, rest = model.partition(":")
+        small = self._tiers.get("small")
+        if not sep or not rest or small is None or prefix not in ("small", small.served_name):
+            return None
+        domain, _, version = rest.partition("@")
+        return Target(tier="small", adapter=AdapterPin(domain=domain.lower(), version=version or None))
 
     def served_name(self, tier: Tier, adapter: str | None = None) -> str:
         name = self._tiers[tier].served_name
@@ -58,4 +77,6 @@ class ModelCatalog:
                 ModelCard(id=tier, tier=tier, parent=spec.served_name, max_model_len=spec.max_model_len)
             )
             cards.append(ModelCard(id=spec.served_name, tier=tier, max_model_len=spec.max_model_len))
+        for source in self._extra_cards:
+            cards.extend(source())
         return cards

@@ -26,8 +26,10 @@ app.add_typer(models_app, name="models")
 def prepare_models(
     cache_dir: Annotated[Optional[Path], typer.Option(help="Cache directory")] = None,
 ) -> None:
-    """Prepare the embedded models (GGUF -> HF directories vLLM serves) and train the
-    default router from the shipped outcome data; each step skips when current."""
+    """Prepare the embedded models (GGUF -> HF directories vLLM serves), train the
+    default router from the shipped outcome data and the default domain adapters of the
+    small model; each step skips when current."""
+    from adapters.cli import ensure_defaults
     from engines.embedded import prepare_embedded_models
     from router.cli import ensure_default
 
@@ -35,6 +37,8 @@ def prepare_models(
     prepared = prepare_embedded_models(settings.models_dir)
     typer.echo(f"small: {prepared.small}\nlarge: {prepared.large}")
     ensure_default(settings.router.model_dir, SHIPPED_DATA / "routellm" / "mmlu")
+    if settings.small.enable_lora and settings.small.model is None:
+        ensure_defaults(settings)  # adapters of the embedded small model only
 
 
 @app.command()

@@ -3,7 +3,11 @@
     GatewayError (500, api_error)
     ├── InvalidRequest (400, invalid_request_error)      malformed JSON, schema, unsupported
     │   └── ContextLengthError (400, code context_length_exceeded)
+    ├── AuthenticationError (401, authentication_error)  missing or wrong API key
+    ├── PermissionDenied (403, permission_error)          key valid, action not allowed / disabled
     ├── ModelNotFound (404, invalid_request_error, code model_not_found)
+    │   └── AdapterNotFoundError (code adapter_not_found)
+    ├── Conflict (409, invalid_request_error)            state forbids it (nothing to roll back to)
     ├── PayloadTooLarge (413, invalid_request_error)
     ├── UnsupportedMediaType (415, invalid_request_error)
     ├── EngineFailure (500, api_error)                   the engine raised while serving
@@ -52,6 +56,28 @@ class ModelNotFound(GatewayError):
     status = 404
     error_type = "invalid_request_error"
     default_code = "model_not_found"
+
+
+class AdapterNotFoundError(ModelNotFound):
+    default_code = "adapter_not_found"
+
+
+class AuthenticationError(GatewayError):
+    status = 401
+    error_type = "authentication_error"
+    default_code = "invalid_api_key"
+
+
+class PermissionDenied(GatewayError):
+    status = 403
+    error_type = "permission_error"
+    default_code = "permission_denied"
+
+
+class Conflict(GatewayError):
+    status = 409
+    error_type = "invalid_request_error"
+    default_code = "conflict"
 
 
 class PayloadTooLarge(GatewayError):

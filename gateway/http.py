@@ -8,7 +8,7 @@ from __future__ import annotations
 import json
 import logging
 from contextlib import asynccontextmanager
-from typing import Any, AsyncIterator, TypeVar
+from typing import Any, AsyncIterator, Protocol, Sequence, TypeVar
 
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from pydantic import BaseModel, ValidationError
@@ -50,6 +50,16 @@ logger = logging.getLogger(__name__)
 
 W = TypeVar("W", bound=BaseModel)
 
+
+
+class Background(Protocol):
+    """A task that runs for the app's lifetime (pollers)."""
+
+    def start(self) -> None: ...
+
+    async def stop(self) -> None: ...
+
+
 SSE_HEADERS = {"cache-control": "no-cache", "x-accel-buffering": "no"}
 
 
@@ -65,7 +75,11 @@ class GatewayApp:
         limits: LimitSettings,
         poller: LoadPoller,
         echo_request_id: bool = True,
+        extra_routes: Sequence[Route] = (),
+        background: Sequence[Background] = (),
     ) -> None:
+        self._extra_routes = list(extra_routes)
+        self._background = [poller, *background]
         self._poller = poller
         self._echo_request_id = echo_request_id
         self._service = service
@@ -82,6 +96,7 @@ class GatewayApp:
             Route("/health", self.health, methods=["GET"]),
             Route("/ready", self.ready, methods=["GET"]),
             Route("/metrics", self.prometheus, methods=["GET"]),
+            *self._extra_routes,
         ]
         handlers = {
             GatewayError: _gateway_error,
@@ -96,9 +111,12 @@ class GatewayApp:
 
     @asynccontextmanager
     async def _lifespan(self, app: Starlette) -> AsyncIterator[None]:
-        self._poller.start()  # live tier loads for queue-aware routing
+        # Live tier loads for queue-aware routing; the adapter directory's refresh.
+        for task in self._background:
+            task.start()
         yield
-        await self._poller.stop()
+        for task in self._background:
+            await task.stop()
 
     # ---- OpenAI endpoints ------------------------------------------------------
 

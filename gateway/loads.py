@@ -7,14 +7,13 @@ The router reads the last snapshot synchronously; the poller refreshes it every
 from __future__ import annotations
 
 import asyncio
-import logging
 import time
 from typing import Awaitable, Callable, Mapping
 
 from engines.protocol import Engine
+from gateway.background import Periodic
 from router.decision import Tier, TierLoad
 
-logger = logging.getLogger(__name__)
 
 LoadSource = Callable[[], Awaitable[Mapping[Tier, TierLoad]]]
 
@@ -40,7 +39,7 @@ class LoadPoller:
         self._stale_after_s = stale_after_s
         self._snapshot: Mapping[Tier, TierLoad] = {}
         self._updated = 0.0
-        self._task: asyncio.Task[None] | None = None
+        self._task = Periodic(self.refresh, interval_s, "load-poller")
 
     def snapshot(self) -> Mapping[Tier, TierLoad]:
         """The latest loads; empty when stale, so a stuck poller never pins a shift."""
@@ -53,18 +52,7 @@ class LoadPoller:
         self._updated = time.monotonic()
 
     def start(self) -> None:
-        if self._task is None:
-            self._task = asyncio.get_running_loop().create_task(self._run())
+        self._task.start()
 
     async def stop(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            self._task = None
-
-    async def _run(self) -> None:
-        while True:
-            try:
-                await self.refresh()
-            except Exception as exc:  # keep polling: a tier restarting must not stop routing
-                logger.debug("load poll failed: %s", exc)
-            await asyncio.sleep(self._interval_s)
+        await self._task.stop()

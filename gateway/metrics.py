@@ -44,6 +44,26 @@ class GatewayMetrics:
             "gateway_live_config_rejected", "Invalid live configs rejected (last good kept)",
             registry=r,
         )
+        self.adapter_requests = Counter(
+            "gateway_adapter_requests", "Requests served with a LoRA adapter",
+            ["domain", "version"], registry=r,
+        )
+        self.adapter_selection = Counter(
+            "gateway_adapter_selection", "Adapter choice for auto traffic routed small "
+            "(category hint, embedding selector, or base model)", ["outcome"], registry=r,
+        )
+        self.adapter_similarity = Histogram(
+            "gateway_adapter_selector_similarity", "Best cosine similarity to a domain centroid",
+            buckets=tuple(i / 10 for i in range(-2, 11)), registry=r,
+        )
+        self.adapter_operations = Counter(
+            "gateway_adapter_operations", "Admin adapter operations (load, activate, rollback, "
+            "unload, candidate) by outcome", ["operation", "outcome"], registry=r,
+        )
+        self.adapter_swap_seconds = Histogram(
+            "gateway_adapter_swap_seconds", "Time from an admin adapter change until every "
+            "small-tier replica has applied it", ["operation"], buckets=LATENCY_BUCKETS, registry=r,
+        )
         self.decisions = Counter(
             "gateway_routing_decisions", "Routing decisions by tier and reason",
             ["tier", "reason"], registry=r,

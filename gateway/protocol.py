@@ -217,6 +217,8 @@ class ModelCard(BaseModel):
     parent: str | None = None
     tier: str | None = None
     max_model_len: int | None = None
+    active_version: str | None = Field(None, description="Adapters: the domain's active version")
+    status: str | None = Field(None, description="Adapter versions: active, candidate or available")
 
 
 class ModelList(BaseModel):

@@ -41,5 +41,5 @@ class Router:
 
     def decide(self, target: Target, query: RoutingQuery) -> RoutingDecision:
         if target.tier is not None:
-            return RoutingDecision(tier=target.tier, adapter=target.adapter, reason="explicit")
+            return RoutingDecision(tier=target.tier, reason="explicit")
         return self._policy.decide(query, self._current_loads())

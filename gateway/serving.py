@@ -14,7 +14,8 @@ from typing import AsyncIterator, Callable, Iterator, Literal, Mapping
 from engines.errors import ContextLengthExceeded, EngineError, EngineRequestError, EngineUnavailable
 from engines.protocol import Engine
 from engines.types import GenerationChunk, GenerationRequest, GenerationResult, Usage
-from gateway.catalog import ModelCatalog
+from gateway.adapters import AdapterDirectory, LiveAdapter
+from gateway.catalog import ModelCatalog, Target
 from gateway.errors import (
     ContextLengthError,
     EngineFailure,
@@ -53,8 +54,12 @@ class CompletionService:
         catalog: ModelCatalog,
         router: Router,
         metrics: GatewayMetrics,
+        adapters: AdapterDirectory | None = None,
+        auto_select_adapters: bool = True,
         clock: Callable[[], float] = time.perf_counter,
     ) -> None:
+        self._adapters = adapters
+        self._auto_select = auto_select_adapters
         self._engines = dict(engines)
         self._catalog = catalog
         self._router = router
@@ -92,16 +97,41 @@ class CompletionService:
         generation: GenerationRequest,
         include_usage: bool,
     ) -> Plan:
-        decision = self._router.decide(self._catalog.resolve(model), query)
+        target = self._catalog.resolve(model)
+        decision = self._router.decide(target, query)
+        adapter = self._adapter_for(target, decision, query)
+        if adapter is not None:
+            decision = decision.model_copy(update={"adapter": adapter.version})
+            self._metrics.adapter_requests.labels(adapter.domain, adapter.version).inc()
         self._record(decision)
         return Plan(
             request_id=generation.request_id,
             endpoint=endpoint,
             decision=decision,
             model_name=self._catalog.served_name(decision.tier, decision.adapter),
-            generation=generation.model_copy(update={"adapter": decision.adapter}),
+            generation=generation.model_copy(update={"adapter": adapter.spec() if adapter else None}),
             include_usage=include_usage,
         )
+
+    def _adapter_for(self, target: Target, decision: RoutingDecision, query: RoutingQuery) -> LiveAdapter | None:
+        """A pinned adapter, or for auto traffic routed small, the query's domain adapter."""
+        if target.adapter is not None:
+            if self._adapters is None:
+                raise InvalidRequest("This gateway serves no adapters.", param="model")
+            return self._adapters.resolve(target.adapter.domain, target.adapter.version)
+        if target.tier is not None or decision.tier != "small" or self._adapters is None:
+            return None
+        if not self._auto_select:
+            return None
+        # A client-supplied category that names a live domain beats the embedding guess.
+        hinted = self._adapters.active().get((query.category or "").lower())
+        if hinted is not None:
+            self._metrics.adapter_selection.labels("category").inc()
+            return hinted
+        selection = self._adapters.select(query.text)
+        self._metrics.adapter_similarity.observe(selection.similarity)
+        self._metrics.adapter_selection.labels("embedding" if selection.adapter else "base").inc()
+        return selection.adapter
 
     def _record(self, decision: RoutingDecision) -> None:
         self._metrics.decisions.labels(decision.tier, decision.reason).inc()

@@ -11,9 +11,10 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Literal
 
-from pydantic import BaseModel, Field, model_validator
+from pydantic import BaseModel, Field, SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from adapters.config import AdapterSettings
 from router.config import RoutingConfig
 
 TierName = Literal["small", "large"]
@@ -39,6 +40,7 @@ class TierSettings(BaseModel):
     enable_lora: bool = Field(False, description="Serve LoRA adapters on this tier")
     max_lora_rank: int = Field(16, ge=1)
     max_loras: int = Field(4, ge=1, description="Adapters resident in one batch")
+    max_cpu_loras: int = Field(8, ge=1, description="Adapters cached in the engine (active + candidates)")
     enforce_eager: bool = Field(True, description="Skip graph compilation: fast start, less throughput")
     kv_cache_gib: int = Field(1, ge=1, description="KV cache GiB on CPU (VLLM_CPU_KVCACHE_SPACE)")
     gpu_memory_utilization: float = Field(0.9, gt=0, le=1)
@@ -85,6 +87,15 @@ class LimitSettings(BaseModel):
     max_body_bytes: int = Field(1_000_000, ge=1024, description="Largest request body accepted (413)")
 
 
+class AdminSettings(BaseModel):
+    api_key: SecretStr | None = Field(
+        None, description="Bearer key of the admin API (/admin/*); None = admin API off"
+    )
+    converge_timeout_s: float = Field(
+        30.0, gt=0, description="How long an admin change waits for every replica to apply it"
+    )
+
+
 DEFAULT_ROUTER = Path.home() / ".cache" / "routing-gateway" / "router" / "default"
 
 
@@ -115,6 +126,8 @@ class Settings(BaseSettings):
         default_factory=RoutingConfig, description="Initial live routing config (user_config)"
     )
     router: RouterSettings = Field(default_factory=RouterSettings)
+    adapters: AdapterSettings = Field(default_factory=AdapterSettings)
+    admin: AdminSettings = Field(default_factory=AdminSettings)
 
     def tier(self, name: TierName) -> TierSettings:
         return self.small if name == "small" else self.large

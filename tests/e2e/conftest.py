@@ -5,6 +5,7 @@ engines), started once per test session as a subprocess, driven over HTTP.
 from __future__ import annotations
 
 import os
+import shutil
 import signal
 import socket
 import subprocess
@@ -19,6 +20,7 @@ from openai import OpenAI
 
 START_TIMEOUT_S = 900
 LOG = Path(os.environ.get("GATEWAY_E2E_LOG", "/tmp/gateway-e2e.log"))
+ADMIN_KEY = "e2e-admin-key"
 
 
 def _free_port() -> int:
@@ -42,9 +44,26 @@ def _wait_ready(url: str, proc: subprocess.Popen) -> None:
 
 
 @pytest.fixture(scope="session")
-def gateway_url() -> Iterator[str]:
+def registry_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A copy of the default adapter registry (built by `make models`): the tests swap,
+    roll back and unload adapters without touching the user's own registry."""
+    from gateway.settings import Settings
+
+    source = Settings().adapters.registry_dir
+    if not (source / "state.json").exists():
+        raise RuntimeError(f"no adapter registry at {source}: run `make models` first")
+    target = tmp_path_factory.mktemp("adapters") / "registry"
+    shutil.copytree(source, target, ignore=shutil.ignore_patterns(".lock", ".training-*"))
+    return target
+
+
+@pytest.fixture(scope="session")
+def gateway_url(registry_dir: Path) -> Iterator[str]:
     port = _free_port()
-    env = {**os.environ, "HF_HUB_OFFLINE": "1", "RAY_USAGE_STATS_ENABLED": "0"}
+    env = {
+        **os.environ, "HF_HUB_OFFLINE": "1", "RAY_USAGE_STATS_ENABLED": "0",
+        "GATEWAY_ADMIN__API_KEY": ADMIN_KEY, "GATEWAY_ADAPTERS__REGISTRY_DIR": str(registry_dir),
+    }
     cmd = [sys.executable, "-m", "gateway.cli", "serve", "--port", str(port)]
     with LOG.open("w") as log:
         proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, env=env,
@@ -69,4 +88,11 @@ def client(gateway_url: str) -> OpenAI:
 @pytest.fixture
 def http(gateway_url: str) -> Iterator[httpx.Client]:
     with httpx.Client(base_url=gateway_url, timeout=300) as client:
+        yield client
+
+
+@pytest.fixture
+def admin(gateway_url: str) -> Iterator[httpx.Client]:
+    headers = {"authorization": f"Bearer {ADMIN_KEY}"}
+    with httpx.Client(base_url=gateway_url, timeout=120, headers=headers) as client:
         yield client

@@ -1,0 +1,346 @@
+"""The adapter registry: versions on disk, one active (and one candidate) per domain.
+
+Layout under the configured directory:
+
+    state.json                 which version is active / candidate per domain, event history
+    versions/<version>/        adapter_config.json, adapter_model.safetensors, manifest.json
+
+The state file is the single source of truth the small-tier replicas and the ingress
+poll; every change bumps its `generation`, so readers converge on the same set.
+Writers serialise on a lock file and replace the state atomically, so a reader never
+sees half a change and a failed operation changes nothing.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import hashlib
+import json
+import os
+import re
+import shutil
+import tempfile
+from contextlib import contextmanager
+from datetime import date, datetime, timedelta, timezone
+from pathlib import Path
+from typing import Callable, Iterator, Literal
+
+from pydantic import BaseModel, Field, ValidationError
+
+from adapters.errors import (
+    AdapterNotFound,
+    EvaluationFailed,
+    IncompatibleAdapter,
+    InvalidAdapter,
+    RollbackUnavailable,
+)
+from adapters.manifest import MANIFEST, PEFT_CONFIG, WEIGHTS, AdapterManifest, BaseFingerprint
+
+Event = Literal["registered", "activated", "rolled_back", "unloaded", "candidate", "candidate_cleared"]
+DOMAIN = re.compile(r"^[a-z][a-z0-9_]{0,39}$")
+
+
+class HistoryEntry(BaseModel):
+    event: Event
+    version: str | None
+    at: datetime
+
+
+class DomainState(BaseModel):
+    active: str | None = None
+    candidate: str | None = None
+    history: list[HistoryEntry] = Field(default_factory=list)
+
+
+class RegistryState(BaseModel):
+    generation: int = 0
+    domains: dict[str, DomainState] = Field(default_factory=dict)
+
+
+class AdapterRef(BaseModel):
+    """What a replica needs to serve one version."""
+
+    domain: str
+    version: str
+    path: str
+
+
+def now_utc() -> datetime:
+    return datetime.now(timezone.utc)
+
+
+def sha256_file(path: Path) -> str:
+    digest = hashlib.sha256()
+    with path.open("rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def check_domain(domain: str) -> str:
+    if not DOMAIN.match(domain):
+        raise AdapterNotFound(
+            f"'{domain}' is not a valid domain name (lowercase letters, digits, underscores)"
+        )
+    return domain
+
+
+class AdapterRegistry:
+    def __init__(
+        self,
+        root: Path,
+        base: BaseFingerprint | None = None,
+        max_rank: int = 16,
+        retention: timedelta = timedelta(days=30),
+        clock: Callable[[], datetime] = now_utc,
+    ) -> None:
+        self.root = root
+        self._base = base
+        self._max_rank = max_rank
+        self._retention = retention
+        self._clock = clock
+
+    # ---- reading -------------------------------------------------------------------
+
+    def base_fingerprint(self) -> BaseFingerprint | None:
+        return self._base
+
+    @property
+    def state_path(self) -> Path:
+        return self.root / "state.json"
+
+    def state(self) -> RegistryState:
+        try:
+            return RegistryState.model_validate_json(self.state_path.read_bytes())
+        except FileNotFoundError:
+            return RegistryState()
+
+    def version_dir(self, version: str) -> Path:
+        return self.root / "versions" / version
+
+    def manifest(self, version: str) -> AdapterManifest:
+        path = self.version_dir(version) / MANIFEST
+        if not path.exists():
+            raise AdapterNotFound(f"no adapter version '{version}' in the registry")
+        return AdapterManifest.model_validate_json(path.read_bytes())
+
+    def versions(self, domain: str | None = None) -> list[AdapterManifest]:
+        found = []
+        for path in sorted((self.root / "versions").glob(f"*/{MANIFEST}")):
+            manifest = AdapterManifest.model_validate_json(path.read_bytes())
+            if domain is None or manifest.domain == domain:
+                found.append(manifest)
+        return sorted(found, key=lambda m: (m.domain, _number(m.version)))
+
+    def ref(self, version: str) -> AdapterRef:
+        manifest = self.manifest(version)
+        return AdapterRef(domain=manifest.domain, version=version, path=str(self.version_dir(version)))
+
+    def served(self, state: RegistryState | None = None) -> list[AdapterRef]:
+        """Every version a replica should hold: the active and candidate ones."""
+        state = state or self.state()
+        names = {v for d in state.domains.values() for v in (d.active, d.candidate) if v}
+        return [self.ref(v) for v in sorted(names)]
+
+    # ---- registering -----------------------------------------------------------------
+
+    def next_version(self, domain: str, today: date | None = None) -> str:
+        numbers = [_number(m.version) for m in self.versions(check_domain(domain))]
+        day = (today or self._clock().date()).isoformat()
+        return f"{domain}-v{max(numbers, default=0) + 1}-{day}"
+
+    def validate(self, source: Path) -> AdapterManifest:
+        """Check a PEFT adapter directory against this registry's base model and limits."""
+        if not source.is_dir():
+            raise InvalidAdapter(f"adapter directory {source} does not exist")
+        for name in (PEFT_CONFIG, WEIGHTS, MANIFEST):
+            if not (source / name).is_file():
+                raise InvalidAdapter(f"adapter directory {source} has no {name}")
+        try:
+            manifest = AdapterManifest.model_validate_json((source / MANIFEST).read_bytes())
+            peft = json.loads((source / PEFT_CONFIG).read_text())
+        except (ValidationError, json.JSONDecodeError, UnicodeDecodeError) as exc:
+            raise InvalidAdapter(f"adapter directory {source} has an unreadable manifest or config: {exc}") from exc
+        actual = sha256_file(source / WEIGHTS)
+        if actual != manifest.sha256:
+            raise InvalidAdapter(
+                f"adapter weights in {source} do not match their manifest (sha256 {actual[:12]}…, "
+                f"manifest {manifest.sha256[:12]}…): corrupt or replaced"
+            )
+        rank = int(peft.get("r", manifest.rank))
+        if rank > self._max_rank:
+            raise IncompatibleAdapter(
+                f"adapter rank {rank} exceeds the small tier's max_lora_rank {self._max_rank}"
+            )
+        self._check_base(manifest, source)
+        check_domain(manifest.domain)
+        return manifest
+
+    def _check_base(self, manifest: AdapterManifest, source: Path) -> None:
+        if self._base is None:
+            return
+        mine = self._base.model_dump(exclude={"name"})
+        theirs = manifest.base.model_dump(exclude={"name"})
+        if mine != theirs:
+            raise IncompatibleAdapter(
+                f"adapter in {source} was trained on base model '{manifest.base.name}' "
+                f"({theirs}), but the small tier serves '{self._base.name}' ({mine})"
+            )
+        _check_weight_shapes(source / WEIGHTS, self._base.hidden_size)
+
+    def register(self, source: Path, force: bool = False) -> AdapterManifest:
+        """Copy a validated adapter in under its version name. Does not activate it."""
+        manifest = self.validate(source)
+        if manifest.eval is not None and not manifest.eval.passed and not (force or manifest.forced):
+            raise EvaluationFailed(f"{manifest.version}: {manifest.eval.verdict()} (use force to register anyway)")
+        with self._locked() as state:
+            target = self.version_dir(manifest.version)
+            if target.exists():
+                if sha256_file(target / WEIGHTS) == manifest.sha256:
+                    return manifest  # the same version again: idempotent
+                raise InvalidAdapter(f"version {manifest.version} already exists with other weights")
+            staging = Path(tempfile.mkdtemp(dir=self.root, prefix=".incoming-"))
+            for name in (PEFT_CONFIG, WEIGHTS, MANIFEST):
+                shutil.copy2(source / name, staging / name)
+            if force and not manifest.forced:
+                forced = manifest.model_copy(update={"forced": True})
+                (staging / MANIFEST).write_text(forced.model_dump_json(indent=2))
+                manifest = forced
+            target.parent.mkdir(parents=True, exist_ok=True)
+            staging.rename(target)
+            self._event(state, manifest.domain, "registered", manifest.version)
+        return manifest
+
+    # ---- state changes ---------------------------------------------------------------
+
+    def activate(self, domain: str, version: str) -> RegistryState:
+        self._require(domain, version)
+        with self._locked() as state:
+            entry = state.domains.setdefault(domain, DomainState())
+            entry.active = version
+            if entry.candidate == version:
+                entry.candidate = None
+            self._event(state, domain, "activated", version)
+        return state
+
+    def rollback(self, domain: str, version: str | None = None) -> RegistryState:
+        """Back to `version`, or to the version active before the current one."""
+        with self._locked() as state:
+            entry = state.domains.get(check_domain(domain))
+            if entry is None:
+                raise AdapterNotFound(f"no adapters for domain '{domain}'")
+            target = version or _previous_active(entry)
+            if target is None:
+                raise RollbackUnavailable(f"domain '{domain}' has no earlier version to roll back to")
+            manifest = self._require(domain, target)
+            if self._clock() - manifest.created_at > self._retention:
+                raise RollbackUnavailable(
+                    f"{target} is older than the rollback window ({self._retention.days} days)"
+                )
+            entry.active = target
+            self._event(state, domain, "rolled_back", target)
+        return state
+
+    def unload(self, domain: str) -> RegistryState:
+        """The domain's queries go to the base model; its versions stay for rollback."""
+        with self._locked() as state:
+            entry = state.domains.get(check_domain(domain))
+            if entry is None or (entry.active is None and entry.candidate is None):
+                raise AdapterNotFound(f"domain '{domain}' has no loaded adapter")
+            entry.active = entry.candidate = None
+            self._event(state, domain, "unloaded", None)
+        return state
+
+    def set_candidate(self, domain: str, version: str | None) -> RegistryState:
+        """The canary slot: served beside the active version (shadow traffic), never routed."""
+        if version is not None:
+            self._require(domain, version)
+        with self._locked() as state:
+            entry = state.domains.setdefault(check_domain(domain), DomainState())
+            entry.candidate = version
+            self._event(state, domain, "candidate" if version else "candidate_cleared", version)
+        return state
+
+    def prune(self) -> list[str]:
+        """Delete versions past the retention window that are neither active nor candidate."""
+        removed = []
+        with self._locked() as state:
+            keep = {v for d in state.domains.values() for v in (d.active, d.candidate) if v}
+            for manifest in self.versions():
+                old = self._clock() - manifest.created_at > self._retention
+                if old and manifest.version not in keep:
+                    shutil.rmtree(self.version_dir(manifest.version))
+                    removed.append(manifest.version)
+        return removed
+
+    # ---- internals -------------------------------------------------------------------
+
+    def _require(self, domain: str, version: str) -> AdapterManifest:
+        manifest = self.manifest(version)
+        if manifest.domain != check_domain(domain):
+            raise AdapterNotFound(f"version '{version}' belongs to domain '{manifest.domain}', not '{domain}'")
+        weights = self.version_dir(version) / WEIGHTS
+        if not weights.exists() or sha256_file(weights) != manifest.sha256:
+            raise InvalidAdapter(f"the stored weights of {version} are missing or corrupt")
+        return manifest
+
+    def _event(self, state: RegistryState, domain: str, event: Event, version: str | None) -> None:
+        entry = state.domains.setdefault(domain, DomainState())
+        entry.history.append(HistoryEntry(event=event, version=version, at=self._clock()))
+        del entry.history[:-200]  # bounded: the state file is read several times a second
+
+    @contextmanager
+    def _locked(self) -> Iterator[RegistryState]:
+        """Read-modify-write under an exclusive lock; written back only on success."""
+        self.root.mkdir(parents=True, exist_ok=True)
+        with (self.root / ".lock").open("w") as lock:
+            fcntl.flock(lock, fcntl.LOCK_EX)
+            state = self.state()
+            before = state.model_dump_json()
+            yield state
+            if state.model_dump_json() != before:
+                state.generation += 1
+                _atomic_write(self.state_path, state.model_dump_json(indent=2))
+
+
+def _previous_active(entry: DomainState) -> str | None:
+    seen_current = False
+    for item in reversed(entry.history):
+        if item.event not in ("activated", "rolled_back") or item.version is None:
+            continue
+        if not seen_current and item.version == entry.active:
+            seen_current = True
+            continue
+        if item.version != entry.active:
+            return item.version
+    return None
+
+
+def _number(version: str) -> int:
+    match = re.search(r"-v(\d+)-", version)
+    return int(match.group(1)) if match else 0
+
+
+def _atomic_write(path: Path, text: str) -> None:
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".state-")
+    with os.fdopen(fd, "w") as handle:
+        handle.write(text)
+        handle.flush()
+        os.fsync(handle.fileno())
+    os.replace(tmp, path)
+
+
+def _check_weight_shapes(weights: Path, hidden_size: int) -> None:
+    """A LoRA A matrix of q_proj reads the hidden state: its width is the base's hidden size."""
+    from safetensors import safe_open
+
+    try:
+        with safe_open(str(weights), framework="numpy") as handle:
+            shapes = {key: handle.get_slice(key).get_shape() for key in handle.keys()}
+    except Exception as exc:  # safetensors raises its own error types for corrupt headers
+        raise InvalidAdapter(f"adapter weights {weights} are unreadable: {exc}") from exc
+    for key, shape in shapes.items():
+        if "q_proj.lora_A" in key and shape[-1] != hidden_size:
+            raise IncompatibleAdapter(
+                f"adapter weights expect hidden size {shape[-1]}, the base model has {hidden_size}"
+            )

@@ -1,0 +1,22 @@
+"""The small tier's replicas as the admin API sees them (`gateway.admin.AdapterFleet`)."""
+
+from __future__ import annotations
+
+from typing import Mapping
+
+from ray.serve.handle import DeploymentHandle
+
+from deployments.handle_client import HandleEngine
+from engines.types import AdapterReport, AdapterSpec
+
+
+class ServeAdapterFleet:
+    def __init__(self, small: HandleEngine, board: DeploymentHandle) -> None:
+        self._small = small
+        self._board = board
+
+    async def probe(self, adapter: AdapterSpec) -> None:
+        await self._small.probe_adapter(adapter)
+
+    async def reports(self) -> Mapping[str, AdapterReport]:
+        return await self._board.adapter_reports.remote("small")

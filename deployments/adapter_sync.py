@@ -1,0 +1,59 @@
+"""Keeps one small-tier replica's loaded adapters equal to the registry's served set.
+
+Runs as a task on the replica's event loop: re-reads the registry state every poll
+interval and, when its generation moved, loads what is new and drops what is gone.
+A replica that starts later converges the same way on its first pass. A version that
+fails to load is reported (the admin API probes before activating, so this is rare)
+and retried at the next generation.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+
+from adapters.registry import AdapterRegistry
+from engines.errors import EngineError
+from engines.protocol import AdapterHost
+from engines.types import AdapterLoadError, AdapterReport, AdapterSpec
+
+logger = logging.getLogger(__name__)
+
+
+class AdapterSync:
+    def __init__(self, registry: AdapterRegistry, engine: AdapterHost, interval_s: float) -> None:
+        self._registry = registry
+        self._engine = engine
+        self._interval = interval_s
+        self.report = AdapterReport()
+
+    async def run(self) -> None:
+        while True:
+            try:
+                await self.sync_once()
+            except Exception:  # a bad state file must not stop future syncs
+                logger.exception("adapter sync failed")
+            await asyncio.sleep(self._interval)
+
+    async def sync_once(self) -> bool:
+        state = await asyncio.to_thread(self._registry.state)
+        if state.generation == self.report.generation:
+            return False
+        wanted = {ref.version: ref for ref in await asyncio.to_thread(self._registry.served, state)}
+        loaded = self._engine.adapters()
+        for name in loaded - wanted.keys():
+            await self._engine.remove_adapter(name)
+        failed = []
+        for name, ref in wanted.items():
+            if name in loaded:
+                continue
+            try:
+                await self._engine.add_adapter(AdapterSpec(name=name, path=ref.path))
+            except EngineError as exc:
+                logger.error("adapter %s failed to load: %s", name, exc.message)
+                failed.append(AdapterLoadError(name=name, message=exc.message))
+        self.report = AdapterReport(
+            generation=state.generation, loaded=sorted(self._engine.adapters()), failed=failed
+        )
+        logger.info("adapters at generation %d: %s", state.generation, ", ".join(self.report.loaded) or "none")
+        return True

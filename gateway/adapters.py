@@ -1,0 +1,171 @@
+"""The gateway's live view of the adapter registry: resolution, selection, listing.
+
+`AdapterDirectory.refresh()` re-reads the registry's state file (a few hundred bytes)
+and rebuilds its tables only when the generation changed; the ingress calls it on a
+timer, so requests never touch the disk. Resolution and selection then read memory.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from datetime import timedelta
+from pathlib import Path
+
+import numpy as np
+from pydantic import BaseModel
+
+from adapters.manifest import AdapterManifest, fingerprint
+from adapters.registry import AdapterRegistry, RegistryState
+from engines.embedded import resolve_model
+from engines.types import AdapterSpec
+from gateway.background import Periodic
+from gateway.errors import AdapterNotFoundError
+from gateway.protocol import ModelCard
+from gateway.settings import Settings
+from router.domains import DomainChoice, DomainSelector
+from router.embedding import Embedder
+
+logger = logging.getLogger(__name__)
+
+
+def small_model_dir(settings: Settings) -> str:
+    return resolve_model(settings.small.model, settings.models_dir, "small")
+
+
+def open_registry(settings: Settings) -> AdapterRegistry:
+    model = small_model_dir(settings)
+    base = None
+    if (Path(model) / "config.json").exists():
+        base = fingerprint(model, settings.small.served_name)
+    else:  # a hub id: its shape is checked by vLLM when an adapter loads
+        logger.warning("small model %s is not a local directory: adapters' base is not pre-checked", model)
+    return AdapterRegistry(
+        settings.adapters.registry_dir,
+        base=base,
+        max_rank=settings.small.max_lora_rank,
+        retention=timedelta(days=settings.adapters.retention_days),
+    )
+
+
+class LiveAdapter(BaseModel):
+    domain: str
+    version: str
+    path: str
+    status: str  # active | candidate | available
+
+    def spec(self) -> AdapterSpec:
+        return AdapterSpec(name=self.version, path=self.path)
+
+
+class Selection(BaseModel):
+    adapter: LiveAdapter | None
+    similarity: float
+
+
+class AdapterDirectory:
+    def __init__(
+        self,
+        registry: AdapterRegistry,
+        embed: Embedder | None,
+        embedder_kind: str,
+        min_similarity: float,
+        parent: str,
+    ) -> None:
+        self._registry = registry
+        self._embed = embed
+        self._kind = embedder_kind
+        self._min_similarity = min_similarity
+        self._parent = parent  # the small tier's served name
+        self.generation = -1
+        self._versions: dict[str, LiveAdapter] = {}
+        self._active: dict[str, LiveAdapter] = {}
+        self._selector = DomainSelector({}, min_similarity)
+
+    @property
+    def registry(self) -> AdapterRegistry:
+        return self._registry
+
+    def refresh(self) -> bool:
+        """Re-read the registry; True when something changed."""
+        state = self._registry.state()
+        if state.generation == self.generation:
+            return False
+        self._rebuild(state, self._registry.versions())
+        return True
+
+    def _rebuild(self, state: RegistryState, manifests: list[AdapterManifest]) -> None:
+        versions: dict[str, LiveAdapter] = {}
+        centroids = {}
+        for manifest in manifests:
+            entry = state.domains.get(manifest.domain)
+            status = "available"
+            if entry and entry.active == manifest.version:
+                status = "active"
+                if manifest.centroid and manifest.centroid.embedder == self._kind:
+                    centroids[manifest.domain] = np.asarray(manifest.centroid.vector, dtype=np.float32)
+            elif entry and entry.candidate == manifest.version:
+                status = "candidate"
+            versions[manifest.version] = LiveAdapter(
+                domain=manifest.domain, version=manifest.version,
+                path=str(self._registry.version_dir(manifest.version)), status=status,
+            )
+        # Swapped whole: a concurrent reader sees the old tables or the new, never a mix.
+        self._versions = versions
+        self._active = {a.domain: a for a in versions.values() if a.status == "active"}
+        self._selector = DomainSelector(centroids, self._min_similarity)
+        self.generation = state.generation
+
+    def active(self) -> dict[str, LiveAdapter]:
+        return dict(self._active)
+
+    def resolve(self, domain: str, version: str | None = None) -> LiveAdapter:
+        """`small:<domain>` pins the active version, `small:<domain>@<version>` any stored one."""
+        if version is not None:
+            found = self._versions.get(version)
+            if found is None or found.domain != domain:
+                raise AdapterNotFoundError(
+                    f"Adapter version '{version}' of domain '{domain}' does not exist.", param="model"
+                )
+            return found
+        found = self._active.get(domain)
+        if found is None:
+            known = ", ".join(sorted(self._active)) or "none"
+            raise AdapterNotFoundError(
+                f"No active adapter for domain '{domain}'. Active domains: {known}.", param="model"
+            )
+        return found
+
+    def select(self, text: str) -> Selection:
+        """The auto path: the closest active domain, or None (the base model answers)."""
+        if self._embed is None or not self._active:
+            return Selection(adapter=None, similarity=0.0)
+        choice: DomainChoice = self._selector.select(self._embed.embed([text])[0])
+        adapter = self._active.get(choice.domain) if choice.domain else None
+        return Selection(adapter=adapter, similarity=choice.similarity)
+
+    def cards(self) -> list[ModelCard]:
+        cards = []
+        for domain, adapter in sorted(self._active.items()):
+            cards.append(ModelCard(
+                id=f"small:{domain}", tier="small", parent=self._parent,
+                owned_by="gateway-adapters", active_version=adapter.version,
+            ))
+        for adapter in sorted(self._versions.values(), key=lambda a: a.version):
+            cards.append(ModelCard(
+                id=f"small:{adapter.domain}@{adapter.version}", tier="small", parent=f"small:{adapter.domain}",
+                owned_by="gateway-adapters", status=adapter.status,
+            ))
+        return cards
+
+
+
+
+def directory_poller(directory: AdapterDirectory, interval_s: float) -> Periodic:
+    """Background task of the ingress: keeps the directory on the registry's generation."""
+
+    async def step() -> None:
+        if await asyncio.to_thread(directory.refresh):
+            logger.info("adapters: registry generation %d", directory.generation)
+
+    return Periodic(step, interval_s, "adapter-directory")

@@ -1,0 +1,34 @@
+"""A step run periodically on the app's event loop, for the app's lifetime (pollers)."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from typing import Awaitable, Callable
+
+logger = logging.getLogger(__name__)
+
+
+class Periodic:
+    def __init__(self, step: Callable[[], Awaitable[object]], interval_s: float, name: str) -> None:
+        self._step = step
+        self._interval_s = interval_s
+        self._name = name
+        self._task: asyncio.Task[None] | None = None
+
+    def start(self) -> None:
+        if self._task is None:
+            self._task = asyncio.get_running_loop().create_task(self._run(), name=self._name)
+
+    async def stop(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            self._task = None
+
+    async def _run(self) -> None:
+        while True:
+            try:
+                await self._step()
+            except Exception as exc:  # keep going: a restarting peer must not stop the poller
+                logger.debug("%s failed: %s", self._name, exc)
+            await asyncio.sleep(self._interval_s)

@@ -1,0 +1,62 @@
+"""Builds small PEFT-shaped adapter directories (random weights) for registry tests.
+
+They exercise the registry's checks and the gateway's bookkeeping; real, trained
+adapters are what the end-to-end tests serve."""
+
+from __future__ import annotations
+
+import json
+from datetime import datetime, timezone
+from pathlib import Path
+
+import numpy as np
+from safetensors.numpy import save_file
+
+from adapters.manifest import MANIFEST, AdapterManifest, BaseFingerprint, Centroid, EvalFigures, LossFigures
+from adapters.registry import sha256_file
+
+BASE = BaseFingerprint(name="tiny", model_type="llama", hidden_size=16, num_hidden_layers=2)
+
+
+def make_adapter(
+    root: Path,
+    domain: str,
+    version: str,
+    rank: int = 8,
+    hidden: int = 16,
+    base: BaseFingerprint = BASE,
+    created_at: datetime | None = None,
+    domain_loss: tuple[float, float] = (2.0, 1.5),
+    centroid: list[float] | None = None,
+) -> Path:
+    path = root / version
+    path.mkdir(parents=True)
+    rng = np.random.default_rng(0)
+    save_file({
+        "base_model.model.model.layers.0.self_attn.q_proj.lora_A.weight": rng.standard_normal((rank, hidden)).astype(np.float32),
+        "base_model.model.model.layers.0.self_attn.q_proj.lora_B.weight": np.zeros((hidden, rank), np.float32),
+    }, str(path / "adapter_model.safetensors"))
+    (path / "adapter_config.json").write_text(json.dumps({"r": rank, "lora_alpha": 16, "peft_type": "LORA"}))
+    manifest = AdapterManifest(
+        version=version, domain=domain, base=base, rank=rank, alpha=16, target_modules=["q_proj"],
+        sha256=sha256_file(path / "adapter_model.safetensors"),
+        created_at=created_at or datetime.now(timezone.utc),
+        eval=EvalFigures(domain=LossFigures(base=domain_loss[0], adapter=domain_loss[1]),
+                         anchors=LossFigures(base=2.0, adapter=2.0), anchor_margin=0.05),
+        centroid=Centroid(embedder="static", vector=centroid) if centroid else None,
+    )
+    (path / MANIFEST).write_text(manifest.model_dump_json())
+    return path
+
+
+def clone_version(registry_dir: Path, version: str, new_version: str, out: Path) -> Path:
+    """A stored (trained) version re-issued under a new version name, outside the registry:
+    a second real version of a domain to swap to, without training one more."""
+    import shutil
+
+    target = out / new_version
+    shutil.copytree(registry_dir / "versions" / version, target)
+    manifest = AdapterManifest.model_validate_json((target / MANIFEST).read_bytes())
+    manifest = manifest.model_copy(update={"version": new_version, "created_at": datetime.now(timezone.utc)})
+    (target / MANIFEST).write_text(manifest.model_dump_json())
+    return target
