@@ -26,4 +26,5 @@ test-unit:
 	$(PY) -m pytest -ra tests/unit tests/api
 
 bench: models
+	$(PY) load_tests/bench_lora_swap.py
 	$(PY) load_tests/bench_overhead.py

@@ -5,8 +5,7 @@ from __future__ import annotations
 import tempfile
 from datetime import datetime, timezone
 from pathlib import Path
-
-import numpy as np
+from typing import Mapping
 
 from adapters.errors import EvaluationFailed
 from adapters.examples import DomainExamples
@@ -21,9 +20,13 @@ class BuildReport(AdapterManifest):
     registered: bool
 
 
-def domain_centroid(examples: DomainExamples, embedder: Embedder, kind: str) -> Centroid:
+def domain_centroids(examples: DomainExamples, embedders: Mapping[str, Embedder]) -> list[Centroid]:
+    """One centroid per selector embedder, so switching the selector needs no retraining."""
     queries = [e.query for e in examples.train if e.kind != "anchor"]
-    return Centroid(embedder=kind, vector=[float(x) for x in centroid(embedder.embed(queries))])
+    return [
+        Centroid(embedder=kind, vector=[float(x) for x in centroid(embedder.embed(queries))])
+        for kind, embedder in embedders.items()
+    ]
 
 
 def build_adapter(
@@ -33,7 +36,7 @@ def build_adapter(
     registry: AdapterRegistry,
     spec: TrainSpec,
     anchor_margin: float,
-    selector: tuple[Embedder, str],
+    embedders: Mapping[str, Embedder],
     force: bool = False,
     progress: bool = True,
 ) -> BuildReport:
@@ -45,7 +48,6 @@ def build_adapter(
         result = LoraTrainer(base_dir, spec, progress).train(
             examples.train, examples.heldout, examples.heldout_anchors, out
         )
-        embedder, kind = selector
         manifest = AdapterManifest(
             version=version,
             domain=examples.domain,
@@ -57,7 +59,7 @@ def build_adapter(
             created_at=datetime.now(timezone.utc),
             eval=EvalFigures(domain=result.domain_loss, anchors=result.anchor_loss, anchor_margin=anchor_margin),
             training=_training_figures(result, examples),
-            centroid=domain_centroid(examples, embedder, kind),
+            centroids=domain_centroids(examples, embedders),
         )
         (out / MANIFEST).write_text(manifest.model_dump_json(indent=2))
         try:
@@ -80,7 +82,3 @@ def _training_figures(result: TrainingResult, examples: DomainExamples) -> dict[
         "heldout_examples": len(examples.heldout),
         "heldout_anchors": len(examples.heldout_anchors),
     }
-
-
-def as_vector(c: Centroid) -> np.ndarray:
-    return np.asarray(c.vector, dtype=np.float32)

@@ -83,15 +83,16 @@ def train(
 
 def _build(settings: Settings, examples, spec, force: bool, activate: bool):  # type: ignore[no-untyped-def]
     from adapters.building import build_adapter
+    from adapters.manifest import SELECTOR_EMBEDDERS
     from gateway.adapters import open_registry, small_model_dir
     from router.embedding import build_embedder
 
     registry = open_registry(settings)
-    kind = settings.adapters.selector_embedder
+    embedders = {kind: build_embedder(kind, 128) for kind in SELECTOR_EMBEDDERS}
     try:
         report = build_adapter(
             examples, Path(small_model_dir(settings)), registry.base_fingerprint(), registry, spec,
-            settings.adapters.anchor_margin, (build_embedder(kind, 128), kind), force=force,
+            settings.adapters.anchor_margin, embedders, force=force,
         )
         if report.registered and activate:
             registry.activate(report.domain, report.version)
@@ -173,9 +174,7 @@ def register(
 
     reg = open_registry(_settings(registry))
     try:
-        manifest = reg.register(directory, force=force)
-        if activate:
-            reg.activate(manifest.domain, manifest.version)
+        manifest = reg.register(directory, force=force, activate=activate)
     except AdapterError as exc:
         _fail(exc)
     typer.echo(f"registered {manifest.version}")

@@ -20,11 +20,13 @@ class AdapterSettings(BaseModel):
         0.05, ge=0, description="Largest relative loss increase on stability anchors an adapter may cause"
     )
     auto_select: bool = Field(True, description="Pick a domain adapter for model=auto traffic routed small")
+    # The contextual encoder: top-1 0.98 vs 0.86 for the static table on held-out Bitext
+    # queries, and it separates other domains; ~14 ms a query, off the event loop.
     selector_embedder: Literal["static", "minilm"] = Field(
-        "static", description="Embedder of the domain selector (centroids are built with the same one)"
+        "minilm", description="Embedder of the domain selector (centroids are stored for each)"
     )
     min_similarity: float = Field(
-        0.6, ge=-1, le=1, description="Below this cosine similarity to every centroid, the base model answers"
+        0.45, ge=-1, le=1, description="Below this cosine similarity to every centroid, the base model answers"
     )
     poll_interval_s: float = Field(0.5, gt=0, description="How often replicas re-read the registry state")
     default_domains: list[str] = Field(

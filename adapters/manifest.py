@@ -61,6 +61,9 @@ class Centroid(BaseModel):
     vector: list[float]
 
 
+SELECTOR_EMBEDDERS = ("minilm", "static")  # centroids are stored for each
+
+
 class AdapterManifest(BaseModel):
     version: str = Field(description="<domain>-v<N>-<date>")
     domain: str
@@ -73,7 +76,10 @@ class AdapterManifest(BaseModel):
     eval: EvalFigures | None = None
     forced: bool = Field(False, description="Registered despite failing its evaluation")
     training: dict[str, float | int | str] = Field(default_factory=dict)
-    centroid: Centroid | None = None
+    centroids: list[Centroid] = Field(default_factory=list)
+
+    def centroid(self, embedder: str) -> list[float] | None:
+        return next((c.vector for c in self.centroids if c.embedder == embedder), None)
 
 
 def fingerprint(model_dir: str, name: str) -> BaseFingerprint:

@@ -188,17 +188,20 @@ class AdapterRegistry:
             )
         _check_weight_shapes(source / WEIGHTS, self._base.hidden_size)
 
-    def register(self, source: Path, force: bool = False) -> AdapterManifest:
-        """Copy a validated adapter in under its version name. Does not activate it."""
+    def register(self, source: Path, force: bool = False, activate: bool = False) -> AdapterManifest:
+        """Copy a validated adapter in under its version name; with `activate`, make it
+        the domain's active version in the same state change (one generation for replicas)."""
         manifest = self.validate(source)
         if manifest.eval is not None and not manifest.eval.passed and not (force or manifest.forced):
             raise EvaluationFailed(f"{manifest.version}: {manifest.eval.verdict()} (use force to register anyway)")
         with self._locked() as state:
             target = self.version_dir(manifest.version)
             if target.exists():
-                if sha256_file(target / WEIGHTS) == manifest.sha256:
-                    return manifest  # the same version again: idempotent
-                raise InvalidAdapter(f"version {manifest.version} already exists with other weights")
+                if sha256_file(target / WEIGHTS) != manifest.sha256:
+                    raise InvalidAdapter(f"version {manifest.version} already exists with other weights")
+                if activate:  # the same version again: idempotent
+                    self._set_active(state, manifest.domain, manifest.version)
+                return manifest
             staging = Path(tempfile.mkdtemp(dir=self.root, prefix=".incoming-"))
             for name in (PEFT_CONFIG, WEIGHTS, MANIFEST):
                 shutil.copy2(source / name, staging / name)
@@ -209,6 +212,8 @@ class AdapterRegistry:
             target.parent.mkdir(parents=True, exist_ok=True)
             staging.rename(target)
             self._event(state, manifest.domain, "registered", manifest.version)
+            if activate:
+                self._set_active(state, manifest.domain, manifest.version)
         return manifest
 
     # ---- state changes ---------------------------------------------------------------
@@ -216,12 +221,15 @@ class AdapterRegistry:
     def activate(self, domain: str, version: str) -> RegistryState:
         self._require(domain, version)
         with self._locked() as state:
-            entry = state.domains.setdefault(domain, DomainState())
-            entry.active = version
-            if entry.candidate == version:
-                entry.candidate = None
-            self._event(state, domain, "activated", version)
+            self._set_active(state, domain, version)
         return state
+
+    def _set_active(self, state: RegistryState, domain: str, version: str) -> None:
+        entry = state.domains.setdefault(domain, DomainState())
+        entry.active = version
+        if entry.candidate == version:
+            entry.candidate = None
+        self._event(state, domain, "activated", version)
 
     def rollback(self, domain: str, version: str | None = None) -> RegistryState:
         """Back to `version`, or to the version active before the current one."""

@@ -47,9 +47,9 @@ def evaluate_selector(settings: Settings, data: Path) -> SelectorReport:
     centroids = {}
     for domain, entry in registry.state().domains.items():
         if entry.active:
-            manifest = registry.manifest(entry.active)
-            if manifest.centroid and manifest.centroid.embedder == kind:
-                centroids[domain] = np.asarray(manifest.centroid.vector, dtype=np.float32)
+            vector = registry.manifest(entry.active).centroid(kind)
+            if vector is not None:
+                centroids[domain] = np.asarray(vector, dtype=np.float32)
     if not centroids:
         raise SystemExit("no active adapters with centroids to evaluate")
     support = read_support(data)

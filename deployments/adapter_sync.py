@@ -11,13 +11,15 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 
 from adapters.registry import AdapterRegistry
 from engines.errors import EngineError
 from engines.protocol import AdapterHost
 from engines.types import AdapterLoadError, AdapterReport, AdapterSpec
 
-logger = logging.getLogger(__name__)
+# Ray Serve forwards the "ray.serve" logger's records to the replica's log.
+logger = logging.getLogger("ray.serve")
 
 
 class AdapterSync:
@@ -39,6 +41,7 @@ class AdapterSync:
         state = await asyncio.to_thread(self._registry.state)
         if state.generation == self.report.generation:
             return False
+        started = time.perf_counter()
         wanted = {ref.version: ref for ref in await asyncio.to_thread(self._registry.served, state)}
         loaded = self._engine.adapters()
         for name in loaded - wanted.keys():
@@ -55,5 +58,8 @@ class AdapterSync:
         self.report = AdapterReport(
             generation=state.generation, loaded=sorted(self._engine.adapters()), failed=failed
         )
-        logger.info("adapters at generation %d: %s", state.generation, ", ".join(self.report.loaded) or "none")
+        logger.info(
+            "adapters at generation %d in %.3fs: %s",
+            state.generation, time.perf_counter() - started, ", ".join(self.report.loaded) or "none",
+        )
         return True

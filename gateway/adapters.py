@@ -102,8 +102,9 @@ class AdapterDirectory:
             status = "available"
             if entry and entry.active == manifest.version:
                 status = "active"
-                if manifest.centroid and manifest.centroid.embedder == self._kind:
-                    centroids[manifest.domain] = np.asarray(manifest.centroid.vector, dtype=np.float32)
+                vector = manifest.centroid(self._kind)
+                if vector is not None:
+                    centroids[manifest.domain] = np.asarray(vector, dtype=np.float32)
             elif entry and entry.candidate == manifest.version:
                 status = "candidate"
             versions[manifest.version] = LiveAdapter(

@@ -134,7 +134,7 @@ class AdminApi:
         return JSONResponse({
             "generation": state.generation,
             "domains": {d: {"active": s.active, "candidate": s.candidate} for d, s in state.domains.items()},
-            "versions": [m.model_dump(mode="json", exclude={"centroid"}) for m in versions],
+            "versions": [m.model_dump(mode="json", exclude={"centroids"}) for m in versions],
             "replicas": {name: r.model_dump(mode="json") for name, r in reports.items()},
         })
 
@@ -145,9 +145,9 @@ class AdminApi:
         async def change() -> tuple[str, RegistryState]:
             manifest = await asyncio.to_thread(self._registry.validate, Path(body.path))
             await self._probe(AdapterSpec(name=manifest.version, path=body.path))
-            manifest = await asyncio.to_thread(self._registry.register, Path(body.path), body.force)
-            if body.activate:
-                return manifest.domain, await asyncio.to_thread(self._registry.activate, manifest.domain, manifest.version)
+            manifest = await asyncio.to_thread(
+                self._registry.register, Path(body.path), body.force, body.activate
+            )
             return manifest.domain, await asyncio.to_thread(self._registry.state)
 
         return await self._change("load", change)

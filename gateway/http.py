@@ -122,12 +122,12 @@ class GatewayApp:
 
     async def chat(self, request: Request) -> Response:
         body = await self._parse(request, ChatCompletionRequest)
-        plan = self._service.plan_chat(body, request_id(request))
+        plan = await self._service.plan_chat(body, request_id(request))
         return await self._respond(plan, stream=body.stream)
 
     async def completions(self, request: Request) -> Response:
         body = await self._parse(request, CompletionRequest)
-        plan = self._service.plan_completion(body, request_id(request))
+        plan = await self._service.plan_completion(body, request_id(request))
         return await self._respond(plan, stream=body.stream)
 
     async def models(self, request: Request) -> Response:

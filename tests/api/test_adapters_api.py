@@ -64,7 +64,7 @@ def client(engines, registry):
         "small": TierSpec(served_name="tiny", max_model_len=64),
         "large": TierSpec(served_name="big", max_model_len=128),
     }
-    directory = AdapterDirectory(registry, KeywordEmbedder(), "static", 0.9, parent="tiny")
+    directory = AdapterDirectory(registry, KeywordEmbedder(), "minilm", 0.9, parent="tiny")
     # Baseline policy, short prompts -> small: auto traffic exercises adapter selection.
     from gateway.live_config import LiveConfig
     config = LiveConfig(routing=RoutingConfig(policy="baseline"))
@@ -195,7 +195,7 @@ def test_admin_unknown_domain_and_bad_body(client):
 
 def test_admin_disabled_without_key(engines, registry):
     tiers = {"small": TierSpec(served_name="tiny", max_model_len=64), "large": TierSpec(served_name="big", max_model_len=128)}
-    directory = AdapterDirectory(registry, None, "static", 0.9, parent="tiny")
+    directory = AdapterDirectory(registry, None, "minilm", 0.9, parent="tiny")
     gateway = build_gateway(engines, tiers, LimitSettings(), adapters=directory,
                             fleet=FakeFleet(engines["small"], registry), admin=AdminSettings())
     with TestClient(gateway.app) as client:

@@ -8,7 +8,7 @@ async def test_closing_a_stream_aborts_the_engine(gateway, engines):
     request = ChatCompletionRequest.model_validate(
         {"model": "small", "messages": [{"role": "user", "content": "a b c"}], "max_tokens": 50}
     )
-    plan = gateway.service.plan_chat(request, "req-1")
+    plan = await gateway.service.plan_chat(request, "req-1")
     chunks = gateway.service.stream(plan)
     await anext(chunks)
     assert "req-1" in engines["small"].running

@@ -174,7 +174,8 @@ def test_learned_router_routes_easy_and_hard_differently(client):
             model="auto", messages=[{"role": "user", "content": text}], max_tokens=4, temperature=0
         )
         decisions[name] = raw.headers
-        assert raw.parse().model in ("smollm2-135m-instruct", "gemma-3-270m")
+        # The small tier may answer with a domain adapter: "<served>:<version>".
+        assert raw.parse().model.split(":")[0] in ("smollm2-135m-instruct", "gemma-3-270m")
     easy, hard = decisions["easy"], decisions["hard"]
     assert (easy["x-gateway-tier"], hard["x-gateway-tier"]) == ("small", "large")
     assert easy["x-gateway-route-reason"] == "learned:below_threshold"

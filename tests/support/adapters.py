@@ -43,7 +43,7 @@ def make_adapter(
         created_at=created_at or datetime.now(timezone.utc),
         eval=EvalFigures(domain=LossFigures(base=domain_loss[0], adapter=domain_loss[1]),
                          anchors=LossFigures(base=2.0, adapter=2.0), anchor_margin=0.05),
-        centroid=Centroid(embedder="static", vector=centroid) if centroid else None,
+        centroids=[Centroid(embedder="minilm", vector=centroid)] if centroid else [],
     )
     (path / MANIFEST).write_text(manifest.model_dump_json())
     return path

@@ -146,3 +146,10 @@ def test_prune_removes_only_old_unused(tmp_path, src):
     registry.register(make_adapter(src, "refund", "refund-v2-2026-10-02", created_at=old))
     registry.activate("refund", "refund-v2-2026-10-02")
     assert registry.prune() == ["refund-v1-2026-10-01"]
+
+
+def test_register_and_activate_is_one_generation(registry, src):
+    before = registry.state().generation
+    registry.register(make_adapter(src, "refund", "refund-v1-2026-11-01"), activate=True)
+    state = registry.state()
+    assert state.generation == before + 1 and state.domains["refund"].active == "refund-v1-2026-11-01"
