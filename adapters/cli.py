@@ -51,6 +51,7 @@ def train(
     max_examples: Annotated[int, typer.Option(help="Positive examples trained on")] = 64,
     max_tokens: Annotated[int, typer.Option(help="Truncate examples to this many tokens")] = 128,
     learning_rate: Annotated[float, typer.Option()] = 2e-3,
+    batch_size: Annotated[int, typer.Option(min=1)] = 2,
     seed: Annotated[int, typer.Option()] = 0,
     force: Annotated[bool, typer.Option(help="Register even if the evaluation fails")] = False,
     activate: Annotated[bool, typer.Option(help="Make it the domain's active version")] = False,
@@ -71,7 +72,10 @@ def train(
     except DataError as exc:
         typer.echo(f"error: {exc}", err=True)
         raise typer.Exit(2) from None
-    spec = TrainSpec(rank=rank, epochs=epochs, max_tokens=max_tokens, learning_rate=learning_rate, seed=seed)
+    spec = TrainSpec(
+        rank=rank, epochs=epochs, max_tokens=max_tokens, learning_rate=learning_rate,
+        batch_size=batch_size, seed=seed,
+    )
     report = _build(settings, examples, spec, force, activate)
     if as_json:
         typer.echo(report.model_dump_json(indent=2))

@@ -38,7 +38,9 @@ class TrainSpec(BaseModel):
     # AdamW's decay pulls the LoRA factors back toward zero, i.e. toward the base
     # model: the design note's L2 toward the adapter's initialisation.
     weight_decay: float = Field(0.01, ge=0)
-    batch_size: int = Field(8, ge=1)
+    # Small batches: more optimizer steps for the same tokens (held-out loss -36 % vs
+    # -25 % at batch 8 for the refund adapter, same ~2 min on 2 cores).
+    batch_size: int = Field(2, ge=1)
     max_tokens: int = Field(128, ge=32, description="Examples are truncated to this many tokens")
     threads: int | None = Field(None, description="torch CPU threads (None = torch's default)")
     seed: int = 0
