@@ -90,7 +90,7 @@ class FakeEngine:
     async def remove_adapter(self, name: str) -> None:
         self.loaded.pop(name, None)
 
-    def adapters(self) -> set[str]:
+    async def adapters(self) -> set[str]:
         return set(self.loaded)
 
     async def info(self) -> EngineInfo:

@@ -35,6 +35,6 @@ class AdapterHost(Protocol):
 
     async def remove_adapter(self, name: str) -> None: ...
 
-    def adapters(self) -> set[str]:
+    async def adapters(self) -> set[str]:
         """Names of the adapters loaded now."""
         ...

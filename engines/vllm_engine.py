@@ -105,7 +105,6 @@ class VLLMEngine:
         self._tokenizer = engine.get_tokenizer()
         # vLLM names adapters by integer id: stable per name for this engine's lifetime.
         self._lora_ids: dict[str, int] = {}
-        self._loaded: set[str] = set()
 
     @classmethod
     def build(cls, spec: EngineSpec) -> "VLLMEngine":
@@ -163,16 +162,16 @@ class VLLMEngine:
             await self._engine.add_lora(self._lora(adapter))
         except Exception as exc:  # vLLM raises plain ValueError/RuntimeError for bad adapters
             raise EngineRequestError(f"could not load adapter '{adapter.name}': {exc}", param="model") from exc
-        self._loaded.add(adapter.name)
 
     async def remove_adapter(self, name: str) -> None:
         lora_id = self._lora_ids.get(name)
         if lora_id is not None:
             await self._engine.remove_lora(lora_id)
-        self._loaded.discard(name)
 
-    def adapters(self) -> set[str]:
-        return set(self._loaded)
+    async def adapters(self) -> set[str]:
+        # Ask vLLM: its cache evicts the least recently used adapter beyond max_cpu_loras.
+        resident = await self._engine.list_loras()
+        return {name for name, lora_id in self._lora_ids.items() if lora_id in resident}
 
     def _lora(self, adapter: AdapterSpec) -> Any:
         from vllm.lora.request import LoRARequest

@@ -72,6 +72,8 @@ def _run(settings: Settings) -> None:
     ray_serve.run(builder(settings), name=settings.app_name, route_prefix="/")
     url = f"http://{settings.http.host}:{settings.http.port}"
     typer.echo(f"gateway ready at {url}/v1 (no API keys configured: open on {settings.http.host})")
+    admin = "on" if settings.admin.api_key else "off (set GATEWAY_ADMIN__API_KEY to enable it)"
+    typer.echo(f"admin API at {url}/admin: {admin}")
     _wait_for_signal()
     ray_serve.shutdown()
 

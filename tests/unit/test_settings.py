@@ -37,3 +37,16 @@ def test_served_name_follows_a_configured_model(monkeypatch):
     settings = Settings()
     assert settings.small.served_name == "Qwen2.5-1.5B-Instruct-AWQ"
     assert settings.small.enable_lora  # other tier defaults stay
+
+
+def test_admin_key_and_adapter_settings_from_environment(monkeypatch):
+    monkeypatch.setenv("GATEWAY_ADMIN__API_KEY", "s3cret")
+    monkeypatch.setenv("GATEWAY_ADAPTERS__MIN_SIMILARITY", "0.5")
+    settings = Settings()
+    assert settings.admin.api_key.get_secret_value() == "s3cret"
+    assert "s3cret" not in repr(settings)  # never logged by accident
+    assert settings.adapters.min_similarity == 0.5 and settings.adapters.retention_days == 30
+
+
+def test_admin_is_off_by_default():
+    assert Settings().admin.api_key is None
