@@ -48,6 +48,7 @@ class AdapterSync:
             return False
         started = time.perf_counter()
         wanted = {ref.version: ref for ref in await asyncio.to_thread(self._registry.served, state)}
+        # One engine round trip for the resident set: under load each waits for a step.
         loaded = await self._engine.adapters()
         failed = []
         for name, ref in wanted.items():
@@ -55,12 +56,11 @@ class AdapterSync:
                 continue
             try:
                 await self._engine.add_adapter(AdapterSpec(name=name, path=ref.path))
+                loaded.add(name)
             except EngineError as exc:
                 logger.error("adapter %s failed to load: %s", name, exc.message)
                 failed.append(AdapterLoadError(name=name, message=exc.message))
-        self.report = AdapterReport(
-            generation=state.generation, loaded=sorted(await self._engine.adapters()), failed=failed
-        )
+        self.report = AdapterReport(generation=state.generation, loaded=sorted(loaded), failed=failed)
         logger.info(
             "adapters at generation %d in %.3fs: %s",
             state.generation, time.perf_counter() - started, ", ".join(self.report.loaded) or "none",
