@@ -122,11 +122,13 @@ class GatewayApp:
 
     async def chat(self, request: Request) -> Response:
         body = await self._parse(request, ChatCompletionRequest)
+        check_limits(body, self._limits)
         plan = await self._service.plan_chat(body, request_id(request))
         return await self._respond(plan, stream=body.stream)
 
     async def completions(self, request: Request) -> Response:
         body = await self._parse(request, CompletionRequest)
+        check_limits(body, self._limits)
         plan = await self._service.plan_completion(body, request_id(request))
         return await self._respond(plan, stream=body.stream)
 
@@ -196,6 +198,24 @@ async def read_json(request: Request, limit: int) -> Any:
         raise InvalidRequest(
             f"Could not parse the JSON body: {exc.msg} (line {exc.lineno}, column {exc.colno})."
         ) from None
+    except RecursionError:  # a body of thousands of nested brackets
+        raise InvalidRequest("The JSON body is nested too deeply.") from None
+
+
+def check_limits(body: ChatCompletionRequest | CompletionRequest, limits: LimitSettings) -> None:
+    """Limits the schema cannot know: they come from settings."""
+    messages = getattr(body, "messages", None)
+    if messages is not None and len(messages) > limits.max_messages:
+        raise InvalidRequest(
+            f"Too many messages: {len(messages)}; the limit is {limits.max_messages}.",
+            param="messages", code="too_many_messages",
+        )
+    wanted = body.requested_max_tokens() if isinstance(body, ChatCompletionRequest) else body.max_tokens
+    if wanted is not None and wanted > limits.max_tokens:
+        param = "max_completion_tokens" if getattr(body, "max_completion_tokens", None) else "max_tokens"
+        raise InvalidRequest(
+            f"{param} is {wanted}; the limit is {limits.max_tokens}.", param=param, code="max_tokens_exceeded",
+        )
 
 
 async def _read_limited(request: Request, limit: int) -> bytes:

@@ -18,6 +18,7 @@ from engines.types import GenerationChunk, GenerationRequest, GenerationResult, 
 from gateway.adapters import AdapterDirectory, LiveAdapter
 from gateway.catalog import ModelCatalog, Target
 from gateway.errors import (
+    AdapterNotFoundError,
     ContextLengthError,
     EngineFailure,
     GatewayError,
@@ -118,7 +119,10 @@ class CompletionService:
         """A pinned adapter, or for auto traffic routed small, the query's domain adapter."""
         if target.adapter is not None:
             if self._adapters is None:
-                raise InvalidRequest("This gateway serves no adapters.", param="model")
+                raise AdapterNotFoundError(
+                    f"No adapter for domain '{target.adapter.domain}': this gateway serves no adapters.",
+                    param="model",
+                )
             return self._adapters.resolve(target.adapter.domain, target.adapter.version)
         if target.tier is not None or decision.tier != "small" or self._adapters is None:
             return None

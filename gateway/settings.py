@@ -85,6 +85,8 @@ class HttpSettings(BaseModel):
 
 class LimitSettings(BaseModel):
     max_body_bytes: int = Field(1_000_000, ge=1024, description="Largest request body accepted (413)")
+    max_messages: int = Field(256, ge=1, description="Most chat messages in one request (400)")
+    max_tokens: int = Field(4096, ge=1, description="Cap on max_tokens / max_completion_tokens (400)")
 
 
 class AdminSettings(BaseModel):
