@@ -9,7 +9,7 @@ from __future__ import annotations
 import asyncio
 from typing import AsyncIterator
 
-from engines.errors import ContextLengthExceeded, EngineError, EngineRequestError
+from engines.errors import ContextLengthExceeded, EngineError, EngineRequestError, EngineUnavailable
 from engines.types import (
     AdapterSpec,
     EngineInfo,
@@ -38,6 +38,8 @@ class FakeEngine:
         self.seen: list[GenerationRequest] = []
         self.loaded: dict[str, str] = {}  # adapter name -> path
         self.bad_adapters: set[str] = set()  # names whose load fails, to test error paths
+        self.unavailable_for = 0  # the next N calls fail as if the replica were gone (-1: all)
+        self.calls = 0
 
     async def generate(self, request: GenerationRequest) -> GenerationResult:
         text, finish, usage = "", "length", Usage()
@@ -47,6 +49,10 @@ class FakeEngine:
         return GenerationResult(text=text, finish_reason=finish, usage=usage)
 
     async def stream(self, request: GenerationRequest) -> AsyncIterator[GenerationChunk]:
+        self.calls += 1
+        if self.unavailable_for:
+            self.unavailable_for -= 1 if self.unavailable_for > 0 else 0
+            raise EngineUnavailable(f"{self.name} is down (injected)")
         self.seen.append(request)
         prompt = _prompt_words(request)
         budget = self._budget(request, len(prompt))

@@ -62,6 +62,7 @@ class Gateway:
 
     def apply(self, config: LiveConfig) -> None:
         self.router.replace_policy(self.policies.build(config.routing))
+        self.service.configure(config.resilience)
         self.config = config
 
     def reconfigure(self, raw: dict[str, Any] | None, strict: bool = False) -> bool:
@@ -107,7 +108,9 @@ def build_gateway(
     poller = LoadPoller(loads or EngineLoadSource(engines))
     policies = PolicyFactory(scorer, training_scores)
     router = Router(policies.build(config.routing), loads=poller.snapshot)
-    service = CompletionService(engines, catalog, router, metrics, adapters, auto_select_adapters)
+    service = CompletionService(
+        engines, catalog, router, metrics, adapters, auto_select_adapters, config.resilience
+    )
     routes, background = [], []
     if adapters is not None:
         adapters.refresh()  # serve the registry's current set from the first request

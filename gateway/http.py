@@ -136,23 +136,21 @@ class GatewayApp:
         return JSONResponse(ModelList(data=self._catalog.cards()).model_dump(mode="json"))
 
     async def _respond(self, plan: Plan, stream: bool) -> Response:
-        headers = route_headers(plan)
+        # Headers are built from the plan that served: a fallback changes the tier.
         if not stream:
-            result = await self._service.run(plan)
-            return JSONResponse(completion_body(plan, result), headers=headers)
-        chunks = self._service.stream(plan)
-        # Peek the first chunk so failures before any token get a real HTTP status.
+            plan, result = await self._service.run(plan)
+            return JSONResponse(completion_body(plan, result), headers=route_headers(plan))
+        # Failures before the first chunk (retries and fallback included) get a real status.
+        plan, chunks = await self._service.open_stream(plan)
         try:
             first = await anext(chunks)
-        except StopAsyncIteration:
-            raise EngineFailure("the engine ended the stream without output") from None
         except BaseException:
-            await chunks.aclose()
+            await chunks.aclose()  # type: ignore[attr-defined]
             raise
         return StreamingResponse(
             event_stream(plan, first, chunks),
             media_type="text/event-stream",
-            headers={**headers, **SSE_HEADERS},
+            headers={**route_headers(plan), **SSE_HEADERS},
         )
 
     async def _parse(self, request: Request, model: type[W]) -> W:

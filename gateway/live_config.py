@@ -10,6 +10,7 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from gateway.resilience import ResilienceConfig
 from router.config import RoutingConfig
 
 
@@ -17,6 +18,7 @@ class LiveConfig(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     routing: RoutingConfig = Field(default_factory=RoutingConfig)
+    resilience: ResilienceConfig = Field(default_factory=ResilienceConfig)
 
     @classmethod
     def parse(cls, raw: dict[str, Any] | None) -> "LiveConfig":

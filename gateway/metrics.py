@@ -64,6 +64,18 @@ class GatewayMetrics:
             "gateway_adapter_swap_seconds", "Time from an admin adapter change until every "
             "small-tier replica has applied it", ["operation"], buckets=LATENCY_BUCKETS, registry=r,
         )
+        self.retries = Counter(
+            "gateway_engine_retries", "Retries of transient tier failures (before the first token)",
+            ["tier"], registry=r,
+        )
+        self.fallbacks = Counter(
+            "gateway_fallbacks", "Auto requests moved to another tier because theirs was unavailable",
+            ["from_tier", "to_tier"], registry=r,
+        )
+        self.breaker_state = Gauge(
+            "gateway_breaker_state", "Circuit breaker per tier: 0 closed, 1 half-open, 2 open",
+            ["tier"], registry=r,
+        )
         self.decisions = Counter(
             "gateway_routing_decisions", "Routing decisions by tier and reason",
             ["tier", "reason"], registry=r,

@@ -9,8 +9,8 @@ from __future__ import annotations
 import asyncio
 import time
 from contextlib import contextmanager
-from dataclasses import dataclass
-from typing import AsyncIterator, Callable, Iterator, Literal, Mapping
+from dataclasses import dataclass, replace
+from typing import AsyncIterator, Awaitable, Callable, Iterator, Literal, Mapping, TypeVar
 
 from engines.errors import ContextLengthExceeded, EngineError, EngineRequestError, EngineUnavailable
 from engines.protocol import Engine
@@ -27,10 +27,13 @@ from gateway.errors import (
 )
 from gateway.metrics import GatewayMetrics
 from gateway.protocol import ChatCompletionRequest, CompletionRequest
+from gateway.resilience import BreakerState, ResilienceConfig, TierGuard
 from gateway.routing import Router
 from router.decision import RoutingDecision, RoutingQuery, Tier
 
 Endpoint = Literal["chat", "completions"]
+R = TypeVar("R")
+BREAKER_GAUGE = {BreakerState.closed: 0, BreakerState.half_open: 1, BreakerState.open: 2}
 
 
 @dataclass(frozen=True)
@@ -58,8 +61,12 @@ class CompletionService:
         metrics: GatewayMetrics,
         adapters: AdapterDirectory | None = None,
         auto_select_adapters: bool = True,
+        resilience: ResilienceConfig | None = None,
         clock: Callable[[], float] = time.perf_counter,
     ) -> None:
+        self._guard = TierGuard(
+            resilience or ResilienceConfig(), on_retry=lambda tier: metrics.retries.labels(tier).inc()
+        )
         self._adapters = adapters
         self._auto_select = auto_select_adapters
         self._engines = dict(engines)
@@ -148,35 +155,89 @@ class CompletionService:
 
     # ---- execution -----------------------------------------------------------
 
-    async def run(self, plan: Plan) -> GenerationResult:
-        with self._track(plan):
+    async def run(self, plan: Plan) -> tuple[Plan, GenerationResult]:
+        """Generate; returns the plan that served it (a fallback may have replaced it)."""
+        failure: tuple[Plan, EngineUnavailable] | None = None
+        for candidate in self._candidates(plan):
             try:
-                result = await self._engine(plan).generate(plan.generation)
+                with self._track(candidate):
+                    result = await self._guarded(
+                        candidate, lambda: self._engine(candidate).generate(candidate.generation)
+                    )
+            except EngineUnavailable as exc:
+                failure = (candidate, exc)
+                continue
             except EngineError as exc:
-                raise translate(exc, plan) from exc
-        self._count_tokens(plan.decision.tier, result.usage)
-        return result
+                raise translate(exc, candidate) from exc
+            self._count_tokens(candidate.decision.tier, result.usage)
+            return candidate, result
+        assert failure is not None
+        raise translate(failure[1], failure[0]) from failure[1]
 
-    async def stream(self, plan: Plan) -> AsyncIterator[GenerationChunk]:
-        """Yield engine chunks; the caller peeks the first to answer errors with a status."""
-        tier = plan.decision.tier
-        started = self._clock()
-        usage = Usage()
-        with self._track(plan):
-            chunks = self._engine(plan).stream(plan.generation)
+    async def open_stream(self, plan: Plan) -> tuple[Plan, AsyncIterator[GenerationChunk]]:
+        """Start a stream: retries and fallback apply until the first chunk, never after."""
+        failure: tuple[Plan, EngineUnavailable] | None = None
+        for candidate in self._candidates(plan):
+            started = self._clock()
             try:
-                first = True
-                async for chunk in chunks:
-                    if first:
-                        self._metrics.ttft.labels(tier).observe(self._clock() - started)
-                        first = False
+                raw, first = await self._guarded(candidate, lambda: _first_chunk(self._engine(candidate), candidate))
+            except EngineUnavailable as exc:
+                failure = (candidate, exc)
+                continue
+            except EngineError as exc:
+                raise translate(exc, candidate) from exc
+            except StopAsyncIteration:
+                raise EngineFailure("the engine ended the stream without output") from None
+            self._metrics.ttft.labels(candidate.decision.tier).observe(self._clock() - started)
+            return candidate, self._continue(candidate, first, raw)
+        assert failure is not None
+        raise translate(failure[1], failure[0]) from failure[1]
+
+    async def _continue(
+        self, plan: Plan, first: GenerationChunk, raw: AsyncIterator[GenerationChunk]
+    ) -> AsyncIterator[GenerationChunk]:
+        usage = first.usage
+        with self._track(plan):
+            try:
+                yield first
+                async for chunk in raw:
                     usage = chunk.usage
                     yield chunk
             except EngineError as exc:
                 raise translate(exc, plan) from exc
             finally:
-                await chunks.aclose()  # type: ignore[attr-defined]
-                self._count_tokens(tier, usage)
+                await raw.aclose()  # type: ignore[attr-defined]
+                self._count_tokens(plan.decision.tier, usage)
+
+    def configure(self, config: ResilienceConfig) -> None:
+        self._guard.configure(config)
+
+    def _candidates(self, plan: Plan) -> list[Plan]:
+        """The plan, then (auto traffic only) the fallback tier's version of it."""
+        candidates = [plan]
+        fallback = self._guard.fallback_for(plan.decision.tier)
+        if fallback is not None and plan.decision.reason != "explicit":
+            candidates.append(self._moved(plan, fallback))
+        return candidates
+
+    def _moved(self, plan: Plan, tier: Tier) -> Plan:
+        decision = plan.decision.model_copy(
+            update={"tier": tier, "adapter": None, "reason": f"fallback:{plan.decision.tier}_unavailable"}
+        )
+        return replace(
+            plan, decision=decision, model_name=self._catalog.served_name(tier),
+            generation=plan.generation.model_copy(update={"adapter": None}),
+        )
+
+    async def _guarded(self, plan: Plan, attempt: Callable[[], Awaitable[R]]) -> R:
+        tier = plan.decision.tier
+        if plan.decision.reason.startswith("fallback:"):
+            self._metrics.fallbacks.labels(plan.decision.reason.split(":")[1].split("_")[0], tier).inc()
+        try:
+            return await self._guard.call(tier, attempt)
+        finally:
+            state = self._guard.breaker(tier).state
+            self._metrics.breaker_state.labels(tier).set(BREAKER_GAUGE[state])
 
     def _engine(self, plan: Plan) -> Engine:
         return self._engines[plan.decision.tier]
@@ -192,6 +253,9 @@ class CompletionService:
             yield
         except GatewayError as exc:
             status = str(exc.status)
+            raise
+        except EngineUnavailable:  # retried or moved to a fallback tier, else a 503
+            status = "503"
             raise
         except Exception:
             status = "500"
@@ -220,3 +284,13 @@ def translate(exc: EngineError, plan: Plan) -> GatewayError:
     if isinstance(exc, EngineUnavailable):
         return ServiceUnavailable(f"The {tier} tier is unavailable: {exc.message}")
     return EngineFailure(f"The {tier} tier failed: {exc.message}")
+
+
+async def _first_chunk(engine: Engine, plan: Plan) -> tuple[AsyncIterator[GenerationChunk], GenerationChunk]:
+    """One attempt at a stream: a fresh engine stream and its first chunk."""
+    raw = engine.stream(plan.generation)
+    try:
+        return raw, await anext(raw)
+    except BaseException:
+        await raw.aclose()  # type: ignore[attr-defined]
+        raise

@@ -9,7 +9,7 @@ async def test_closing_a_stream_aborts_the_engine(gateway, engines):
         {"model": "small", "messages": [{"role": "user", "content": "a b c"}], "max_tokens": 50}
     )
     plan = await gateway.service.plan_chat(request, "req-1")
-    chunks = gateway.service.stream(plan)
+    _, chunks = await gateway.service.open_stream(plan)
     await anext(chunks)
     assert "req-1" in engines["small"].running
     await chunks.aclose()

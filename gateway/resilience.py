@@ -1,0 +1,147 @@
+"""Keeping requests alive when a tier misbehaves: retries, a breaker per tier, fallback.
+
+- Retries (tenacity) only for `EngineUnavailable` (replica gone, tier restarting) and
+  only before the first token: a started answer is never replayed.
+- A circuit breaker per tier opens after consecutive failures, fails fast while open,
+  and lets one probe through (half-open) after `reset_after_s`.
+- Fallback: an auto-routed request whose tier is unavailable (breaker open, retries
+  exhausted) goes to the configured other tier, recorded as the route reason. A pinned
+  tier (`model="large"`) is what the client asked for: it fails cleanly instead.
+"""
+
+from __future__ import annotations
+
+import time
+from enum import Enum
+from typing import Awaitable, Callable, Mapping, TypeVar
+
+from pydantic import BaseModel, ConfigDict, Field
+from tenacity import AsyncRetrying, retry_if_exception, stop_after_attempt, wait_exponential
+
+from engines.errors import EngineUnavailable
+from router.decision import Tier
+
+T = TypeVar("T")
+
+
+class BreakerConfig(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    failure_threshold: int = Field(5, ge=1, description="Consecutive failures that open the breaker")
+    reset_after_s: float = Field(10.0, gt=0, description="Open this long, then one probe is let through")
+
+
+class ResilienceConfig(BaseModel):
+    """Live config section (`user_config.resilience`)."""
+
+    model_config = ConfigDict(extra="forbid")
+    retries: int = Field(2, ge=0, le=5, description="Retries of a transient failure before the first token")
+    retry_backoff_s: float = Field(0.2, ge=0, description="First backoff; doubles per retry")
+    fallback: dict[Tier, Tier] = Field(
+        default_factory=lambda: {"large": "small"},
+        description="Where auto traffic goes when its tier is unavailable (small -> large only if listed)",
+    )
+    breaker: BreakerConfig = Field(default_factory=BreakerConfig)
+
+
+class BreakerState(str, Enum):
+    closed = "closed"
+    open = "open"
+    half_open = "half_open"
+
+
+class CircuitBreaker:
+    def __init__(self, config: BreakerConfig, clock: Callable[[], float] = time.monotonic) -> None:
+        self.config = config
+        self._clock = clock
+        self._failures = 0
+        self._opened_at: float | None = None
+        self._probing = False
+
+    @property
+    def state(self) -> BreakerState:
+        if self._opened_at is None:
+            return BreakerState.closed
+        if self._clock() - self._opened_at >= self.config.reset_after_s:
+            return BreakerState.half_open
+        return BreakerState.open
+
+    def allow(self) -> bool:
+        """May a request go to this tier now? Half-open lets exactly one probe through."""
+        state = self.state
+        if state is BreakerState.closed:
+            return True
+        if state is BreakerState.half_open and not self._probing:
+            self._probing = True
+            return True
+        return False
+
+    def success(self) -> None:
+        self._failures, self._opened_at, self._probing = 0, None, False
+
+    def failure(self) -> None:
+        self._failures += 1
+        if self._probing or self._failures >= self.config.failure_threshold:
+            self._opened_at = self._clock()
+        self._probing = False
+
+
+class TierGuard:
+    """Runs a call against one tier with the breaker and the retry policy."""
+
+    def __init__(
+        self,
+        config: ResilienceConfig,
+        on_retry: Callable[[Tier], None] = lambda tier: None,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self._on_retry = on_retry
+        self._clock = clock
+        self.configure(config)
+        self.breakers: dict[Tier, CircuitBreaker] = {}
+
+    def configure(self, config: ResilienceConfig) -> None:
+        self.config = config
+        for breaker in getattr(self, "breakers", {}).values():
+            breaker.config = config.breaker
+
+    def breaker(self, tier: Tier) -> CircuitBreaker:
+        if tier not in self.breakers:
+            self.breakers[tier] = CircuitBreaker(self.config.breaker, self._clock)
+        return self.breakers[tier]
+
+    def states(self) -> Mapping[Tier, BreakerState]:
+        return {tier: b.state for tier, b in self.breakers.items()}
+
+    def fallback_for(self, tier: Tier) -> Tier | None:
+        return self.config.fallback.get(tier)
+
+    async def call(self, tier: Tier, attempt: Callable[[], Awaitable[T]]) -> T:
+        """`attempt` until it succeeds, a non-transient error, or retries run out."""
+        breaker = self.breaker(tier)
+        retrying = AsyncRetrying(
+            stop=stop_after_attempt(self.config.retries + 1),
+            wait=wait_exponential(multiplier=self.config.retry_backoff_s, max=2.0),
+            retry=retry_if_exception(_transient),
+            before_sleep=lambda _: self._on_retry(tier),
+            reraise=True,
+        )
+        async for step in retrying:
+            with step:
+                if not breaker.allow():
+                    raise BreakerOpen(f"the {tier} tier's circuit breaker is open")
+                try:
+                    result = await attempt()
+                except EngineUnavailable:
+                    breaker.failure()
+                    raise
+                breaker.success()
+                return result
+        raise AssertionError("unreachable: tenacity reraises")  # pragma: no cover
+
+
+class BreakerOpen(EngineUnavailable):
+    """Fail fast: the tier failed repeatedly and has not recovered yet."""
+
+
+def _transient(exc: BaseException) -> bool:
+    return isinstance(exc, EngineUnavailable) and not isinstance(exc, BreakerOpen)
