@@ -11,6 +11,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import time
 from enum import Enum
 from typing import Awaitable, Callable, Mapping, TypeVar
@@ -41,6 +42,10 @@ class ResilienceConfig(BaseModel):
         description="Where auto traffic goes when its tier is unavailable (small -> large only if listed)",
     )
     breaker: BreakerConfig = Field(default_factory=BreakerConfig)
+    timeout_s: dict[Tier, float] = Field(
+        default_factory=lambda: {"small": 120.0, "large": 300.0},
+        description="Per tier: a whole answer, or a stream's first token, must come within this",
+    )
 
 
 class BreakerState(str, Enum):
@@ -129,8 +134,13 @@ class TierGuard:
             with step:
                 if not breaker.allow():
                     raise BreakerOpen(f"the {tier} tier's circuit breaker is open")
+                limit = self.config.timeout_s.get(tier)
                 try:
-                    result = await attempt()
+                    async with asyncio.timeout(limit):
+                        result = await attempt()
+                except TimeoutError:
+                    breaker.failure()
+                    raise TierTimeout(f"the {tier} tier did not answer within {limit:g}s") from None
                 except EngineUnavailable:
                     breaker.failure()
                     raise
@@ -143,5 +153,10 @@ class BreakerOpen(EngineUnavailable):
     """Fail fast: the tier failed repeatedly and has not recovered yet."""
 
 
+class TierTimeout(EngineUnavailable):
+    """The tier was too slow. Not retried (that would double the load on a slow tier);
+    auto traffic may still move to the fallback tier."""
+
+
 def _transient(exc: BaseException) -> bool:
-    return isinstance(exc, EngineUnavailable) and not isinstance(exc, BreakerOpen)
+    return isinstance(exc, EngineUnavailable) and not isinstance(exc, (BreakerOpen, TierTimeout))

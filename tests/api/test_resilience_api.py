@@ -67,3 +67,12 @@ def test_no_fallback_when_not_configured(client, gateway, engines):
     baseline(gateway, fallback={})
     engines["large"].unavailable_for = -1
     assert client.post(CHAT, json=body()).status_code == 503
+
+
+def test_slow_large_tier_times_out_and_auto_falls_back(client, gateway, engines):
+    baseline(gateway, timeout_s={"large": 0.05, "small": 5})
+    engines["large"].token_delay_s = 0.2
+    response = client.post(CHAT, json=body())
+    assert response.status_code == 200 and response.headers["x-gateway-tier"] == "small"
+    pinned = client.post(CHAT, json=body(model="large", text="hi"))
+    assert pinned.status_code == 503 and "did not answer within" in pinned.json()["error"]["message"]

@@ -72,3 +72,20 @@ async def test_open_breaker_fails_fast_without_calling():
     with pytest.raises(BreakerOpen):
         await guard.call("large", never)
     assert not called
+
+
+async def test_slow_tier_times_out_without_retry():
+    import asyncio
+
+    from gateway.resilience import TierTimeout
+
+    guard = TierGuard(ResilienceConfig(retries=2, retry_backoff_s=0, timeout_s={"large": 0.05}))
+    calls = []
+
+    async def slow():
+        calls.append(1)
+        await asyncio.sleep(1)
+
+    with pytest.raises(TierTimeout, match="within 0.05s"):
+        await guard.call("large", slow)
+    assert len(calls) == 1
