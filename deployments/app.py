@@ -62,6 +62,7 @@ def engine_deployment(
         name=DEPLOYMENT_NAMES[tier],
         num_replicas=tier_settings.num_replicas,
         ray_actor_options=actor_options(tier_settings),
+        logging_config={"encoding": settings.log_encoding},
     ).bind(engine_spec(settings, tier), tier, board, registry, settings.adapters.poll_interval_s)
 
 
@@ -75,7 +76,9 @@ def build(settings: Settings) -> Application:
     board = LoadBoard.bind()
     # Adapters live on the small tier only; its registry is the one source of truth.
     registry = open_registry(settings) if settings.small.enable_lora else None
-    return Ingress.options(user_config=live.model_dump(mode="json")).bind(
+    return Ingress.options(
+        user_config=live.model_dump(mode="json"), logging_config={"encoding": settings.log_encoding}
+    ).bind(
         engine_deployment(settings, "small", board, registry),
         engine_deployment(settings, "large", board, None),
         board,

@@ -118,6 +118,9 @@ class Settings(BaseSettings):
     )
 
     app_name: str = Field("gateway", description="Ray Serve application name")
+    log_encoding: Literal["TEXT", "JSON"] = Field(
+        "TEXT", description="Replica log format; JSON lines carry the request id, route and status"
+    )
     ray_address: str | None = Field(None, description="Join this Ray cluster; None = start a local one")
     models_dir: Path = Field(DEFAULT_CACHE, description="Cache of prepared embedded-default models")
     http: HttpSettings = Field(default_factory=HttpSettings)
