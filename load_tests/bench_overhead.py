@@ -15,10 +15,9 @@ import argparse
 import asyncio
 import json
 import platform
-import statistics
 import time
 import uuid
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
 
