@@ -12,6 +12,7 @@ from ray.serve import Application
 from adapters.registry import AdapterRegistry
 from deployments.engine_deployment import EngineDeployment
 from deployments.ingress import Ingress
+from deployments.limit_board import LimitBoard
 from deployments.load_board import LoadBoard
 from engines.embedded import resolve_model as resolve
 from engines.vllm_engine import EngineSpec
@@ -88,6 +89,8 @@ def build(settings: Settings) -> Application:
         registry,
         settings.adapters,
         settings.admin,
+        settings.auth,
+        LimitBoard.bind(),
     )
 
 

@@ -17,7 +17,10 @@ from deployments.load_board import BoardLoadSource
 from gateway.adapters import AdapterDirectory
 from gateway.assembly import build_gateway
 from gateway.catalog import TierSpec
-from gateway.settings import AdminSettings, LimitSettings, RouterSettings
+from deployments.limit_board import BoardRateLimiter
+from gateway.auth import Authenticator, LocalRateLimiter
+from gateway.keys import KeyStore
+from gateway.settings import AdminSettings, AuthSettings, LimitSettings, RouterSettings
 from router.embedding import build_embedder
 from router.learned import ScoreFn
 from router.model import RouterModel, Scorer
@@ -57,6 +60,8 @@ class Ingress:
         registry: AdapterRegistry | None = None,
         adapters: AdapterSettings | None = None,
         admin: AdminSettings | None = None,
+        auth: AuthSettings | None = None,
+        limit_board: DeploymentHandle | None = None,
     ) -> None:
         self._configured = False
         scorer, training_scores = load_scorer(router)
@@ -69,12 +74,16 @@ class Ingress:
                 registry, embedder, adapters.selector_embedder, adapters.min_similarity,
                 parent=tiers["small"].served_name,
             )
+        auth = auth or AuthSettings()
+        limiter = BoardRateLimiter(limit_board) if limit_board is not None else LocalRateLimiter()
+        authenticator = Authenticator(KeyStore(auth.keys_db), limiter, auth.cache_ttl_s)
         # Ray Serve's proxy already echoes x-request-id (and passes it in): don't add a second.
         self._gateway = build_gateway(  # type: ignore[arg-type]
             engines, tiers, limits, loads=BoardLoadSource(board), scorer=scorer,
             training_scores=training_scores, echo_request_id=False,
             adapters=directory, fleet=ServeAdapterFleet(engines["small"], board), admin=admin,
             auto_select_adapters=adapters.auto_select, adapter_poll_s=adapters.poll_interval_s,
+            auth=authenticator,
         )
 
     def reconfigure(self, user_config: dict[str, Any]) -> None:

@@ -35,6 +35,7 @@ from adapters.registry import RegistryState
 from engines.errors import EngineError, EngineUnavailable
 from engines.types import AdapterReport, AdapterSpec
 from gateway.adapters import AdapterDirectory
+from gateway.auth import Authenticator, bearer
 from gateway.errors import (
     AdapterNotFoundError,
     AuthenticationError,
@@ -103,6 +104,7 @@ class AdminApi:
         metrics: GatewayMetrics,
         api_key: SecretStr | None,
         converge_timeout_s: float = 30.0,
+        auth: Authenticator | None = None,
         clock: Callable[[], float] = time.perf_counter,
     ) -> None:
         self._directory = directory
@@ -110,6 +112,7 @@ class AdminApi:
         self._fleet = fleet
         self._metrics = metrics
         self._key = api_key
+        self._auth = auth
         self._timeout = converge_timeout_s
         self._clock = clock
         self._lock = asyncio.Lock()  # one change at a time per ingress replica
@@ -127,7 +130,7 @@ class AdminApi:
     # ---- handlers ----------------------------------------------------------------
 
     async def list(self, request: Request) -> Response:
-        self._authorize(request)
+        await self._authorize(request)
         state = await asyncio.to_thread(self._registry.state)
         versions = await asyncio.to_thread(self._registry.versions)
         reports = await self._fleet.reports()
@@ -139,7 +142,7 @@ class AdminApi:
         })
 
     async def load(self, request: Request) -> Response:
-        self._authorize(request)
+        await self._authorize(request)
         body = await _body(request, LoadBody)
 
         async def change() -> tuple[str, RegistryState]:
@@ -153,7 +156,7 @@ class AdminApi:
         return await self._change("load", change)
 
     async def activate(self, request: Request) -> Response:
-        self._authorize(request)
+        await self._authorize(request)
         domain, version = request.path_params["domain"], await self._version(request, required=True)
 
         async def change() -> tuple[str, RegistryState]:
@@ -163,7 +166,7 @@ class AdminApi:
         return await self._change("activate", change)
 
     async def rollback(self, request: Request) -> Response:
-        self._authorize(request)
+        await self._authorize(request)
         domain, version = request.path_params["domain"], await self._version(request, required=False)
 
         async def change() -> tuple[str, RegistryState]:
@@ -172,7 +175,7 @@ class AdminApi:
         return await self._change("rollback", change)
 
     async def candidate(self, request: Request) -> Response:
-        self._authorize(request)
+        await self._authorize(request)
         domain, version = request.path_params["domain"], await self._version(request, required=False)
 
         async def change() -> tuple[str, RegistryState]:
@@ -183,7 +186,7 @@ class AdminApi:
         return await self._change("candidate", change)
 
     async def unload(self, request: Request) -> Response:
-        self._authorize(request)
+        await self._authorize(request)
         domain = request.path_params["domain"]
 
         async def change() -> tuple[str, RegistryState]:
@@ -243,17 +246,25 @@ class AdminApi:
 
     # ---- request helpers -------------------------------------------------------------
 
-    def _authorize(self, request: Request) -> None:
-        if self._key is None:
+    async def _authorize(self, request: Request) -> None:
+        """The configured admin key, or an API key with the admin role."""
+        keyed = self._auth is not None and not await self._auth.is_open()
+        if self._key is None and not keyed:
             raise PermissionDenied(
-                "The admin API is disabled: set GATEWAY_ADMIN__API_KEY to enable it.",
+                "The admin API is disabled: set GATEWAY_ADMIN__API_KEY (or create an admin key "
+                "with `gateway keys create --admin`) to enable it.",
                 code="admin_disabled",
             )
-        scheme, _, token = request.headers.get("authorization", "").partition(" ")
-        if scheme.lower() != "bearer" or not token:
+        token = bearer(request)
+        if token is None:
             raise AuthenticationError("Admin endpoints need 'Authorization: Bearer <admin key>'.")
-        if not hmac.compare_digest(token.encode(), self._key.get_secret_value().encode()):
+        if self._key is not None and hmac.compare_digest(token.encode(), self._key.get_secret_value().encode()):
+            return
+        record = await self._auth.key(request) if keyed else None  # type: ignore[union-attr]
+        if record is None:
             raise AuthenticationError("Incorrect admin key provided.")
+        if record.role != "admin":
+            raise PermissionDenied(f"Key '{record.name}' is not an admin key.")
 
     async def _version(self, request: Request, required: bool) -> str | None:
         body = await _body(request, VersionBody, allow_empty=not required)

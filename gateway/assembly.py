@@ -13,6 +13,7 @@ from starlette.applications import Starlette
 from engines.protocol import Engine
 from gateway.adapters import AdapterDirectory, directory_poller
 from gateway.admin import AdapterFleet, AdminApi
+from gateway.auth import Authenticator
 from gateway.catalog import ModelCatalog, TierSpec
 from gateway.health import Readiness
 from gateway.http import GatewayApp
@@ -101,6 +102,7 @@ def build_gateway(
     admin: AdminSettings | None = None,
     auto_select_adapters: bool = True,
     adapter_poll_s: float = 0.5,
+    auth: Authenticator | None = None,
 ) -> Gateway:
     config = config or LiveConfig()
     metrics = metrics or GatewayMetrics()
@@ -118,11 +120,11 @@ def build_gateway(
         background.append(directory_poller(adapters, adapter_poll_s))
         if fleet is not None:
             admin = admin or AdminSettings()
-            api = AdminApi(adapters, fleet, metrics, admin.api_key, admin.converge_timeout_s)
+            api = AdminApi(adapters, fleet, metrics, admin.api_key, admin.converge_timeout_s, auth)
             routes.extend(api.routes())
     app = GatewayApp(
         service, catalog, Readiness(engines), metrics, limits, poller, echo_request_id,
-        extra_routes=routes, background=background,
+        extra_routes=routes, background=background, auth=auth,
     ).build()
     return Gateway(
         app=app, service=service, router=router, metrics=metrics, config=config, policies=policies

@@ -20,6 +20,45 @@ SHIPPED_DATA = Path(__file__).resolve().parents[1] / "data"
 app = typer.Typer(no_args_is_help=True, add_completion=False, help=__doc__)
 models_app = typer.Typer(no_args_is_help=True, help="Prepare the embedded default models.")
 app.add_typer(models_app, name="models")
+keys_app = typer.Typer(no_args_is_help=True, help="API keys (stored hashed; with none, the API is open).")
+app.add_typer(keys_app, name="keys")
+
+
+@keys_app.command("create")
+def create_key(
+    name: Annotated[str, typer.Option(help="Who the key is for")],
+    admin: Annotated[bool, typer.Option(help="May call the admin API")] = False,
+    rpm: Annotated[Optional[int], typer.Option(help="Requests per minute (default: unlimited)")] = None,
+    tpm: Annotated[Optional[int], typer.Option(help="Tokens per minute (default: unlimited)")] = None,
+) -> None:
+    """Create a key; it is printed once and stored only as a hash."""
+    from gateway.keys import KeyStore
+
+    record, secret = KeyStore(Settings().auth.keys_db).create(name, "admin" if admin else "user", rpm, tpm)
+    typer.echo(f"{record.id}  {secret}")
+
+
+@keys_app.command("list")
+def list_keys() -> None:
+    """Keys with their role, limits and state (never the key itself)."""
+    from gateway.keys import KeyStore
+
+    for r in KeyStore(Settings().auth.keys_db).list():
+        state = f"revoked {r.revoked_at:%Y-%m-%d}" if r.revoked_at else "active"
+        typer.echo(f"{r.id}  {r.name:<20} {r.role:<6} rpm={r.rpm} tpm={r.tpm}  {state}")
+
+
+@keys_app.command("revoke")
+def revoke_key(key_id: str) -> None:
+    """Revoke a key (effective within the gateway's key cache TTL, 5 s by default)."""
+    from gateway.keys import KeyNotFound, KeyStore
+
+    try:
+        record = KeyStore(Settings().auth.keys_db).revoke(key_id)
+    except KeyNotFound as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(2) from None
+    typer.echo(f"revoked {record.id} ({record.name})")
 
 
 @models_app.command("prepare")
@@ -71,7 +110,11 @@ def _run(settings: Settings) -> None:
     builder = import_attr(APP_BUILDER)
     ray_serve.run(builder(settings), name=settings.app_name, route_prefix="/")
     url = f"http://{settings.http.host}:{settings.http.port}"
-    typer.echo(f"gateway ready at {url}/v1 (no API keys configured: open on {settings.http.host})")
+    from gateway.keys import KeyStore
+
+    keys = KeyStore(settings.auth.keys_db).active_count()
+    access = f"{keys} API key(s) required" if keys else f"no API keys: open on {settings.http.host}"
+    typer.echo(f"gateway ready at {url}/v1 ({access})")
     admin = "on" if settings.admin.api_key else "off (set GATEWAY_ADMIN__API_KEY to enable it)"
     typer.echo(f"admin API at {url}/admin: {admin}")
     _wait_for_signal()

@@ -8,6 +8,7 @@
     ├── ModelNotFound (404, invalid_request_error, code model_not_found)
     │   └── AdapterNotFoundError (code adapter_not_found)
     ├── Conflict (409, invalid_request_error)            state forbids it (nothing to roll back to)
+    ├── RateLimited (429, rate_limit_error)              per-key requests/tokens per minute; Retry-After
     ├── PayloadTooLarge (413, invalid_request_error)
     ├── UnsupportedMediaType (415, invalid_request_error)
     ├── EngineFailure (500, api_error)                   the engine raised while serving
@@ -31,6 +32,9 @@ class GatewayError(Exception):
         self.message = message
         self.param = param
         self.code = code or self.default_code
+
+    def headers(self) -> dict[str, str]:
+        return {}
 
     def body(self) -> dict[str, Any]:
         return {
@@ -78,6 +82,19 @@ class Conflict(GatewayError):
     status = 409
     error_type = "invalid_request_error"
     default_code = "conflict"
+
+
+class RateLimited(GatewayError):
+    status = 429
+    error_type = "rate_limit_error"
+    default_code = "rate_limit_exceeded"
+
+    def __init__(self, message: str, *, retry_after_s: float, code: str | None = None) -> None:
+        super().__init__(message, code=code)
+        self.retry_after_s = retry_after_s
+
+    def headers(self) -> dict[str, str]:
+        return {"retry-after": str(max(1, round(self.retry_after_s)))}
 
 
 class PayloadTooLarge(GatewayError):

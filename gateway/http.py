@@ -19,7 +19,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response, StreamingResponse
 from starlette.routing import Route
 
-from engines.types import GenerationResult
+from engines.types import GenerationChunk, GenerationResult
 from gateway.errors import (
     EngineFailure,
     GatewayError,
@@ -27,7 +27,9 @@ from gateway.errors import (
     PayloadTooLarge,
     UnsupportedMediaType,
 )
+from gateway.auth import Authenticator, LocalRateLimiter
 from gateway.health import Readiness
+from gateway.keys import KeyRecord
 from gateway.loads import LoadPoller
 from gateway.middleware import RequestIdMiddleware, request_id
 from gateway.protocol import (
@@ -77,7 +79,9 @@ class GatewayApp:
         echo_request_id: bool = True,
         extra_routes: Sequence[Route] = (),
         background: Sequence[Background] = (),
+        auth: Authenticator | None = None,
     ) -> None:
+        self._auth = auth or Authenticator(None, LocalRateLimiter())
         self._extra_routes = list(extra_routes)
         self._background = [poller, *background]
         self._poller = poller
@@ -121,24 +125,30 @@ class GatewayApp:
     # ---- OpenAI endpoints ------------------------------------------------------
 
     async def chat(self, request: Request) -> Response:
+        key = await self._auth.key(request)
         body = await self._parse(request, ChatCompletionRequest)
         check_limits(body, self._limits)
+        await self._auth.admit(key)
         plan = await self._service.plan_chat(body, request_id(request))
-        return await self._respond(plan, stream=body.stream)
+        return await self._respond(plan, stream=body.stream, key=key)
 
     async def completions(self, request: Request) -> Response:
+        key = await self._auth.key(request)
         body = await self._parse(request, CompletionRequest)
         check_limits(body, self._limits)
+        await self._auth.admit(key)
         plan = await self._service.plan_completion(body, request_id(request))
-        return await self._respond(plan, stream=body.stream)
+        return await self._respond(plan, stream=body.stream, key=key)
 
     async def models(self, request: Request) -> Response:
+        await self._auth.key(request)
         return JSONResponse(ModelList(data=self._catalog.cards()).model_dump(mode="json"))
 
-    async def _respond(self, plan: Plan, stream: bool) -> Response:
+    async def _respond(self, plan: Plan, stream: bool, key: KeyRecord | None = None) -> Response:
         # Headers are built from the plan that served: a fallback changes the tier.
         if not stream:
             plan, result = await self._service.run(plan)
+            await self._auth.charge(key, result.usage.total_tokens)
             return JSONResponse(completion_body(plan, result), headers=route_headers(plan))
         # Failures before the first chunk (retries and fallback included) get a real status.
         plan, chunks = await self._service.open_stream(plan)
@@ -148,10 +158,23 @@ class GatewayApp:
             await chunks.aclose()  # type: ignore[attr-defined]
             raise
         return StreamingResponse(
-            event_stream(plan, first, chunks),
+            event_stream(plan, first, self._charged(first, chunks, key)),
             media_type="text/event-stream",
             headers={**route_headers(plan), **SSE_HEADERS},
         )
+
+    async def _charged(
+        self, first: GenerationChunk, chunks: AsyncIterator[GenerationChunk], key: KeyRecord | None
+    ) -> AsyncIterator[GenerationChunk]:
+        """Pass the stream through; charge the key's token budget when it ends."""
+        tokens = first.usage.total_tokens
+        try:
+            async for chunk in chunks:
+                tokens = chunk.usage.total_tokens
+                yield chunk
+        finally:
+            await chunks.aclose()  # type: ignore[attr-defined]
+            await self._auth.charge(key, tokens)
 
     async def _parse(self, request: Request, model: type[W]) -> W:
         payload = await read_json(request, self._limits.max_body_bytes)
@@ -289,7 +312,7 @@ async def _gateway_error(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, GatewayError)
     if exc.status >= 500:
         logger.warning("request %s failed: %s", request_id(request), exc.message)
-    return JSONResponse(exc.body(), status_code=exc.status)
+    return JSONResponse(exc.body(), status_code=exc.status, headers=exc.headers())
 
 
 async def _http_error(request: Request, exc: Exception) -> Response:

@@ -98,6 +98,14 @@ class AdminSettings(BaseModel):
     )
 
 
+class AuthSettings(BaseModel):
+    keys_db: Path = Field(
+        Path.home() / ".cache" / "routing-gateway" / "keys.sqlite",
+        description="API key store (`gateway keys create`); with no active key the API is open",
+    )
+    cache_ttl_s: float = Field(5.0, gt=0, description="Key lookups cached this long (revocation delay)")
+
+
 DEFAULT_ROUTER = Path.home() / ".cache" / "routing-gateway" / "router" / "default"
 
 
@@ -133,6 +141,7 @@ class Settings(BaseSettings):
     router: RouterSettings = Field(default_factory=RouterSettings)
     adapters: AdapterSettings = Field(default_factory=AdapterSettings)
     admin: AdminSettings = Field(default_factory=AdminSettings)
+    auth: AuthSettings = Field(default_factory=AuthSettings)
 
     def tier(self, name: TierName) -> TierSettings:
         return self.small if name == "small" else self.large
