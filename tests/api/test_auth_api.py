@@ -1,7 +1,6 @@
 """API keys and per-key limits through the HTTP edge (fake engines)."""
 
 import pytest
-from pydantic import SecretStr
 from starlette.testclient import TestClient
 
 from gateway.auth import Authenticator, LocalRateLimiter
