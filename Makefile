@@ -5,7 +5,7 @@ PY := $(VENV)/bin/python
 export HF_HUB_OFFLINE := 1
 export TOKENIZERS_PARALLELISM := false
 
-.PHONY: setup models run test test-unit bench clean
+.PHONY: setup models run test test-unit bench faults clean
 
 setup:
 	bash scripts/setup.sh
@@ -28,3 +28,8 @@ test-unit:
 bench: models
 	$(PY) load_tests/bench_lora_swap.py
 	$(PY) load_tests/bench_overhead.py
+
+# Fault drills under load (kill/crash/stall an engine, mid-stream disconnects, corrupt
+# adapter); prints the table and writes load_tests/results/faults.json.
+faults: models
+	$(PY) load_tests/faults.py
