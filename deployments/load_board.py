@@ -21,7 +21,10 @@ from router.decision import Tier, TierLoad
 logger = logging.getLogger(__name__)
 
 REPORT_INTERVAL_S = 0.2  # the routing issue asks for a refresh at least every 250 ms
-FRESH_FOR_S = 1.0  # a replica silent for longer is gone (or stuck): not counted
+FRESH_FOR_S = 1.0  # a replica silent for longer is stuck or gone: its load is not counted
+ALIVE_FOR_S = 5.0  # silent for longer: gone. A tier with no replica left is absent from the
+# snapshot, and the gateway fails requests for it fast (a busy replica's publisher can
+# pause for a second; five means dead)
 
 
 @serve.deployment(
@@ -47,16 +50,18 @@ class LoadBoard:
         return {
             replica: report
             for (t, replica), (seen, report) in list(self._adapters.items())
-            if t == tier and now - seen <= FRESH_FOR_S
+            if t == tier and now - seen <= ALIVE_FOR_S
         }
 
     def snapshot(self) -> dict[str, TierLoad]:
         now = time.monotonic()
         totals: dict[str, TierLoad] = {}
         for (tier, _), (seen, load) in list(self._entries.items()):
-            if now - seen > FRESH_FOR_S:
+            if now - seen > ALIVE_FOR_S:
                 continue
             total = totals.setdefault(tier, TierLoad())
+            if now - seen > FRESH_FOR_S:
+                continue
             total.running += load.running
             total.waiting += load.waiting
         return totals

@@ -35,6 +35,12 @@ class Router:
                 polled[tier] = TierLoad(running=seen.running, waiting=local - seen.running)
         return polled
 
+    def tier_down(self, tier: Tier) -> bool:
+        """No live replica of `tier` reports load. An empty snapshot (poller not started or
+        stale) says nothing, so it never marks a tier down."""
+        polled = self._loads()
+        return bool(polled) and tier not in polled
+
     def replace_policy(self, policy: RoutingPolicy) -> None:
         """Swap the policy atomically (live config); in-flight decisions keep the old one."""
         self._policy = policy

@@ -233,8 +233,16 @@ class CompletionService:
         tier = plan.decision.tier
         if plan.decision.reason.startswith("fallback:"):
             self._metrics.fallbacks.labels(plan.decision.reason.split(":")[1].split("_")[0], tier).inc()
+
+        async def checked() -> R:
+            # A tier with no live replica (killed, restarting) fails fast here instead of
+            # queueing in Ray until a replacement has loaded its model.
+            if self._router.tier_down(tier):
+                raise EngineUnavailable(f"no live replica of the {tier} tier")
+            return await attempt()
+
         try:
-            return await self._guard.call(tier, attempt)
+            return await self._guard.call(tier, checked)
         finally:
             state = self._guard.breaker(tier).state
             self._metrics.breaker_state.labels(tier).set(BREAKER_GAUGE[state])

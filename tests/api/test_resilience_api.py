@@ -76,3 +76,34 @@ def test_slow_large_tier_times_out_and_auto_falls_back(client, gateway, engines)
     assert response.status_code == 200 and response.headers["x-gateway-tier"] == "small"
     pinned = client.post(CHAT, json=body(model="large", text="hi"))
     assert pinned.status_code == 503 and "did not answer within" in pinned.json()["error"]["message"]
+
+
+def test_tier_without_live_replica_fails_fast(engines):
+    import time as clock
+
+    from starlette.testclient import TestClient
+
+    from gateway.assembly import build_gateway
+    from gateway.catalog import TierSpec
+    from gateway.settings import LimitSettings
+    from router.decision import TierLoad
+
+    async def only_small():  # the load board lists live replicas; large has none
+        return {"small": TierLoad()}
+
+    tiers = {"small": TierSpec(served_name="tiny", max_model_len=64), "large": TierSpec(served_name="big", max_model_len=128)}
+    config = LiveConfig.parse({"routing": {"policy": "baseline"}, "resilience": {"retry_backoff_s": 0}})
+    gateway = build_gateway(engines, tiers, LimitSettings(), config=config, loads=only_small)
+    with TestClient(gateway.app) as client:
+        deadline = clock.monotonic() + 2
+        while clock.monotonic() < deadline:  # until the poller's first snapshot is in
+            response = client.post(CHAT, json=body())
+            if response.headers.get("x-gateway-route-reason", "").startswith("fallback:"):
+                break
+            clock.sleep(0.05)
+        assert response.headers["x-gateway-route-reason"] == "fallback:large_unavailable"
+        pinned = client.post(CHAT, json=body(model="large", text="hi"))
+    # failing fast: "no live replica", or the breaker those failures opened
+    message = pinned.json()["error"]["message"]
+    assert pinned.status_code == 503 and ("no live replica" in message or "breaker is open" in message)
+    assert engines["large"].calls == 0
