@@ -93,8 +93,6 @@ class FakeEngine:
             raise EngineRequestError(f"could not load adapter '{adapter.name}'", param="model")
         self.loaded[adapter.name] = adapter.path
 
-    async def remove_adapter(self, name: str) -> None:
-        self.loaded.pop(name, None)
 
     async def adapters(self) -> set[str]:
         return set(self.loaded)

@@ -33,7 +33,6 @@ class AdapterHost(Protocol):
         """Load into the engine's adapter cache; raises EngineRequestError if it can't."""
         ...
 
-    async def remove_adapter(self, name: str) -> None: ...
 
     async def adapters(self) -> set[str]:
         """Names of the adapters loaded now."""

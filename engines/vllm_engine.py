@@ -163,11 +163,6 @@ class VLLMEngine:
         except Exception as exc:  # vLLM raises plain ValueError/RuntimeError for bad adapters
             raise EngineRequestError(f"could not load adapter '{adapter.name}': {exc}", param="model") from exc
 
-    async def remove_adapter(self, name: str) -> None:
-        lora_id = self._lora_ids.get(name)
-        if lora_id is not None:
-            await self._engine.remove_lora(lora_id)
-
     async def adapters(self) -> set[str]:
         # Ask vLLM: its cache evicts the least recently used adapter beyond max_cpu_loras.
         resident = await self._engine.list_loras()

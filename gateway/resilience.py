@@ -101,12 +101,12 @@ class TierGuard:
     ) -> None:
         self._on_retry = on_retry
         self._clock = clock
-        self.configure(config)
         self.breakers: dict[Tier, CircuitBreaker] = {}
+        self.configure(config)
 
     def configure(self, config: ResilienceConfig) -> None:
         self.config = config
-        for breaker in getattr(self, "breakers", {}).values():
+        for breaker in self.breakers.values():
             breaker.config = config.breaker
 
     def breaker(self, tier: Tier) -> CircuitBreaker:

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from contextlib import contextmanager
+from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass, replace
 from typing import AsyncIterator, Awaitable, Callable, Iterator, Literal, Mapping, TypeVar
 
@@ -157,39 +157,43 @@ class CompletionService:
 
     async def run(self, plan: Plan) -> tuple[Plan, GenerationResult]:
         """Generate; returns the plan that served it (a fallback may have replaced it)."""
-        failure: tuple[Plan, EngineUnavailable] | None = None
-        for candidate in self._candidates(plan):
-            try:
-                with self._track(candidate):
-                    result = await self._guarded(
-                        candidate, lambda: self._engine(candidate).generate(candidate.generation)
-                    )
-            except EngineUnavailable as exc:
-                failure = (candidate, exc)
-                continue
-            except EngineError as exc:
-                raise translate(exc, candidate) from exc
-            self._count_tokens(candidate.decision.tier, result.usage)
-            return candidate, result
-        assert failure is not None
-        raise translate(failure[1], failure[0]) from failure[1]
+        plan, result = await self._first_available(
+            plan, lambda c: self._engine(c).generate(c.generation), track=True
+        )
+        self._count_tokens(plan.decision.tier, result.usage)
+        return plan, result
 
     async def open_stream(self, plan: Plan) -> tuple[Plan, AsyncIterator[GenerationChunk]]:
         """Start a stream: retries and fallback apply until the first chunk, never after."""
-        failure: tuple[Plan, EngineUnavailable] | None = None
-        for candidate in self._candidates(plan):
+
+        async def first(candidate: Plan) -> tuple[AsyncIterator[GenerationChunk], GenerationChunk]:
             started = self._clock()
+            opened = await _first_chunk(self._engine(candidate), candidate)
+            self._metrics.ttft.labels(candidate.decision.tier).observe(self._clock() - started)
+            return opened
+
+        try:
+            plan, (raw, chunk) = await self._first_available(plan, first, track=False)
+        except StopAsyncIteration:
+            raise EngineFailure("the engine ended the stream without output") from None
+        return plan, self._continue(plan, chunk, raw)
+
+    async def _first_available(
+        self, plan: Plan, call: Callable[[Plan], Awaitable[R]], track: bool
+    ) -> tuple[Plan, R]:
+        """`call` on the plan's tier, then (auto traffic) on the fallback tier if the first
+        is unavailable. Any other engine error is final."""
+        failure: tuple[Plan, EngineUnavailable] | None = None
+        for i, candidate in enumerate(self._candidates(plan)):
+            if i:
+                self._metrics.fallbacks.labels(plan.decision.tier, candidate.decision.tier).inc()
             try:
-                raw, first = await self._guarded(candidate, lambda: _first_chunk(self._engine(candidate), candidate))
+                with self._track(candidate) if track else nullcontext():
+                    return candidate, await self._guarded(candidate, lambda: call(candidate))
             except EngineUnavailable as exc:
                 failure = (candidate, exc)
-                continue
             except EngineError as exc:
                 raise translate(exc, candidate) from exc
-            except StopAsyncIteration:
-                raise EngineFailure("the engine ended the stream without output") from None
-            self._metrics.ttft.labels(candidate.decision.tier).observe(self._clock() - started)
-            return candidate, self._continue(candidate, first, raw)
         assert failure is not None
         raise translate(failure[1], failure[0]) from failure[1]
 
@@ -231,8 +235,6 @@ class CompletionService:
 
     async def _guarded(self, plan: Plan, attempt: Callable[[], Awaitable[R]]) -> R:
         tier = plan.decision.tier
-        if plan.decision.reason.startswith("fallback:"):
-            self._metrics.fallbacks.labels(plan.decision.reason.split(":")[1].split("_")[0], tier).inc()
 
         async def checked() -> R:
             # A tier with no live replica (killed, restarting) fails fast here instead of
