@@ -78,7 +78,9 @@ def build(settings: Settings) -> Application:
     # Adapters live on the small tier only; its registry is the one source of truth.
     registry = open_registry(settings) if settings.small.enable_lora else None
     return Ingress.options(
-        user_config=live.model_dump(mode="json"), logging_config={"encoding": settings.log_encoding}
+        num_replicas=settings.ingress.num_replicas,
+        user_config=live.model_dump(mode="json"),
+        logging_config={"encoding": settings.log_encoding},
     ).bind(
         engine_deployment(settings, "small", board, registry),
         engine_deployment(settings, "large", board, None),

@@ -12,13 +12,12 @@ key the admin API is off.
 from __future__ import annotations
 
 import asyncio
-import hmac
 import json
 import time
 from pathlib import Path
 from typing import Awaitable, Callable, Mapping, Protocol, TypeVar
 
-from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
@@ -35,14 +34,12 @@ from adapters.registry import RegistryState
 from engines.errors import EngineError, EngineUnavailable
 from engines.types import AdapterReport, AdapterSpec
 from gateway.adapters import AdapterDirectory
-from gateway.auth import Authenticator, bearer
+from gateway.admin_auth import AdminGuard
 from gateway.errors import (
     AdapterNotFoundError,
-    AuthenticationError,
     Conflict,
     GatewayError,
     InvalidRequest,
-    PermissionDenied,
     ServiceUnavailable,
 )
 from gateway.http import validation_error
@@ -102,17 +99,15 @@ class AdminApi:
         directory: AdapterDirectory,
         fleet: AdapterFleet,
         metrics: GatewayMetrics,
-        api_key: SecretStr | None,
+        guard: AdminGuard,
         converge_timeout_s: float = 30.0,
-        auth: Authenticator | None = None,
         clock: Callable[[], float] = time.perf_counter,
     ) -> None:
         self._directory = directory
         self._registry = directory.registry
         self._fleet = fleet
         self._metrics = metrics
-        self._key = api_key
-        self._auth = auth
+        self._guard = guard
         self._timeout = converge_timeout_s
         self._clock = clock
         self._lock = asyncio.Lock()  # one change at a time per ingress replica
@@ -130,7 +125,7 @@ class AdminApi:
     # ---- handlers ----------------------------------------------------------------
 
     async def list(self, request: Request) -> Response:
-        await self._authorize(request)
+        await self._guard.authorize(request)
         state = await asyncio.to_thread(self._registry.state)
         versions = await asyncio.to_thread(self._registry.versions)
         reports = await self._fleet.reports()
@@ -142,7 +137,7 @@ class AdminApi:
         })
 
     async def load(self, request: Request) -> Response:
-        await self._authorize(request)
+        await self._guard.authorize(request)
         body = await _body(request, LoadBody)
 
         async def change() -> tuple[str, RegistryState]:
@@ -156,7 +151,7 @@ class AdminApi:
         return await self._change("load", change)
 
     async def activate(self, request: Request) -> Response:
-        await self._authorize(request)
+        await self._guard.authorize(request)
         domain, version = request.path_params["domain"], await self._version(request, required=True)
 
         async def change() -> tuple[str, RegistryState]:
@@ -166,7 +161,7 @@ class AdminApi:
         return await self._change("activate", change)
 
     async def rollback(self, request: Request) -> Response:
-        await self._authorize(request)
+        await self._guard.authorize(request)
         domain, version = request.path_params["domain"], await self._version(request, required=False)
 
         async def change() -> tuple[str, RegistryState]:
@@ -175,7 +170,7 @@ class AdminApi:
         return await self._change("rollback", change)
 
     async def candidate(self, request: Request) -> Response:
-        await self._authorize(request)
+        await self._guard.authorize(request)
         domain, version = request.path_params["domain"], await self._version(request, required=False)
 
         async def change() -> tuple[str, RegistryState]:
@@ -186,7 +181,7 @@ class AdminApi:
         return await self._change("candidate", change)
 
     async def unload(self, request: Request) -> Response:
-        await self._authorize(request)
+        await self._guard.authorize(request)
         domain = request.path_params["domain"]
 
         async def change() -> tuple[str, RegistryState]:
@@ -245,26 +240,6 @@ class AdminApi:
             ) from None
 
     # ---- request helpers -------------------------------------------------------------
-
-    async def _authorize(self, request: Request) -> None:
-        """The configured admin key, or an API key with the admin role."""
-        keyed = self._auth is not None and not await self._auth.is_open()
-        if self._key is None and not keyed:
-            raise PermissionDenied(
-                "The admin API is disabled: set GATEWAY_ADMIN__API_KEY (or create an admin key "
-                "with `gateway keys create --admin`) to enable it.",
-                code="admin_disabled",
-            )
-        token = bearer(request)
-        if token is None:
-            raise AuthenticationError("Admin endpoints need 'Authorization: Bearer <admin key>'.")
-        if self._key is not None and hmac.compare_digest(token.encode(), self._key.get_secret_value().encode()):
-            return
-        record = await self._auth.key(request) if keyed else None  # type: ignore[union-attr]
-        if record is None:
-            raise AuthenticationError("Incorrect admin key provided.")
-        if record.role != "admin":
-            raise PermissionDenied(f"Key '{record.name}' is not an admin key.")
 
     async def _version(self, request: Request, required: bool) -> str | None:
         body = await _body(request, VersionBody, allow_empty=not required)

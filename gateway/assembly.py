@@ -17,7 +17,9 @@ from gateway.auth import Authenticator
 from gateway.catalog import ModelCatalog, TierSpec
 from gateway.health import Readiness
 from gateway.http import GatewayApp
-from gateway.live_config import LiveConfig
+from gateway.admin_auth import AdminGuard
+from gateway.config_admin import ConfigAdmin
+from gateway.live_config import LiveConfig, LiveConfigState, describe
 from gateway.loads import EngineLoadSource, LoadPoller, LoadSource
 from gateway.metrics import GatewayMetrics
 from gateway.routing import Router
@@ -58,13 +60,20 @@ class Gateway:
     router: Router
     metrics: GatewayMetrics
 
-    config: LiveConfig
+    http: GatewayApp
+    state: LiveConfigState
     policies: PolicyFactory
+    base_limits: LimitSettings
+
+    @property
+    def config(self) -> LiveConfig:
+        return self.state.config
 
     def apply(self, config: LiveConfig) -> None:
         self.router.replace_policy(self.policies.build(config.routing))
         self.service.configure(config.resilience)
-        self.config = config
+        self.http.limits = config.limits or self.base_limits
+        self.state.accept(config)
 
     def reconfigure(self, raw: dict[str, Any] | None, strict: bool = False) -> bool:
         """Apply a live config; an invalid one is logged and counted, the last good stays.
@@ -79,7 +88,9 @@ class Gateway:
         except ValidationError as exc:
             if strict:
                 raise
-            logger.error("rejected live config, keeping the last good one: %s", exc)
+            message = describe(exc)
+            logger.error("rejected live config, keeping the last good one: %s", message)
+            self.state.reject(message)
             self.metrics.config_rejected.inc()
             return False
         self.apply(config)
@@ -113,19 +124,22 @@ def build_gateway(
     service = CompletionService(
         engines, catalog, router, metrics, adapters, auto_select_adapters, config.resilience
     )
-    routes, background = [], []
+    admin = admin or AdminSettings()
+    guard = AdminGuard(admin.api_key, auth)
+    state = LiveConfigState(config)
+    routes, background = ConfigAdmin(state, guard).routes(), []
     if adapters is not None:
         adapters.refresh()  # serve the registry's current set from the first request
         catalog.add_cards(adapters.cards)
         background.append(directory_poller(adapters, adapter_poll_s))
         if fleet is not None:
-            admin = admin or AdminSettings()
-            api = AdminApi(adapters, fleet, metrics, admin.api_key, admin.converge_timeout_s, auth)
+            api = AdminApi(adapters, fleet, metrics, guard, admin.converge_timeout_s)
             routes.extend(api.routes())
-    app = GatewayApp(
-        service, catalog, Readiness(engines), metrics, limits, poller, echo_request_id,
-        extra_routes=routes, background=background, auth=auth,
-    ).build()
+    http = GatewayApp(
+        service, catalog, Readiness(engines), metrics, config.limits or limits, poller,
+        echo_request_id, extra_routes=routes, background=background, auth=auth,
+    )
     return Gateway(
-        app=app, service=service, router=router, metrics=metrics, config=config, policies=policies
+        app=http.build(), service=service, router=router, metrics=metrics, http=http,
+        state=state, policies=policies, base_limits=limits,
     )

@@ -22,6 +22,26 @@ models_app = typer.Typer(no_args_is_help=True, help="Prepare the embedded defaul
 app.add_typer(models_app, name="models")
 keys_app = typer.Typer(no_args_is_help=True, help="API keys (stored hashed; with none, the API is open).")
 app.add_typer(keys_app, name="keys")
+config_app = typer.Typer(no_args_is_help=True, help="Live config (the ingress user_config).")
+app.add_typer(config_app, name="config")
+
+
+@config_app.command("check")
+def check_config(path: Annotated[Path, typer.Argument(help="A `serve deploy` config file")]) -> None:
+    """Validate the ingress user_config before `serve deploy` (a running gateway would
+    reject the same config and keep its last good one)."""
+    import yaml
+
+    from gateway.live_config import check_serve_config
+
+    results = check_serve_config(yaml.safe_load(path.read_text()) or {})
+    if not results:
+        typer.echo(f"error: {path} has no application with an Ingress deployment", err=True)
+        raise typer.Exit(2)
+    for name, problem in results.items():
+        typer.echo(f"{name}: {'ok' if problem is None else 'invalid: ' + problem}")
+    if any(problem is not None for problem in results.values()):
+        raise typer.Exit(1)
 
 
 @keys_app.command("create")

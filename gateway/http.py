@@ -90,7 +90,7 @@ class GatewayApp:
         self._catalog = catalog
         self._readiness = readiness
         self._metrics = metrics
-        self._limits = limits
+        self.limits = limits  # replaced live (user_config.limits)
 
     def build(self) -> Starlette:
         routes = [
@@ -127,7 +127,7 @@ class GatewayApp:
     async def chat(self, request: Request) -> Response:
         key = await self._auth.key(request)
         body = await self._parse(request, ChatCompletionRequest)
-        check_limits(body, self._limits)
+        check_limits(body, self.limits)
         await self._auth.admit(key)
         plan = await self._service.plan_chat(body, request_id(request))
         return await self._respond(plan, stream=body.stream, key=key)
@@ -135,7 +135,7 @@ class GatewayApp:
     async def completions(self, request: Request) -> Response:
         key = await self._auth.key(request)
         body = await self._parse(request, CompletionRequest)
-        check_limits(body, self._limits)
+        check_limits(body, self.limits)
         await self._auth.admit(key)
         plan = await self._service.plan_completion(body, request_id(request))
         return await self._respond(plan, stream=body.stream, key=key)
@@ -177,7 +177,7 @@ class GatewayApp:
             await self._auth.charge(key, tokens)
 
     async def _parse(self, request: Request, model: type[W]) -> W:
-        payload = await read_json(request, self._limits.max_body_bytes)
+        payload = await read_json(request, self.limits.max_body_bytes)
         try:
             return model.model_validate(payload)
         except ValidationError as exc:

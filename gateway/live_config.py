@@ -1,16 +1,19 @@
 """Ops-tunable values of the ingress, delivered as Ray Serve `user_config`.
 
 Validated strictly: an unknown key or a bad value raises, and Ray Serve keeps the
-replica on its last good config.
+replica on its last good config. `LiveConfigState` remembers what is in force and the
+last rejection, so ops can see why a push did not take (`GET /admin/config`).
 """
 
 from __future__ import annotations
 
+import time
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from gateway.resilience import ResilienceConfig
+from gateway.settings import LimitSettings
 from router.config import RoutingConfig
 
 
@@ -19,7 +22,73 @@ class LiveConfig(BaseModel):
 
     routing: RoutingConfig = Field(default_factory=RoutingConfig)
     resilience: ResilienceConfig = Field(default_factory=ResilienceConfig)
+    limits: LimitSettings | None = Field(
+        None, description="Input limits; None = the settings tree's (GATEWAY_LIMITS__*)"
+    )
 
     @classmethod
     def parse(cls, raw: dict[str, Any] | None) -> "LiveConfig":
         return cls.model_validate(raw or {})
+
+
+def describe(exc: ValidationError) -> str:
+    """One line per problem, with the dotted path ops typed in the YAML."""
+    problems = []
+    for error in exc.errors():
+        path = ".".join(str(part) for part in error["loc"]) or "(root)"
+        problems.append(f"{path}: {error['msg']}")
+    return "; ".join(problems)
+
+
+class Rejection(BaseModel):
+    message: str
+    at: float = Field(description="Unix time of the rejected push")
+
+
+class LiveConfigState:
+    """The config in force on this replica, how many were applied, the last rejection."""
+
+    def __init__(self, config: LiveConfig) -> None:
+        self.config = config
+        self.applied = 0
+        self.applied_at: float | None = None
+        self.rejected: Rejection | None = None
+
+    def accept(self, config: LiveConfig) -> None:
+        self.config = config
+        self.applied += 1
+        self.applied_at = time.time()
+
+    def reject(self, message: str) -> None:
+        self.rejected = Rejection(message=message, at=time.time())
+
+    def view(self) -> dict[str, Any]:
+        return {
+            "config": self.config.model_dump(mode="json"),
+            "applied": self.applied,
+            "applied_at": self.applied_at,
+            "last_rejected": self.rejected.model_dump() if self.rejected else None,
+        }
+
+
+INGRESS = "Ingress"
+
+
+def check_serve_config(document: dict[str, Any]) -> dict[str, str | None]:
+    """Validate the ingress `user_config` of each application in a `serve deploy` file.
+
+    Returns the problem per application (None = valid), the same message a running
+    replica would log and show on /admin/config if the push went ahead.
+    """
+    results: dict[str, str | None] = {}
+    for application in document.get("applications") or []:
+        name = application.get("name", "default")
+        for deployment in application.get("deployments") or []:
+            if deployment.get("name") != INGRESS:
+                continue
+            try:
+                LiveConfig.parse(deployment.get("user_config"))
+                results[name] = None
+            except ValidationError as exc:
+                results[name] = describe(exc)
+    return results

@@ -11,7 +11,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Literal
 
-from pydantic import BaseModel, Field, SecretStr, model_validator
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from adapters.config import AdapterSettings
@@ -84,6 +84,10 @@ class HttpSettings(BaseModel):
 
 
 class LimitSettings(BaseModel):
+    """Input limits; the start-up values, replaceable live through `user_config.limits`."""
+
+    model_config = ConfigDict(extra="forbid")
+
     max_body_bytes: int = Field(1_000_000, ge=1024, description="Largest request body accepted (413)")
     max_messages: int = Field(256, ge=1, description="Most chat messages in one request (400)")
     max_tokens: int = Field(4096, ge=1, description="Cap on max_tokens / max_completion_tokens (400)")
@@ -107,6 +111,10 @@ class AuthSettings(BaseModel):
 
 
 DEFAULT_ROUTER = Path.home() / ".cache" / "routing-gateway" / "router" / "default"
+
+
+class IngressSettings(BaseModel):
+    num_replicas: int = Field(1, ge=1, description="HTTP ingress replicas (rate limits are shared)")
 
 
 class RouterSettings(BaseModel):
@@ -133,6 +141,7 @@ class Settings(BaseSettings):
     models_dir: Path = Field(DEFAULT_CACHE, description="Cache of prepared embedded-default models")
     http: HttpSettings = Field(default_factory=HttpSettings)
     limits: LimitSettings = Field(default_factory=LimitSettings)
+    ingress: IngressSettings = Field(default_factory=IngressSettings)
     small: SmallTierSettings = Field(default_factory=SmallTierSettings)
     large: LargeTierSettings = Field(default_factory=LargeTierSettings)
     routing: RoutingConfig = Field(
