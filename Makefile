@@ -30,6 +30,8 @@ bench: models
 	$(PY) load_tests/bench_overhead.py
 
 # Fault drills under load (kill/crash/stall an engine, mid-stream disconnects, corrupt
-# adapter); prints the table and writes load_tests/results/faults.json.
+# adapter, invalid config push, a rate-limited key across 2 ingress replicas) on the app
+# deployed with `ray start --head` + `serve deploy` (stopped after; run it alone);
+# prints the table and writes load_tests/results/faults.json.
 faults: models
 	$(PY) load_tests/faults.py

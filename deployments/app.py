@@ -52,6 +52,8 @@ def engine_spec(settings: Settings, tier: TierName) -> EngineSpec:
 def actor_options(tier: TierSettings) -> dict[str, Any]:
     # The engine core is a child process of the replica: it inherits these.
     env = {"VLLM_CPU_KVCACHE_SPACE": str(tier.kv_cache_gib)}
+    if tier.cpu_threads_bind is not None:
+        env["VLLM_CPU_OMP_THREADS_BIND"] = tier.cpu_threads_bind
     return {"num_cpus": tier.num_cpus, "num_gpus": tier.num_gpus, "runtime_env": {"env_vars": env}}
 
 

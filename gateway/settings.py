@@ -43,6 +43,10 @@ class TierSettings(BaseModel):
     max_cpu_loras: int = Field(8, ge=1, description="Adapters cached in the engine (active + candidates)")
     enforce_eager: bool = Field(True, description="Skip graph compilation: fast start, less throughput")
     kv_cache_gib: int = Field(1, ge=1, description="KV cache GiB on CPU (VLLM_CPU_KVCACHE_SPACE)")
+    cpu_threads_bind: str | None = Field(
+        None, description="CPU cores of this tier's engine (VLLM_CPU_OMP_THREADS_BIND, e.g. '1' or "
+        "'0-3'); None = vLLM's choice. Separate cores per tier keep one tier's load off the other"
+    )
     gpu_memory_utilization: float = Field(0.9, gt=0, le=1)
     max_num_seqs: int = Field(32, ge=1, description="Concurrent sequences in the engine's batch")
     chat_template: Path | None = Field(None, description="Jinja chat template file overriding the model's")

@@ -1,15 +1,19 @@
 """Queue-aware vs queue-blind routing under a burst that saturates the large tier.
 
 The same burst of `model=auto` requests is sent with the queue shift enabled and
-disabled (switched live through the ingress user_config, no restart), alternating.
-Prints p50/p95 latency of all requests and the share rerouted to small; saves
-load_tests/results/queue_routing.json.
+disabled (switched live with `serve deploy` of a new ingress user_config: no replica
+restarts), alternating. Prints p50/p95 latency of all requests and the share rerouted
+to small; saves load_tests/results/queue_routing.json.
 
-    python load_tests/bench_queue_routing.py [--burst 32] [--rounds 3]
+    python load_tests/bench_queue_routing.py [--burst 24] [--rounds 3] [--large-seqs 4]
 
-The small tier serves float32 here (SMALL_OVERRIDES below): on CPUs without
-AVX512-BF16 the int8 path emulates bf16 and is slower than the large tier, which would
-invert the premise (a cheap small tier) this benchmark is about.
+The deployment stands in for production's separate GPU workers: each tier's engine is
+bound to its own core (`cpu_threads_bind`: small on core 0, large on core 1) and the
+large tier admits `--large-seqs` sequences at a time (`max_num_seqs`, the capacity a big
+model has on its GPUs), so a burst queues on it as it would in production. Sharing both
+cores between the tiers instead makes rerouting pointless (moving work between tiers
+does not add compute). The small tier serves float32: on CPUs without AVX512-BF16 its
+int8 path emulates bf16 and is slower than the large tier, inverting the premise.
 """
 
 from __future__ import annotations
@@ -19,12 +23,17 @@ import asyncio
 import json
 import os
 import platform
+import sys
+import tempfile
 import time
 from datetime import datetime, timezone
 from pathlib import Path
 
 import httpx
 import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from cluster import Cluster, replica_pids  # noqa: E402
 
 RESULTS = Path(__file__).parent / "results"
 PROMPTS = [
@@ -43,7 +52,15 @@ PROMPTS = [
 ]
 
 
-SMALL_OVERRIDES = {"quantization": None, "dtype": "float32"}
+ADMIN_KEY = "bench-queue-admin"
+
+
+def settings_args(large_seqs: int) -> dict:
+    return {
+        "admin": {"api_key": ADMIN_KEY},
+        "small": {"quantization": None, "dtype": "float32", "cpu_threads_bind": "0"},
+        "large": {"cpu_threads_bind": "1", "max_num_seqs": large_seqs},
+    }
 
 
 def routing(queue_enabled: bool, threshold: float) -> dict:
@@ -57,18 +74,18 @@ def routing(queue_enabled: bool, threshold: float) -> dict:
     }
 
 
-def deploy(port: int, queue_enabled: bool, threshold: float, started: bool) -> None:
-    import ray
-    from ray import serve
-
-    from deployments.app import build
-    from gateway.settings import Settings
-
-    if not started:
-        ray.init(namespace="bench-queue", include_dashboard=False)
-        serve.start(http_options={"host": "127.0.0.1", "port": port})
-    settings = Settings(routing=routing(queue_enabled, threshold), small=SMALL_OVERRIDES)
-    serve.run(build(settings), name=settings.app_name, route_prefix="/")
+def switch(cluster: Cluster, queue_enabled: bool, threshold: float, timeout_s: float = 60) -> None:
+    """`serve deploy` the routing config; return once 8 answers in a row run it."""
+    cluster.deploy({"routing": routing(queue_enabled, threshold)})
+    deadline, streak = time.monotonic() + timeout_s, 0
+    headers = {"authorization": f"Bearer {ADMIN_KEY}"}
+    while streak < 8:
+        if time.monotonic() > deadline:
+            raise RuntimeError("the routing config was not applied")
+        learned = httpx.get(f"{cluster.url}/admin/config", headers=headers, timeout=30).json()["config"]["routing"]["learned"]
+        applied = learned["queue"]["enabled"] == queue_enabled and learned["thresholds"]["probability"] == threshold
+        streak = streak + 1 if applied else 0
+        time.sleep(0.1)
 
 
 async def one(client: httpx.AsyncClient, prompt: str) -> tuple[float, str]:
@@ -108,27 +125,33 @@ def summarise(results: list[tuple[float, str]]) -> dict:
 
 def main() -> None:
     parser = argparse.ArgumentParser()
-    parser.add_argument("--burst", type=int, default=32)
+    parser.add_argument("--burst", type=int, default=24)
     parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--large-seqs", type=int, default=4)
     parser.add_argument("--port", type=int, default=8012)
     args = parser.parse_args()
-    url = f"http://127.0.0.1:{args.port}"
-
-    deploy(args.port, queue_enabled=False, threshold=0.0, started=False)
-    threshold = median_score(url)  # half of the mix is "hard": the burst loads large
-    runs: dict[str, list] = {"queue_blind": [], "queue_aware": []}
-    for r in range(args.rounds):
-        order = [False, True] if r % 2 == 0 else [True, False]
-        for aware in order:
-            deploy(args.port, queue_enabled=aware, threshold=threshold, started=True)
-            time.sleep(1.0)
-            runs["queue_aware" if aware else "queue_blind"] += asyncio.run(burst(url, args.burst))
+    cluster = Cluster(args.port, Path(tempfile.mkdtemp(prefix="bench-queue-")), settings_args(args.large_seqs))
+    cluster.start({"routing": routing(False, 0.0)})
+    try:
+        url = cluster.url
+        threshold = median_score(url)  # half of the mix is "hard": the burst loads large
+        engines = {d: replica_pids(d) for d in ("SmallEngine", "LargeEngine", "Ingress")}
+        runs: dict[str, list] = {"queue_blind": [], "queue_aware": []}
+        for r in range(args.rounds):
+            order = [False, True] if r % 2 == 0 else [True, False]
+            for aware in order:
+                switch(cluster, aware, threshold)
+                runs["queue_aware" if aware else "queue_blind"] += asyncio.run(burst(url, args.burst))
+        restarted = {d: replica_pids(d) != pids for d, pids in engines.items()}
+    finally:
+        cluster.stop()
     blind, aware = summarise(runs["queue_blind"]), summarise(runs["queue_aware"])
     report = {
         "benchmark": "queue_aware_routing",
         "date": datetime.now(timezone.utc).isoformat(timespec="seconds"),
         "machine": {"cpus": os.cpu_count(), "platform": platform.platform()},
         "burst": args.burst, "rounds": args.rounds, "threshold": threshold,
+        "deployment": {"settings": settings_args(args.large_seqs), "replicas_restarted_by_switches": restarted},
         "queue_blind": blind, "queue_aware": aware,
         "p95_ratio_aware_over_blind": aware["p95_s"] / blind["p95_s"],
         "target": {"p95_ratio": 0.5},

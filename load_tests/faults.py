@@ -11,8 +11,14 @@ stopped the way real failures happen.
 
 Scenarios: kill a large-tier replica (SIGKILL), crash the small tier's vLLM engine core
 (SIGKILL of its child process), stall the large engine (SIGSTOP 8 s), disconnect
-streaming clients mid-answer, load a corrupt adapter through the admin API.
-Invalid live configs are covered in-process (tests/api: the last good config stays).
+streaming clients mid-answer, load a corrupt adapter through the admin API, push an
+invalid live config with `serve deploy` (then a valid one, applied without restarts),
+and a rate-limited key hammered across the two ingress replicas.
+
+The app is deployed the production way (load_tests/cluster.py: `ray start --head` and
+`serve deploy` of deployments/serve_config.yaml) with two ingress replicas, the small
+tier in float32 here, and scratch copies of the adapter registry and key store. The
+drill owns that Ray instance and stops it at the end: don't run it beside another Ray.
 """
 
 from __future__ import annotations
@@ -24,6 +30,7 @@ import os
 import platform
 import shutil
 import signal
+import sys
 import tempfile
 import time
 from datetime import datetime, timezone
@@ -31,37 +38,22 @@ from pathlib import Path
 
 import httpx
 
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from cluster import Cluster, replica_pids, replicas_serving  # noqa: E402
+
 RESULTS = Path(__file__).parent / "results"
 KEY = "faults-admin-key"
+ADMIN = {"authorization": f"Bearer {KEY}"}
+LOAD_AUTH: dict[str, str] = {}  # the load clients' API key, created at start
 PROMPTS = {"auto": "How do I reset my password?", "small": "Where is my order?", "large": "What is a refund?"}
-
-
-def deploy(port: int, registry: Path) -> None:
-    import ray
-    from ray import serve
-
-    from deployments.app import build
-    from gateway.settings import Settings
-
-    ray.init(namespace="faults", include_dashboard=False)
-    serve.start(http_options={"host": "127.0.0.1", "port": port})
-    settings = Settings(
-        admin={"api_key": KEY}, adapters={"registry_dir": registry},
-        small={"quantization": None, "dtype": "float32"},
-    )
-    serve.run(build(settings), name=settings.app_name, route_prefix="/")
 
 
 def replica_pid(deployment: str) -> int:
     """Ray titles an actor's worker process `ray::ServeReplica:<app>:<deployment>...`."""
-    import psutil
-
-    title = f"ServeReplica:gateway:{deployment}"
-    for proc in psutil.process_iter(["cmdline"]):
-        cmdline = " ".join(proc.info["cmdline"] or [])
-        if cmdline.startswith("ray::") and title in cmdline:
-            return proc.pid
-    raise RuntimeError(f"no live replica of {deployment}")
+    pids = replica_pids(deployment)
+    if not pids:
+        raise RuntimeError(f"no live replica of {deployment}")
+    return pids[0]
 
 
 def engine_core_pid(deployment: str) -> int:
@@ -127,7 +119,7 @@ async def load(url: str, seconds: float, clients: int, tally: Tally, stream_drop
     models = ["auto", "small", "large"]
 
     async def client(i: int) -> None:
-        async with httpx.AsyncClient(base_url=url, timeout=180) as http:
+        async with httpx.AsyncClient(base_url=url, timeout=180, headers=LOAD_AUTH) as http:
             end = time.monotonic() + seconds
             n = 0
             while time.monotonic() < end:
@@ -138,7 +130,7 @@ async def load(url: str, seconds: float, clients: int, tally: Tally, stream_drop
 
 
 async def recovered(url: str, model: str, since: float, limit_s: float = 300) -> float | None:
-    async with httpx.AsyncClient(base_url=url, timeout=60) as http:
+    async with httpx.AsyncClient(base_url=url, timeout=60, headers=LOAD_AUTH) as http:
         while time.monotonic() - since < limit_s:
             try:
                 response = await http.post("/v1/chat/completions", json={
@@ -157,15 +149,37 @@ async def scenario(url: str, name: str, fault, args: argparse.Namespace, hit: st
     traffic = asyncio.create_task(load(url, args.seconds, args.clients, tally, stream_drop))
     await asyncio.sleep(args.seconds / 4)
     started = time.monotonic()
-    await fault()
+    checks = await fault() or {}
     recovery = await recovered(url, hit, started) if hit else None
     await traffic
     result = {"scenario": name, **tally.counts, "statuses": tally.statuses,
-              "recovery_s": None if recovery is None else round(recovery, 2)}
-    print(f"{name:24s} sent {tally.counts['sent']:4d}  ok {tally.counts['succeeded']:4d}  "
+              "recovery_s": None if recovery is None else round(recovery, 2), "checks": checks}
+    print(f"{name:28s} sent {tally.counts['sent']:4d}  ok {tally.counts['succeeded']:4d}  "
           f"clean-fail {tally.counts['failed_cleanly']:3d}  lost {tally.counts['lost']:2d}  "
-          f"recovery {result['recovery_s']}")
+          f"recovery {result['recovery_s']}  {json.dumps(checks) if checks else ''}")
     return result
+
+
+async def config_view(url: str, samples: int = 8) -> list[dict]:
+    """/admin/config from several answers: the proxy spreads them over both replicas."""
+    async with httpx.AsyncClient(base_url=url, timeout=30, headers=ADMIN) as http:
+        return [(await http.get("/admin/config")).json() for _ in range(samples)]
+
+
+async def limit_applied(url: str, limit: int, since: float, limit_s: float = 120) -> float | None:
+    """Seconds until 8 answers in a row refuse one message over `limit` with that limit."""
+    body = {"model": "small", "max_tokens": 1,
+            "messages": [{"role": "user", "content": "hi"}] * (limit + 1)}
+    streak = 0
+    async with httpx.AsyncClient(base_url=url, timeout=60, headers=LOAD_AUTH) as http:
+        while time.monotonic() - since < limit_s:
+            response = await http.post("/v1/chat/completions", json=body)
+            ok = response.status_code == 400 and f"the limit is {limit}" in response.text
+            streak = streak + 1 if ok else 0
+            if streak == 8:
+                return time.monotonic() - since
+            await asyncio.sleep(0.1)
+    return None
 
 
 def main() -> None:
@@ -173,14 +187,23 @@ def main() -> None:
     parser.add_argument("--seconds", type=float, default=20.0)
     parser.add_argument("--clients", type=int, default=4)
     parser.add_argument("--port", type=int, default=8014)
+    parser.add_argument("--only", default="", help="comma-separated parts of scenario names")
     args = parser.parse_args()
+    from gateway.keys import KeyStore
     from gateway.settings import Settings
 
     scratch = Path(tempfile.mkdtemp(prefix="faults-"))
-    registry = scratch / "registry"
-    shutil.copytree(Settings().adapters.registry_dir, registry, ignore=shutil.ignore_patterns(".lock"))
-    url = f"http://127.0.0.1:{args.port}"
-    deploy(args.port, registry)
+    shutil.copytree(Settings().adapters.registry_dir, scratch / "registry", ignore=shutil.ignore_patterns(".lock"))
+    keys = KeyStore(scratch / "keys.sqlite")
+    LOAD_AUTH["authorization"] = f"Bearer {keys.create('drill-load')[1]}"  # with a key, auth is on
+    limited = keys.create("drill-limited", rpm=12)[1]
+    cluster = Cluster(args.port, scratch, {
+        "admin": {"api_key": KEY}, "adapters": {"registry_dir": str(scratch / "registry")},
+        "auth": {"keys_db": str(scratch / "keys.sqlite")}, "ingress": {"num_replicas": 2},
+        "small": {"quantization": None, "dtype": "float32"},
+    })
+    url = cluster.url
+    cluster.start()
 
     async def kill_large() -> None:
         os.kill(replica_pid("LargeEngine"), signal.SIGKILL)
@@ -205,31 +228,69 @@ def main() -> None:
         (bad / "manifest.json").write_text("{not json")
         async with httpx.AsyncClient(base_url=url, timeout=60) as http:
             response = await http.post("/admin/adapters", json={"path": str(bad), "activate": True},
-                                       headers={"authorization": f"Bearer {KEY}"})
+                                       headers=ADMIN)
         assert response.status_code == 400, response.text
 
-    async def run_all() -> list[dict]:
-        return [
-            await scenario(url, "kill large replica", kill_large, args, "large"),
-            await scenario(url, "crash small engine core", crash_small_engine, args, "small"),
-            await scenario(url, "stall large engine 8s", stall_large, args, "large"),
-            await scenario(url, "disconnect mid-stream", nothing, args, None, stream_drop=True),
-            await scenario(url, "load corrupt adapter", corrupt_adapter, args, "small"),
-        ]
+    async def invalid_config() -> dict:
+        """Push a bad config, then a good one, with `serve deploy`; no replica restarts."""
+        pids = {d: replica_pids(d) for d in ("Ingress", "SmallEngine", "LargeEngine")}
+        bad = {"routing": {"learned": {"thresholds": {"probability": 7}}}, "limits": {"max_mesages": 4}}
+        await asyncio.to_thread(cluster.deploy, bad)
+        await asyncio.sleep(5)
+        views = await config_view(url)
+        rejected = all(v["last_rejected"] and "probability" in v["last_rejected"]["message"] for v in views)
+        kept = all(v["config"]["routing"]["learned"]["thresholds"]["probability"] == 0.3 for v in views)
+        pushed = time.monotonic()
+        await asyncio.to_thread(cluster.deploy, {"limits": {"max_messages": 4}})
+        applied = await limit_applied(url, 4, pushed)
+        await asyncio.to_thread(cluster.deploy)  # back to the shipped one
+        restarted = {d: replica_pids(d) != before for d, before in pids.items()}
+        return {"rejected_on_every_replica": rejected, "last_good_kept": kept,
+                "message": views[0]["last_rejected"]["message"] if views[0]["last_rejected"] else None,
+                "valid_push_applied_s": None if applied is None else round(applied, 2),
+                "replicas_restarted": restarted}
 
-    results = asyncio.run(run_all())
+    async def rate_limited_key() -> dict:
+        """36 concurrent requests on a 12-per-minute key, spread over both ingress replicas."""
+        headers = {"authorization": f"Bearer {limited}"}
+        body = {"model": "small", "max_tokens": 1, "messages": [{"role": "user", "content": "hi"}]}
+        async with httpx.AsyncClient(base_url=url, timeout=180, headers=headers) as http:
+            answers = await asyncio.gather(*(http.post("/v1/chat/completions", json=body) for _ in range(36)))
+        statuses = [a.status_code for a in answers]
+        refused = [a for a in answers if a.status_code == 429]
+        return {"ok": statuses.count(200), "rate_limited": len(refused), "expected_ok": 12,
+                "retry_after_on_every_429": all("retry-after" in a.headers for a in refused),
+                "ingress_replicas_serving": replicas_serving({a.headers.get("x-request-id", "?") for a in answers})}
+
+    scenarios = [
+        ("kill large replica", kill_large, "large", False),
+        ("crash small engine core", crash_small_engine, "small", False),
+        ("stall large engine 8s", stall_large, "large", False),
+        ("disconnect mid-stream", nothing, None, True),
+        ("load corrupt adapter", corrupt_adapter, "small", False),
+        ("push invalid config", invalid_config, None, False),
+        ("rate limit, 2 ingress replicas", rate_limited_key, None, False),
+    ]
+    chosen = [s for s in scenarios if not args.only or any(o in s[0] for o in args.only.split(","))]
+
+    async def run_all() -> list[dict]:
+        return [await scenario(url, name, fault, args, hit, stream_drop=drop)
+                for name, fault, hit, drop in chosen]
+
+    try:
+        results = asyncio.run(run_all())
+    finally:
+        cluster.stop()
     report = {
         "benchmark": "faults", "date": datetime.now(timezone.utc).isoformat(timespec="seconds"),
         "machine": {"cpus": os.cpu_count(), "platform": platform.platform()},
+        "deployment": "ray start --head + serve deploy deployments/serve_config.yaml (2 ingress replicas)",
         "seconds_per_scenario": args.seconds, "clients": args.clients, "scenarios": results,
         "lost_total": sum(r["lost"] for r in results), "target": {"lost_total": 0},
     }
     RESULTS.mkdir(parents=True, exist_ok=True)
     (RESULTS / "faults.json").write_text(json.dumps(report, indent=2))
     print(f"lost in total: {report['lost_total']}")
-    from ray import serve
-
-    serve.shutdown()
     shutil.rmtree(scratch, ignore_errors=True)
 
 

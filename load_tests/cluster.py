@@ -1,0 +1,95 @@
+"""The app deployed the production way for drills and benchmarks: `ray start --head`,
+then `serve deploy` of deployments/serve_config.yaml with the run's own `args` (settings)
+and ingress `user_config` patches. Later `serve deploy`s change only the user_config:
+Ray Serve applies them to the running replicas (no restart).
+
+The run owns that Ray instance and stops it at the end: never start one beside another
+Ray on the same machine.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import httpx
+import yaml
+
+SERVE_CONFIG = Path(__file__).resolve().parents[1] / "deployments" / "serve_config.yaml"
+BIN = Path(sys.executable).parent
+# Ray 2.60 turns token auth on for `ray start`; the serve CLI then has to send the token.
+RAY_ENV = {**os.environ, "RAY_AUTH_MODE": "token", "RAY_USAGE_STATS_ENABLED": "0", "HF_HUB_OFFLINE": "1"}
+SERVE_LOGS = Path("/tmp/ray/session_latest/logs/serve")
+
+
+class Cluster:
+    def __init__(self, port: int, scratch: Path, args: dict[str, Any]) -> None:
+        self.port = port
+        self.url = f"http://127.0.0.1:{port}"
+        self._scratch = scratch
+        self._args = args
+
+    def config(self, user_config: dict[str, Any] | None = None) -> Path:
+        """The shipped serve config with this run's args; `user_config` patches the ingress's."""
+        document = yaml.safe_load(SERVE_CONFIG.read_text())
+        document["http_options"]["port"] = self.port
+        application = document["applications"][0]
+        application["args"] = self._args
+        ingress = next(d for d in application["deployments"] if d["name"] == "Ingress")
+        merge(ingress["user_config"], user_config or {})
+        path = self._scratch / f"serve-{time.monotonic_ns()}.yaml"
+        path.write_text(yaml.safe_dump(document))
+        return path
+
+    def deploy(self, user_config: dict[str, Any] | None = None) -> None:
+        subprocess.run([str(BIN / "serve"), "deploy", str(self.config(user_config))], env=RAY_ENV,
+                       check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+
+    def start(self, user_config: dict[str, Any] | None = None, timeout_s: float = 900) -> None:
+        subprocess.run([str(BIN / "ray"), "start", "--head", "--dashboard-host", "127.0.0.1",
+                        "--disable-usage-stats"], env=RAY_ENV, check=True, stdout=subprocess.DEVNULL)
+        self.deploy(user_config)
+        deadline = time.monotonic() + timeout_s
+        while time.monotonic() < deadline:
+            try:
+                if httpx.get(f"{self.url}/ready", timeout=5).status_code == 200:
+                    return
+            except httpx.HTTPError:
+                pass
+            time.sleep(2)
+        raise RuntimeError(f"the gateway did not become ready in {timeout_s:.0f} s")
+
+    def stop(self) -> None:
+        subprocess.run([str(BIN / "ray"), "stop"], env=RAY_ENV, check=False, stdout=subprocess.DEVNULL)
+
+
+def merge(target: dict[str, Any], patch: dict[str, Any]) -> None:
+    for key, value in patch.items():
+        if isinstance(value, dict) and isinstance(target.get(key), dict):
+            merge(target[key], value)
+        else:
+            target[key] = value
+
+
+def replica_pids(deployment: str) -> list[int]:
+    """Ray titles an actor's worker process `ray::ServeReplica:<app>:<deployment>...`."""
+    import psutil
+
+    title = f"ServeReplica:gateway:{deployment}"
+    pids = []
+    for proc in psutil.process_iter(["cmdline"]):
+        cmdline = " ".join(proc.info["cmdline"] or [])
+        if cmdline.startswith("ray::") and title in cmdline:
+            pids.append(proc.pid)
+    return sorted(pids)
+
+
+def replicas_serving(request_ids: set[str]) -> int:
+    """How many ingress replicas logged one of these requests (Ray Serve's access log
+    line carries the replica and the request id)."""
+    logs = SERVE_LOGS.glob("replica_gateway_Ingress_*.log")
+    return sum(1 for log in logs if any(rid in log.read_text(errors="replace") for rid in request_ids))
