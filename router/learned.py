@@ -36,7 +36,7 @@ class LearnedPolicy:
         base = base_threshold(self._config.thresholds, self._share)
         self._share.observe(score)
         load = loads.get("large")
-        shift = shift_threshold(base, load, self._config.queue)
+        shift = shift_threshold(base, load, self._config.queue, loads.get("small"))
         tier: Tier = "large" if score >= shift.threshold else "small"
         return RoutingDecision(
             tier=tier,

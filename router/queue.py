@@ -1,5 +1,7 @@
 """Queue-aware shift of the threshold: when the large tier is backed up, borderline
-queries go small; queries above the "must go large" score still go large.
+queries go small; queries above the "must go large" score still go large. The small
+tier's own queue bounds the shift: moving a query only helps while the small tier's
+expected wait is the shorter one (otherwise the queue just changes tiers).
 """
 
 from __future__ import annotations
@@ -20,6 +22,10 @@ class QueueConfig(BaseModel):
     must_large_score: float = Field(
         0.5, ge=0.0, le=1.0, description="Scores at or above this go large whatever the queue"
     )
+    small_seconds_per_queued_request: float = Field(
+        0.25, ge=0, description="Expected wait one request ahead adds at the small tier "
+        "(0 = ignore the small tier's queue)"
+    )
 
 
 class QueueShift(BaseModel):
@@ -32,16 +38,20 @@ def expected_wait_s(load: TierLoad, config: QueueConfig, replicas: int = 1) -> f
     return load.depth * config.seconds_per_queued_request / max(1, replicas)
 
 
-def shift_threshold(threshold: float, load: TierLoad | None, config: QueueConfig) -> QueueShift:
+def shift_threshold(
+    threshold: float, load: TierLoad | None, config: QueueConfig, small: TierLoad | None = None
+) -> QueueShift:
     """Raise the cut towards `must_large_score` as the expected wait passes the budget.
 
-    At the budget nothing moves; at twice the budget only must-go-large queries go large.
+    The budget is the larger of `latency_budget_s` and the small tier's expected wait:
+    at the budget nothing moves; at twice the budget only must-go-large queries go large.
     The threshold never drops: a busy large tier never attracts more traffic.
     """
     if not config.enabled or load is None:
         return QueueShift(threshold=threshold, expected_wait_s=0.0, shifted=False)
     wait = expected_wait_s(load, config)
-    overload = wait / config.latency_budget_s - 1.0
+    small_wait = small.depth * config.small_seconds_per_queued_request if small is not None else 0.0
+    overload = wait / max(config.latency_budget_s, small_wait) - 1.0
     ceiling = max(threshold, config.must_large_score)
     if overload <= 0:
         return QueueShift(threshold=threshold, expected_wait_s=wait, shifted=False)

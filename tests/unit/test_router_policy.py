@@ -84,3 +84,26 @@ def test_config_rejects_unknown_keys_and_tiers():
         LearnedRoutingConfig.model_validate({"thresholds": {"probabilty": 0.3}})
     with pytest.raises(ValueError):
         LearnedRoutingConfig.model_validate({"thresholds": {"category_overrides": {"x": "huge"}}})
+
+
+@pytest.mark.parametrize(
+    "large_depth, small_depth, expected",
+    [
+        (8, 0, 0.9),    # small idle: the budget is latency_budget_s (4 s), 2x over
+        (8, 8, 0.9),    # small wait 4 s: still the budget
+        (8, 16, 0.5),   # small wait 8 s = large wait: moving queries would not help
+        (8, 32, 0.5),   # small busier than large: nothing moves
+        (12, 16, 0.7),  # large 12 s vs small 8 s: halfway
+    ],
+)
+def test_queue_shift_is_bounded_by_the_small_tiers_queue(large_depth, small_depth, expected):
+    config = QueueConfig(latency_budget_s=4, seconds_per_queued_request=1, must_large_score=0.9,
+                         small_seconds_per_queued_request=0.5)
+    shift = shift_threshold(0.5, TierLoad(waiting=large_depth), config, TierLoad(running=small_depth))
+    assert math.isclose(shift.threshold, expected)
+
+
+def test_small_queue_ignored_when_its_cost_is_zero():
+    config = QueueConfig(latency_budget_s=4, seconds_per_queued_request=1, must_large_score=0.9,
+                         small_seconds_per_queued_request=0)
+    assert math.isclose(shift_threshold(0.5, TierLoad(waiting=8), config, TierLoad(running=99)).threshold, 0.9)
