@@ -48,7 +48,9 @@ def questions(frame: pd.DataFrame, n: int, seed: int) -> list[Question]:
         options = rng.sample([i for i in intents if i != intent], 3) + [intent]
         rng.shuffle(options)
         lines = "\n".join(f"{letter}. {option.replace('_', ' ')}" for letter, option in zip(LETTERS, options))
-        prompt = f"Which intent does this banking customer message express?\n{text.strip()}\n{lines}\nAnswer:"
+        # No trailing "Answer:": the tiers' chat templates frame the answer themselves (with
+        # it, Gemma's Question/Answer template makes it echo "Answer:" instead of a letter).
+        prompt = f"Which intent does this banking customer message express?\n{text.strip()}\n{lines}"
         made.append(Question(prompt, LETTERS[options.index(intent)], intent))
     return made
 
@@ -63,7 +65,7 @@ async def ask(client: AsyncOpenAI, tier: str, question: Question, gate: asyncio.
     async with gate:
         response = await client.chat.completions.create(
             model=tier, messages=[{"role": "user", "content": question.prompt}],
-            max_tokens=4, temperature=0.0,
+            max_tokens=8, temperature=0.0,
         )
     return response.choices[0].message.content or ""
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, SecretStr, model_validator
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from adapters.config import AdapterSettings
@@ -55,6 +55,12 @@ class TierSettings(BaseModel):
     num_cpus: float = Field(0, ge=0, description="Ray CPUs per replica (0 on CPU: vLLM binds cores itself)")
     num_gpus: float = Field(0, ge=0, description="Ray GPUs per replica (1 per replica on GPU workers)")
 
+
+    @field_validator("quantization", mode="before")
+    @classmethod
+    def _no_quantization(cls, value: object) -> object:
+        # An environment variable cannot say None: GATEWAY_SMALL__QUANTIZATION= (or "none") does.
+        return None if isinstance(value, str) and value.strip().lower() in ("", "none") else value
 
     @model_validator(mode="after")
     def _name_after_model(self) -> "TierSettings":

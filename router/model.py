@@ -118,8 +118,23 @@ class StackModels:
 
 def _full_proba(model: Any, x: NDArray[np.float32], n_classes: int) -> NDArray[np.float64]:
     proba = np.zeros((len(x), n_classes))
-    proba[:, model.classes_] = model.predict_proba(x)
+    proba[:, model.classes_] = logistic_proba(model, x)
     return proba
+
+
+def logistic_proba(model: Any, x: NDArray[np.float32]) -> NDArray[np.float64]:
+    """`LogisticRegression.predict_proba` (lbfgs: multinomial, or binary) in plain numpy.
+
+    sklearn's input validation costs ~1 ms per call, a tenth of the decision budget on
+    the serving path; this is the same arithmetic without it.
+    """
+    scores = np.asarray(x, dtype=np.float64) @ model.coef_.T.astype(np.float64) + model.intercept_
+    if scores.shape[1] == 1:
+        positive = 1.0 / (1.0 + np.exp(-scores[:, 0]))
+        return np.stack([1.0 - positive, positive], axis=1)
+    scores -= scores.max(axis=1, keepdims=True)
+    np.exp(scores, out=scores)
+    return scores / scores.sum(axis=1, keepdims=True)
 
 
 @dataclass

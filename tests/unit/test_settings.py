@@ -50,3 +50,9 @@ def test_admin_key_and_adapter_settings_from_environment(monkeypatch):
 
 def test_admin_is_off_by_default():
     assert Settings().admin.api_key is None
+
+
+@pytest.mark.parametrize("raw", ["", "none", "None"])
+def test_quantization_can_be_switched_off_from_the_environment(monkeypatch, raw):
+    monkeypatch.setenv("GATEWAY_SMALL__QUANTIZATION", raw)
+    assert Settings().small.quantization is None
