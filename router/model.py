@@ -126,6 +126,15 @@ def _full_proba(model: Any, x: NDArray[np.float32], n_classes: int) -> NDArray[n
     return proba
 
 
+def isotonic_predict(calibrator: Any, x: NDArray[np.float64]) -> NDArray[np.float64]:
+    """`IsotonicRegression.predict` (out_of_bounds="clip") as one `np.interp`, without
+    sklearn's ~0.5 ms of input validation per call."""
+    if calibrator.out_of_bounds != "clip":
+        return calibrator.predict(x)
+    points = np.clip(np.asarray(x, dtype=calibrator.X_thresholds_.dtype), calibrator.X_min_, calibrator.X_max_)
+    return np.interp(points, calibrator.X_thresholds_, calibrator.y_thresholds_)
+
+
 def logistic_proba(model: Any, x: NDArray[np.float32]) -> NDArray[np.float64]:
     """`LogisticRegression.predict_proba` (lbfgs: multinomial, or binary) in plain numpy.
 
@@ -181,7 +190,7 @@ class RouterModel:
 
     def calibrate(self, ensemble: NDArray[np.float64]) -> NDArray[np.float64]:
         # The tiny ensemble term breaks isotonic ties without changing the probability.
-        return np.clip(self.calibrator.predict(ensemble), 0.0, 1.0) + 1e-6 * ensemble
+        return np.clip(isotonic_predict(self.calibrator, ensemble), 0.0, 1.0) + 1e-6 * ensemble
 
     def score_embedded(
         self, emb: NDArray[np.float32], texts: Sequence[str],

@@ -17,3 +17,35 @@ def test_logistic_proba_matches_sklearn(n_classes):
     model = LogisticRegression(C=0.3, max_iter=2000).fit(x, y)
     queries = rng.normal(size=(7, 16)).astype(np.float32)
     np.testing.assert_allclose(logistic_proba(model, queries), model.predict_proba(queries), rtol=1e-6, atol=1e-9)
+
+
+def test_isotonic_predict_matches_sklearn():
+    from sklearn.isotonic import IsotonicRegression
+
+    from router.model import isotonic_predict
+
+    rng = np.random.default_rng(0)
+    x = rng.random(500)
+    y = (rng.random(500) < x).astype(float)
+    calibrator = IsotonicRegression(out_of_bounds="clip", y_min=0.0, y_max=1.0).fit(x, y)
+    points = np.concatenate([np.linspace(-0.5, 1.5, 2001), rng.random(300)])
+    np.testing.assert_array_equal(isotonic_predict(calibrator, points), calibrator.predict(points))
+
+
+def test_cue_patterns_on_lowered_text_match_case_insensitive_search():
+    """features.py counts cues on text.lower() instead of with re.I: the same counts on
+    the shipped prompts (MMLU questions, Bitext support messages, Banking77)."""
+    import glob
+    import re
+
+    import pandas as pd
+
+    import router.features as F
+
+    texts = pd.read_csv(sorted(glob.glob("data/routellm/mmlu/responses/*.csv"))[0])["prompt"].astype(str).tolist()
+    texts += pd.read_csv("data/banking77/test.csv")["text"].tolist()[:500]
+    texts += ["NOT unless Except WHEN; Both ALL OF THE ABOVE, Calculate HOW MANY", "İstanbul ǅ ﬁnd the"]
+    for pattern in (F._CLAUSE, F._NEGATION, F._QUALIFIER, F._ALL_NONE, F._CALC):
+        insensitive = re.compile(pattern.pattern, re.I)
+        for text in texts:
+            assert len(pattern.findall(text.lower())) == len(insensitive.findall(text)), (pattern.pattern, text)
