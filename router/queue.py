@@ -34,8 +34,9 @@ class QueueShift(BaseModel):
     shifted: bool
 
 
-def expected_wait_s(load: TierLoad, config: QueueConfig, replicas: int = 1) -> float:
-    return load.depth * config.seconds_per_queued_request / max(1, replicas)
+def expected_wait_s(load: TierLoad | None, seconds_per_request: float) -> float:
+    """Requests ahead (waiting + running, summed over the tier's replicas) times their cost."""
+    return load.depth * seconds_per_request if load is not None else 0.0
 
 
 def shift_threshold(
@@ -49,8 +50,8 @@ def shift_threshold(
     """
     if not config.enabled or load is None:
         return QueueShift(threshold=threshold, expected_wait_s=0.0, shifted=False)
-    wait = expected_wait_s(load, config)
-    small_wait = small.depth * config.small_seconds_per_queued_request if small is not None else 0.0
+    wait = expected_wait_s(load, config.seconds_per_queued_request)
+    small_wait = expected_wait_s(small, config.small_seconds_per_queued_request)
     overload = wait / max(config.latency_budget_s, small_wait) - 1.0
     ceiling = max(threshold, config.must_large_score)
     if overload <= 0:

@@ -8,6 +8,7 @@ flywheel reads its labels from here; every automatic canary decision is an event
 from __future__ import annotations
 
 import json
+import random
 import sqlite3
 from contextlib import closing
 from datetime import datetime, timezone
@@ -102,8 +103,6 @@ class ShadowStore:
 
     def sample(self, n: int, since: datetime | None = None, seed: int = 0) -> list[ShadowPair]:
         """A reproducible random sample for the daily review."""
-        import random
-
         pairs = self.pairs(since)
         return random.Random(seed).sample(pairs, min(n, len(pairs)))
 
