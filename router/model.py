@@ -29,8 +29,7 @@ from router.features import (
     BOUNDARY_FEATURES,
     LEXICAL_FEATURES,
     BoundaryLists,
-    boundary_features,
-    lexical_features,
+    query_features,
     schema_hash,
 )
 from router.history import KnnHistory, history_feature_names
@@ -87,7 +86,7 @@ def expected_schema(embedding_dim: int, uses_categories: bool, ks: tuple[int, ..
 
 
 def text_features(texts: Sequence[str], lists: BoundaryLists) -> NDArray[np.float32]:
-    rows = [lexical_features(t) + boundary_features(t, lists) for t in texts]
+    rows = [query_features(t, lists) for t in texts]
     return np.asarray(rows, dtype=np.float32)
 
 

@@ -45,7 +45,34 @@ def test_cue_patterns_on_lowered_text_match_case_insensitive_search():
     texts = pd.read_csv(sorted(glob.glob("data/routellm/mmlu/responses/*.csv"))[0])["prompt"].astype(str).tolist()
     texts += pd.read_csv("data/banking77/test.csv")["text"].tolist()[:500]
     texts += ["NOT unless Except WHEN; Both ALL OF THE ABOVE, Calculate HOW MANY", "İstanbul ǅ ﬁnd the"]
-    for pattern in (F._CLAUSE, F._NEGATION, F._QUALIFIER, F._ALL_NONE, F._CALC):
+    for pattern in (F._CLAUSE_WORD, F._NEGATION, F._QUALIFIER, F._ALL_NONE, F._CALC):
         insensitive = re.compile(pattern.pattern, re.I)
         for text in texts:
             assert len(pattern.findall(text.lower())) == len(insensitive.findall(text)), (pattern.pattern, text)
+
+
+def _shipped_texts() -> list[str]:
+    import glob
+
+    import pandas as pd
+
+    texts = pd.read_csv(sorted(glob.glob("data/routellm/mmlu/responses/*.csv"))[0])["prompt"].astype(str).tolist()
+    texts += pd.read_csv("data/banking77/test.csv")["text"].tolist()[:500]
+    return texts + ["def f(): return {a: b};\n```", "Statement 1 | both ____ of the above", "calculate x"]
+
+
+def test_needle_guards_never_skip_a_match():
+    import router.features as F
+
+    for pattern in F._NEEDLES:
+        for text in _shipped_texts():
+            for variant in (text, text.lower()):
+                assert F._count(pattern, variant) == len(pattern.findall(variant)), (pattern.pattern, variant)
+
+
+def test_query_features_are_lexical_plus_boundary():
+    from router.features import BoundaryLists, boundary_features, lexical_features, query_features
+
+    lists = BoundaryLists(kb_vocabulary=frozenset({"refund"}), known_products=frozenset({"PRO-1"}), recent_topics=("fees",))
+    for text in _shipped_texts()[:300]:
+        assert query_features(text, lists) == lexical_features(text) + boundary_features(text, lists)

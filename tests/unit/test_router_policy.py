@@ -107,3 +107,16 @@ def test_small_queue_ignored_when_its_cost_is_zero():
     config = QueueConfig(latency_budget_s=4, seconds_per_queued_request=1, must_large_score=0.9,
                          small_seconds_per_queued_request=0)
     assert math.isclose(shift_threshold(0.5, TierLoad(waiting=8), config, TierLoad(running=99)).threshold, 0.9)
+
+
+def test_share_threshold_is_refreshed_every_few_scores_and_on_config_change():
+    share = ShareThreshold(window=100, training_scores=[0.5], refresh=4)
+    for s in np.linspace(0, 1, 100):
+        share.observe(s)
+    first = share.threshold(0.5, 10)
+    for _ in range(3):
+        share.observe(1.0)
+    assert share.threshold(0.5, 10) == first  # fewer than `refresh` new scores: cached
+    share.observe(1.0)
+    assert share.threshold(0.5, 10) > first  # the 4th new score refreshes the cut
+    assert share.threshold(0.1, 10) > share.threshold(0.5, 10)  # a new share target: at once
