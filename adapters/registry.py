@@ -237,7 +237,7 @@ class AdapterRegistry:
             entry = state.domains.get(check_domain(domain))
             if entry is None:
                 raise AdapterNotFound(f"no adapters for domain '{domain}'")
-            target = version or _previous_active(entry)
+            target = version or previous_active(entry)
             if target is None:
                 raise RollbackUnavailable(f"domain '{domain}' has no earlier version to roll back to")
             manifest = self._require(domain, target)
@@ -311,7 +311,7 @@ class AdapterRegistry:
                 _atomic_write(self.state_path, state.model_dump_json(indent=2))
 
 
-def _previous_active(entry: DomainState) -> str | None:
+def previous_active(entry: DomainState) -> str | None:
     seen_current = False
     for item in reversed(entry.history):
         if item.event not in ("activated", "rolled_back") or item.version is None:

@@ -75,7 +75,7 @@ def build(settings: Settings) -> Application:
                        max_model_len=settings.tier(tier).max_model_len)
         for tier in DEPLOYMENT_NAMES
     }
-    live = LiveConfig(routing=settings.routing)
+    live = LiveConfig(routing=settings.routing, shadow=settings.shadow.config)
     board = LoadBoard.bind()
     # Adapters live on the small tier only; its registry is the one source of truth.
     registry = open_registry(settings) if settings.small.enable_lora else None
@@ -95,6 +95,7 @@ def build(settings: Settings) -> Application:
         settings.admin,
         settings.auth,
         LimitBoard.bind(),
+        settings.shadow,
     )
 
 

@@ -20,8 +20,10 @@ from gateway.catalog import TierSpec
 from deployments.limit_board import BoardRateLimiter
 from gateway.auth import Authenticator, LocalRateLimiter
 from gateway.keys import KeyStore
-from gateway.settings import AdminSettings, AuthSettings, LimitSettings, RouterSettings
-from router.embedding import build_embedder
+from gateway.settings import AdminSettings, AuthSettings, LimitSettings, RouterSettings, ShadowSettings
+from router.embedding import MiniLMEmbedder, build_embedder
+from shadow.agreement import EmbeddingAgreement
+from shadow.store import ShadowStore
 from router.learned import ScoreFn
 from router.model import RouterModel, Scorer
 
@@ -62,6 +64,7 @@ class Ingress:
         admin: AdminSettings | None = None,
         auth: AuthSettings | None = None,
         limit_board: DeploymentHandle | None = None,
+        shadow: ShadowSettings | None = None,
     ) -> None:
         self._configured = False
         scorer, training_scores = load_scorer(router)
@@ -83,7 +86,8 @@ class Ingress:
             training_scores=training_scores, echo_request_id=False,
             adapters=directory, fleet=ServeAdapterFleet(engines["small"], board), admin=admin,
             auto_select_adapters=adapters.auto_select, adapter_poll_s=adapters.poll_interval_s,
-            auth=authenticator,
+            auth=authenticator, shadow_store=ShadowStore(shadow.store) if shadow else None,
+            agreement=EmbeddingAgreement(MiniLMEmbedder(max_tokens=256)) if shadow else None,
         )
 
     def reconfigure(self, user_config: dict[str, Any]) -> None:

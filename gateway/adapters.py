@@ -137,6 +137,24 @@ class AdapterDirectory:
             )
         return found
 
+    def spec_for(self, domain: str, version: str | None) -> tuple[str, AdapterSpec] | None:
+        """(version, spec) of the domain's active version or of `version`; None if unknown
+        (shadow targets: a missing one is skipped, not an error)."""
+        adapter = self._versions.get(version) if version else self._active.get(domain)
+        if adapter is None or adapter.domain != domain:
+            return None
+        return adapter.version, adapter.spec()
+
+    def candidate_of(self, domain: str) -> str | None:
+        for adapter in self._versions.values():
+            if adapter.domain == domain and adapter.status == "candidate":
+                return adapter.version
+        return None
+
+    def domain_of(self, version: str) -> str | None:
+        adapter = self._versions.get(version)
+        return adapter.domain if adapter else None
+
     def select(self, text: str) -> Selection:
         """The auto path: the closest active domain, or None (the base model answers)."""
         if self._embed is None or not self._active:

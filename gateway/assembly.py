@@ -13,7 +13,12 @@ from starlette.applications import Starlette
 from engines.protocol import Engine
 from gateway.adapters import AdapterDirectory, directory_poller
 from gateway.admin import AdapterFleet, AdminApi
-from gateway.auth import Authenticator
+from gateway.auth import Authenticator, LocalRateLimiter
+from gateway.shadow_edge import ShadowEdge
+from shadow.agreement import Agreement
+from shadow.canary import CanaryMonitor
+from shadow.service import ShadowService
+from shadow.store import ShadowStore
 from gateway.catalog import ModelCatalog, TierSpec
 from gateway.health import Readiness
 from gateway.http import GatewayApp
@@ -64,6 +69,7 @@ class Gateway:
     state: LiveConfigState
     policies: PolicyFactory
     base_limits: LimitSettings
+    shadow: ShadowEdge | None = None
 
     @property
     def config(self) -> LiveConfig:
@@ -73,6 +79,8 @@ class Gateway:
         self.router.replace_policy(self.policies.build(config.routing))
         self.service.configure(config.resilience)
         self.http.limits = config.limits or self.base_limits
+        if self.shadow is not None:
+            self.shadow.service.configure(config.shadow)
         self.state.accept(config)
 
     def reconfigure(self, raw: dict[str, Any] | None, strict: bool = False) -> bool:
@@ -114,6 +122,8 @@ def build_gateway(
     auto_select_adapters: bool = True,
     adapter_poll_s: float = 0.5,
     auth: Authenticator | None = None,
+    shadow_store: ShadowStore | None = None,
+    agreement: Agreement | None = None,
 ) -> Gateway:
     config = config or LiveConfig()
     metrics = metrics or GatewayMetrics()
@@ -135,11 +145,28 @@ def build_gateway(
         if fleet is not None:
             api = AdminApi(adapters, fleet, metrics, guard, admin.converge_timeout_s)
             routes.extend(api.routes())
+    auth = auth or Authenticator(None, LocalRateLimiter())
+    shadow = None
+    if shadow_store is not None and agreement is not None:
+        shadow = _shadow_edge(engines, shadow_store, agreement, metrics, config, auth, adapters)
+        routes.extend(shadow.routes())
+        background.append(shadow.service)
     http = GatewayApp(
         service, catalog, Readiness(engines), metrics, config.limits or limits, poller,
-        echo_request_id, extra_routes=routes, background=background, auth=auth,
+        echo_request_id, extra_routes=routes, background=background, auth=auth, answers=shadow,
     )
     return Gateway(
         app=http.build(), service=service, router=router, metrics=metrics, http=http,
-        state=state, policies=policies, base_limits=limits,
+        state=state, policies=policies, base_limits=limits, shadow=shadow,
     )
+
+
+def _shadow_edge(
+    engines: Mapping[Tier, Engine], store: ShadowStore, agreement: Agreement, metrics: GatewayMetrics,
+    config: LiveConfig, auth: Authenticator, adapters: AdapterDirectory | None,
+) -> ShadowEdge:
+    canary = None
+    if adapters is not None:
+        canary = CanaryMonitor(store, adapters.registry, on_decision=lambda d, _v, decision: metrics.canary_decision(d, decision))
+    service = ShadowService(engines, store, agreement, metrics, config.shadow, adapters, canary)
+    return ShadowEdge(service, agreement, metrics, auth, adapters)

@@ -24,6 +24,51 @@ keys_app = typer.Typer(no_args_is_help=True, help="API keys (stored hashed; with
 app.add_typer(keys_app, name="keys")
 config_app = typer.Typer(no_args_is_help=True, help="Live config (the ingress user_config).")
 app.add_typer(config_app, name="config")
+shadow_app = typer.Typer(no_args_is_help=True, help="Shadow traffic: review samples and canary events.")
+app.add_typer(shadow_app, name="shadow")
+
+
+@shadow_app.command("sample")
+def shadow_sample(
+    n: Annotated[int, typer.Option("--n", min=1, help="Pairs in the sample")] = 20,
+    since: Annotated[str, typer.Option(help="How far back: 30m, 12h, 1d, 2w")] = "1d",
+    fmt: Annotated[str, typer.Option("--format", help="csv or md")] = "md",
+    seed: Annotated[int, typer.Option(help="Same seed, same sample")] = 0,
+    out: Annotated[Optional[Path], typer.Option(help="Write here instead of stdout")] = None,
+    store: Annotated[Optional[Path], typer.Option(help="Shadow store (default: settings)")] = None,
+) -> None:
+    """A random sample of recent primary/shadow pairs for the daily review."""
+    from shadow.export import render, since as parse_span
+    from shadow.store import ShadowStore
+
+    if fmt not in ("csv", "md"):
+        raise typer.BadParameter("use csv or md", param_hint="--format")
+    try:
+        start = parse_span(since)
+    except ValueError as exc:
+        raise typer.BadParameter(str(exc), param_hint="--since") from None
+    path = store or Settings().shadow.store
+    if not path.exists():
+        typer.echo(f"error: no shadow store at {path}", err=True)
+        raise typer.Exit(2)
+    text = render(ShadowStore(path).sample(n, since=start, seed=seed), fmt)  # type: ignore[arg-type]
+    if out is None:
+        typer.echo(text, nl=False)
+    else:
+        out.write_text(text)
+        typer.echo(f"wrote {out}")
+
+
+@shadow_app.command("events")
+def shadow_events(
+    store: Annotated[Optional[Path], typer.Option(help="Shadow store (default: settings)")] = None,
+) -> None:
+    """Every automatic canary decision (rejections, passes, rollbacks), oldest first."""
+    from shadow.store import ShadowStore
+
+    path = store or Settings().shadow.store
+    for event in ShadowStore(path).events():
+        typer.echo(f"{event.created_at.isoformat(timespec='seconds')}  {event.kind:16s} {event.subject}  {event.detail}")
 
 
 @config_app.command("check")

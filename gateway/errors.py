@@ -62,6 +62,12 @@ class ModelNotFound(GatewayError):
     default_code = "model_not_found"
 
 
+class NotFound(GatewayError):
+    status = 404
+    error_type = "invalid_request_error"
+    default_code = "not_found"
+
+
 class AdapterNotFoundError(ModelNotFound):
     default_code = "adapter_not_found"
 

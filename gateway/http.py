@@ -7,8 +7,9 @@ from __future__ import annotations
 
 import json
 import logging
+import time
 from contextlib import asynccontextmanager
-from typing import Any, AsyncIterator, Protocol, Sequence, TypeVar
+from typing import Any, AsyncIterator, Callable, Protocol, Sequence, TypeVar
 
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from pydantic import BaseModel, ValidationError
@@ -54,6 +55,13 @@ W = TypeVar("W", bound=BaseModel)
 
 
 
+class AnswerSink(Protocol):
+    """Receives each finished answer (shadow mirroring, the feedback journal); must
+    return at once and never raise."""
+
+    def completed(self, plan: Plan, text: str, latency_s: float) -> None: ...
+
+
 class Background(Protocol):
     """A task that runs for the app's lifetime (pollers)."""
 
@@ -80,8 +88,12 @@ class GatewayApp:
         extra_routes: Sequence[Route] = (),
         background: Sequence[Background] = (),
         auth: Authenticator | None = None,
+        answers: AnswerSink | None = None,
+        clock: Callable[[], float] = time.perf_counter,
     ) -> None:
         self._auth = auth or Authenticator(None, LocalRateLimiter())
+        self._answers = answers
+        self._clock = clock
         self._extra_routes = list(extra_routes)
         self._background = [poller, *background]
         self._poller = poller
@@ -146,9 +158,12 @@ class GatewayApp:
 
     async def _respond(self, plan: Plan, stream: bool, key: KeyRecord | None = None) -> Response:
         # Headers are built from the plan that served: a fallback changes the tier.
+        started = self._clock()
         if not stream:
             plan, result = await self._service.run(plan)
             await self._auth.charge(key, result.usage.total_tokens)
+            if self._answers is not None:
+                self._answers.completed(plan, result.text, self._clock() - started)
             return JSONResponse(completion_body(plan, result), headers=route_headers(plan))
         # Failures before the first chunk (retries and fallback included) get a real status.
         plan, chunks = await self._service.open_stream(plan)
@@ -158,20 +173,26 @@ class GatewayApp:
             await chunks.aclose()  # type: ignore[attr-defined]
             raise
         return StreamingResponse(
-            event_stream(plan, first, self._charged(first, chunks, key)),
+            event_stream(plan, first, self._charged(plan, started, first, chunks, key)),
             media_type="text/event-stream",
             headers={**route_headers(plan), **SSE_HEADERS},
         )
 
     async def _charged(
-        self, first: GenerationChunk, chunks: AsyncIterator[GenerationChunk], key: KeyRecord | None
+        self, plan: Plan, started: float, first: GenerationChunk, chunks: AsyncIterator[GenerationChunk],
+        key: KeyRecord | None,
     ) -> AsyncIterator[GenerationChunk]:
-        """Pass the stream through; charge the key's token budget when it ends."""
+        """Pass the stream through; charge the key's token budget when it ends, and hand
+        a stream that ran to its end to the answer sink."""
         tokens = first.usage.total_tokens
+        parts = [first.text]
         try:
             async for chunk in chunks:
                 tokens = chunk.usage.total_tokens
+                parts.append(chunk.text)
                 yield chunk
+            if self._answers is not None:
+                self._answers.completed(plan, "".join(parts), self._clock() - started)
         finally:
             await chunks.aclose()  # type: ignore[attr-defined]
             await self._auth.charge(key, tokens)

@@ -46,6 +46,7 @@ class Plan:
     model_name: str
     generation: GenerationRequest
     include_usage: bool
+    query: RoutingQuery  # what the router saw: the user's text and category
 
     @property
     def prompt_param(self) -> str:
@@ -120,6 +121,7 @@ class CompletionService:
             model_name=self._catalog.served_name(decision.tier, decision.adapter),
             generation=generation.model_copy(update={"adapter": adapter.spec() if adapter else None}),
             include_usage=include_usage,
+            query=query,
         )
 
     async def _adapter_for(self, target: Target, decision: RoutingDecision, query: RoutingQuery) -> LiveAdapter | None:

@@ -16,6 +16,7 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from adapters.config import AdapterSettings
 from router.config import RoutingConfig
+from shadow.config import ShadowConfig
 
 TierName = Literal["small", "large"]
 
@@ -136,6 +137,16 @@ class RouterSettings(BaseModel):
     )
 
 
+class ShadowSettings(BaseModel):
+    store: Path = Field(
+        Path.home() / ".cache" / "routing-gateway" / "shadow.sqlite",
+        description="SQLite (WAL) store of answers, shadow pairs, feedback and canary events",
+    )
+    config: ShadowConfig = Field(
+        default_factory=ShadowConfig, description="Initial mirroring rules and canary (live: user_config.shadow)"
+    )
+
+
 class Settings(BaseSettings):
     """Root of the settings tree; build it once and pass it down."""
 
@@ -161,6 +172,7 @@ class Settings(BaseSettings):
     adapters: AdapterSettings = Field(default_factory=AdapterSettings)
     admin: AdminSettings = Field(default_factory=AdminSettings)
     auth: AuthSettings = Field(default_factory=AuthSettings)
+    shadow: ShadowSettings = Field(default_factory=ShadowSettings)
 
     def tier(self, name: TierName) -> TierSettings:
         return self.small if name == "small" else self.large

@@ -18,7 +18,7 @@ from sklearn.isotonic import IsotonicRegression
 from sklearn.linear_model import LogisticRegression
 from sklearn.model_selection import KFold
 
-from router.data import OutcomeData
+from router.data import DataError, OutcomeData
 from router.embedding import Embedder
 from router.features import BoundaryLists
 from router.history import DEFAULT_KS, KnnHistory
@@ -46,8 +46,17 @@ def _fit_stack(emb: Arr, data: OutcomeData, categories: list[str]) -> StackModel
     lr4 = LogisticRegression(C=0.3, max_iter=2000).fit(emb, outcome)
     if not categories:
         return StackModels(lr4=lr4, category=None, category_rates=None)
-    codes = np.array([categories.index(c) for c in data.categories])
-    category = LogisticRegression(C=1.0, max_iter=500).fit(emb, codes)
+    # Rows without a category (shadow traffic whose client sent none) count in the
+    # overall rates but cannot teach the category model.
+    codes = np.array([categories.index(c) if c is not None else -1 for c in data.categories])
+    known = codes >= 0
+    named = len(np.unique(codes[known]))
+    if named < 2:
+        raise DataError(
+            f"{known.sum()} rows of a training fold name {named} distinct categories; the category "
+            "model needs at least 2 (add categorised rows, or drop the categories)"
+        )
+    category = LogisticRegression(C=1.0, max_iter=500).fit(emb[known], codes[known])
     return StackModels(
         lr4=lr4, category=category, category_rates=_category_rates(data, codes, len(categories)),
         category_names=list(categories),

@@ -3,6 +3,7 @@
 The primary path only ever calls `offer`, which never waits: when the queue is full
 the job is dropped and counted. A failing shadow job is counted and forgotten; it can
 never fail or slow the primary response beyond the cost of one `put_nowait`.
+Both bounds can be changed live (`configure`).
 """
 
 from __future__ import annotations
@@ -13,32 +14,48 @@ from typing import Awaitable, Callable
 
 logger = logging.getLogger(__name__)
 
-Job = Callable[[], Awaitable[None]]
+Job = Callable[[], Awaitable[object]]
 
 
 class Mirror:
     def __init__(self, queue_size: int = 64, concurrency: int = 2) -> None:
-        self._queue: asyncio.Queue[Job] = asyncio.Queue(maxsize=queue_size)
-        self._concurrency = concurrency
+        # Unbounded asyncio queue, bounded by `offer`: the bound can then change live.
+        self._queue: asyncio.Queue[Job] = asyncio.Queue()
+        self.queue_size = queue_size
+        self.concurrency = concurrency
         self._workers: list[asyncio.Task[None]] = []
+        self._started = False
         self.dropped = 0
         self.failed = 0
         self.completed = 0
 
     def offer(self, job: Job) -> bool:
         """Queue a shadow job if there is room; never blocks the caller."""
-        try:
-            self._queue.put_nowait(job)
-        except asyncio.QueueFull:
+        if self._queue.qsize() >= self.queue_size:
             self.dropped += 1
             return False
+        if self._started and len(self._workers) != self.concurrency:
+            self._scale()  # after a live change of `concurrency`
+        self._queue.put_nowait(job)
         return True
 
+    def configure(self, queue_size: int, concurrency: int) -> None:
+        """Live bounds; workers follow on the next `offer` (this may run off the event loop)."""
+        self.queue_size = queue_size
+        self.concurrency = concurrency
+
     def start(self) -> None:
-        if not self._workers:
-            self._workers = [asyncio.create_task(self._work()) for _ in range(self._concurrency)]
+        self._started = True
+        self._scale()
+
+    def _scale(self) -> None:
+        self._workers = [w for w in self._workers if not w.done()]
+        while len(self._workers) < self.concurrency:
+            self._workers.append(asyncio.get_running_loop().create_task(self._work(len(self._workers))))
+        # Surplus workers finish their current job and exit (see `_work`).
 
     async def stop(self) -> None:
+        self._started = False
         for worker in self._workers:
             worker.cancel()
         await asyncio.gather(*self._workers, return_exceptions=True)
@@ -48,8 +65,12 @@ class Mirror:
         """Wait until every queued job has run (tests, shutdown)."""
         await self._queue.join()
 
-    async def _work(self) -> None:
-        while True:
+    @property
+    def pending(self) -> int:
+        return self._queue.qsize()
+
+    async def _work(self, index: int) -> None:
+        while index < self.concurrency:
             job = await self._queue.get()
             try:
                 await job()

@@ -1,8 +1,12 @@
-"""Durable store of primary/shadow pairs and canary decisions (SQLite, WAL).
+"""Durable store of answers, shadow pairs, feedback and canary decisions (SQLite, WAL).
 
-One row per mirrored request: who answered (tier, adapter version), what each said, how
-long each took, how much they agree. The daily review samples from here; the router
-flywheel reads its labels from here; every automatic canary decision is an event here.
+- requests: each served answer (the draft) with its route, so feedback can find it;
+- pairs: two answers to one request (primary and shadow, or a canary and its reference):
+  who answered, what each said, how long each took, how much they agree;
+- feedback: ratings and the text actually sent, per request;
+- events: every automatic canary decision.
+The daily review samples pairs; the router flywheel reads its labels from pairs; the
+canary reads agreement and negative-feedback rates per adapter version.
 """
 
 from __future__ import annotations
@@ -32,6 +36,24 @@ SCHEMA = (
         agreement REAL
     )""",
     "CREATE INDEX IF NOT EXISTS pairs_created ON pairs (created_at)",
+    "CREATE INDEX IF NOT EXISTS pairs_targets ON pairs (primary_target, shadow_target)",
+    """CREATE TABLE IF NOT EXISTS requests (
+        request_id TEXT PRIMARY KEY,
+        created_at TEXT NOT NULL,
+        target TEXT NOT NULL,
+        tags TEXT NOT NULL,
+        prompt TEXT NOT NULL,
+        draft TEXT NOT NULL
+    )""",
+    """CREATE TABLE IF NOT EXISTS feedback (
+        request_id TEXT NOT NULL,
+        created_at TEXT NOT NULL,
+        rating INTEGER NOT NULL,
+        sent_text TEXT,
+        comment TEXT,
+        match REAL
+    )""",
+    "CREATE INDEX IF NOT EXISTS feedback_request ON feedback (request_id)",
     """CREATE TABLE IF NOT EXISTS events (
         created_at TEXT NOT NULL,
         kind TEXT NOT NULL,
@@ -70,12 +92,38 @@ class ShadowEvent(BaseModel):
     detail: dict[str, Any] = Field(default_factory=dict)
 
 
+class RequestRecord(BaseModel):
+    """A served answer (the draft a support agent or customer saw) and its route."""
+
+    request_id: str
+    created_at: datetime = Field(default_factory=_now)
+    target: str = Field(description="What answered: large, small or small:<domain>@<version>")
+    tags: dict[str, str] = Field(default_factory=dict)
+    prompt: str
+    draft: str
+
+
+class FeedbackRecord(BaseModel):
+    request_id: str
+    created_at: datetime = Field(default_factory=_now)
+    rating: int = Field(description="+1 or -1")
+    sent_text: str | None = None
+    comment: str | None = None
+    match: float | None = Field(None, description="Agreement of the draft with the text sent")
+
+
+class Stats(BaseModel):
+    n: int
+    mean: float | None
+
+
 class ShadowStore:
     def __init__(self, path: Path) -> None:
         self.path = path
         path.parent.mkdir(parents=True, exist_ok=True)
         with closing(self._connect()) as db, db:
             db.execute("PRAGMA journal_mode=WAL")  # readers (review, training) never block the writer
+            db.execute("PRAGMA synchronous=NORMAL")  # WAL: a crash loses at most the last commits
             for statement in SCHEMA:
                 db.execute(statement)
 
@@ -94,7 +142,7 @@ class ShadowStore:
     def pairs(self, since: datetime | None = None, limit: int | None = None) -> list[ShadowPair]:
         """Newest first."""
         query = "SELECT * FROM pairs WHERE created_at >= ? ORDER BY created_at DESC"
-        params: tuple[Any, ...] = ((since or datetime.min.replace(tzinfo=timezone.utc)).isoformat(),)
+        params: tuple[Any, ...] = (_iso(since),)
         if limit is not None:
             query += " LIMIT ?"
             params += (limit,)
@@ -121,6 +169,78 @@ class ShadowStore:
             rows = db.execute(query + " ORDER BY created_at", params).fetchall()
         return [ShadowEvent(created_at=datetime.fromisoformat(r["created_at"]), kind=r["kind"],
                             subject=r["subject"], detail=json.loads(r["detail"])) for r in rows]
+
+
+    # ---- answers and feedback --------------------------------------------------
+
+    def add_request(self, record: RequestRecord) -> None:
+        row = record.model_dump(mode="json")
+        row["tags"] = json.dumps(record.tags, sort_keys=True)
+        with closing(self._connect()) as db, db:
+            db.execute(
+                f"INSERT OR REPLACE INTO requests ({', '.join(row)}) VALUES ({', '.join('?' * len(row))})",
+                tuple(row.values()),
+            )
+
+    def request(self, request_id: str) -> RequestRecord | None:
+        with closing(self._connect()) as db:
+            row = db.execute("SELECT * FROM requests WHERE request_id = ?", (request_id,)).fetchone()
+        if row is None:
+            return None
+        values = dict(row)
+        values["tags"] = json.loads(values["tags"])
+        return RequestRecord.model_validate(values)
+
+    def add_feedback(self, record: FeedbackRecord) -> None:
+        row = record.model_dump(mode="json")
+        with closing(self._connect()) as db, db:
+            db.execute(
+                f"INSERT INTO feedback ({', '.join(row)}) VALUES ({', '.join('?' * len(row))})", tuple(row.values())
+            )
+
+    def feedback(self, request_id: str) -> list[FeedbackRecord]:
+        with closing(self._connect()) as db:
+            rows = db.execute("SELECT * FROM feedback WHERE request_id = ? ORDER BY created_at", (request_id,))
+            return [FeedbackRecord.model_validate(dict(r)) for r in rows]
+
+    # ---- canary statistics -----------------------------------------------------
+
+    def agreement(self, target: str, reference: str, since: datetime | None = None) -> Stats:
+        """Mean agreement of `target`'s answers with `reference`'s on the same requests."""
+        with closing(self._connect()) as db:
+            n, mean = db.execute(
+                "SELECT COUNT(agreement), AVG(agreement) FROM pairs WHERE primary_target = ? "
+                "AND shadow_target = ? AND created_at >= ?",
+                (target, reference, _iso(since)),
+            ).fetchone()
+        return Stats(n=n, mean=mean)
+
+    def paired_agreement(self, a: str, b: str, reference: str) -> tuple[Stats, Stats]:
+        """Agreement with `reference` of `a` and of `b`, on the requests both answered:
+        the two versions are judged on the same questions."""
+        with closing(self._connect()) as db:
+            n, mean_a, mean_b = db.execute(
+                "SELECT COUNT(*), AVG(x.agreement), AVG(y.agreement) FROM pairs x JOIN pairs y "
+                "ON x.request_id = y.request_id WHERE x.primary_target = ? AND x.shadow_target = ? "
+                "AND y.primary_target = ? AND y.shadow_target = ? "
+                "AND x.agreement IS NOT NULL AND y.agreement IS NOT NULL",
+                (a, reference, b, reference),
+            ).fetchone()
+        return Stats(n=n, mean=mean_a), Stats(n=n, mean=mean_b)
+
+    def negative_rate(self, target: str, since: datetime | None = None) -> Stats:
+        """Share of -1 ratings among the rated answers of `target`."""
+        with closing(self._connect()) as db:
+            n, mean = db.execute(
+                "SELECT COUNT(*), AVG(CASE WHEN f.rating < 0 THEN 1.0 ELSE 0.0 END) FROM feedback f "
+                "JOIN requests r ON f.request_id = r.request_id WHERE r.target = ? AND f.created_at >= ?",
+                (target, _iso(since)),
+            ).fetchone()
+        return Stats(n=n, mean=mean)
+
+
+def _iso(since: datetime | None) -> str:
+    return (since or datetime.min.replace(tzinfo=timezone.utc)).isoformat()
 
 
 def _pair(row: sqlite3.Row) -> ShadowPair:

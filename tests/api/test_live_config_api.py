@@ -57,7 +57,7 @@ def test_body_size_limit_is_live(client, gateway):
     ({"limits": {"max_mesages": 3}}, "limits.max_mesages: Extra inputs are not permitted"),
     ({"routing": {"learned": {"thresholds": {"probability": 7}}}}, "routing.learned.thresholds.probability"),
     ({"resilience": {"retries": -1}}, "resilience.retries"),
-    ({"shadow": {}}, "shadow: Extra inputs are not permitted"),
+    ({"shadow": {"rules": [{"target": "huge"}]}}, "shadow.rules.0.target: Value error, must be small, large, candidate"),
 ])
 def test_rejected_config_is_explained_and_the_last_good_one_stays(client, gateway, raw, problem):
     assert gateway.reconfigure({"limits": {"max_messages": 4}})

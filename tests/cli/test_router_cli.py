@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import json
 import random
+from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
 import pytest
 from typer.testing import CliRunner
 
 from router.cli import app
+from shadow.store import ShadowPair, ShadowStore
 
 EASY = ["where is my order", "reset my password", "change my email", "track my parcel",
         "update my address", "download my invoice"]
@@ -97,3 +99,85 @@ def test_if_stale_skips_a_current_model(trained):
     result = CliRunner().invoke(app, ["train", "--if-stale", "--data", str(tmp / "train.csv"),
                                       "--small-col", "s", "--large-col", "l", "--out", str(out)])
     assert result.exit_code == 0 and "is current" in result.output
+
+
+def shadow_pair(i: int, prompt: str, agreement: float | None, days_ago: float = 0.0,
+                primary: str = "large", category: str = "") -> ShadowPair:
+    return ShadowPair(
+        request_id=f"req-{i}", created_at=datetime.now(timezone.utc) - timedelta(days=days_ago),
+        tags={"category": category} if category else {}, primary_target=primary,
+        shadow_target="small:refund@refund-v2" if i % 2 else "small", prompt=prompt,
+        primary_text="answer", shadow_text="answer", primary_latency_s=1.0, shadow_latency_s=0.2,
+        agreement=agreement,
+    )
+
+
+def write_shadow(path: Path) -> Path:
+    """20 recent scored large→small pairs (easy ones agree, hard ones do not), plus pairs the
+    flywheel must skip: unscored, small primary, and older than 30 days."""
+    store = ShadowStore(path)
+    for i in range(20):
+        hard = i % 2 == 0
+        prompt = f"{(HARD if hard else EASY)[i % 4]} (shadow {i})"
+        category = ("" if i % 5 == 0 else "billing") if hard else "refund"
+        store.add_pair(shadow_pair(i, prompt, 0.3 if hard else 0.95, category=category))
+    store.add_pair(shadow_pair(20, "where is my order (unscored)", None))
+    store.add_pair(shadow_pair(21, "reset my password (small primary)", 0.9, primary="small"))
+    for i in range(22, 25):
+        store.add_pair(shadow_pair(i, f"change my email (old {i})", 0.9, days_ago=60))
+    return path
+
+
+@pytest.fixture(scope="module")
+def shadow_trained(trained) -> tuple[Path, Path, str]:
+    _, tmp = trained
+    store = write_shadow(tmp / "shadow.sqlite")
+    out = tmp / "model-shadow"
+    result = CliRunner().invoke(app, ["train", "--data", str(tmp / "train.csv"), "--small-col", "s",
+                                      "--large-col", "l", "--out", str(out), "--threads", "1",
+                                      "--from-shadow", str(store), "--shadow-threshold", "0.8",
+                                      "--shadow-since", "30d"])
+    assert result.exit_code == 0, result.output
+    return out, store, result.output
+
+
+def test_train_from_shadow_adds_labelled_rows(shadow_trained):
+    out, store, output = shadow_trained
+    assert f"added 20 shadow rows from {store}" in output and "small-ok share 50.0%" in output
+    manifest = json.loads((out / "manifest.json").read_text())
+    assert manifest["train_rows"] == 240 + 20
+    assert manifest["metrics"]["shadow"] == {"rows": 20, "small_ok_share": 0.5, "threshold": 0.8}
+    # The shadow pairs' categories (some missing) switch on the category features.
+    assert manifest["uses_categories"] is True
+
+
+def test_train_rejects_a_bad_shadow_since(trained):
+    _, tmp = trained
+    store = write_shadow(tmp / "shadow-bad-since.sqlite")
+    result = CliRunner().invoke(app, ["train", "--data", str(tmp / "train.csv"), "--small-col", "s",
+                                      "--large-col", "l", "--out", str(tmp / "never"),
+                                      "--from-shadow", str(store), "--shadow-since", "a while"])
+    assert result.exit_code == 2 and "neither a duration" in result.output
+    assert not (tmp / "never").exists()
+
+
+def test_eval_against_a_baseline(trained, shadow_trained):
+    baseline, tmp = trained
+    model, _, _ = shadow_trained
+    data = write_data(tmp / "compare.csv", seed=2)
+    result = CliRunner().invoke(app, ["eval", "--model", str(model), "--baseline", str(baseline),
+                                      "--data", str(data), "--small-col", "s", "--large-col", "l",
+                                      "--json"])
+    assert result.exit_code == 0, result.output
+    lines = result.output.strip().splitlines()
+    assert any(line.split()[:3] == ["model", "baseline", "delta"] for line in lines)
+    assert any(line.startswith("large share @0.500") for line in lines)
+    both = json.loads(lines[-1])
+    assert set(both) == {"model", "baseline", "delta"}
+    assert both["model"]["rows"] == both["baseline"]["rows"] == 240
+    assert both["model"]["version"] and both["baseline"]["version"]
+    for key in ("apgr", "auc_small_not_ok", "ece"):
+        assert both["delta"][key] == pytest.approx(both["model"][key] - both["baseline"][key])
+    at_delta = both["delta"]["at_threshold"]["large_share"]
+    assert at_delta == pytest.approx(both["model"]["at_threshold"]["large_share"]
+                                     - both["baseline"]["at_threshold"]["large_share"])
