@@ -71,7 +71,10 @@ def build_adapter(
 
 def _training_figures(result: TrainingResult, examples: DomainExamples) -> dict[str, float | int | str]:
     counts = examples.counts()
+    # Only drill adapters carry the key: the default manifests stay as they were.
+    provenance = {"responses": examples.responses} if examples.responses != "reference" else {}
     return {
+        **provenance,
         "steps": result.steps,
         "seconds": round(result.seconds, 1),
         "train_loss_first": round(result.train_loss_first, 4),

@@ -55,10 +55,16 @@ def train(
     seed: Annotated[int, typer.Option()] = 0,
     force: Annotated[bool, typer.Option(help="Register even if the evaluation fails")] = False,
     activate: Annotated[bool, typer.Option(help="Make it the domain's active version")] = False,
+    shuffle_responses: Annotated[bool, typer.Option(
+        "--shuffle-responses",
+        help="Train on the domain's answers shuffled among its questions: a deliberately bad "
+             "adapter for canary/rollback drills (add --force to register it whatever its evaluation)",
+    )] = False,
     registry: RegistryOpt = None,
     as_json: JsonOpt = False,
 ) -> None:
     """Fine-tune a LoRA adapter for one domain, evaluate it, register it if it passes."""
+    from adapters import drills
     from adapters.examples import DataError, SplitSpec, domain_examples, read_changes, read_support
     from adapters.training import TrainSpec
 
@@ -69,6 +75,8 @@ def train(
             read_support(data), domain, read_changes(changes, domain),
             SplitSpec(max_positive=max_examples, seed=seed),
         )
+        if shuffle_responses:
+            examples = drills.shuffle_responses(examples, seed)
     except DataError as exc:
         typer.echo(f"error: {exc}", err=True)
         raise typer.Exit(2) from None
@@ -107,7 +115,12 @@ def _build(settings: Settings, examples, spec, force: bool, activate: bool):  # 
 
 def _print_report(report) -> None:  # type: ignore[no-untyped-def]
     figures = report.eval
-    typer.echo(f"{report.version}: {'registered' if report.registered else 'NOT registered'}")
+    forced = report.registered and figures is not None and not figures.passed
+    typer.echo(f"{report.version}: {'registered' if report.registered else 'NOT registered'}"
+               f"{' (forced: it failed its evaluation)' if forced else ''}")
+    if report.training.get("responses") == "shuffled":
+        typer.echo("  responses SHUFFLED among the domain's questions: a deliberately bad adapter "
+                   "(for drills)")
     if figures is not None:
         typer.echo(
             f"  domain held-out loss  base {figures.domain.base:.4f} -> adapter {figures.domain.adapter:.4f}"

@@ -19,6 +19,7 @@ import yaml
 from pydantic import BaseModel, Field
 
 Kind = Literal["positive", "changed", "anchor"]
+Responses = Literal["reference", "shuffled"]
 
 
 class DataError(ValueError):
@@ -48,6 +49,9 @@ class DomainExamples(BaseModel):
     train: list[Example]
     heldout: list[Example]  # the domain's own held-out pairs (positives)
     heldout_anchors: list[Example]
+    # "shuffled": the positives answer each other's questions (adapters.drills), and
+    # the manifest says so, so a drill adapter is never mistaken for a real one.
+    responses: Responses = "reference"
 
     def counts(self) -> dict[str, int]:
         counts = {kind: 0 for kind in ("positive", "changed", "anchor")}

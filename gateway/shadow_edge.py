@@ -5,6 +5,7 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
@@ -22,6 +23,8 @@ from shadow.agreement import Agreement
 from shadow.rules import Served
 from shadow.service import ShadowService
 from shadow.store import FeedbackRecord
+
+logger = logging.getLogger(__name__)
 
 MAX_FEEDBACK_TEXT = 100_000
 
@@ -60,6 +63,13 @@ class ShadowEdge:
     # ---- primary answers ----------------------------------------------------------
 
     def completed(self, plan: Plan, text: str, latency_s: float) -> None:
+        try:
+            self._hand_over(plan, text, latency_s)
+        except Exception:  # the answer is already the client's: shadowing must not fail it
+            logger.exception("shadowing request %s failed", plan.request_id)
+            self._metrics.shadow_dropped("error")
+
+    def _hand_over(self, plan: Plan, text: str, latency_s: float) -> None:
         decision = plan.decision
         domain = self._adapters.domain_of(decision.adapter) if self._adapters and decision.adapter else None
         served = Served(

@@ -150,3 +150,12 @@ def test_journal_off_keeps_nothing_for_feedback(client, gateway, store):
     mirror(gateway, journal=False)
     chat(client, rid="j1")
     assert client.post("/v1/feedback", json={"request_id": "j1", "rating": 1}).status_code == 404
+
+
+def test_a_broken_shadow_hand_over_never_fails_the_primary(client, gateway, monkeypatch):
+    def boom(*_args, **_kwargs):
+        raise RuntimeError("store on fire")
+
+    monkeypatch.setattr(gateway.shadow.service, "completed", boom)
+    assert chat(client, rid="b1").status_code == 200
+    assert metric(client, 'gateway_shadow_dropped_total{queue="error"}') == 1

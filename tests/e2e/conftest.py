@@ -57,12 +57,33 @@ def registry_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return target
 
 
+# Mirroring only for traffic the shadow tests tag with these categories: the other tests'
+# requests are served exactly as without shadowing.
+SHADOW_CATEGORY, CANARY_CATEGORY = "shadow-e2e", "canary-e2e"
+SHADOW_CONFIG = {
+    "rules": [
+        {"category": SHADOW_CATEGORY, "target": "large", "sample_rate": 1.0},
+        {"category": CANARY_CATEGORY, "adapter": "refund", "target": "large", "sample_rate": 1.0},
+    ],
+    "max_tokens": 48,
+    "canary": {"min_samples": 6, "margin": 0.05, "min_feedback": 1000},
+}
+
+
 @pytest.fixture(scope="session")
-def gateway_url(registry_dir: Path) -> Iterator[str]:
+def shadow_store(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return tmp_path_factory.mktemp("shadow") / "shadow.sqlite"
+
+
+@pytest.fixture(scope="session")
+def gateway_url(registry_dir: Path, shadow_store: Path) -> Iterator[str]:
+    import json
+
     port = _free_port()
     env = {
         **os.environ, "HF_HUB_OFFLINE": "1", "RAY_USAGE_STATS_ENABLED": "0",
         "GATEWAY_ADMIN__API_KEY": ADMIN_KEY, "GATEWAY_ADAPTERS__REGISTRY_DIR": str(registry_dir),
+        "GATEWAY_SHADOW__STORE": str(shadow_store), "GATEWAY_SHADOW__CONFIG": json.dumps(SHADOW_CONFIG),
     }
     cmd = [sys.executable, "-m", "gateway.cli", "serve", "--port", str(port)]
     with LOG.open("w") as log:

@@ -1,7 +1,8 @@
 """Builds small PEFT-shaped adapter directories (random weights) for registry tests.
 
 They exercise the registry's checks and the gateway's bookkeeping; real, trained
-adapters are what the end-to-end tests serve."""
+adapters are what the end-to-end tests serve, among them `drill_adapter`'s
+deliberately bad one (trained once, cached on disk) for canary and rollback drills."""
 
 from __future__ import annotations
 
@@ -60,3 +61,65 @@ def clone_version(registry_dir: Path, version: str, new_version: str, out: Path)
     manifest = manifest.model_copy(update={"version": new_version, "created_at": datetime.now(timezone.utc)})
     (target / MANIFEST).write_text(manifest.model_dump_json())
     return target
+
+
+def drill_adapter(domain: str = "refund") -> Path:
+    """A real adapter trained on the domain's answers shuffled among its questions
+    (`adapters train --shuffle-responses --force`), as a version directory to register.
+
+    Training takes about two minutes on 2 idle CPU cores (12 under `nice` on a busy
+    machine), so it happens once: the directory is cached beside the prepared models and
+    reused while its manifest and weights check out. Its version is `<domain>-v1-<day of
+    training>`, its manifest `forced` (registers without --force): re-issue it under a fresh
+    name (as `clone_version` does) for a registry that already has that version.
+    """
+    import shutil
+    import tempfile
+
+    from gateway.settings import Settings
+
+    cache = Settings().models_dir.parent / "drills" / f"{domain}-shuffled"
+    if _is_drill(cache, domain):
+        return cache
+    cache.parent.mkdir(parents=True, exist_ok=True)
+    # Built beside the cache, so the final rename is atomic: a reader sees no half copy.
+    with tempfile.TemporaryDirectory(dir=cache.parent, prefix=f".{domain}-building-") as scratch:
+        built = _train_drill(domain, Path(scratch) / "registry")
+        if cache.exists():  # present but unusable (an older or broken build)
+            shutil.rmtree(cache)
+        try:
+            built.rename(cache)
+        except OSError:  # another process finished first
+            if not _is_drill(cache, domain):
+                raise
+    return cache
+
+
+def _train_drill(domain: str, registry: Path) -> Path:
+    """Trains through the CLI's own code path into a scratch registry; the version's directory."""
+    from typer.testing import CliRunner
+
+    from adapters.cli import app
+
+    args = ["train", "--domain", domain, "--shuffle-responses", "--force",
+            "--registry", str(registry)]
+    result = CliRunner().invoke(app, args)
+    if result.exit_code != 0:
+        raise RuntimeError(
+            f"training the {domain} drill adapter failed ({result.exit_code}): "
+            f"{result.exception!r}\n{result.output}"
+        )
+    (version,) = (registry / "versions").iterdir()
+    return version
+
+
+def _is_drill(path: Path, domain: str) -> bool:
+    try:
+        manifest = AdapterManifest.model_validate_json((path / MANIFEST).read_bytes())
+        weights = sha256_file(path / "adapter_model.safetensors")
+    except (OSError, ValueError):  # missing, unreadable or not a manifest
+        return False
+    return (
+        manifest.domain == domain and manifest.training.get("responses") == "shuffled"
+        and weights == manifest.sha256 and (path / "adapter_config.json").is_file()
+    )
