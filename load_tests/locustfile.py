@@ -1,0 +1,182 @@
+"""Locust load test of the gateway's OpenAI-compatible API, for the platform team.
+
+    LOAD_SHAPE=steady LOCUST_USERS=4 LOCUST_DURATION_S=300 \\
+    locust -f load_tests/locustfile.py --headless --host http://127.0.0.1:8000 \\
+        --csv load_tests/results/locust --html load_tests/results/locust.html
+
+Users send a mix of prompts (easy, hard, support-domain, long context) to
+`/v1/chat/completions` with `model=auto`, streaming and not. Besides locust's own request
+stats, each streamed answer records its time to first token (`TTFT`) and tokens per
+second (`TPS`, the "response time" column holds tokens/s) as locust entries. At the end
+the run's summary (p50/p95/p99 latency, TTFT, requests per second, error rate, routing mix
+by tier and adapter) is written to `$LOCUST_SUMMARY` (default
+load_tests/results/locust_summary.json).
+
+Shapes (`LOAD_SHAPE`): steady (LOCUST_USERS for LOCUST_DURATION_S), step (one more user
+every LOCUST_STEP_S up to LOCUST_USERS), burst (1 user, LOCUST_USERS for a tenth of the
+time in the middle, then 1 again), soak (steady for LOCUST_DURATION_S, default 1 h).
+Every shape stops by itself.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import random
+import time
+from collections import Counter
+from pathlib import Path
+from typing import Any
+
+from locust import HttpUser, LoadTestShape, between, events, task
+
+RESULTS = Path(__file__).parent / "results"
+USERS = int(os.environ.get("LOCUST_USERS", "4"))
+DURATION_S = float(os.environ.get("LOCUST_DURATION_S", "300"))
+STEP_S = float(os.environ.get("LOCUST_STEP_S", "30"))
+MAX_TOKENS = int(os.environ.get("LOCUST_MAX_TOKENS", "32"))
+API_KEY = os.environ.get("LOCUST_API_KEY", "")
+
+PROMPTS: dict[str, list[str]] = {
+    "easy": ["Hi, what are your opening hours?", "Thanks for your help!", "How do I log in?"],
+    "hard": [
+        "A company's refund liability grows 3% per month, compounding, from 12,000 EUR. Except for "
+        "months with a promotion, when it grows 5%, what is it after 6 months with promotions in months "
+        "2 and 5? Explain each step.",
+        "Statement 1 | Every group of order 15 is cyclic. Statement 2 | Every abelian group is cyclic.\n"
+        "A. True, True\nB. False, False\nC. True, False\nD. False, True\nAnswer:",
+    ],
+    "support": [
+        "I want a refund for my last order, it arrived broken.",
+        "How can I change the shipping address of my order?",
+        "I was charged twice for my subscription this month.",
+        "Please delete my account and all my data.",
+    ],
+    "long": [
+        ("I have been a customer for years and this is the third time my order arrives late. " * 12)
+        + "What compensation can you offer, and how do I make sure it does not happen again?",
+    ],
+}
+MIX = {"easy": 0.3, "hard": 0.2, "support": 0.4, "long": 0.1}
+
+routes: Counter[str] = Counter()
+
+
+class OpenAIUser(HttpUser):
+    wait_time = between(0.5, 2.0)
+
+    def on_start(self) -> None:
+        if API_KEY:
+            self.client.headers["authorization"] = f"Bearer {API_KEY}"
+
+    def _body(self, stream: bool) -> tuple[str, dict[str, Any]]:
+        kind = random.choices(list(MIX), weights=list(MIX.values()))[0]
+        body = {"model": "auto", "messages": [{"role": "user", "content": random.choice(PROMPTS[kind])}],
+                "max_tokens": MAX_TOKENS, "temperature": 0.7, "stream": stream}
+        if stream:
+            body["stream_options"] = {"include_usage": True}
+        return kind, body
+
+    @task(2)
+    def chat(self) -> None:
+        kind, body = self._body(stream=False)
+        with self.client.post("/v1/chat/completions", json=body, name=f"chat {kind}", catch_response=True) as r:
+            if r.status_code != 200:
+                r.failure(f"{r.status_code}: {r.text[:200]}")
+                return
+            _count_route(r.headers)
+            r.success()
+
+    @task(1)
+    def chat_stream(self) -> None:
+        kind, body = self._body(stream=True)
+        start = time.perf_counter()
+        first: float | None = None
+        tokens = 0
+        with self.client.post("/v1/chat/completions", json=body, name=f"stream {kind}", stream=True,
+                              catch_response=True) as r:
+            if r.status_code != 200:
+                r.failure(f"{r.status_code}: {r.text[:200]}")
+                return
+            _count_route(r.headers)
+            for line in r.iter_lines():
+                if not line.startswith(b"data: ") or line == b"data: [DONE]":
+                    continue
+                chunk = json.loads(line[6:])
+                if "error" in chunk:
+                    r.failure(chunk["error"]["message"])
+                    return
+                if first is None and chunk.get("choices"):
+                    first = time.perf_counter() - start
+                if chunk.get("usage"):
+                    tokens = chunk["usage"]["completion_tokens"]
+            r.success()
+        total = time.perf_counter() - start
+        if first is not None:
+            _metric("TTFT", kind, first * 1000)
+            if tokens and total > first:
+                _metric("TPS", kind, tokens / (total - first))
+
+
+def _count_route(headers: Any) -> None:
+    tier = headers.get("x-gateway-tier", "?")
+    adapter = headers.get("x-gateway-adapter")
+    routes[f"{tier}:{adapter}" if adapter else tier] += 1
+
+
+def _metric(kind: str, name: str, value: float) -> None:
+    events.request.fire(request_type=kind, name=name, response_time=value, response_length=0,
+                        exception=None, context={})
+
+
+class Shape(LoadTestShape):
+    """Picks the shape named by LOAD_SHAPE; returns None (stop) when it is over."""
+
+    def tick(self) -> tuple[int, float] | None:
+        elapsed = self.get_run_time()
+        shape = os.environ.get("LOAD_SHAPE", "steady")
+        duration = DURATION_S if shape != "soak" else float(os.environ.get("LOCUST_DURATION_S", "3600"))
+        if elapsed >= duration:
+            return None
+        if shape == "step":
+            return min(USERS, 1 + int(elapsed // STEP_S)), 1.0
+        if shape == "burst":
+            middle = duration * 0.45 <= elapsed < duration * 0.55
+            return (USERS, float(USERS)) if middle else (1, float(USERS))
+        return USERS, float(USERS)
+
+
+@events.quitting.add_listener
+def _summary(environment: Any, **_: Any) -> None:
+    stats = environment.stats
+    requests = [e for (name, kind), e in stats.entries.items() if kind == "POST"]
+    total = stats.total
+    ttft = [e for (name, kind), e in stats.entries.items() if kind == "TTFT"]
+    tps = [e for (name, kind), e in stats.entries.items() if kind == "TPS"]
+    served = sum(routes.values()) or 1
+    summary = {
+        "shape": os.environ.get("LOAD_SHAPE", "steady"), "users": USERS, "duration_s": DURATION_S,
+        "requests": total.num_requests, "failures": total.num_failures,
+        "error_rate": total.num_failures / total.num_requests if total.num_requests else None,
+        "rps": total.total_rps,
+        "latency_ms": {q: total.get_response_time_percentile(p) for q, p in
+                       (("p50", 0.5), ("p95", 0.95), ("p99", 0.99))},
+        "ttft_ms": _merged_percentiles(ttft),
+        "tokens_per_s_median": _merged_percentiles(tps).get("p50"),
+        "by_prompt_kind": {e.name: {"n": e.num_requests, "p50_ms": e.get_response_time_percentile(0.5),
+                                    "p95_ms": e.get_response_time_percentile(0.95)} for e in requests},
+        "routing_mix": {k: v / served for k, v in sorted(routes.items())},
+        "routing_counts": dict(sorted(routes.items())),
+    }
+    out = Path(os.environ.get("LOCUST_SUMMARY", RESULTS / "locust_summary.json"))
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(summary, indent=2))
+
+
+def _merged_percentiles(entries: list[Any]) -> dict[str, float]:
+    if not entries:
+        return {}
+    merged = entries[0].__class__(entries[0].stats, "merged", entries[0].method, use_response_times_cache=False)
+    for entry in entries:
+        merged.extend(entry)
+    return {q: merged.get_response_time_percentile(p) for q, p in (("p50", 0.5), ("p95", 0.95), ("p99", 0.99))}
