@@ -5,7 +5,7 @@ PY := $(VENV)/bin/python
 export HF_HUB_OFFLINE := 1
 export TOKENIZERS_PARALLELISM := false
 
-.PHONY: setup models run test test-unit bench faults clean
+.PHONY: setup models run test test-unit bench locust multinode faults clean
 
 setup:
 	bash scripts/setup.sh
@@ -25,9 +25,20 @@ test: models
 test-unit:
 	$(PY) -m pytest -ra tests/unit tests/api
 
+# Every benchmark (each bounded, each starts and stops what it needs, loopback only),
+# then one summary table: load_tests/results/<name>.json/.png, summary.json, summary.md.
 bench: models
-	$(PY) load_tests/bench_lora_swap.py
-	$(PY) load_tests/bench_overhead.py
+	$(PY) load_tests/run_all.py
+
+# Locust against the embedded default: starts `gateway serve`, runs a headless locust
+# (LOAD_SHAPE=steady|step|burst|soak, LOCUST_USERS, LOCUST_DURATION_S), stops it; CSV,
+# HTML report and summary JSON under load_tests/results/.
+locust: models
+	bash load_tests/run_locust.sh
+
+# Two Ray nodes on loopback, the app across them, where each replica runs.
+multinode: models
+	$(PY) load_tests/multinode.py
 
 # Fault drills under load (kill/crash/stall an engine, mid-stream disconnects, corrupt
 # adapter, invalid config push, a rate-limited key across 2 ingress replicas) on the app

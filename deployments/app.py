@@ -19,7 +19,7 @@ from engines.vllm_engine import EngineSpec
 from gateway.catalog import TierSpec
 from gateway.adapters import open_registry
 from gateway.live_config import LiveConfig
-from gateway.settings import Settings, TierName, TierSettings
+from gateway.settings import Settings, TierName, TierSettings, deployment_scale
 
 DEPLOYMENT_NAMES: dict[TierName, str] = {"small": "SmallEngine", "large": "LargeEngine"}
 
@@ -54,7 +54,10 @@ def actor_options(tier: TierSettings) -> dict[str, Any]:
     env = {"VLLM_CPU_KVCACHE_SPACE": str(tier.kv_cache_gib)}
     if tier.cpu_threads_bind is not None:
         env["VLLM_CPU_OMP_THREADS_BIND"] = tier.cpu_threads_bind
-    return {"num_cpus": tier.num_cpus, "num_gpus": tier.num_gpus, "runtime_env": {"env_vars": env}}
+    options: dict[str, Any] = {"num_cpus": tier.num_cpus, "num_gpus": tier.num_gpus, "runtime_env": {"env_vars": env}}
+    if tier.resources:
+        options["resources"] = dict(tier.resources)
+    return options
 
 
 def engine_deployment(
@@ -63,7 +66,7 @@ def engine_deployment(
     tier_settings = settings.tier(tier)
     return EngineDeployment.options(
         name=DEPLOYMENT_NAMES[tier],
-        num_replicas=tier_settings.num_replicas,
+        **deployment_scale(tier_settings.num_replicas, tier_settings.autoscaling),  # type: ignore[arg-type]
         ray_actor_options=actor_options(tier_settings),
         logging_config={"encoding": settings.log_encoding},
     ).bind(engine_spec(settings, tier), tier, board, registry, settings.adapters.poll_interval_s)
@@ -79,8 +82,12 @@ def build(settings: Settings) -> Application:
     board = LoadBoard.bind()
     # Adapters live on the small tier only; its registry is the one source of truth.
     registry = open_registry(settings) if settings.small.enable_lora else None
+    ingress_options: dict[str, Any] = {"num_cpus": 0}
+    if settings.ingress.resources:
+        ingress_options["resources"] = dict(settings.ingress.resources)
     return Ingress.options(
-        num_replicas=settings.ingress.num_replicas,
+        **deployment_scale(settings.ingress.num_replicas, settings.ingress.autoscaling),  # type: ignore[arg-type]
+        ray_actor_options=ingress_options,
         user_config=live.model_dump(mode="json"),
         logging_config={"encoding": settings.log_encoding},
     ).bind(

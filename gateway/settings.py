@@ -23,6 +23,31 @@ TierName = Literal["small", "large"]
 DEFAULT_CACHE = Path.home() / ".cache" / "routing-gateway" / "models"
 
 
+class AutoscalingSettings(BaseModel):
+    """Ray Serve autoscaling of one deployment (replaces a fixed `num_replicas`)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    min_replicas: int = Field(1, ge=0)
+    max_replicas: int = Field(1, ge=1)
+    target_ongoing_requests: float = Field(
+        2.0, gt=0, description="Requests per replica Ray Serve scales towards (vLLM batches: set it near the "
+        "batch size a replica serves at its latency target)"
+    )
+    upscale_delay_s: float = Field(30.0, ge=0)
+    downscale_delay_s: float = Field(600.0, ge=0)
+
+    def ray(self) -> dict[str, float | int]:
+        return self.model_dump()
+
+
+def deployment_scale(num_replicas: int, autoscaling: AutoscalingSettings | None) -> dict[str, object]:
+    """`serve.deployment(...).options` kwargs: a fixed count, or an autoscaling config."""
+    if autoscaling is None:
+        return {"num_replicas": num_replicas}
+    return {"num_replicas": "auto", "autoscaling_config": autoscaling.ray()}
+
+
 class TierSettings(BaseModel):
     """One model tier: which model, and how its vLLM engine is built."""
 
@@ -53,8 +78,13 @@ class TierSettings(BaseModel):
     chat_template: Path | None = Field(None, description="Jinja chat template file overriding the model's")
     stop: list[str] = Field(default_factory=list, description="Stop strings always applied")
     num_replicas: int = Field(1, ge=1)
+    autoscaling: AutoscalingSettings | None = Field(None, description="None = a fixed num_replicas")
     num_cpus: float = Field(0, ge=0, description="Ray CPUs per replica (0 on CPU: vLLM binds cores itself)")
     num_gpus: float = Field(0, ge=0, description="Ray GPUs per replica (1 per replica on GPU workers)")
+    resources: dict[str, float] = Field(
+        default_factory=dict, description="Ray custom resources per replica: pins the tier to a node type "
+        "(e.g. {'gpu_large': 1} offered by ray_cluster.yaml's large-GPU workers)"
+    )
 
 
     @field_validator("quantization", mode="before")
@@ -126,6 +156,10 @@ DEFAULT_ROUTER = Path.home() / ".cache" / "routing-gateway" / "router" / "defaul
 
 class IngressSettings(BaseModel):
     num_replicas: int = Field(1, ge=1, description="HTTP ingress replicas (rate limits are shared)")
+    autoscaling: AutoscalingSettings | None = Field(None, description="None = a fixed num_replicas")
+    resources: dict[str, float] = Field(
+        default_factory=dict, description="Ray custom resources per replica (e.g. the CPU worker type)"
+    )
 
 
 class RouterSettings(BaseModel):
