@@ -70,7 +70,7 @@ def settings_args(large_seqs: int) -> dict:
     }
 
 
-def routing(queue_enabled: bool, threshold: float) -> dict:
+def routing(queue_enabled: bool, threshold: float, small_seconds: float = 0.25) -> dict:
     return {
         "policy": "learned",
         "learned": {
@@ -78,14 +78,14 @@ def routing(queue_enabled: bool, threshold: float) -> dict:
             "queue": {"enabled": queue_enabled, "latency_budget_s": 2.0,
                       "seconds_per_queued_request": 0.5, "must_large_score": 0.5,
                       # SmolLM2-135M costs about half of Gemma-3-270M per request
-                      "small_seconds_per_queued_request": 0.25},
+                      "small_seconds_per_queued_request": small_seconds},
         },
     }
 
 
-def switch(cluster: Cluster, queue_enabled: bool, threshold: float, timeout_s: float = 60) -> None:
+def switch(cluster: Cluster, queue_enabled: bool, threshold: float, small_seconds: float, timeout_s: float = 60) -> None:
     """`serve deploy` the routing config; return once 8 answers in a row run it."""
-    cluster.deploy({"routing": routing(queue_enabled, threshold)})
+    cluster.deploy({"routing": routing(queue_enabled, threshold, small_seconds)})
     deadline, streak = time.monotonic() + timeout_s, 0
     headers = {"authorization": f"Bearer {ADMIN_KEY}"}
     while streak < 8:
@@ -141,6 +141,9 @@ def main() -> None:
     parser.add_argument("--large-seqs", type=int, default=4)
     parser.add_argument("--large-share", type=float, default=0.75, help="of the mix above the threshold")
     parser.add_argument("--port", type=int, default=8012)
+    parser.add_argument("--small-seconds", type=float, default=0.25,
+                        help="queue.small_seconds_per_queued_request (large: 0.5)")
+    parser.add_argument("--out", default="queue_routing.json")
     args = parser.parse_args()
     cluster = Cluster(args.port, Path(tempfile.mkdtemp(prefix="bench-queue-")), settings_args(args.large_seqs))
     cluster.start({"routing": routing(False, 0.0)})
@@ -152,7 +155,7 @@ def main() -> None:
         for r in range(args.rounds):
             order = [False, True] if r % 2 == 0 else [True, False]
             for aware in order:
-                switch(cluster, aware, threshold)
+                switch(cluster, aware, threshold, args.small_seconds)
                 runs["queue_aware" if aware else "queue_blind"] += asyncio.run(burst(url, args.burst))
         restarted = {d: replica_pids(d) != pids for d, pids in engines.items()}
     finally:
@@ -162,7 +165,7 @@ def main() -> None:
         "benchmark": "queue_aware_routing",
         "date": datetime.now(timezone.utc).isoformat(timespec="seconds"),
         "machine": {"cpus": os.cpu_count(), "platform": platform.platform()},
-        "burst": args.burst, "rounds": args.rounds, "threshold": threshold, "large_share_idle": args.large_share,
+        "burst": args.burst, "rounds": args.rounds, "small_seconds_per_queued_request": args.small_seconds, "threshold": threshold, "large_share_idle": args.large_share,
         "deployment": {"settings": settings_args(args.large_seqs), "replicas_restarted_by_switches": restarted},
         "queue_blind": blind, "queue_aware": aware,
         "p95_ratio_aware_over_blind": aware["p95_s"] / blind["p95_s"],
@@ -173,7 +176,7 @@ def main() -> None:
               f"rerouted {s['rerouted_share']:.2f}")
     print(f"p95 ratio aware/blind {report['p95_ratio_aware_over_blind']:.3f}")
     RESULTS.mkdir(parents=True, exist_ok=True)
-    (RESULTS / "queue_routing.json").write_text(json.dumps(report, indent=2))
+    (RESULTS / args.out).write_text(json.dumps(report, indent=2))
 
 
 if __name__ == "__main__":

@@ -137,7 +137,7 @@ def table(statuses: dict[str, str]) -> tuple[list[dict[str, str]], str]:
     rows = []
     for bench in BENCHMARKS:
         path = RESULTS / f"{bench.name}.json"
-        row = {"benchmark": bench.name, "run": statuses.get(bench.name, "not run"), "measure": "", "value": "",
+        row = {"benchmark": bench.name, "run": statuses.get(bench.name, "saved result"), "measure": "", "value": "",
                "target": "", "date": ""}
         if path.exists():
             data = json.loads(path.read_text())
