@@ -145,6 +145,7 @@ def main() -> None:
     parser.add_argument("--concurrency", type=int, default=2)
     parser.add_argument("--max-tokens", type=int, default=16)
     parser.add_argument("--port", type=int, default=8013)
+    parser.add_argument("--out", default="shadow_impact", help="results/<out>.json and .png")
     args = parser.parse_args()
     scratch = Path(tempfile.mkdtemp(prefix="bench-shadow-"))
     cluster = Cluster(args.port, scratch, settings_args(scratch / "shadow.sqlite"))
@@ -186,9 +187,9 @@ def main() -> None:
         print(f"shadow {key:>4}: n {s['n']:4d}  p50 {s['p50_s'] * 1000:7.0f} ms  p99 {s['p99_s'] * 1000:7.0f} ms  "
               f"p50 ratio {ratios[key]['p50']:.3f}  p99 ratio {ratios[key]['p99']:.3f}")
     RESULTS.mkdir(parents=True, exist_ok=True)
-    (RESULTS / "shadow_impact.json").write_text(json.dumps(report, indent=2))
-    plot(samples, RESULTS / "shadow_impact.png")
-    print(f"saved {RESULTS / 'shadow_impact.json'}")
+    (RESULTS / f"{args.out}.json").write_text(json.dumps(report, indent=2))
+    plot(samples, RESULTS / f"{args.out}.png")
+    print(f"saved {RESULTS / args.out}.json")
 
 
 if __name__ == "__main__":
