@@ -152,8 +152,8 @@ def build_gateway(
         routes.extend(shadow.routes())
         background.append(shadow.service)
     http = GatewayApp(
-        service, catalog, Readiness(engines), metrics, config.limits or limits, poller,
-        echo_request_id, extra_routes=routes, background=background, auth=auth, answers=shadow,
+        service, catalog, Readiness(engines), metrics, config.limits or limits, poller, auth,
+        echo_request_id, extra_routes=routes, background=background, answers=shadow,
     )
     return Gateway(
         app=http.build(), service=service, router=router, metrics=metrics, http=http,

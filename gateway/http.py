@@ -28,7 +28,7 @@ from gateway.errors import (
     PayloadTooLarge,
     UnsupportedMediaType,
 )
-from gateway.auth import Authenticator, LocalRateLimiter
+from gateway.auth import Authenticator
 from gateway.health import Readiness
 from gateway.keys import KeyRecord
 from gateway.loads import LoadPoller
@@ -84,14 +84,14 @@ class GatewayApp:
         metrics: GatewayMetrics,
         limits: LimitSettings,
         poller: LoadPoller,
+        auth: Authenticator,
         echo_request_id: bool = True,
         extra_routes: Sequence[Route] = (),
         background: Sequence[Background] = (),
-        auth: Authenticator | None = None,
         answers: AnswerSink | None = None,
         clock: Callable[[], float] = time.perf_counter,
     ) -> None:
-        self._auth = auth or Authenticator(None, LocalRateLimiter())
+        self._auth = auth
         self._answers = answers
         self._clock = clock
         self._extra_routes = list(extra_routes)

@@ -53,18 +53,23 @@ class Cluster:
         subprocess.run([str(BIN / "ray"), "start", "--head", "--dashboard-host", "127.0.0.1",
                         "--disable-usage-stats"], env=RAY_ENV, check=True, stdout=subprocess.DEVNULL)
         self.deploy(user_config)
-        deadline = time.monotonic() + timeout_s
-        while time.monotonic() < deadline:
-            try:
-                if httpx.get(f"{self.url}/ready", timeout=5).status_code == 200:
-                    return
-            except httpx.HTTPError:
-                pass
-            time.sleep(2)
-        raise RuntimeError(f"the gateway did not become ready in {timeout_s:.0f} s")
+        wait_ready(self.url, timeout_s)
 
     def stop(self) -> None:
         subprocess.run([str(BIN / "ray"), "stop"], env=RAY_ENV, check=False, stdout=subprocess.DEVNULL)
+
+
+def wait_ready(url: str, timeout_s: float = 900) -> None:
+    """Until the gateway at `url` answers /ready with 200 (its engines have loaded)."""
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        try:
+            if httpx.get(f"{url}/ready", timeout=5).status_code == 200:
+                return
+        except httpx.HTTPError:
+            pass
+        time.sleep(2)
+    raise RuntimeError(f"the gateway did not become ready in {timeout_s:.0f} s")
 
 
 def merge(target: dict[str, Any], patch: dict[str, Any]) -> None:

@@ -18,9 +18,12 @@ import argparse
 import json
 import os
 import platform
-import time
+import sys
 from datetime import datetime, timezone
 from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from cluster import wait_ready  # noqa: E402
 
 RESULTS = Path(__file__).parent / "results"
 EDGE, ENGINES = "gateway_edge", "gateway_engines"
@@ -57,7 +60,7 @@ def main() -> None:
         serve.start(http_options={"host": "127.0.0.1", "port": args.port})
         serve.run(build(settings), name=settings.app_name, route_prefix="/", blocking=False)
         url = f"http://127.0.0.1:{args.port}"
-        _wait_ready(url)
+        wait_ready(url)
         answers = []
         for i in range(args.requests):
             model = ("auto", "small", "large")[i % 3]
@@ -102,20 +105,6 @@ def main() -> None:
     (RESULTS / "multinode.json").write_text(json.dumps(report, indent=2))
     if not report["placement_as_requested"] or len(answers) != args.requests:
         raise SystemExit(1)
-
-
-def _wait_ready(url: str, timeout_s: float = 900) -> None:
-    import httpx
-
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        try:
-            if httpx.get(f"{url}/ready", timeout=5).status_code == 200:
-                return
-        except httpx.HTTPError:
-            pass
-        time.sleep(2)
-    raise RuntimeError("the gateway did not become ready")
 
 
 if __name__ == "__main__":

@@ -98,7 +98,8 @@ def test_streamed_answers_are_mirrored_and_journaled_whole(client, gateway, stor
     mirror(gateway, {"target": "large", "sample_rate": 1.0})
     r = chat(client, rid="s1", stream=True)
     assert r.status_code == 200 and "[DONE]" in r.text
-    wait_for(lambda: len(store.pairs()) == 1)
+    # The journal and the mirror are separate queues: wait for both.
+    wait_for(lambda: len(store.pairs()) == 1 and store.request("s1") is not None)
     assert store.request("s1").draft == store.pairs()[0].primary_text != ""
 
 
