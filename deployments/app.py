@@ -14,6 +14,7 @@ from deployments.engine_deployment import EngineDeployment
 from deployments.ingress import Ingress
 from deployments.limit_board import LimitBoard
 from deployments.load_board import LoadBoard
+from deployments.reranker import RerankerDeployment
 from engines.embedded import resolve_model as resolve
 from engines.vllm_engine import EngineSpec
 from gateway.catalog import TierSpec
@@ -78,7 +79,7 @@ def build(settings: Settings) -> Application:
                        max_model_len=settings.tier(tier).max_model_len)
         for tier in DEPLOYMENT_NAMES
     }
-    live = LiveConfig(routing=settings.routing, shadow=settings.shadow.config)
+    live = LiveConfig(routing=settings.routing, shadow=settings.shadow.config, grounding=settings.retrieval.grounding)
     board = LoadBoard.bind()
     # Adapters live on the small tier only; its registry is the one source of truth.
     registry = open_registry(settings) if settings.small.enable_lora else None
@@ -103,7 +104,22 @@ def build(settings: Settings) -> Application:
         settings.auth,
         LimitBoard.bind(),
         settings.shadow,
+        settings.retrieval,
+        reranker_deployment(settings),
     )
+
+
+def reranker_deployment(settings: Settings) -> Application | None:
+    retrieval = settings.retrieval
+    if not retrieval.enabled:
+        return None
+    options: dict[str, Any] = {"num_cpus": retrieval.reranker_num_cpus}
+    if retrieval.reranker_resources:
+        options["resources"] = dict(retrieval.reranker_resources)
+    return RerankerDeployment.options(
+        name="Reranker", num_replicas=retrieval.reranker_replicas, ray_actor_options=options,
+        logging_config={"encoding": settings.log_encoding},
+    ).bind(str(retrieval.reranker), retrieval.max_length, retrieval.reranker_threads)
 
 
 def build_app(args: dict[str, Any]) -> Application:

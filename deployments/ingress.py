@@ -17,6 +17,11 @@ from deployments.load_board import BoardLoadSource
 from gateway.adapters import AdapterDirectory
 from gateway.assembly import build_gateway
 from gateway.catalog import TierSpec
+from gateway.grounding import Grounder
+from gateway.metrics import GatewayMetrics
+from deployments.reranker import HandleReranker
+from retrieval.config import RetrievalSettings
+from retrieval.knowledge import open_first_stage
 from deployments.limit_board import BoardRateLimiter
 from gateway.auth import Authenticator, LocalRateLimiter
 from gateway.keys import KeyStore
@@ -48,6 +53,18 @@ def load_scorer(settings: RouterSettings) -> tuple[ScoreFn | None, list[float] |
     return scorer.score, model.manifest.metrics.get("training_scores_quantiles")
 
 
+def load_grounder(
+    settings: RetrievalSettings | None, reranker: DeploymentHandle | None, metrics: GatewayMetrics,
+    encoder: MiniLMEmbedder | None,
+) -> Grounder | None:
+    """The knowledge base's first stage in this replica, the reranker behind its handle."""
+    if settings is None or reranker is None or encoder is None or not settings.enabled:
+        return None
+    first_stage = open_first_stage(settings.kb, encoder, settings.title_weight)
+    logger.info("knowledge base %s: %d chunks", settings.kb, len(first_stage.chunks))
+    return Grounder(first_stage, HandleReranker(reranker), metrics)
+
+
 @serve.deployment(max_ongoing_requests=1024, ray_actor_options={"num_cpus": 0})
 @serve.ingress()
 class Ingress:
@@ -65,6 +82,8 @@ class Ingress:
         auth: AuthSettings | None = None,
         limit_board: DeploymentHandle | None = None,
         shadow: ShadowSettings | None = None,
+        retrieval: RetrievalSettings | None = None,
+        reranker: DeploymentHandle | None = None,
     ) -> None:
         self._configured = False
         scorer, training_scores = load_scorer(router)
@@ -80,6 +99,9 @@ class Ingress:
         auth = auth or AuthSettings()
         limiter = BoardRateLimiter(limit_board) if limit_board is not None else LocalRateLimiter()
         authenticator = Authenticator(KeyStore(auth.keys_db), limiter, auth.cache_ttl_s)
+        metrics = GatewayMetrics()
+        minilm = MiniLMEmbedder(max_tokens=256) if shadow or retrieval else None  # one copy, shared
+        grounder = load_grounder(retrieval, reranker, metrics, minilm)
         # Ray Serve's proxy already echoes x-request-id (and passes it in): don't add a second.
         self._gateway = build_gateway(  # type: ignore[arg-type]
             engines, tiers, limits, loads=BoardLoadSource(board), scorer=scorer,
@@ -87,7 +109,8 @@ class Ingress:
             adapters=directory, fleet=ServeAdapterFleet(engines["small"], board), admin=admin,
             auto_select_adapters=adapters.auto_select, adapter_poll_s=adapters.poll_interval_s,
             auth=authenticator, shadow_store=ShadowStore(shadow.store) if shadow else None,
-            agreement=EmbeddingAgreement(MiniLMEmbedder(max_tokens=256)) if shadow else None,
+            agreement=EmbeddingAgreement(minilm) if shadow and minilm else None,
+            metrics=metrics, grounder=grounder,
         )
 
     def reconfigure(self, user_config: dict[str, Any]) -> None:

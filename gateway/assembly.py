@@ -14,6 +14,7 @@ from engines.protocol import Engine
 from gateway.adapters import AdapterDirectory, directory_poller
 from gateway.admin import AdapterFleet, AdminApi
 from gateway.auth import Authenticator, LocalRateLimiter
+from gateway.grounding import Grounder
 from gateway.shadow_edge import ShadowEdge
 from shadow.agreement import Agreement
 from shadow.canary import CanaryMonitor
@@ -70,6 +71,7 @@ class Gateway:
     policies: PolicyFactory
     base_limits: LimitSettings
     shadow: ShadowEdge | None = None
+    grounder: Grounder | None = None
 
     @property
     def config(self) -> LiveConfig:
@@ -81,6 +83,8 @@ class Gateway:
         self.http.limits = config.limits or self.base_limits
         if self.shadow is not None:
             self.shadow.service.configure(config.shadow)
+        if self.grounder is not None:
+            self.grounder.configure(config.grounding)
         self.state.accept(config)
 
     def reconfigure(self, raw: dict[str, Any] | None, strict: bool = False) -> bool:
@@ -124,6 +128,7 @@ def build_gateway(
     auth: Authenticator | None = None,
     shadow_store: ShadowStore | None = None,
     agreement: Agreement | None = None,
+    grounder: Grounder | None = None,
 ) -> Gateway:
     config = config or LiveConfig()
     metrics = metrics or GatewayMetrics()
@@ -153,11 +158,13 @@ def build_gateway(
         background.append(shadow.service)
     http = GatewayApp(
         service, catalog, Readiness(engines), metrics, config.limits or limits, poller, auth,
-        echo_request_id, extra_routes=routes, background=background, answers=shadow,
+        echo_request_id, extra_routes=routes, background=background, answers=shadow, grounder=grounder,
     )
+    if grounder is not None:
+        grounder.configure(config.grounding)
     return Gateway(
         app=http.build(), service=service, router=router, metrics=metrics, http=http,
-        state=state, policies=policies, base_limits=limits, shadow=shadow,
+        state=state, policies=policies, base_limits=limits, shadow=shadow, grounder=grounder,
     )
 
 

@@ -143,6 +143,10 @@ def prepare_models(
     ensure_default(settings.router.model_dir, SHIPPED_DATA / "routellm" / "mmlu")
     if settings.small.enable_lora and settings.small.model is None:
         ensure_defaults(settings)  # adapters of the embedded small model only
+    if settings.retrieval.enabled:
+        from retrieval.cli import ensure_default as ensure_knowledge
+
+        ensure_knowledge(settings.retrieval)  # the support KB and its trained reranker
 
 
 @app.command()

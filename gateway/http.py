@@ -29,6 +29,7 @@ from gateway.errors import (
     UnsupportedMediaType,
 )
 from gateway.auth import Authenticator
+from gateway.grounding import Context, Grounder
 from gateway.health import Readiness
 from gateway.keys import KeyRecord
 from gateway.loads import LoadPoller
@@ -89,10 +90,12 @@ class GatewayApp:
         extra_routes: Sequence[Route] = (),
         background: Sequence[Background] = (),
         answers: AnswerSink | None = None,
+        grounder: Grounder | None = None,
         clock: Callable[[], float] = time.perf_counter,
     ) -> None:
         self._auth = auth
         self._answers = answers
+        self._grounder = grounder
         self._clock = clock
         self._extra_routes = list(extra_routes)
         self._background = [poller, *background]
@@ -142,7 +145,7 @@ class GatewayApp:
         check_limits(body, self.limits)
         await self._auth.admit(key)
         plan = await self._service.plan_chat(body, request_id(request))
-        return await self._respond(plan, stream=body.stream, key=key)
+        return await self._respond(plan, stream=body.stream, key=key, grounding=body.grounding)
 
     async def completions(self, request: Request) -> Response:
         key = await self._auth.key(request)
@@ -150,32 +153,46 @@ class GatewayApp:
         check_limits(body, self.limits)
         await self._auth.admit(key)
         plan = await self._service.plan_completion(body, request_id(request))
-        return await self._respond(plan, stream=body.stream, key=key)
+        return await self._respond(plan, stream=body.stream, key=key, grounding=body.grounding)
 
     async def models(self, request: Request) -> Response:
         await self._auth.key(request)
         return JSONResponse(ModelList(data=self._catalog.cards()).model_dump(mode="json"))
 
-    async def _respond(self, plan: Plan, stream: bool, key: KeyRecord | None = None) -> Response:
+    async def _respond(
+        self, plan: Plan, stream: bool, key: KeyRecord | None = None, grounding: bool | None = None
+    ) -> Response:
         # Headers are built from the plan that served: a fallback changes the tier.
         started = self._clock()
+        grounder = self._grounder if self._grounder and self._grounder.applies(plan, grounding) else None
+        if grounding and self._grounder is None:
+            raise InvalidRequest(
+                "grounding was requested but this gateway serves no knowledge base.",
+                param="grounding", code="grounding_unavailable",
+            )
         if not stream:
-            plan, result = await self._service.run(plan)
+            if grounder is not None:
+                plan, result, context = await grounder.run(plan, self._service)
+            else:
+                (plan, result), context = await self._service.run(plan), None
             await self._auth.charge(key, result.usage.total_tokens)
             if self._answers is not None:
                 self._answers.completed(plan, result.text, self._clock() - started)
-            return JSONResponse(completion_body(plan, result), headers=route_headers(plan))
+            return JSONResponse(completion_body(plan, result), headers=route_headers(plan, context))
         # Failures before the first chunk (retries and fallback included) get a real status.
-        plan, chunks = await self._service.open_stream(plan)
-        try:
-            first = await anext(chunks)
-        except BaseException:
-            await chunks.aclose()  # type: ignore[attr-defined]
-            raise
+        if grounder is not None:
+            (plan, chunks, first), context = await grounder.open_stream(plan, self._service)
+        else:
+            (plan, chunks), context = await self._service.open_stream(plan), None
+            try:
+                first = await anext(chunks)
+            except BaseException:
+                await chunks.aclose()  # type: ignore[attr-defined]
+                raise
         return StreamingResponse(
             event_stream(plan, first, self._charged(plan, started, first, chunks, key)),
             media_type="text/event-stream",
-            headers={**route_headers(plan), **SSE_HEADERS},
+            headers={**route_headers(plan, context), **SSE_HEADERS},
         )
 
     async def _charged(
@@ -286,7 +303,7 @@ def validation_error(exc: ValidationError) -> InvalidRequest:
 # ---- response building -------------------------------------------------------------
 
 
-def route_headers(plan: Plan) -> dict[str, str]:
+def route_headers(plan: Plan, context: Context | None = None) -> dict[str, str]:
     decision = plan.decision
     headers = {"x-gateway-tier": decision.tier, "x-gateway-route-reason": decision.reason}
     if decision.score is not None:
@@ -300,6 +317,8 @@ def route_headers(plan: Plan) -> dict[str, str]:
         headers["x-gateway-expected-wait"] = f"{decision.expected_wait_s:.2f}"
     if decision.adapter:
         headers["x-gateway-adapter"] = decision.adapter
+    if context is not None:
+        headers.update(context.headers())
     return headers
 
 

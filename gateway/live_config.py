@@ -15,6 +15,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from gateway.resilience import ResilienceConfig
 from gateway.settings import LimitSettings
 from router.config import RoutingConfig
+from retrieval.config import GroundingConfig
 from shadow.config import ShadowConfig
 
 
@@ -24,6 +25,9 @@ class LiveConfig(BaseModel):
     routing: RoutingConfig = Field(default_factory=RoutingConfig)
     resilience: ResilienceConfig = Field(default_factory=ResilienceConfig)
     shadow: ShadowConfig = Field(default_factory=ShadowConfig, description="Mirroring rules, canary")
+    grounding: GroundingConfig = Field(
+        default_factory=GroundingConfig, description="Which requests are grounded; the reranker's upgrade"
+    )
     limits: LimitSettings | None = Field(
         None, description="Input limits; None = the settings tree's (GATEWAY_LIMITS__*)"
     )

@@ -108,6 +108,28 @@ class GatewayMetrics:
             "gateway_feedback_match", "Agreement of the gateway's draft with the text actually sent",
             ["tier", "adapter", "category"], buckets=tuple(i / 20 for i in range(1, 21)), registry=r,
         )
+        self.grounded = Counter(
+            "gateway_grounded_requests", "Grounded requests by the context they were answered with "
+            "(first-stage, reranked, none = retrieval failed)", ["context"], registry=r,
+        )
+        self.rerank_outcomes = Counter(
+            "gateway_rerank_outcomes", "Cross-encoder outcomes: same_top1, upgraded (upgrade rate = "
+            "upgraded / all), late (answer final first), deadline_miss (stream), failed", ["outcome"], registry=r,
+        )
+        self.retrieval_latency = Histogram(
+            "gateway_retrieval_latency_seconds", "Retrieval latency per stage (bm25, dense, rerank)",
+            ["stage"], buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5),
+            registry=r,
+        )
+        self.retrieval_failures = Counter(
+            "gateway_retrieval_failures", "Grounded requests answered without context: no chunk above "
+            "the relevance threshold (low_relevance), an empty KB, or an error", ["reason"], registry=r,
+        )
+        # One series per chunk: the design note's concentration check (a few chunks taking
+        # most retrievals). Bounded by the KB's size.
+        self.chunk_retrievals = Counter(
+            "gateway_retrieval_chunk", "Times each chunk was put into a prompt", ["chunk"], registry=r,
+        )
 
     # ---- the shadow service's metrics seam (shadow.service.ShadowMetrics) ----------
 

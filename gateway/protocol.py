@@ -74,6 +74,10 @@ class SamplingFields(WireModel):
     metadata: dict[str, Any] | None = Field(
         None, description="OpenAI metadata; `category` feeds routing (overrides, known rates)"
     )
+    grounding: bool | None = Field(
+        None, description="Gateway extension: answer from the knowledge base (true), never (false); "
+        "None = the config's default for the request's domain"
+    )
 
     @field_validator("stop")
     @classmethod

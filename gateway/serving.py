@@ -47,6 +47,7 @@ class Plan:
     generation: GenerationRequest
     include_usage: bool
     query: RoutingQuery  # what the router saw: the user's text and category
+    domain: str | None = None  # the adapter's domain, when one serves it
 
     @property
     def prompt_param(self) -> str:
@@ -122,6 +123,7 @@ class CompletionService:
             generation=generation.model_copy(update={"adapter": adapter.spec() if adapter else None}),
             include_usage=include_usage,
             query=query,
+            domain=adapter.domain if adapter else None,
         )
 
     async def _adapter_for(self, target: Target, decision: RoutingDecision, query: RoutingQuery) -> LiveAdapter | None:

@@ -16,6 +16,7 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from adapters.config import AdapterSettings
 from router.config import RoutingConfig
+from retrieval.config import RetrievalSettings
 from shadow.config import ShadowConfig
 
 TierName = Literal["small", "large"]
@@ -207,6 +208,7 @@ class Settings(BaseSettings):
     admin: AdminSettings = Field(default_factory=AdminSettings)
     auth: AuthSettings = Field(default_factory=AuthSettings)
     shadow: ShadowSettings = Field(default_factory=ShadowSettings)
+    retrieval: RetrievalSettings = Field(default_factory=RetrievalSettings)
 
     def tier(self, name: TierName) -> TierSettings:
         return self.small if name == "small" else self.large

@@ -84,6 +84,8 @@ def gateway_url(registry_dir: Path, shadow_store: Path) -> Iterator[str]:
         **os.environ, "HF_HUB_OFFLINE": "1", "RAY_USAGE_STATS_ENABLED": "0",
         "GATEWAY_ADMIN__API_KEY": ADMIN_KEY, "GATEWAY_ADAPTERS__REGISTRY_DIR": str(registry_dir),
         "GATEWAY_SHADOW__STORE": str(shadow_store), "GATEWAY_SHADOW__CONFIG": json.dumps(SHADOW_CONFIG),
+        # Only requests that ask for grounding get it: the other tests' answers stay ungrounded.
+        "GATEWAY_RETRIEVAL__GROUNDING": json.dumps({"domains": []}),
     }
     cmd = [sys.executable, "-m", "gateway.cli", "serve", "--port", str(port)]
     with LOG.open("w") as log:

@@ -1,0 +1,277 @@
+"""Grounded answers: first-stage context at once, the cross-encoder's upgrade if in time.
+
+The design note's async rerank: generation starts with the hybrid (BM25 + dense) top-k
+while the cross-encoder reranks the candidates. If the reranker's top-1 differs and
+arrives before the answer is final, a non-streamed request restarts generation with the
+reranked context (the first attempt is cancelled, which aborts it in vLLM); a stream
+holds its first token until the reranker answers or the deadline passes, and never
+retracts a sent token. `sync` (rerank, then generate) and `off` exist for comparison.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from dataclasses import dataclass, field, replace
+from typing import AsyncIterator, Callable, Literal
+
+from engines.types import ChatTurn, GenerationChunk, GenerationResult
+from gateway.metrics import GatewayMetrics
+from gateway.serving import CompletionService, Plan
+from retrieval.config import GroundingConfig
+from retrieval.first_stage import FirstStage, Hit, Retrieval
+from retrieval.knowledge import reorder
+from retrieval.reranker import Reranker
+
+logger = logging.getLogger(__name__)
+
+Source = Literal["first-stage", "reranked", "none"]
+Opened = tuple[Plan, AsyncIterator[GenerationChunk], GenerationChunk]
+
+INSTRUCTION = (
+    "Answer the customer's question using the knowledge base excerpts below. "
+    "Cite the excerpt ids you rely on in square brackets, e.g. [{example}]."
+)
+
+
+@dataclass(frozen=True)
+class Context:
+    """The chunks a generation was given, and which stage ranked them."""
+
+    source: Source
+    hits: list[Hit] = field(default_factory=list)
+
+    def ids(self) -> list[str]:
+        return [h.chunk.id for h in self.hits]
+
+    def headers(self) -> dict[str, str]:
+        headers = {"x-gateway-context": self.source}
+        if self.hits:
+            headers["x-gateway-context-chunks"] = ",".join(self.ids())
+        return headers
+
+    def prompt(self) -> str:
+        parts = [INSTRUCTION.format(example=self.hits[0].chunk.id)]
+        for hit in self.hits:
+            chunk = hit.chunk
+            heading = f"{chunk.title} — {chunk.section}" if chunk.section else chunk.title
+            parts.append(f"[{chunk.id}] {heading}\n{chunk.text}")
+        return "\n\n".join(parts)
+
+
+NO_CONTEXT = Context("none")
+
+
+def with_context(plan: Plan, context: Context, attempt: str = "") -> Plan:
+    """The plan with the context in front: a system message (merged into the client's own
+    system message when there is one) for chat, a preamble for text completions."""
+    if not context.hits:
+        return plan
+    generation = plan.generation
+    request_id = generation.request_id + attempt  # vLLM ids must be unique per attempt
+    if generation.messages is not None:
+        turns = list(generation.messages)
+        if turns and turns[0].role == "system":
+            turns[0] = ChatTurn(role="system", content=f"{turns[0].content}\n\n{context.prompt()}")
+        else:
+            turns.insert(0, ChatTurn(role="system", content=context.prompt()))
+        update: dict[str, object] = {"messages": turns, "request_id": request_id}
+    else:
+        update = {"prompt": f"{context.prompt()}\n\n{generation.prompt}", "request_id": request_id}
+    return replace(plan, generation=generation.model_copy(update=update))
+
+
+def retrieval_query(plan: Plan) -> str:
+    """The last user turn: in a conversation it is what needs answering now."""
+    messages = plan.generation.messages
+    if messages:
+        for turn in reversed(messages):
+            if turn.role == "user" and turn.content.strip():
+                return turn.content
+    return plan.query.text
+
+
+class Grounder:
+    def __init__(
+        self, first_stage: FirstStage, reranker: Reranker, metrics: GatewayMetrics,
+        config: GroundingConfig | None = None, clock: Callable[[], float] = time.perf_counter,
+    ) -> None:
+        self._first_stage = first_stage
+        self._reranker = reranker
+        self._metrics = metrics
+        self._config = config or GroundingConfig()
+        self._clock = clock
+
+    def configure(self, config: GroundingConfig) -> None:
+        self._config = config
+
+    def applies(self, plan: Plan, requested: bool | None) -> bool:
+        if requested is not None:
+            return requested
+        domain = plan.domain or (plan.query.category or "").lower()
+        return domain in self._config.domains
+
+    # ---- non-streamed --------------------------------------------------------
+
+    async def run(self, plan: Plan, service: CompletionService) -> tuple[Plan, GenerationResult, Context]:
+        config = self._config  # one config for the whole request, even if ops push a new one
+        query = retrieval_query(plan)
+        retrieval = await self._retrieve(query, config)
+        if retrieval is None:
+            return *await service.run(plan), self._served(NO_CONTEXT)
+        first = Context("first-stage", retrieval.hits[: config.top_k])
+        if config.rerank == "off":
+            return *await service.run(with_context(plan, first)), self._served(first)
+        if config.rerank == "sync":
+            context = await self._reranked_in_time(query, retrieval, config, config.rerank_timeout_s) or first
+            return *await service.run(with_context(plan, context)), self._served(context)
+        generation = asyncio.create_task(service.run(with_context(plan, first)))
+        rerank = asyncio.create_task(self._rerank(query, retrieval, config))
+        try:
+            await asyncio.wait({generation, rerank}, return_when=asyncio.FIRST_COMPLETED)
+            if not rerank.done():
+                self._metrics.rerank_outcomes.labels("late").inc()  # the answer was final first
+                return *generation.result(), self._served(first)
+            upgraded = self._upgrade(first, rerank.result())
+            if upgraded is None or generation.done():
+                return *await generation, self._served(first)
+            await _cancel(generation)
+            self._metrics.rerank_outcomes.labels("upgraded").inc()
+            return *await service.run(with_context(plan, upgraded, "-reranked")), self._served(upgraded)
+        finally:
+            await _cancel(rerank)
+            await _cancel(generation)
+
+    # ---- streamed ------------------------------------------------------------
+
+    async def open_stream(self, plan: Plan, service: CompletionService) -> tuple[Opened, Context]:
+        config = self._config
+        query = retrieval_query(plan)
+        retrieval = await self._retrieve(query, config)
+        if retrieval is None:
+            return await _open(service, plan), self._served(NO_CONTEXT)
+        first = Context("first-stage", retrieval.hits[: config.top_k])
+        if config.rerank == "off":
+            return await _open(service, with_context(plan, first)), self._served(first)
+        if config.rerank == "sync":
+            context = await self._reranked_in_time(query, retrieval, config, config.rerank_timeout_s) or first
+            return await _open(service, with_context(plan, context)), self._served(context)
+        opening = asyncio.create_task(_open(service, with_context(plan, first)))
+        rerank = asyncio.create_task(self._rerank(query, retrieval, config))
+        try:
+            deadline = self._clock() + config.stream_deadline_s
+            # Hold the first token: wait for the reranker (or the deadline); an opening that
+            # fails meanwhile fails the request at once.
+            while not rerank.done():
+                left = deadline - self._clock()
+                if left <= 0:
+                    break
+                pending = {rerank} if opening.done() else {rerank, opening}
+                await asyncio.wait(pending, timeout=left, return_when=asyncio.FIRST_COMPLETED)
+                if opening.done() and opening.exception() is not None:
+                    break
+            if opening.done() and opening.exception() is not None:
+                return await opening, first  # raises: the engine's failure is the answer
+            if not rerank.done():
+                self._metrics.rerank_outcomes.labels("deadline_miss").inc()
+                return await opening, self._served(first)
+            upgraded = self._upgrade(first, rerank.result())
+            if upgraded is None:
+                return await opening, self._served(first)
+            await _discard(opening)
+            self._metrics.rerank_outcomes.labels("upgraded").inc()
+            return await _open(service, with_context(plan, upgraded, "-reranked")), self._served(upgraded)
+        finally:
+            await _cancel(rerank)
+
+    # ---- steps -----------------------------------------------------------------
+
+    async def _retrieve(self, query: str, config: GroundingConfig) -> Retrieval | None:
+        """The first stage's candidates, or None (answer ungrounded) when retrieval fails."""
+        try:
+            retrieval = await asyncio.to_thread(self._first_stage.hybrid, query, config.candidates)
+        except Exception:  # a broken index must not take answers down with it
+            logger.exception("first-stage retrieval failed")
+            self._metrics.retrieval_failures.labels("error").inc()
+            return None
+        self._metrics.retrieval_latency.labels("bm25").observe(retrieval.bm25_ms / 1000)
+        self._metrics.retrieval_latency.labels("dense").observe(retrieval.dense_ms / 1000)
+        if not retrieval.hits or retrieval.relevance < config.min_relevance:
+            self._metrics.retrieval_failures.labels("low_relevance" if retrieval.hits else "empty").inc()
+            return None
+        return retrieval
+
+    async def _rerank(self, query: str, retrieval: Retrieval, config: GroundingConfig) -> list[Hit] | None:
+        """The candidates reranked, or None when the reranker failed (first stage stands)."""
+        started = self._clock()
+        try:
+            reranking = await self._reranker.rerank(query, [h.chunk.passage() for h in retrieval.hits])
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:
+            logger.warning("reranker failed: %s", exc)
+            self._metrics.rerank_outcomes.labels("failed").inc()
+            return None
+        self._metrics.retrieval_latency.labels("rerank").observe(self._clock() - started)
+        return reorder(retrieval.hits, reranking)[: config.top_k]
+
+    async def _reranked_in_time(
+        self, query: str, retrieval: Retrieval, config: GroundingConfig, timeout: float
+    ) -> Context | None:
+        try:
+            hits = await asyncio.wait_for(self._rerank(query, retrieval, config), timeout)
+        except asyncio.TimeoutError:
+            self._metrics.rerank_outcomes.labels("deadline_miss").inc()
+            return None
+        if hits is None:
+            return None
+        first_top = retrieval.hits[0].chunk.id
+        self._metrics.rerank_outcomes.labels("same_top1" if hits[0].chunk.id == first_top else "upgraded").inc()
+        return Context("reranked", hits)
+
+    def _upgrade(self, first: Context, reranked: list[Hit] | None) -> Context | None:
+        """The reranked context when its top-1 differs from the first stage's."""
+        if reranked is None:
+            return None
+        if reranked[0].chunk.id == first.hits[0].chunk.id:
+            self._metrics.rerank_outcomes.labels("same_top1").inc()
+            return None
+        return Context("reranked", reranked)
+
+    def _served(self, context: Context) -> Context:
+        self._metrics.grounded.labels(context.source).inc()
+        for chunk_id in context.ids():
+            self._metrics.chunk_retrievals.labels(chunk_id).inc()
+        return context
+
+
+async def _open(service: CompletionService, plan: Plan) -> Opened:
+    plan, chunks = await service.open_stream(plan)
+    try:
+        first = await anext(chunks)
+    except BaseException:
+        await chunks.aclose()  # type: ignore[attr-defined]
+        raise
+    return plan, chunks, first
+
+
+async def _discard(opening: "asyncio.Task[Opened]") -> None:
+    """Drop a stream that was opened (or is opening) for a context that lost."""
+    if not opening.done():
+        await _cancel(opening)
+        return
+    if opening.exception() is None:
+        await opening.result()[1].aclose()  # type: ignore[attr-defined]
+
+
+async def _cancel(task: "asyncio.Task[object]") -> None:
+    if task.done():
+        if not task.cancelled():
+            task.exception()  # retrieved: no "exception was never retrieved" warning
+        return
+    task.cancel()
+    try:
+        await task
+    except BaseException:  # noqa: BLE001 - its outcome no longer matters
+        pass

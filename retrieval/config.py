@@ -1,0 +1,76 @@
+"""Retrieval settings (start-up) and the grounding config (live, `user_config.grounding`)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+CACHE = Path.home() / ".cache" / "routing-gateway"
+
+DEFAULT_KB = CACHE / "kb" / "default.sqlite"
+DEFAULT_RERANKER = CACHE / "reranker" / "default"
+
+RerankMode = Literal["async", "sync", "off"]
+
+
+class RetrievalSettings(BaseModel):
+    """Where the knowledge base and the reranker are; how the reranker is deployed."""
+
+    enabled: bool = Field(True, description="Serve grounded answers (needs a built knowledge base)")
+    kb: Path = Field(DEFAULT_KB, description="Knowledge base (`retrieval ingest --kb`)")
+    kb_source: Path = Field(CACHE / "kb" / "support", description="Where setup writes the default KB's articles")
+    reranker: Path = Field(
+        DEFAULT_RERANKER,
+        description="Cross-encoder directory: trained by setup, or any HF cross-encoder directory",
+    )
+    title_weight: float = Field(2.0, gt=0, description="BM25 weight of a title match vs a body match")
+    max_length: int = Field(192, ge=32, description="Cross-encoder tokens per (query, chunk) pair")
+    reranker_threads: int = Field(1, ge=1, description="Torch threads of a reranker replica")
+    reranker_replicas: int = Field(1, ge=1)
+    reranker_num_cpus: float = Field(0, ge=0)
+    reranker_resources: dict[str, float] = Field(default_factory=dict)
+    grounding: "GroundingConfig" = Field(
+        default_factory=lambda: GroundingConfig(), description="Initial grounding config (live: user_config.grounding)"
+    )
+
+
+class GroundingConfig(BaseModel):
+    """Which requests are grounded, and how the reranker's upgrade works (applied live)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    domains: list[str] = Field(
+        default_factory=lambda: [
+            "account", "cancel", "contact", "delivery", "feedback", "invoice", "order", "payment",
+            "refund", "shipping", "subscription",
+        ],
+        description="Grounded by default: requests whose adapter domain or metadata.category is one of "
+        "these (a request's `grounding` flag overrides either way)",
+    )
+    top_k: int = Field(3, ge=1, le=20, description="Chunks put into the prompt")
+    candidates: int = Field(20, ge=1, le=100, description="First-stage chunks the cross-encoder reranks")
+    rerank: RerankMode = Field(
+        "async", description="async: generate at once, upgrade if the reranker disagrees in time; "
+        "sync: rerank, then generate; off: first stage only"
+    )
+    stream_deadline_s: float = Field(
+        1.0, ge=0, description="How long a stream holds its first token for the reranker"
+    )
+    rerank_timeout_s: float = Field(
+        5.0, gt=0, description="sync mode: longest wait for the reranker before the first-stage context is used"
+    )
+    min_relevance: float = Field(
+        0.25, ge=-1, le=1, description="Best dense cosine below this = a retrieval failure: no context"
+    )
+
+    @model_validator(mode="after")
+    def _enough_candidates(self) -> "GroundingConfig":
+        if self.candidates < self.top_k:
+            raise ValueError(f"candidates ({self.candidates}) must be at least top_k ({self.top_k})")
+        self.domains = [d.lower() for d in self.domains]
+        return self
+
+
+RetrievalSettings.model_rebuild()
