@@ -22,6 +22,7 @@ from retrieval.support_kb import LabelledQuery
 
 class RerankerTraining(BaseModel):
     max_queries: int = Field(480, ge=1, description="Training queries sampled (2 cores: ~4 min)")
+    positives: int = Field(2, ge=1, description="Chunks of the query's own article per query")
     hard_negatives: int = Field(2, ge=1, description="Hard negatives per query (plus one random chunk)")
     epochs: int = Field(1, ge=1)
     batch_size: int = Field(16, ge=1)
@@ -51,7 +52,8 @@ def training_pairs(
     for labelled in chosen:
         if labelled.doc_id not in by_doc:
             continue
-        pairs.append((labelled.query, rng.choice(by_doc[labelled.doc_id]), 1.0))
+        own = by_doc[labelled.doc_id]
+        pairs += [(labelled.query, text, 1.0) for text in rng.sample(own, min(config.positives, len(own)))]
         # Alternate BM25 and dense hard negatives, most confusable first.
         lexical = [h.chunk for h in first_stage.bm25(labelled.query, 10) if h.chunk.doc_id != labelled.doc_id]
         dense = [h.chunk for h in first_stage.dense(labelled.query, 10) if h.chunk.doc_id != labelled.doc_id]

@@ -85,7 +85,8 @@ def gateway_url(registry_dir: Path, shadow_store: Path) -> Iterator[str]:
         "GATEWAY_ADMIN__API_KEY": ADMIN_KEY, "GATEWAY_ADAPTERS__REGISTRY_DIR": str(registry_dir),
         "GATEWAY_SHADOW__STORE": str(shadow_store), "GATEWAY_SHADOW__CONFIG": json.dumps(SHADOW_CONFIG),
         # Only requests that ask for grounding get it: the other tests' answers stay ungrounded.
-        "GATEWAY_RETRIEVAL__GROUNDING": json.dumps({"domains": []}),
+        # A stream waits for the reranker however slow this shared 2-core machine is.
+        "GATEWAY_RETRIEVAL__GROUNDING": json.dumps({"domains": [], "stream_deadline_s": 20}),
     }
     cmd = [sys.executable, "-m", "gateway.cli", "serve", "--port", str(port)]
     with LOG.open("w") as log:

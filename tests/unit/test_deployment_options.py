@@ -47,7 +47,8 @@ def test_gpu_serve_config_fits_the_cluster_node_types():
     settings = Settings(**args)
     node_types = _yaml("ray_cluster.yaml")["available_node_types"]
     offered = {k: v for node in node_types.values() for k, v in node["resources"].items() if k not in ("CPU", "GPU")}
-    asked = {**settings.ingress.resources, **settings.small.resources, **settings.large.resources}
+    asked = {**settings.ingress.resources, **settings.small.resources, **settings.large.resources,
+             **settings.retrieval.reranker_resources}
     assert asked and all(offered.get(k, 0) >= v for k, v in asked.items()), (asked, offered)
     kuberay = _yaml("deployments/kuberay/rayservice.yaml")
     groups = kuberay["spec"]["rayClusterConfig"]["workerGroupSpecs"]
