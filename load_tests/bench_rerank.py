@@ -34,6 +34,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from cluster import Cluster, replica_pids  # noqa: E402
+from plots import latency_cdf  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
@@ -109,24 +110,6 @@ def summarise(rows: list[dict], counts: dict[str, float]) -> dict:
     }
 
 
-def plot(samples: dict[str, list[float]], path: Path) -> None:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    fig, ax = plt.subplots(figsize=(6, 4))
-    for mode, lat in samples.items():
-        xs = np.sort(lat)
-        ax.plot(xs, np.arange(1, len(xs) + 1) / len(xs), label=f"rerank {mode}")
-    ax.set_xlabel("end-to-end latency (s)")
-    ax.set_ylabel("fraction of requests")
-    ax.set_title("Grounded answers: async upgrade vs rerank-then-generate")
-    ax.legend()
-    fig.tight_layout()
-    fig.savefig(path, dpi=120)
-
-
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--requests", type=int, default=24, help="questions per phase")
@@ -180,7 +163,8 @@ def main() -> None:
           " (target p50 <= 0.8)")
     RESULTS.mkdir(parents=True, exist_ok=True)
     (RESULTS / f"{args.out}.json").write_text(json.dumps(report, indent=2))
-    plot({m: [r["latency_s"] for r in rows[m]] for m in MODES}, RESULTS / f"{args.out}.png")
+    latency_cdf({f"rerank {m}": [r["latency_s"] for r in rows[m]] for m in MODES}, RESULTS / f"{args.out}.png",
+                "Grounded answers: async upgrade vs rerank-then-generate", "end-to-end latency (s)")
     print(f"saved {RESULTS / args.out}.json")
 
 

@@ -31,6 +31,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from cluster import Cluster, replica_pids  # noqa: E402
+from plots import latency_cdf  # noqa: E402
 
 RESULTS = Path(__file__).parent / "results"
 ADMIN_KEY = "bench-shadow-admin"
@@ -120,24 +121,6 @@ def summarise(latencies: list[float]) -> dict:
     return {"n": len(lat), "p50_s": float(np.percentile(lat, 50)), "p99_s": float(np.percentile(lat, 99))}
 
 
-def plot(samples: dict[float, list[float]], path: Path) -> None:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    fig, ax = plt.subplots(figsize=(6, 4))
-    for rate, lat in samples.items():
-        xs = np.sort(lat)
-        ax.plot(xs, np.arange(1, len(xs) + 1) / len(xs), label=f"shadow {rate:.0%}")
-    ax.set_xlabel("primary latency (s)")
-    ax.set_ylabel("fraction of requests")
-    ax.set_title("Primary latency CDF vs shadow sample rate")
-    ax.legend()
-    fig.tight_layout()
-    fig.savefig(path, dpi=120)
-
-
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--phase-s", type=float, default=45)
@@ -188,7 +171,8 @@ def main() -> None:
               f"p50 ratio {ratios[key]['p50']:.3f}  p99 ratio {ratios[key]['p99']:.3f}")
     RESULTS.mkdir(parents=True, exist_ok=True)
     (RESULTS / f"{args.out}.json").write_text(json.dumps(report, indent=2))
-    plot(samples, RESULTS / f"{args.out}.png")
+    latency_cdf({f"shadow {rate:.0%}": lat for rate, lat in samples.items()}, RESULTS / f"{args.out}.png",
+                "Primary latency CDF vs shadow sample rate", "primary latency (s)")
     print(f"saved {RESULTS / args.out}.json")
 
 
