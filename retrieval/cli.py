@@ -83,7 +83,7 @@ def ensure_default(settings: RetrievalSettings, data: Path = SHIPPED_BITEXT, for
     record = train_reranker(
         first_stage, read_queries(settings.kb_source / "train.jsonl"), default_minilm_path(), settings.reranker
     )
-    typer.echo(f"reranker {settings.reranker}: trained on {record.pairs} pairs ({record.queries} queries)")
+    typer.echo(f"reranker {settings.reranker}: trained on {record.queries} questions")
 
 
 @app.command()

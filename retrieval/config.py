@@ -26,7 +26,7 @@ class RetrievalSettings(BaseModel):
         description="Cross-encoder directory: trained by setup, or any HF cross-encoder directory",
     )
     title_weight: float = Field(2.0, gt=0, description="BM25 weight of a title match vs a body match")
-    max_length: int = Field(192, ge=32, description="Cross-encoder tokens per (query, chunk) pair")
+    max_length: int = Field(64, ge=32, description="Cross-encoder tokens per (query, chunk) pair (as trained)")
     reranker_threads: int = Field(1, ge=1, description="Torch threads of a reranker replica")
     reranker_replicas: int = Field(1, ge=1)
     reranker_num_cpus: float = Field(0, ge=0)

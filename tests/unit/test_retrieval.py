@@ -117,3 +117,17 @@ def test_grounding_config_is_validated():
     with pytest.raises(ValidationError):
         GroundingConfig(rerank="sometimes")
     assert GroundingConfig(domains=["Refund"]).domains == ["refund"]
+
+
+def test_training_groups_pair_each_question_with_its_article_and_hard_negatives(tmp_path):
+    from retrieval.training import RerankerTraining, training_groups
+
+    stage = first_stage(tmp_path)
+    queries = [LabelledQuery(query="refund status in my account", doc_id="track_refund"),
+               LabelledQuery(query="cancel my order before it ships", doc_id="cancel_order")]
+    groups = training_groups(stage, queries, RerankerTraining(hard_negatives=2))
+    assert len(groups) == 2
+    titles = {c.passage(): c.doc_id for c in stage.chunks}
+    for (query, positive, *negatives), labelled in zip(sorted(groups), sorted(queries, key=lambda q: q.query)):
+        assert query == labelled.query and titles[positive] == labelled.doc_id
+        assert len(negatives) == 2 and all(titles[n] != labelled.doc_id for n in negatives)
