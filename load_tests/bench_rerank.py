@@ -10,7 +10,7 @@ is the cross-encoder's top-1, unless the reranker was late (async: answer final 
 or failed; the share of such answers is reported per mode from the gateway's own
 counters (`gateway_rerank_outcomes_total`).
 
-    python load_tests/bench_rerank.py [--requests 24] [--rounds 2] [--max-tokens 48]
+    python load_tests/bench_rerank.py [--requests 20] [--rounds 2] [--max-tokens 32]
 
 Prints p50/p99 per mode and the async/sync ratios; saves results/rerank_async.json, .png.
 Deployment as in the other benchmarks: each tier's vLLM on its own core (production's
@@ -112,9 +112,9 @@ def summarise(rows: list[dict], counts: dict[str, float]) -> dict:
 
 def main() -> None:
     parser = argparse.ArgumentParser()
-    parser.add_argument("--requests", type=int, default=24, help="questions per phase")
+    parser.add_argument("--requests", type=int, default=20, help="questions per phase")
     parser.add_argument("--rounds", type=int, default=2)
-    parser.add_argument("--max-tokens", type=int, default=48)
+    parser.add_argument("--max-tokens", type=int, default=32)
     parser.add_argument("--port", type=int, default=8014)
     parser.add_argument("--out", default="rerank_async", help="results/<out>.json and .png")
     args = parser.parse_args()

@@ -31,12 +31,16 @@ class CrossEncoderScorer:
         if threads:
             torch.set_num_threads(threads)
         self._model = CrossEncoder(str(path), device="cpu", max_length=max_length)
+        self._identity = torch.nn.Identity()
 
     def score(self, query: str, passages: Sequence[str]) -> Reranking:
         started = time.perf_counter()
         if not passages:
             return Reranking(scores=[], latency_ms=0.0)
-        scores = self._model.predict([(query, p) for p in passages], batch_size=32, show_progress_bar=False)
+        # Raw logits: the default sigmoid saturates near 1 for every chunk of the right article.
+        scores = self._model.predict(
+            [(query, p) for p in passages], batch_size=32, show_progress_bar=False, activation_fn=self._identity
+        )
         return Reranking(scores=[float(s) for s in scores], latency_ms=(time.perf_counter() - started) * 1000)
 
 

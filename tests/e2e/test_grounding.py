@@ -39,8 +39,11 @@ def probes() -> dict[str, Probe]:
         hits = retrieval.hits
         ranked = reorder(hits, scorer.score(labelled.query, [h.chunk.passage() for h in hits]))
         kind = "agree" if ranked[0].chunk.id == hits[0].chunk.id else "upgrade"
-        # A clear reranker margin keeps the choice stable between this process and the app.
-        if kind not in found and ranked[0].score - ranked[1].score > 1.0:
+        if kind == "upgrade" and ranked[0].chunk.doc_id == hits[0].chunk.doc_id:
+            continue  # another section of the same article: a real upgrade, but not a telling one
+        # A clear margin over every other article keeps the choice stable between processes.
+        rival = next(h.score for h in ranked if h.chunk.doc_id != ranked[0].chunk.doc_id)
+        if kind not in found and ranked[0].score - rival > 1.0:
             found[kind] = Probe(labelled.query, hits[0].chunk.id, ranked[0].chunk.id)
         if len(found) == 2:
             return found
