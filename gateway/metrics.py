@@ -113,7 +113,7 @@ class GatewayMetrics:
             "(first-stage, reranked, none = retrieval failed)", ["context"], registry=r,
         )
         self.rerank_outcomes = Counter(
-            "gateway_rerank_outcomes", "Cross-encoder outcomes: same_top1, upgraded (upgrade rate = "
+            "gateway_rerank_outcomes", "Cross-encoder outcomes: in_context (its top-1 already in the prompt), upgraded (upgrade rate = "
             "upgraded / all), late (answer final first), deadline_miss (stream), failed", ["outcome"], registry=r,
         )
         self.retrieval_latency = Histogram(

@@ -5,9 +5,9 @@ Held-out support questions (their answers never went into the KB) are asked with
 switched live (`serve deploy` of the ingress user_config, no replica restarts) between
 `async` and `sync` phases that alternate over rounds and replay the same questions.
 
-Equal context quality: in both modes the answer is generated from a context whose top-1
-is the cross-encoder's top-1, unless the reranker was late (async: answer final first)
-or failed; the share of such answers is reported per mode from the gateway's own
+Equal context quality: in both modes the answer is generated from a context that holds
+the cross-encoder's top-1, unless the reranker was late (async: answer final first) or
+failed; the share of such answers is reported per mode from the gateway's own
 counters (`gateway_rerank_outcomes_total`).
 
     python load_tests/bench_rerank.py [--requests 20] [--rounds 2] [--max-tokens 32]
@@ -44,7 +44,7 @@ from retrieval.support_kb import read_queries  # noqa: E402
 RESULTS = Path(__file__).parent / "results"
 ADMIN_KEY = "bench-rerank-admin"
 MODES = ("async", "sync")
-OUTCOMES = ("same_top1", "upgraded", "late", "deadline_miss", "failed")
+OUTCOMES = ("in_context", "upgraded", "late", "deadline_miss", "failed")
 
 
 def settings_args() -> dict:
@@ -104,8 +104,8 @@ def summarise(rows: list[dict], counts: dict[str, float]) -> dict:
         "mean_s": float(lat.mean()),
         "contexts": {c: sum(1 for r in rows if r["context"] == c) for c in ("first-stage", "reranked", "none")},
         "rerank_outcomes": counts,
-        # The answer's context had the cross-encoder's top-1: it agreed, or the answer was regenerated.
-        "top1_as_reranker_share": (counts["same_top1"] + counts["upgraded"]) / total,
+        # The answer's context held the cross-encoder's top-1: it was there already, or the answer was regenerated.
+        "reranker_top1_in_context_share": (counts["in_context"] + counts["upgraded"]) / total,
         "mean_completion_tokens": float(np.mean([r["completion_tokens"] for r in rows])),
     }
 
@@ -158,7 +158,7 @@ def main() -> None:
     }
     for mode, s in stats.items():
         print(f"{mode:>5}: n {s['n']:3d}  p50 {s['p50_s'] * 1000:6.0f} ms  p99 {s['p99_s'] * 1000:6.0f} ms  "
-              f"contexts {s['contexts']}  top-1 as reranker {s['top1_as_reranker_share']:.0%}")
+              f"contexts {s['contexts']}  reranker's top-1 in context {s['reranker_top1_in_context_share']:.0%}")
     print(f"async / sync: p50 {report['p50_ratio_async_over_sync']:.3f}  p99 {report['p99_ratio_async_over_sync']:.3f}"
           " (target p50 <= 0.8)")
     RESULTS.mkdir(parents=True, exist_ok=True)

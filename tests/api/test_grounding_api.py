@@ -37,6 +37,7 @@ class Rig:
         self.stage = first_stage(tmp_path)
         self.reranker = reranker
         grounder = Grounder(self.stage, reranker, self.metrics)
+        config.setdefault("top_k", 1)  # one chunk in the prompt: another top-1 is an upgrade
         live = LiveConfig(grounding=GroundingConfig(**config))
         self.gateway = build_gateway(
             self.engines, TIERS, LimitSettings(), config=live, metrics=self.metrics, grounder=grounder
@@ -77,7 +78,7 @@ def test_reranker_agreeing_keeps_the_first_stage_answer(tmp_path):
     assert response.headers["x-gateway-context"] == "first-stage"
     assert response.headers["x-gateway-context-chunks"].split(",")[0] == top
     assert f"[{top}]" in served_system_prompt(rig.engines["small"])
-    assert len(rig.engines["small"].seen) == 1 and rig.outcome("same_top1") == 1
+    assert len(rig.engines["small"].seen) == 1 and rig.outcome("in_context") == 1
 
 
 def test_disagreeing_reranker_restarts_generation_with_its_context(tmp_path):
@@ -224,3 +225,14 @@ def _stream_text(body: str):
             choices = json.loads(line[6:])["choices"]
             if choices and choices[0]["delta"].get("content"):
                 yield choices[0]["delta"]["content"]
+
+
+def test_reranked_top1_already_in_the_prompt_does_not_restart(tmp_path):
+    rig = Rig(tmp_path, ScriptedReranker(lambda p: 0.0, delay_s=0.05), token_delay_s=0.05, top_k=3)
+    second = rig.stage.hybrid(QUESTION, 20).hits[1].chunk
+    rig.reranker.score = lambda passage: 1.0 if passage == second.passage() else 0.0
+    with TestClient(rig.gateway.app) as client:
+        response = ask(client)
+    assert response.headers["x-gateway-context"] == "first-stage"
+    assert second.id in response.headers["x-gateway-context-chunks"].split(",")
+    assert len(rig.engines["small"].seen) == 1 and rig.outcome("in_context") == 1

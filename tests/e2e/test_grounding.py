@@ -38,7 +38,10 @@ def probes() -> dict[str, Probe]:
             continue
         hits = retrieval.hits
         ranked = reorder(hits, scorer.score(labelled.query, [h.chunk.passage() for h in hits]))
+        context = {h.chunk.id for h in hits[: settings.grounding.top_k]}
         kind = "agree" if ranked[0].chunk.id == hits[0].chunk.id else "upgrade"
+        if kind == "upgrade" and ranked[0].chunk.id in context:
+            continue  # already in the first-stage prompt: the app keeps that answer
         if kind == "upgrade" and ranked[0].chunk.doc_id == hits[0].chunk.doc_id:
             continue  # another section of the same article: a real upgrade, but not a telling one
         # A clear margin over every other article keeps the choice stable between processes.
