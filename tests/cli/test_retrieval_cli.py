@@ -4,6 +4,7 @@ reranker that setup prepared."""
 from __future__ import annotations
 
 import json
+import re
 
 import pytest
 from typer.testing import CliRunner
@@ -15,6 +16,12 @@ from retrieval.store import KnowledgeStore
 runner = CliRunner()
 
 
+def report(output: str) -> dict:
+    """The ingest report: the JSON object among the libraries' progress bars and warnings
+    (the runner mixes stderr into the output)."""
+    return json.loads(re.findall(r"\{[^{}]*\}", output)[-1])
+
+
 def test_ingest_is_incremental(tmp_path):
     docs = tmp_path / "docs"
     docs.mkdir()
@@ -23,9 +30,9 @@ def test_ingest_is_incremental(tmp_path):
     kb = tmp_path / "kb.sqlite"
     first = runner.invoke(app, ["ingest", str(docs), "--kb", str(kb)])
     assert first.exit_code == 0, first.output
-    assert json.loads(first.output.strip().splitlines()[-1])["added"] == 3
+    assert report(first.output)["added"] == 3
     (docs / "shipping.md").write_text("# Shipping\nWe ship in 3 days.\n")
-    second = json.loads(runner.invoke(app, ["ingest", str(docs), "--kb", str(kb)]).output.strip().splitlines()[-1])
+    second = report(runner.invoke(app, ["ingest", str(docs), "--kb", str(kb)]).output)
     assert (second["changed"], second["unchanged"], second["added"]) == (1, 2, 0)
     chunks, vectors, _ = KnowledgeStore(kb).load()
     assert [c.id for c in chunks] == ["refunds#0", "refunds#1", "shipping#0"] and vectors.shape[0] == 3
