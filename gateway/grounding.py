@@ -121,10 +121,8 @@ class Grounder:
         if retrieval is None:
             return *await service.run(plan), self._served(NO_CONTEXT)
         first = Context("first-stage", retrieval.hits[: config.top_k])
-        if config.rerank == "off":
-            return *await service.run(with_context(plan, first)), self._served(first)
-        if config.rerank == "sync":
-            context = await self._reranked_in_time(query, retrieval, config, config.rerank_timeout_s) or first
+        if config.rerank != "async":
+            context = await self._settled(query, retrieval, config, first)
             return *await service.run(with_context(plan, context)), self._served(context)
         generation = asyncio.create_task(service.run(with_context(plan, first)))
         rerank = asyncio.create_task(self._rerank(query, retrieval, config))
@@ -152,10 +150,8 @@ class Grounder:
         if retrieval is None:
             return await _open(service, plan), self._served(NO_CONTEXT)
         first = Context("first-stage", retrieval.hits[: config.top_k])
-        if config.rerank == "off":
-            return await _open(service, with_context(plan, first)), self._served(first)
-        if config.rerank == "sync":
-            context = await self._reranked_in_time(query, retrieval, config, config.rerank_timeout_s) or first
+        if config.rerank != "async":
+            context = await self._settled(query, retrieval, config, first)
             return await _open(service, with_context(plan, context)), self._served(context)
         opening = asyncio.create_task(_open(service, with_context(plan, first)))
         rerank = asyncio.create_task(self._rerank(query, retrieval, config))
@@ -216,11 +212,16 @@ class Grounder:
         self._metrics.retrieval_latency.labels("rerank").observe(self._clock() - started)
         return reorder(retrieval.hits, reranking)[: config.top_k]
 
-    async def _reranked_in_time(
-        self, query: str, retrieval: Retrieval, config: GroundingConfig, timeout: float
-    ) -> Context | None:
+    async def _settled(self, query: str, retrieval: Retrieval, config: GroundingConfig, first: Context) -> Context:
+        """The context decided before generating: `off` keeps the first stage; `sync`
+        waits (up to its timeout) for the reranker and falls back to the first stage."""
+        if config.rerank == "off":
+            return first
+        return await self._reranked_in_time(query, retrieval, config) or first
+
+    async def _reranked_in_time(self, query: str, retrieval: Retrieval, config: GroundingConfig) -> Context | None:
         try:
-            hits = await asyncio.wait_for(self._rerank(query, retrieval, config), timeout)
+            hits = await asyncio.wait_for(self._rerank(query, retrieval, config), config.rerank_timeout_s)
         except asyncio.TimeoutError:
             self._metrics.rerank_outcomes.labels("deadline_miss").inc()
             return None

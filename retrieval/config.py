@@ -15,27 +15,6 @@ DEFAULT_RERANKER = CACHE / "reranker" / "default"
 RerankMode = Literal["async", "sync", "off"]
 
 
-class RetrievalSettings(BaseModel):
-    """Where the knowledge base and the reranker are; how the reranker is deployed."""
-
-    enabled: bool = Field(True, description="Serve grounded answers (needs a built knowledge base)")
-    kb: Path = Field(DEFAULT_KB, description="Knowledge base (`retrieval ingest --kb`)")
-    kb_source: Path = Field(CACHE / "kb" / "support", description="Where setup writes the default KB's articles")
-    reranker: Path = Field(
-        DEFAULT_RERANKER,
-        description="Cross-encoder directory: trained by setup, or any HF cross-encoder directory",
-    )
-    title_weight: float = Field(2.0, gt=0, description="BM25 weight of a title match vs a body match")
-    max_length: int = Field(64, ge=32, description="Cross-encoder tokens per (query, chunk) pair (as trained)")
-    reranker_threads: int = Field(1, ge=1, description="Torch threads of a reranker replica")
-    reranker_replicas: int = Field(1, ge=1)
-    reranker_num_cpus: float = Field(0, ge=0)
-    reranker_resources: dict[str, float] = Field(default_factory=dict)
-    grounding: "GroundingConfig" = Field(
-        default_factory=lambda: GroundingConfig(), description="Initial grounding config (live: user_config.grounding)"
-    )
-
-
 class GroundingConfig(BaseModel):
     """Which requests are grounded, and how the reranker's upgrade works (applied live)."""
 
@@ -73,4 +52,22 @@ class GroundingConfig(BaseModel):
         return self
 
 
-RetrievalSettings.model_rebuild()
+class RetrievalSettings(BaseModel):
+    """Where the knowledge base and the reranker are; how the reranker is deployed."""
+
+    enabled: bool = Field(True, description="Serve grounded answers (needs a built knowledge base)")
+    kb: Path = Field(DEFAULT_KB, description="Knowledge base (`retrieval ingest --kb`)")
+    kb_source: Path = Field(CACHE / "kb" / "support", description="Where setup writes the default KB's articles")
+    reranker: Path = Field(
+        DEFAULT_RERANKER,
+        description="Cross-encoder directory: trained by setup, or any HF cross-encoder directory",
+    )
+    title_weight: float = Field(2.0, gt=0, description="BM25 weight of a title match vs a body match")
+    max_length: int = Field(64, ge=32, description="Cross-encoder tokens per (query, chunk) pair (as trained)")
+    reranker_threads: int = Field(1, ge=1, description="Torch threads of a reranker replica")
+    reranker_replicas: int = Field(1, ge=1)
+    reranker_num_cpus: float = Field(0, ge=0)
+    reranker_resources: dict[str, float] = Field(default_factory=dict)
+    grounding: GroundingConfig = Field(
+        default_factory=GroundingConfig, description="Initial grounding config (live: user_config.grounding)"
+    )

@@ -42,15 +42,3 @@ class CrossEncoderScorer:
             [(query, p) for p in passages], batch_size=32, show_progress_bar=False, activation_fn=self._identity
         )
         return Reranking(scores=[float(s) for s in scores], latency_ms=(time.perf_counter() - started) * 1000)
-
-
-class LocalReranker:
-    """The `Reranker` seam over an in-process scorer, off the event loop."""
-
-    def __init__(self, scorer: CrossEncoderScorer) -> None:
-        self._scorer = scorer
-
-    async def rerank(self, query: str, passages: Sequence[str]) -> Reranking:
-        import asyncio
-
-        return await asyncio.to_thread(self._scorer.score, query, list(passages))

@@ -39,7 +39,6 @@ class TrainedReranker(BaseModel):
     queries: int
     base: str
     config: RerankerTraining
-    max_length: int
 
 
 def training_groups(
@@ -95,9 +94,7 @@ def train_reranker(
     loss = MultipleNegativesRankingLoss(model, num_negatives=1, scale=1.0, activation_fn=None)
     CrossEncoderTrainer(model=model, args=args, train_dataset=data, loss=loss).train()
     model.save_pretrained(str(out))
-    record = TrainedReranker(
-        path=str(out), queries=len(groups), base=str(base), config=config, max_length=config.max_length
-    )
+    record = TrainedReranker(path=str(out), queries=len(groups), base=str(base), config=config)
     (out / "reranker.json").write_text(json.dumps(record.model_dump(), indent=2))
     return record
 
