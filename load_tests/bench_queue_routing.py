@@ -5,10 +5,16 @@ disabled (switched live with `serve deploy` of a new ingress user_config: no rep
 restarts), alternating. Prints p50/p95 latency of all requests and the share rerouted
 to small; saves load_tests/results/queue_routing.json.
 
-    python load_tests/bench_queue_routing.py [--burst 24] [--rounds 3] [--large-seqs 4] [--large-share 0.75]
+    python load_tests/bench_queue_routing.py [--burst 32] [--rounds 3] [--large-seqs 4] [--large-share 0.75]
 
 The threshold is set so that `--large-share` of the prompt mix scores as "hard" when the
 tiers are idle: queue-blind, the burst piles onto the large tier.
+
+The queue config's per-request costs are measured first, as ops would set them: each
+tier gets a burst of its own (pinned with `model=small|large`) and its cost is the
+elapsed time over the requests it served under that load. Hand-set costs that are off
+by the same factor for both tiers still balance them; costs off in different ways
+move the queue from one tier to the other (`--large-seconds/--small-seconds` to try).
 
 The deployment stands in for production's separate GPU workers: each tier's engine is
 bound to its own core (`cpu_threads_bind`: small on core 0, large on core 1) and the
@@ -70,22 +76,22 @@ def settings_args(large_seqs: int) -> dict:
     }
 
 
-def routing(queue_enabled: bool, threshold: float, small_seconds: float = 0.25) -> dict:
+def routing(queue_enabled: bool, threshold: float, costs: dict[str, float] | None = None) -> dict:
+    costs = costs or {"large": 0.5, "small": 0.25}
     return {
         "policy": "learned",
         "learned": {
             "thresholds": {"mode": "probability", "probability": threshold},
             "queue": {"enabled": queue_enabled, "latency_budget_s": 2.0,
-                      "seconds_per_queued_request": 0.5, "must_large_score": 0.5,
-                      # SmolLM2-135M costs about half of Gemma-3-270M per request
-                      "small_seconds_per_queued_request": small_seconds},
+                      "seconds_per_queued_request": costs["large"], "must_large_score": 0.5,
+                      "small_seconds_per_queued_request": costs["small"]},
         },
     }
 
 
-def switch(cluster: Cluster, queue_enabled: bool, threshold: float, small_seconds: float, timeout_s: float = 60) -> None:
+def switch(cluster: Cluster, queue_enabled: bool, threshold: float, costs: dict[str, float], timeout_s: float = 60) -> None:
     """`serve deploy` the routing config; return once 8 answers in a row run it."""
-    cluster.deploy({"routing": routing(queue_enabled, threshold, small_seconds)})
+    cluster.deploy({"routing": routing(queue_enabled, threshold, costs)})
     deadline, streak = time.monotonic() + timeout_s, 0
     headers = {"authorization": f"Bearer {ADMIN_KEY}"}
     while streak < 8:
@@ -97,18 +103,31 @@ def switch(cluster: Cluster, queue_enabled: bool, threshold: float, small_second
         time.sleep(0.1)
 
 
-async def one(client: httpx.AsyncClient, prompt: str) -> tuple[float, str]:
-    body = {"model": "auto", "messages": [{"role": "user", "content": prompt}],
+Result = tuple[float, str, str]  # latency s, route reason, tier
+
+
+async def one(client: httpx.AsyncClient, prompt: str, model: str = "auto") -> Result:
+    body = {"model": model, "messages": [{"role": "user", "content": prompt}],
             "max_tokens": 32, "temperature": 0}
     start = time.perf_counter()
     r = await client.post("/v1/chat/completions", json=body)
     r.raise_for_status()
-    return time.perf_counter() - start, r.headers["x-gateway-route-reason"]
+    return time.perf_counter() - start, r.headers["x-gateway-route-reason"], r.headers["x-gateway-tier"]
 
 
-async def burst(url: str, size: int) -> list[tuple[float, str]]:
+async def burst(url: str, size: int, model: str = "auto") -> list[Result]:
     async with httpx.AsyncClient(base_url=url, timeout=600) as client:
-        return await asyncio.gather(*(one(client, PROMPTS[i % len(PROMPTS)]) for i in range(size)))
+        return await asyncio.gather(*(one(client, PROMPTS[i % len(PROMPTS)], model) for i in range(size)))
+
+
+def measured_costs(url: str, sizes: dict[str, int]) -> dict[str, float]:
+    """Seconds each request adds at a tier under load: a burst pinned to it, elapsed / size."""
+    costs = {}
+    for tier, size in sizes.items():
+        start = time.perf_counter()
+        asyncio.run(burst(url, size, tier))
+        costs[tier] = round((time.perf_counter() - start) / size, 3)
+    return costs
 
 
 def share_threshold(url: str, large_share: float) -> float:
@@ -122,27 +141,31 @@ def share_threshold(url: str, large_share: float) -> float:
     return ordered[max(0, round(large_share * len(ordered)) - 1)]
 
 
-def summarise(results: list[tuple[float, str]]) -> dict:
-    lat = np.array([r[0] for r in results])
+def latency(results: list[Result]) -> dict:
+    lat = np.array([r[0] for r in results]) if results else np.zeros(1)
+    return {"n": len(results), "p50_s": float(np.percentile(lat, 50)), "p95_s": float(np.percentile(lat, 95))}
+
+
+def summarise(results: list[Result]) -> dict:
     reasons = [r[1] for r in results]
     return {
-        "n": len(results),
-        "p50_s": float(np.percentile(lat, 50)),
-        "p95_s": float(np.percentile(lat, 95)),
-        "large_share": sum(r.endswith(("above_threshold", "must_large")) for r in reasons) / len(reasons),
+        **latency(results),
+        "large_share": sum(r[2] == "large" for r in results) / len(results),
         "rerouted_share": sum(r == "learned:queue_shift" for r in reasons) / len(reasons),
+        "by_tier": {t: latency([r for r in results if r[2] == t]) for t in ("small", "large")},
     }
 
 
 def main() -> None:
     parser = argparse.ArgumentParser()
-    parser.add_argument("--burst", type=int, default=24)
+    parser.add_argument("--burst", type=int, default=32)
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--large-seqs", type=int, default=4)
     parser.add_argument("--large-share", type=float, default=0.75, help="of the mix above the threshold")
     parser.add_argument("--port", type=int, default=8012)
-    parser.add_argument("--small-seconds", type=float, default=0.25,
-                        help="queue.small_seconds_per_queued_request (large: 0.5)")
+    parser.add_argument("--large-seconds", type=float, help="queue.seconds_per_queued_request (default: measured)")
+    parser.add_argument("--small-seconds", type=float,
+                        help="queue.small_seconds_per_queued_request (default: measured)")
     parser.add_argument("--out", default="queue_routing.json")
     args = parser.parse_args()
     cluster = Cluster(args.port, Path(tempfile.mkdtemp(prefix="bench-queue-")), settings_args(args.large_seqs))
@@ -150,12 +173,14 @@ def main() -> None:
     try:
         url = cluster.url
         threshold = share_threshold(url, args.large_share)  # most of the mix is "hard": the burst loads large
+        costs = measured_costs(url, {"large": 2 * args.large_seqs, "small": args.burst // 2})
+        costs.update({k: v for k, v in (("large", args.large_seconds), ("small", args.small_seconds)) if v is not None})
         engines = {d: replica_pids(d) for d in ("SmallEngine", "LargeEngine", "Ingress")}
         runs: dict[str, list] = {"queue_blind": [], "queue_aware": []}
         for r in range(args.rounds):
             order = [False, True] if r % 2 == 0 else [True, False]
             for aware in order:
-                switch(cluster, aware, threshold, args.small_seconds)
+                switch(cluster, aware, threshold, costs)
                 runs["queue_aware" if aware else "queue_blind"] += asyncio.run(burst(url, args.burst))
         restarted = {d: replica_pids(d) != pids for d, pids in engines.items()}
     finally:
@@ -165,7 +190,7 @@ def main() -> None:
         "benchmark": "queue_aware_routing",
         "date": datetime.now(timezone.utc).isoformat(timespec="seconds"),
         "machine": {"cpus": os.cpu_count(), "platform": platform.platform()},
-        "burst": args.burst, "rounds": args.rounds, "small_seconds_per_queued_request": args.small_seconds, "threshold": threshold, "large_share_idle": args.large_share,
+        "burst": args.burst, "rounds": args.rounds, "seconds_per_queued_request": costs, "threshold": threshold, "large_share_idle": args.large_share,
         "deployment": {"settings": settings_args(args.large_seqs), "replicas_restarted_by_switches": restarted},
         "queue_blind": blind, "queue_aware": aware,
         "p95_ratio_aware_over_blind": aware["p95_s"] / blind["p95_s"],
@@ -173,7 +198,9 @@ def main() -> None:
     }
     for name, s in (("queue-blind", blind), ("queue-aware", aware)):
         print(f"{name:12s} p50 {s['p50_s']:6.2f}s p95 {s['p95_s']:6.2f}s large share {s['large_share']:.2f} "
-              f"rerouted {s['rerouted_share']:.2f}")
+              f"rerouted {s['rerouted_share']:.2f} | p95 small {s['by_tier']['small']['p95_s']:.2f}s "
+              f"large {s['by_tier']['large']['p95_s']:.2f}s")
+    print(f"per-request cost (s): {costs}")
     print(f"p95 ratio aware/blind {report['p95_ratio_aware_over_blind']:.3f}")
     RESULTS.mkdir(parents=True, exist_ok=True)
     (RESULTS / args.out).write_text(json.dumps(report, indent=2))
