@@ -29,9 +29,12 @@ logger = logging.getLogger(__name__)
 Source = Literal["first-stage", "reranked", "none"]
 Opened = tuple[Plan, AsyncIterator[GenerationChunk], GenerationChunk]
 
+# Fixed text, then the chunks in rank order: prompts that share a top chunk share a
+# prefix, which vLLM's prefix cache prefills once (on CPU a 750-token prompt costs
+# 6.3 s cold vs 2.9 s with its prefix cached; a per-query word here would defeat it).
 INSTRUCTION = (
     "Answer the customer's question using the knowledge base excerpts below. "
-    "Cite the excerpt ids you rely on in square brackets, e.g. [{example}]."
+    "Cite the ids of the excerpts you rely on in square brackets, as written before each excerpt."
 )
 
 
@@ -52,7 +55,7 @@ class Context:
         return headers
 
     def prompt(self) -> str:
-        parts = [INSTRUCTION.format(example=self.hits[0].chunk.id)]
+        parts = [INSTRUCTION]
         for hit in self.hits:
             chunk = hit.chunk
             heading = f"{chunk.title} — {chunk.section}" if chunk.section else chunk.title
