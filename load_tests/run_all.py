@@ -68,7 +68,9 @@ def _lora(d: dict[str, Any]) -> tuple[str, str, str]:
 
 
 def _rerank(d: dict[str, Any]) -> tuple[str, str, str]:
-    return ("p50 async upgrade / sync rerank", f"{d['p50_ratio_async_over_sync']:.3f}", "≤ 0.8")
+    bound = d.get("best_possible_ratio")
+    hidden = f" (hiding every rerank: {bound:.3f})" if bound is not None else ""
+    return ("p50 async upgrade / sync rerank", f"{d['p50_ratio_async_over_sync']:.3f}{hidden}", "≤ 0.8")
 
 
 BENCHMARKS = [
