@@ -22,9 +22,9 @@ large tier admits `--large-seqs` sequences at a time (`max_num_seqs`, the capaci
 model has on its GPUs), so a burst queues on it as it would in production. Sharing both
 cores between the tiers instead makes rerouting pointless (moving work between tiers
 does not add compute). With 2 sequences at a time a large-tier request costs ~4x a
-small-tier one under load (3.2 s vs 0.8 s measured), the order of a 70B model against a
-quantized 1.5B; at 4 the two 135M/270M models differ by only ~2x, less than any real
-pair of tiers (`--large-seqs 4` runs that case). The small tier serves float32 (on CPUs without AVX512-BF16 its
+small-tier one under load (3.2 s vs 0.8 s measured), still a smaller gap than a 70B
+model has over a quantized 1.5B; at 4 the two 135M/270M models differ by only ~2x,
+less than real pairs of tiers do (`--large-seqs 4` runs that case). The small tier serves float32 (on CPUs without AVX512-BF16 its
 int8 path emulates bf16 and is slower than the large tier, inverting the premise) and
 without automatic adapter selection (LoRA doubles its cost on CPU; adapters are not
 what this measures).
