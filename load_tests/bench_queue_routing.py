@@ -24,8 +24,9 @@ cores between the tiers instead makes rerouting pointless (moving work between t
 does not add compute). With 2 sequences at a time a large-tier request costs ~4x a
 small-tier one under load (3.2 s vs 0.8 s measured), still a smaller gap than a 70B
 model has over a quantized 1.5B; at 4 the two 135M/270M models differ by only ~2x,
-less than real pairs of tiers do (`--large-seqs 4` runs that case). The small tier serves float32 (on CPUs without AVX512-BF16 its
-int8 path emulates bf16 and is slower than the large tier, inverting the premise) and
+less than real pairs of tiers do (`--large-seqs 4` runs that case). The small tier
+serves float32 (on CPUs without AVX512-BF16 its int8 path emulates bf16 and is slower
+than the large tier, inverting the premise) and
 without automatic adapter selection (LoRA doubles its cost on CPU; adapters are not
 what this measures).
 """

@@ -35,7 +35,7 @@ import httpx
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from cluster import Cluster, replica_pids  # noqa: E402
+from cluster import Cluster, replica_pids, scrape  # noqa: E402
 from plots import latency_cdf  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -76,14 +76,14 @@ RERANK_SUM, RERANK_COUNT = "rerank_seconds", "reranks"
 def outcomes(url: str) -> dict[str, float]:
     """The gateway's rerank outcome counters, and its rerank latency histogram's sum and count."""
     counts = dict.fromkeys((*OUTCOMES, RERANK_SUM, RERANK_COUNT), 0.0)
-    for line in httpx.get(f"{url}/metrics", timeout=30).text.splitlines():
-        if line.startswith("gateway_rerank_outcomes_total{"):
-            name = line.split('outcome="')[1].split('"')[0]
-            counts[name] = float(line.split()[-1])
-        elif line.startswith('gateway_retrieval_latency_seconds_sum{stage="rerank"'):
-            counts[RERANK_SUM] = float(line.split()[-1])
-        elif line.startswith('gateway_retrieval_latency_seconds_count{stage="rerank"'):
-            counts[RERANK_COUNT] = float(line.split()[-1])
+    for sample in scrape(url):
+        if sample.name == "gateway_rerank_outcomes_total":
+            counts[sample.labels["outcome"]] = sample.value
+        elif sample.labels.get("stage") == "rerank":
+            key = {"gateway_retrieval_latency_seconds_sum": RERANK_SUM,
+                   "gateway_retrieval_latency_seconds_count": RERANK_COUNT}.get(sample.name)
+            if key is not None:
+                counts[key] = sample.value
     return counts
 
 

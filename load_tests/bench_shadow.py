@@ -30,7 +30,7 @@ import httpx
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from cluster import Cluster, replica_pids  # noqa: E402
+from cluster import Cluster, replica_pids, scrape  # noqa: E402
 from plots import latency_cdf  # noqa: E402
 
 RESULTS = Path(__file__).parent / "results"
@@ -76,12 +76,12 @@ def switch(cluster: Cluster, rate: float, max_tokens: int, timeout_s: float = 60
 
 
 def shadow_counts(url: str) -> dict[str, float]:
+    """The shadow request and drop counters, keyed as exported (`name{label="value",...}`)."""
     counts: dict[str, float] = {}
-    for line in httpx.get(f"{url}/metrics", timeout=30).text.splitlines():
-        for name in ("gateway_shadow_requests_total", "gateway_shadow_dropped_total"):
-            if line.startswith(name + "{"):
-                key = line.split("{")[1].split("}")[0]
-                counts[f"{name}{{{key}}}"] = float(line.split()[-1])
+    for sample in scrape(url):
+        if sample.name in ("gateway_shadow_requests_total", "gateway_shadow_dropped_total"):
+            labels = ",".join(f'{k}="{v}"' for k, v in sample.labels.items())
+            counts[f"{sample.name}{{{labels}}}"] = sample.value
     return counts
 
 

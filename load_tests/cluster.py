@@ -18,6 +18,8 @@ from typing import Any
 
 import httpx
 import yaml
+from prometheus_client.parser import text_string_to_metric_families
+from prometheus_client.samples import Sample
 
 SERVE_CONFIG = Path(__file__).resolve().parents[1] / "deployments" / "serve_config.yaml"
 BIN = Path(sys.executable).parent
@@ -70,6 +72,12 @@ def wait_ready(url: str, timeout_s: float = 900) -> None:
             pass
         time.sleep(2)
     raise RuntimeError(f"the gateway did not become ready in {timeout_s:.0f} s")
+
+
+def scrape(url: str) -> list[Sample]:
+    """Every sample the gateway at `url` exports on /metrics (all ingress metrics, one scrape)."""
+    text = httpx.get(f"{url}/metrics", timeout=30).text
+    return [sample for family in text_string_to_metric_families(text) for sample in family.samples]
 
 
 def merge(target: dict[str, Any], patch: dict[str, Any]) -> None:
