@@ -12,8 +12,8 @@ from adapters.examples import DomainExamples
 from adapters.manifest import MANIFEST, WEIGHTS, AdapterManifest, BaseFingerprint, Centroid, EvalFigures
 from adapters.registry import AdapterRegistry, sha256_file
 from adapters.training import LoraTrainer, TrainSpec, TrainingResult
-from router.domains import centroid
-from router.embedding import Embedder
+from adapters.domains import centroid
+from text.embedding import Embedder
 
 
 class BuildReport(AdapterManifest):

@@ -3,6 +3,9 @@
 Operations edit the registry directly; running replicas converge on it within their
 poll interval. Through the gateway, the admin API does the same and also waits until
 every small-tier replica has loaded the change (and reports how long that took).
+
+The commands read no settings: the entry point (`gateway.commands`) hands them an
+`AdapterWorkspace` as the click context's `obj`.
 """
 
 from __future__ import annotations
@@ -15,7 +18,7 @@ from typing import Annotated, Optional
 import typer
 
 from adapters.errors import AdapterError
-from gateway.settings import Settings
+from adapters.workspace import AdapterWorkspace
 
 SHIPPED = Path(__file__).resolve().parents[1] / "data"
 BITEXT = SHIPPED / "bitext" / "bitext_sample.csv"
@@ -27,13 +30,11 @@ RegistryOpt = Annotated[Optional[Path], typer.Option("--registry", help="Registr
 JsonOpt = Annotated[bool, typer.Option("--json", help="Machine-readable output")]
 
 
-def _settings(registry: Path | None) -> Settings:
-    settings = Settings()
-    if registry is None:
-        return settings
-    return settings.model_copy(
-        update={"adapters": settings.adapters.model_copy(update={"registry_dir": registry})}
-    )
+def _workspace(ctx: typer.Context, registry: Path | None) -> AdapterWorkspace:
+    workspace = ctx.find_root().obj
+    if not isinstance(workspace, AdapterWorkspace):
+        raise RuntimeError("the adapters commands need an AdapterWorkspace as the context obj")
+    return workspace.with_registry(registry)
 
 
 def _fail(exc: AdapterError) -> None:
@@ -43,6 +44,7 @@ def _fail(exc: AdapterError) -> None:
 
 @app.command()
 def train(
+    ctx: typer.Context,
     domain: Annotated[str, typer.Option(help="Domain (a category of the data), e.g. refund")],
     data: Annotated[Path, typer.Option(help="CSV/JSONL with instruction, response, category")] = BITEXT,
     changes: Annotated[Optional[Path], typer.Option(help="YAML of changed-behaviour examples per domain")] = CHANGES,
@@ -68,7 +70,7 @@ def train(
     from adapters.examples import DataError, SplitSpec, domain_examples, read_changes, read_support
     from adapters.training import TrainSpec
 
-    settings = _settings(registry)
+    workspace = _workspace(ctx, registry)
     domain = domain.lower()
     try:
         examples = domain_examples(
@@ -84,7 +86,7 @@ def train(
         rank=rank, epochs=epochs, max_tokens=max_tokens, learning_rate=learning_rate,
         batch_size=batch_size, seed=seed,
     )
-    report = _build(settings, examples, spec, force, activate)
+    report = _build(workspace, examples, spec, force, activate)
     if as_json:
         typer.echo(report.model_dump_json(indent=2))
     else:
@@ -93,18 +95,17 @@ def train(
         raise typer.Exit(1)
 
 
-def _build(settings: Settings, examples, spec, force: bool, activate: bool):  # type: ignore[no-untyped-def]
+def _build(workspace: AdapterWorkspace, examples, spec, force: bool, activate: bool):  # type: ignore[no-untyped-def]
     from adapters.building import build_adapter
     from adapters.manifest import SELECTOR_EMBEDDERS
-    from gateway.adapters import open_registry, small_model_dir
-    from router.embedding import build_embedder
+    from text.embedding import build_embedder
 
-    registry = open_registry(settings)
+    registry = workspace.open_registry()
     embedders = {kind: build_embedder(kind, 128) for kind in SELECTOR_EMBEDDERS}
     try:
         report = build_adapter(
-            examples, Path(small_model_dir(settings)), registry.base_fingerprint(), registry, spec,
-            settings.adapters.anchor_margin, embedders, force=force,
+            examples, Path(workspace.small.model_dir), registry.base_fingerprint(), registry, spec,
+            workspace.config.anchor_margin, embedders, force=force,
         )
         if report.registered and activate:
             registry.activate(report.domain, report.version)
@@ -135,34 +136,31 @@ def _print_report(report) -> None:  # type: ignore[no-untyped-def]
 
 
 @app.command("build-defaults")
-def build_defaults(registry: RegistryOpt = None) -> None:
+def build_defaults(ctx: typer.Context, registry: RegistryOpt = None) -> None:
     """Train and activate the default adapters (settings' default_domains) that are missing."""
-    ensure_defaults(_settings(registry))
+    ensure_defaults(_workspace(ctx, registry))
 
 
-def ensure_defaults(settings: Settings) -> None:
+def ensure_defaults(workspace: AdapterWorkspace) -> None:
     """Each default domain without an active version gets one trained (~2 min each on CPU)."""
     from adapters.examples import SplitSpec, domain_examples, read_changes, read_support
     from adapters.training import TrainSpec
-    from gateway.adapters import open_registry
 
-    state = open_registry(settings).state()
+    state = workspace.open_registry().state()
     support = read_support(BITEXT)
-    for domain in settings.adapters.default_domains:
+    for domain in workspace.config.default_domains:
         entry = state.domains.get(domain)
         if entry is not None and entry.active:
             typer.echo(f"adapter {domain}: {entry.active} is active")
             continue
         examples = domain_examples(support, domain, read_changes(CHANGES, domain), SplitSpec())
-        _print_report(_build(settings, examples, TrainSpec(), force=False, activate=True))
+        _print_report(_build(workspace, examples, TrainSpec(), force=False, activate=True))
 
 
 @app.command("list")
-def list_versions(registry: RegistryOpt = None, as_json: JsonOpt = False) -> None:
+def list_versions(ctx: typer.Context, registry: RegistryOpt = None, as_json: JsonOpt = False) -> None:
     """Versions per domain, with the active and candidate ones marked."""
-    from gateway.adapters import open_registry
-
-    reg = open_registry(_settings(registry))
+    reg = _workspace(ctx, registry).open_registry()
     state = reg.state()
     rows = []
     for manifest in reg.versions():
@@ -184,12 +182,11 @@ def list_versions(registry: RegistryOpt = None, as_json: JsonOpt = False) -> Non
 
 @app.command()
 def register(
+    ctx: typer.Context,
     directory: Path, force: bool = False, activate: bool = False, registry: RegistryOpt = None
 ) -> None:
     """Register an adapter directory (PEFT files + manifest.json) trained elsewhere."""
-    from gateway.adapters import open_registry
-
-    reg = open_registry(_settings(registry))
+    reg = _workspace(ctx, registry).open_registry()
     try:
         manifest = reg.register(directory, force=force, activate=activate)
     except AdapterError as exc:
@@ -198,50 +195,48 @@ def register(
 
 
 @app.command()
-def activate(domain: str, version: str, registry: RegistryOpt = None) -> None:
+def activate(ctx: typer.Context, domain: str, version: str, registry: RegistryOpt = None) -> None:
     """Make a version the domain's active adapter."""
-    _operate(registry, lambda reg: reg.activate(domain, version))
+    _operate(ctx, registry, lambda reg: reg.activate(domain, version))
 
 
 @app.command()
 def rollback(
+    ctx: typer.Context,
     domain: str,
     to: Annotated[Optional[str], typer.Option(help="Version (default: the previous active one)")] = None,
     registry: RegistryOpt = None,
 ) -> None:
     """Return a domain to an earlier version inside the retention window."""
-    _operate(registry, lambda reg: reg.rollback(domain, to))
+    _operate(ctx, registry, lambda reg: reg.rollback(domain, to))
 
 
 @app.command()
-def unload(domain: str, registry: RegistryOpt = None) -> None:
+def unload(ctx: typer.Context, domain: str, registry: RegistryOpt = None) -> None:
     """Stop serving a domain's adapter (the base model answers); versions are kept."""
-    _operate(registry, lambda reg: reg.unload(domain))
+    _operate(ctx, registry, lambda reg: reg.unload(domain))
 
 
 @app.command()
 def candidate(
+    ctx: typer.Context,
     domain: str,
     version: Annotated[Optional[str], typer.Argument(help="Version; omit to clear")] = None,
     registry: RegistryOpt = None,
 ) -> None:
     """Set (or clear) the domain's canary candidate: loaded beside the active version."""
-    _operate(registry, lambda reg: reg.set_candidate(domain, version))
+    _operate(ctx, registry, lambda reg: reg.set_candidate(domain, version))
 
 
 @app.command()
-def prune(registry: RegistryOpt = None) -> None:
+def prune(ctx: typer.Context, registry: RegistryOpt = None) -> None:
     """Delete versions older than the retention window that are not in use."""
-    from gateway.adapters import open_registry
-
-    removed = open_registry(_settings(registry)).prune()
+    removed = _workspace(ctx, registry).open_registry().prune()
     typer.echo("\n".join(removed) or "nothing to prune")
 
 
-def _operate(registry: Path | None, operation) -> None:  # type: ignore[no-untyped-def]
-    from gateway.adapters import open_registry
-
-    reg = open_registry(_settings(registry))
+def _operate(ctx: typer.Context, registry: Path | None, operation) -> None:  # type: ignore[no-untyped-def]
+    reg = _workspace(ctx, registry).open_registry()
     try:
         state = operation(reg)
     except AdapterError as exc:
@@ -251,6 +246,7 @@ def _operate(registry: Path | None, operation) -> None:  # type: ignore[no-untyp
 
 @app.command("eval-selector")
 def eval_selector(
+    ctx: typer.Context,
     data: Annotated[Path, typer.Option(help="Support data with held-out queries")] = BITEXT,
     registry: RegistryOpt = None,
     as_json: JsonOpt = False,
@@ -260,8 +256,7 @@ def eval_selector(
     how often queries of other domains correctly fall back to the base model."""
     from adapters.selection import evaluate_selector
 
-    settings = _settings(registry)
-    report = evaluate_selector(settings, data)
+    report = evaluate_selector(_workspace(ctx, registry), data)
     text = report.model_dump_json(indent=2)
     if out is not None:
         out.parent.mkdir(parents=True, exist_ok=True)
@@ -278,10 +273,7 @@ def eval_selector(
                    f"  rejection {row.out_of_domain_rejection:.3f}  overall {row.overall_accuracy:.3f}")
 
 
-def main() -> None:
+def main(workspace: AdapterWorkspace) -> None:
     logging.basicConfig(level=logging.WARNING)
-    app()
+    app(obj=workspace)
 
-
-if __name__ == "__main__":
-    main()

@@ -7,7 +7,9 @@ from typing import Literal
 
 from pydantic import BaseModel, Field
 
-DEFAULT_REGISTRY = Path.home() / ".cache" / "routing-gateway" / "adapters"
+from model_files.cache import DEFAULT_CACHE_DIR
+
+DEFAULT_REGISTRY = DEFAULT_CACHE_DIR / "adapters"
 
 
 class AdapterSettings(BaseModel):

@@ -5,7 +5,8 @@
      ├── InvalidAdapter        missing, corrupt or incomplete adapter directory
      ├── IncompatibleAdapter   trained on another base model, or rank above the engine's maximum
      ├── EvaluationFailed      worse than the base model on its own held-out data
-     └── RollbackUnavailable   no earlier version inside the retention window
+     ├── RollbackUnavailable   no earlier version inside the retention window
+     └── StaleRollback         the version a rollback was meant to undo is no longer active
 
 Every operation that raises leaves the registry as it was: the active version stays.
 """
@@ -37,3 +38,7 @@ class EvaluationFailed(AdapterError):
 
 class RollbackUnavailable(AdapterError):
     pass
+
+
+class StaleRollback(AdapterError):
+    """Another writer changed the active version after the caller judged it."""

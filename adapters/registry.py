@@ -34,6 +34,7 @@ from adapters.errors import (
     InvalidAdapter,
     RollbackUnavailable,
 )
+from adapters.errors import StaleRollback
 from adapters.manifest import MANIFEST, PEFT_CONFIG, WEIGHTS, AdapterManifest, BaseFingerprint
 
 Event = Literal["registered", "activated", "rolled_back", "unloaded", "candidate", "candidate_cleared"]
@@ -231,12 +232,22 @@ class AdapterRegistry:
             entry.candidate = None
         self._event(state, domain, "activated", version)
 
-    def rollback(self, domain: str, version: str | None = None) -> RegistryState:
-        """Back to `version`, or to the version active before the current one."""
+    def rollback(
+        self, domain: str, version: str | None = None, *, expected_active: str | None = None
+    ) -> RegistryState:
+        """Back to `version`, or to the version active before the current one.
+
+        `expected_active` is the version the caller decided to undo: checked under the lock,
+        so a version activated since that decision is never rolled back unjudged."""
         with self._locked() as state:
             entry = state.domains.get(check_domain(domain))
             if entry is None:
                 raise AdapterNotFound(f"no adapters for domain '{domain}'")
+            if expected_active is not None and entry.active != expected_active:
+                raise StaleRollback(
+                    f"domain '{domain}' no longer runs {expected_active} (active: {entry.active}): "
+                    "not rolled back"
+                )
             target = version or previous_active(entry)
             if target is None:
                 raise RollbackUnavailable(f"domain '{domain}' has no earlier version to roll back to")

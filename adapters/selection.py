@@ -13,10 +13,9 @@ import numpy as np
 from pydantic import BaseModel
 
 from adapters.examples import SplitSpec, domain_examples, read_support
-from gateway.adapters import open_registry
-from gateway.settings import Settings
-from router.domains import DomainSelector
-from router.embedding import build_embedder
+from adapters.workspace import AdapterWorkspace
+from adapters.domains import DomainSelector
+from text.embedding import build_embedder
 
 OUT_OF_DOMAIN_SAMPLE = 400
 
@@ -41,9 +40,10 @@ class SelectorReport(BaseModel):
     sweep: list[SweepRow]
 
 
-def evaluate_selector(settings: Settings, data: Path) -> SelectorReport:
-    registry = open_registry(settings)
-    kind = settings.adapters.selector_embedder
+def evaluate_selector(workspace: AdapterWorkspace, data: Path) -> SelectorReport:
+    registry = workspace.open_registry()
+    config = workspace.config
+    kind = config.selector_embedder
     centroids = {}
     for domain, entry in registry.state().domains.items():
         if entry.active:
@@ -65,10 +65,10 @@ def evaluate_selector(settings: Settings, data: Path) -> SelectorReport:
     truth += [None] * len(others)
     vectors = build_embedder(kind, 128).embed(queries)
     sweep = [_score(centroids, vectors, truth, t) for t in np.round(np.arange(0.3, 0.95, 0.05), 2)]
-    chosen = _score(centroids, vectors, truth, settings.adapters.min_similarity)
+    chosen = _score(centroids, vectors, truth, config.min_similarity)
     top1 = _score(centroids, vectors, truth, -1.0)
     return SelectorReport(
-        domains=sorted(centroids), embedder=kind, min_similarity=settings.adapters.min_similarity,
+        domains=sorted(centroids), embedder=kind, min_similarity=config.min_similarity,
         in_domain_n=sum(t is not None for t in truth), out_of_domain_n=sum(t is None for t in truth),
         in_domain_accuracy=chosen.in_domain_accuracy, top1_accuracy=top1.in_domain_accuracy,
         out_of_domain_rejection=chosen.out_of_domain_rejection, overall_accuracy=chosen.overall_accuracy,

@@ -11,29 +11,25 @@ from ray.serve import Application
 
 from adapters.registry import AdapterRegistry
 from deployments.engine_deployment import EngineDeployment
-from deployments.ingress import Ingress
+from deployments.ingress import Ingress, IngressHandles, IngressParts
 from deployments.limit_board import LimitBoard
 from deployments.load_board import LoadBoard
+from deployments.options import actor_options, deployment_scale, pinned
 from deployments.reranker import RerankerDeployment
-from engines.embedded import resolve_model as resolve
+from engines.types import Tier
 from engines.vllm_engine import EngineSpec
 from gateway.catalog import TierSpec
-from gateway.adapters import open_registry
 from gateway.live_config import LiveConfig
-from gateway.settings import Settings, TierName, TierSettings, deployment_scale
+from gateway.settings import Settings
 
-DEPLOYMENT_NAMES: dict[TierName, str] = {"small": "SmallEngine", "large": "LargeEngine"}
-
-
-def resolve_model(settings: Settings, tier: TierName) -> str:
-    return resolve(settings.tier(tier).model, settings.models_dir, tier)
+DEPLOYMENT_NAMES: dict[Tier, str] = {"small": "SmallEngine", "large": "LargeEngine"}
 
 
-def engine_spec(settings: Settings, tier: TierName) -> EngineSpec:
+def engine_spec(settings: Settings, tier: Tier) -> EngineSpec:
     tier_settings = settings.tier(tier)
     template = tier_settings.chat_template
     return EngineSpec(
-        model=resolve_model(settings, tier),
+        model=settings.model_location(tier),
         served_name=tier_settings.served_name,
         max_model_len=tier_settings.max_model_len,
         dtype=tier_settings.dtype,
@@ -50,19 +46,8 @@ def engine_spec(settings: Settings, tier: TierName) -> EngineSpec:
     )
 
 
-def actor_options(tier: TierSettings) -> dict[str, Any]:
-    # The engine core is a child process of the replica: it inherits these.
-    env = {"VLLM_CPU_KVCACHE_SPACE": str(tier.kv_cache_gib)}
-    if tier.cpu_threads_bind is not None:
-        env["VLLM_CPU_OMP_THREADS_BIND"] = tier.cpu_threads_bind
-    options: dict[str, Any] = {"num_cpus": tier.num_cpus, "num_gpus": tier.num_gpus, "runtime_env": {"env_vars": env}}
-    if tier.resources:
-        options["resources"] = dict(tier.resources)
-    return options
-
-
 def engine_deployment(
-    settings: Settings, tier: TierName, board: Application, registry: AdapterRegistry | None
+    settings: Settings, tier: Tier, board: Application, registry: AdapterRegistry | None
 ) -> Application:
     tier_settings = settings.tier(tier)
     return EngineDeployment.options(
@@ -74,38 +59,34 @@ def engine_deployment(
 
 
 def build(settings: Settings) -> Application:
-    tiers = {
-        tier: TierSpec(served_name=settings.tier(tier).served_name,
-                       max_model_len=settings.tier(tier).max_model_len)
-        for tier in DEPLOYMENT_NAMES
-    }
     live = LiveConfig(routing=settings.routing, shadow=settings.shadow.config, grounding=settings.retrieval.grounding)
     board = LoadBoard.bind()
     # Adapters live on the small tier only; its registry is the one source of truth.
-    registry = open_registry(settings) if settings.small.enable_lora else None
-    ingress_options: dict[str, Any] = {"num_cpus": 0}
-    if settings.ingress.resources:
-        ingress_options["resources"] = dict(settings.ingress.resources)
+    registry = settings.adapter_workspace().open_registry() if settings.small.enable_lora else None
+    handles = IngressHandles(
+        small=engine_deployment(settings, "small", board, registry),
+        large=engine_deployment(settings, "large", board, None),
+        load_board=board,
+        limit_board=LimitBoard.bind(),
+        reranker=reranker_deployment(settings),
+    )
     return Ingress.options(
         **deployment_scale(settings.ingress.num_replicas, settings.ingress.autoscaling),  # type: ignore[arg-type]
-        ray_actor_options=ingress_options,
+        ray_actor_options=pinned({"num_cpus": 0}, settings.ingress.resources),
         user_config=live.model_dump(mode="json"),
         logging_config={"encoding": settings.log_encoding},
-    ).bind(
-        engine_deployment(settings, "small", board, registry),
-        engine_deployment(settings, "large", board, None),
-        board,
-        tiers,
-        settings.limits,
-        settings.router,
-        registry,
-        settings.adapters,
-        settings.admin,
-        settings.auth,
-        LimitBoard.bind(),
-        settings.shadow,
-        settings.retrieval,
-        reranker_deployment(settings),
+    ).bind(handles, ingress_parts(settings, registry))
+
+
+def ingress_parts(settings: Settings, registry: AdapterRegistry | None) -> IngressParts:
+    tiers = {
+        tier: TierSpec(served_name=settings.tier(tier).served_name, max_model_len=settings.tier(tier).max_model_len)
+        for tier in DEPLOYMENT_NAMES
+    }
+    return IngressParts(
+        tiers=tiers, limits=settings.limits, router=settings.router, adapters=settings.adapters,
+        registry=registry, admin=settings.admin, auth=settings.auth, shadow=settings.shadow,
+        retrieval=settings.retrieval,
     )
 
 
@@ -113,11 +94,9 @@ def reranker_deployment(settings: Settings) -> Application | None:
     retrieval = settings.retrieval
     if not retrieval.enabled:
         return None
-    options: dict[str, Any] = {"num_cpus": retrieval.reranker_num_cpus}
-    if retrieval.reranker_resources:
-        options["resources"] = dict(retrieval.reranker_resources)
     return RerankerDeployment.options(
-        name="Reranker", num_replicas=retrieval.reranker_replicas, ray_actor_options=options,
+        name="Reranker", num_replicas=retrieval.reranker_replicas,
+        ray_actor_options=pinned({"num_cpus": retrieval.reranker_num_cpus}, retrieval.reranker_resources),
         logging_config={"encoding": settings.log_encoding},
     ).bind(str(retrieval.reranker), retrieval.max_length, retrieval.reranker_threads)
 

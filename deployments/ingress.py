@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from dataclasses import dataclass, field
 from typing import Any, Mapping
 
 from ray import serve
@@ -14,8 +15,9 @@ from adapters.registry import AdapterRegistry
 from deployments.adapter_fleet import ServeAdapterFleet
 from deployments.handle_client import HandleEngine
 from deployments.load_board import BoardLoadSource
+from engines.types import Tier
 from gateway.adapters import AdapterDirectory
-from gateway.assembly import build_gateway
+from gateway.assembly import AdapterParts, Edge, Routing, ShadowParts, Tiers, build_gateway
 from gateway.catalog import TierSpec
 from gateway.grounding import Grounder
 from gateway.metrics import GatewayMetrics
@@ -26,7 +28,7 @@ from deployments.limit_board import BoardRateLimiter
 from gateway.auth import Authenticator, LocalRateLimiter
 from gateway.keys import KeyStore
 from gateway.settings import AdminSettings, AuthSettings, LimitSettings, RouterSettings, ShadowSettings
-from router.embedding import MiniLMEmbedder, build_embedder
+from text.embedding import MiniLMEmbedder, build_embedder
 from shadow.agreement import EmbeddingAgreement
 from shadow.store import ShadowStore
 from router.learned import ScoreFn
@@ -65,52 +67,52 @@ def load_grounder(
     return Grounder(first_stage, HandleReranker(reranker), metrics)
 
 
+@dataclass(frozen=True)
+class IngressHandles:
+    """The deployments the ingress talks to."""
+
+    small: DeploymentHandle
+    large: DeploymentHandle
+    load_board: DeploymentHandle
+    limit_board: DeploymentHandle | None = None  # None: rate limits per replica
+    reranker: DeploymentHandle | None = None  # None: no grounding
+
+
+@dataclass(frozen=True)
+class IngressParts:
+    """The settings sections the ingress builds its gateway from."""
+
+    tiers: Mapping[Tier, TierSpec]
+    limits: LimitSettings
+    router: RouterSettings
+    adapters: AdapterSettings = field(default_factory=AdapterSettings)
+    registry: AdapterRegistry | None = None  # None: the small tier serves no adapters
+    admin: AdminSettings = field(default_factory=AdminSettings)
+    auth: AuthSettings = field(default_factory=AuthSettings)
+    shadow: ShadowSettings | None = None
+    retrieval: RetrievalSettings | None = None
+
+
 @serve.deployment(max_ongoing_requests=1024, ray_actor_options={"num_cpus": 0})
 @serve.ingress()
 class Ingress:
-    def __init__(
-        self,
-        small: DeploymentHandle,
-        large: DeploymentHandle,
-        board: DeploymentHandle,
-        tiers: Mapping[str, TierSpec],
-        limits: LimitSettings,
-        router: RouterSettings,
-        registry: AdapterRegistry | None = None,
-        adapters: AdapterSettings | None = None,
-        admin: AdminSettings | None = None,
-        auth: AuthSettings | None = None,
-        limit_board: DeploymentHandle | None = None,
-        shadow: ShadowSettings | None = None,
-        retrieval: RetrievalSettings | None = None,
-        reranker: DeploymentHandle | None = None,
-    ) -> None:
+    def __init__(self, handles: IngressHandles, parts: IngressParts) -> None:
         self._configured = False
-        scorer, training_scores = load_scorer(router)
-        engines = {"small": HandleEngine(small), "large": HandleEngine(large)}
-        adapters = adapters or AdapterSettings()
-        directory = None
-        if registry is not None:
-            embedder = build_embedder(adapters.selector_embedder, 128) if adapters.auto_select else None
-            directory = AdapterDirectory(
-                registry, embedder, adapters.selector_embedder, adapters.min_similarity,
-                parent=tiers["small"].served_name,
-            )
-        auth = auth or AuthSettings()
-        limiter = BoardRateLimiter(limit_board) if limit_board is not None else LocalRateLimiter()
-        authenticator = Authenticator(KeyStore(auth.keys_db), limiter, auth.cache_ttl_s)
+        scorer, training_scores = load_scorer(parts.router)
+        engines = {"small": HandleEngine(handles.small), "large": HandleEngine(handles.large)}
         metrics = GatewayMetrics()
-        minilm = MiniLMEmbedder(max_tokens=256) if shadow or retrieval else None  # one copy, shared
-        grounder = load_grounder(retrieval, reranker, metrics, minilm)
+        # One MiniLM copy for the shadow agreement and the knowledge base's dense stage.
+        minilm = MiniLMEmbedder(max_tokens=256) if parts.shadow or parts.retrieval else None
+        shadow = None
+        if parts.shadow is not None and minilm is not None:
+            shadow = ShadowParts(ShadowStore(parts.shadow.store), EmbeddingAgreement(minilm))
         # Ray Serve's proxy already echoes x-request-id (and passes it in): don't add a second.
-        self._gateway = build_gateway(  # type: ignore[arg-type]
-            engines, tiers, limits, loads=BoardLoadSource(board), scorer=scorer,
-            training_scores=training_scores, echo_request_id=False,
-            adapters=directory, fleet=ServeAdapterFleet(engines["small"], board), admin=admin,
-            auto_select_adapters=adapters.auto_select, adapter_poll_s=adapters.poll_interval_s,
-            auth=authenticator, shadow_store=ShadowStore(shadow.store) if shadow else None,
-            agreement=EmbeddingAgreement(minilm) if shadow and minilm else None,
-            metrics=metrics, grounder=grounder,
+        edge = Edge(auth=_authenticator(parts.auth, handles.limit_board), admin=parts.admin, echo_request_id=False)
+        self._gateway = build_gateway(
+            Tiers(engines, parts.tiers, loads=BoardLoadSource(handles.load_board)), parts.limits,
+            edge=edge, routing=Routing(scorer, training_scores),
+            adapters=_adapter_parts(parts, engines["small"], handles.load_board), shadow=shadow,
+            grounder=load_grounder(parts.retrieval, handles.reranker, metrics, minilm), metrics=metrics,
         )
 
     def reconfigure(self, user_config: dict[str, Any]) -> None:
@@ -119,3 +121,20 @@ class Ingress:
 
     def __serve_build_asgi_app__(self) -> ASGIApp:
         return self._gateway.app
+
+
+def _authenticator(auth: AuthSettings, limit_board: DeploymentHandle | None) -> Authenticator:
+    limiter = BoardRateLimiter(limit_board) if limit_board is not None else LocalRateLimiter()
+    return Authenticator(KeyStore(auth.keys_db), limiter, auth.cache_ttl_s)
+
+
+def _adapter_parts(parts: IngressParts, small: HandleEngine, board: DeploymentHandle) -> AdapterParts | None:
+    if parts.registry is None:
+        return None
+    config = parts.adapters
+    embedder = build_embedder(config.selector_embedder, 128) if config.auto_select else None
+    directory = AdapterDirectory(
+        parts.registry, embedder, config.selector_embedder, config.min_similarity,
+        parent=parts.tiers["small"].served_name,
+    )
+    return AdapterParts(directory, ServeAdapterFleet(small, board), config.auto_select, config.poll_interval_s)

@@ -15,8 +15,8 @@ from typing import Callable, Mapping
 from ray import serve
 from ray.serve.handle import DeploymentHandle
 
-from engines.types import AdapterReport, EngineLoad
-from router.decision import Tier, TierLoad
+from engines.types import AdapterReport, EngineLoad, Tier
+from router.decision import TierLoad
 
 logger = logging.getLogger(__name__)
 

@@ -7,6 +7,8 @@ from typing import Literal
 from pydantic import BaseModel, Field
 
 FinishReason = Literal["stop", "length", "abort"]
+# The two model tiers behind the gateway; every package names them with this one type.
+Tier = Literal["small", "large"]
 
 
 class ChatTurn(BaseModel):

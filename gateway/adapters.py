@@ -9,43 +9,20 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from datetime import timedelta
-from pathlib import Path
 
 import numpy as np
 from pydantic import BaseModel
 
-from adapters.manifest import AdapterManifest, fingerprint
+from adapters.manifest import AdapterManifest
 from adapters.registry import AdapterRegistry, RegistryState
-from engines.embedded import resolve_model
 from engines.types import AdapterSpec
 from gateway.background import Periodic
 from gateway.errors import AdapterNotFoundError
 from gateway.protocol import ModelCard
-from gateway.settings import Settings
-from router.domains import DomainChoice, DomainSelector
-from router.embedding import Embedder
+from adapters.domains import DomainChoice, DomainSelector
+from text.embedding import Embedder
 
 logger = logging.getLogger(__name__)
-
-
-def small_model_dir(settings: Settings) -> str:
-    return resolve_model(settings.small.model, settings.models_dir, "small")
-
-
-def open_registry(settings: Settings) -> AdapterRegistry:
-    model = small_model_dir(settings)
-    base = None
-    if (Path(model) / "config.json").exists():
-        base = fingerprint(model, settings.small.served_name)
-    else:  # a hub id: its shape is checked by vLLM when an adapter loads
-        logger.warning("small model %s is not a local directory: adapters' base is not pre-checked", model)
-    return AdapterRegistry(
-        settings.adapters.registry_dir,
-        base=base,
-        max_rank=settings.small.max_lora_rank,
-        retention=timedelta(days=settings.adapters.retention_days),
-    )
 
 
 class LiveAdapter(BaseModel):

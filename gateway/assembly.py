@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Mapping
 
 from pydantic import ValidationError
 
 from starlette.applications import Starlette
 
+from engines.types import Tier
 from engines.protocol import Engine
 from gateway.adapters import AdapterDirectory, directory_poller
 from gateway.admin import AdapterFleet, AdminApi
@@ -36,7 +37,6 @@ from router.config import RoutingConfig
 from router.learned import LearnedPolicy, ScoreFn
 from router.policy import RoutingPolicy
 from router.thresholds import ShareThreshold
-from router.decision import Tier
 
 logger = logging.getLogger(__name__)
 
@@ -110,70 +110,114 @@ class Gateway:
         return True
 
 
+@dataclass(frozen=True)
+class Tiers:
+    """The tiers behind the gateway: their engines, what the catalog says of each, and
+    where their live load comes from (None: asked of the engines themselves)."""
+
+    engines: Mapping[Tier, Engine]
+    specs: Mapping[Tier, TierSpec]
+    loads: LoadSource | None = None
+
+
+@dataclass(frozen=True)
+class Edge:
+    """The HTTP edge's own parts: keys and limits, the admin API, request ids."""
+
+    auth: Authenticator | None = None  # None: open, limited per replica
+    admin: AdminSettings = field(default_factory=AdminSettings)
+    echo_request_id: bool = True  # False behind Ray Serve's proxy, which echoes it already
+
+
+@dataclass(frozen=True)
+class Routing:
+    """The learned router's scorer; without one, `model=auto` uses the baseline rule."""
+
+    scorer: ScoreFn | None = None
+    training_scores: list[float] | None = None  # seeds the live share threshold's window
+
+
+@dataclass(frozen=True)
+class AdapterParts:
+    """LoRA adapters of the small tier: the live directory, and the fleet the admin API
+    converges (no fleet: adapters are served, the admin API for them is off)."""
+
+    directory: AdapterDirectory
+    fleet: AdapterFleet | None = None
+    auto_select: bool = True
+    poll_s: float = 0.5
+
+
+@dataclass(frozen=True)
+class ShadowParts:
+    """Shadow traffic: where pairs are stored and how answers are compared."""
+
+    store: ShadowStore
+    agreement: Agreement
+
+
 def build_gateway(
-    engines: Mapping[Tier, Engine],
-    tiers: Mapping[Tier, TierSpec],
+    tiers: Tiers,
     limits: LimitSettings,
+    *,
+    edge: Edge = Edge(),
+    routing: Routing = Routing(),
+    adapters: AdapterParts | None = None,
+    shadow: ShadowParts | None = None,
+    grounder: Grounder | None = None,
     config: LiveConfig | None = None,
     metrics: GatewayMetrics | None = None,
-    loads: LoadSource | None = None,
-    scorer: ScoreFn | None = None,
-    training_scores: list[float] | None = None,
-    echo_request_id: bool = True,
-    adapters: AdapterDirectory | None = None,
-    fleet: AdapterFleet | None = None,
-    admin: AdminSettings | None = None,
-    auto_select_adapters: bool = True,
-    adapter_poll_s: float = 0.5,
-    auth: Authenticator | None = None,
-    shadow_store: ShadowStore | None = None,
-    agreement: Agreement | None = None,
-    grounder: Grounder | None = None,
 ) -> Gateway:
+    """The gateway over `tiers`; each optional capability is on when its part is given."""
     config = config or LiveConfig()
     metrics = metrics or GatewayMetrics()
-    catalog = ModelCatalog(tiers)
-    poller = LoadPoller(loads or EngineLoadSource(engines))
-    policies = PolicyFactory(scorer, training_scores)
+    catalog = ModelCatalog(tiers.specs)
+    poller = LoadPoller(tiers.loads or EngineLoadSource(tiers.engines))
+    policies = PolicyFactory(routing.scorer, routing.training_scores)
     router = Router(policies.build(config.routing), loads=poller.snapshot)
+    directory = adapters.directory if adapters else None
     service = CompletionService(
-        engines, catalog, router, metrics, adapters, auto_select_adapters, config.resilience
+        tiers.engines, catalog, router, metrics, directory, adapters.auto_select if adapters else True,
+        config.resilience,
     )
-    admin = admin or AdminSettings()
-    guard = AdminGuard(admin.api_key, auth)
+    guard = AdminGuard(edge.admin.api_key, edge.auth)
     state = LiveConfigState(config)
     routes, background = ConfigAdmin(state, guard).routes(), []
     if adapters is not None:
-        adapters.refresh()  # serve the registry's current set from the first request
-        catalog.add_cards(adapters.cards)
-        background.append(directory_poller(adapters, adapter_poll_s))
-        if fleet is not None:
-            api = AdminApi(adapters, fleet, metrics, guard, admin.converge_timeout_s)
+        adapters.directory.refresh()  # serve the registry's current set from the first request
+        catalog.add_cards(adapters.directory.cards)
+        background.append(directory_poller(adapters.directory, adapters.poll_s))
+        if adapters.fleet is not None:
+            api = AdminApi(adapters.directory, adapters.fleet, metrics, guard, edge.admin.converge_timeout_s)
             routes.extend(api.routes())
-    auth = auth or Authenticator(None, LocalRateLimiter())
-    shadow = None
-    if shadow_store is not None and agreement is not None:
-        shadow = _shadow_edge(engines, shadow_store, agreement, metrics, config, auth, adapters)
-        routes.extend(shadow.routes())
-        background.append(shadow.service)
+    auth = edge.auth or Authenticator(None, LocalRateLimiter())
+    shadow_edge = None
+    if shadow is not None:
+        shadow_edge = _shadow_edge(tiers.engines, shadow, metrics, config, auth, directory)
+        routes.extend(shadow_edge.routes())
+        background.append(shadow_edge.service)
     http = GatewayApp(
-        service, catalog, Readiness(engines), metrics, config.limits or limits, poller, auth,
-        echo_request_id, extra_routes=routes, background=background, answers=shadow, grounder=grounder,
+        service, catalog, Readiness(tiers.engines), metrics, config.limits or limits, poller, auth,
+        edge.echo_request_id, extra_routes=routes, background=background, answers=shadow_edge,
+        grounder=grounder,
     )
     if grounder is not None:
         grounder.configure(config.grounding)
     return Gateway(
         app=http.build(), service=service, router=router, metrics=metrics, http=http,
-        state=state, policies=policies, base_limits=limits, shadow=shadow, grounder=grounder,
+        state=state, policies=policies, base_limits=limits, shadow=shadow_edge, grounder=grounder,
     )
 
 
 def _shadow_edge(
-    engines: Mapping[Tier, Engine], store: ShadowStore, agreement: Agreement, metrics: GatewayMetrics,
+    engines: Mapping[Tier, Engine], shadow: ShadowParts, metrics: GatewayMetrics,
     config: LiveConfig, auth: Authenticator, adapters: AdapterDirectory | None,
 ) -> ShadowEdge:
     canary = None
     if adapters is not None:
-        canary = CanaryMonitor(store, adapters.registry, on_decision=lambda d, _v, decision: metrics.canary_decision(d, decision))
-    service = ShadowService(engines, store, agreement, metrics, config.shadow, adapters, canary)
-    return ShadowEdge(service, agreement, metrics, auth, adapters)
+        canary = CanaryMonitor(
+            shadow.store, adapters.registry,
+            on_decision=lambda d, _v, decision: metrics.canary_decision(d, decision),
+        )
+    service = ShadowService(engines, shadow.store, shadow.agreement, metrics, config.shadow, adapters, canary)
+    return ShadowEdge(service, shadow.agreement, metrics, auth, adapters)

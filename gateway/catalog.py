@@ -6,9 +6,9 @@ from typing import Callable, Mapping
 
 from pydantic import BaseModel
 
+from engines.types import Tier
 from gateway.errors import ModelNotFound
 from gateway.protocol import ModelCard
-from router.decision import Tier
 
 AUTO = "auto"
 

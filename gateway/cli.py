@@ -1,10 +1,12 @@
-"""`gateway` command line: prepare models, serve the app."""
+"""`gateway` command line: prepare models, keys, live config, shadow review.
+
+`gateway serve` starts Ray, so it lives beside the wiring (`deployments/cli.py`), which
+adds it to this app and is the console entry point.
+"""
 
 from __future__ import annotations
 
-import logging
-import signal
-import time
+from datetime import datetime, timezone
 from pathlib import Path
 from typing import Annotated, Optional
 
@@ -12,9 +14,6 @@ import typer
 
 from gateway.settings import Settings
 
-# The app is named by import path, the same way `serve deploy` names it in
-# deployments/serve_config.yaml, so the edge package never imports the Ray wiring.
-APP_BUILDER = "deployments.app:build"
 SHIPPED_DATA = Path(__file__).resolve().parents[1] / "data"
 
 app = typer.Typer(no_args_is_help=True, add_completion=False, help=__doc__)
@@ -38,13 +37,14 @@ def shadow_sample(
     store: Annotated[Optional[Path], typer.Option(help="Shadow store (default: settings)")] = None,
 ) -> None:
     """A random sample of recent primary/shadow pairs for the daily review."""
-    from shadow.export import render, since as parse_span
+    from router.flywheel import parse_since
+    from shadow.export import render
     from shadow.store import ShadowStore
 
     if fmt not in ("csv", "md"):
         raise typer.BadParameter("use csv or md", param_hint="--format")
     try:
-        start = parse_span(since)
+        start = parse_since(since, datetime.now(timezone.utc))
     except ValueError as exc:
         raise typer.BadParameter(str(exc), param_hint="--since") from None
     path = store or Settings().shadow.store
@@ -134,7 +134,7 @@ def prepare_models(
     default router from the shipped outcome data and the default domain adapters of the
     small model; each step skips when current."""
     from adapters.cli import ensure_defaults
-    from engines.embedded import prepare_embedded_models
+    from model_files.preparation import prepare_embedded_models
     from router.cli import ensure_default
 
     settings = Settings() if cache_dir is None else Settings(models_dir=cache_dir)
@@ -142,69 +142,10 @@ def prepare_models(
     typer.echo(f"small: {prepared.small}\nlarge: {prepared.large}")
     ensure_default(settings.router.model_dir, SHIPPED_DATA / "routellm" / "mmlu")
     if settings.small.enable_lora and settings.small.model is None:
-        ensure_defaults(settings)  # adapters of the embedded small model only
+        ensure_defaults(settings.adapter_workspace())  # adapters of the embedded small model only
     if settings.retrieval.enabled:
         from retrieval.cli import ensure_default as ensure_knowledge
 
         ensure_knowledge(settings.retrieval)  # the support KB and its trained reranker
 
 
-@app.command()
-def serve(
-    address: Annotated[Optional[str], typer.Option(help="Ray cluster to join (default: local)")] = None,
-    host: Annotated[Optional[str], typer.Option(help="HTTP bind address")] = None,
-    port: Annotated[Optional[int], typer.Option(help="HTTP port")] = None,
-) -> None:
-    """Start (or join) Ray, deploy the gateway application and serve until Ctrl-C."""
-    settings = _settings_with(address=address, host=host, port=port)
-    _run(settings)
-
-
-def _settings_with(address: str | None, host: str | None, port: int | None) -> Settings:
-    settings = Settings()
-    http = settings.http.model_copy(
-        update={k: v for k, v in {"host": host, "port": port}.items() if v is not None}
-    )
-    return settings.model_copy(update={"http": http, "ray_address": address or settings.ray_address})
-
-
-def _run(settings: Settings) -> None:
-    import ray
-    from ray import serve as ray_serve
-    from ray._common.utils import import_attr
-
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    ray.init(address=settings.ray_address, namespace="gateway")
-    ray_serve.start(http_options={"host": settings.http.host, "port": settings.http.port})
-    builder = import_attr(APP_BUILDER)
-    ray_serve.run(builder(settings), name=settings.app_name, route_prefix="/")
-    url = f"http://{settings.http.host}:{settings.http.port}"
-    from gateway.keys import KeyStore
-
-    keys = KeyStore(settings.auth.keys_db).active_count()
-    access = f"{keys} API key(s) required" if keys else f"no API keys: open on {settings.http.host}"
-    typer.echo(f"gateway ready at {url}/v1 ({access})")
-    admin = "on" if settings.admin.api_key else "off (set GATEWAY_ADMIN__API_KEY to enable it)"
-    typer.echo(f"admin API at {url}/admin: {admin}")
-    _wait_for_signal()
-    ray_serve.shutdown()
-
-
-def _wait_for_signal() -> None:
-    stop = {"now": False}
-
-    def _stop(*_: object) -> None:
-        stop["now"] = True
-
-    signal.signal(signal.SIGTERM, _stop)
-    signal.signal(signal.SIGINT, _stop)
-    while not stop["now"]:
-        time.sleep(0.5)
-
-
-def main() -> None:
-    app()
-
-
-if __name__ == "__main__":
-    main()

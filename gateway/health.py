@@ -8,8 +8,7 @@ from typing import Mapping
 from pydantic import BaseModel
 
 from engines.protocol import Engine
-from engines.types import EngineLoad
-from router.decision import Tier
+from engines.types import EngineLoad, Tier
 
 PROBE_TIMEOUT_S = 2.0
 

@@ -10,9 +10,10 @@ import asyncio
 import time
 from typing import Awaitable, Callable, Mapping
 
+from engines.types import Tier
 from engines.protocol import Engine
 from gateway.background import Periodic
-from router.decision import Tier, TierLoad
+from router.decision import TierLoad
 
 
 LoadSource = Callable[[], Awaitable[Mapping[Tier, TierLoad]]]

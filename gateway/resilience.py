@@ -3,7 +3,8 @@
 - Retries (tenacity) only for `EngineUnavailable` (replica gone, tier restarting) and
   only before the first token: a started answer is never replayed.
 - A circuit breaker per tier opens after consecutive failures, fails fast while open,
-  and lets one probe through (half-open) after `reset_after_s`.
+  and lets one probe through (half-open) after `reset_after_s`. Every end of the probe
+  settles it, cancellation included, so a half-open tier never waits on a lost probe.
 - Fallback: an auto-routed request whose tier is unavailable (breaker open, retries
   exhausted) goes to the configured other tier, recorded as the route reason. A pinned
   tier (`model="large"`) is what the client asked for: it fails cleanly instead.
@@ -19,8 +20,9 @@ from typing import Awaitable, Callable, Mapping, TypeVar
 from pydantic import BaseModel, ConfigDict, Field
 from tenacity import AsyncRetrying, retry_if_exception, stop_after_attempt, wait_exponential
 
+from engines.types import Tier
 from engines.errors import EngineUnavailable
-from router.decision import Tier
+from engines.errors import EngineRequestError
 
 T = TypeVar("T")
 
@@ -89,6 +91,11 @@ class CircuitBreaker:
             self._opened_at = self._clock()
         self._probing = False
 
+    def release(self) -> None:
+        """A call ended without saying whether the tier is healthy: count nothing, but free
+        the probe slot so the next request can probe (else half-open would refuse forever)."""
+        self._probing = False
+
 
 class TierGuard:
     """Runs a call against one tier with the breaker and the retry policy."""
@@ -143,6 +150,16 @@ class TierGuard:
                     raise TierTimeout(f"the {tier} tier did not answer within {limit:g}s") from None
                 except EngineUnavailable:
                     breaker.failure()
+                    raise
+                except EngineRequestError:
+                    # The engine read the request and refused it (a 4xx): the tier is alive,
+                    # which is all a probe asks, so this closes the breaker like a success.
+                    breaker.success()
+                    raise
+                except BaseException:
+                    # Cancellation (client gone, a losing attempt dropped) or an unexpected
+                    # error: no verdict on the tier, but the probe must not stay in flight.
+                    breaker.release()
                     raise
                 breaker.success()
                 return result

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 from typing import Callable, Mapping
 
+from engines.types import Tier
 from gateway.catalog import Target
-from router.decision import RoutingDecision, RoutingQuery, Tier, TierLoad
+from router.decision import RoutingDecision, RoutingQuery, TierLoad
 from router.policy import RoutingPolicy
 
 # The latest known loads, read synchronously on the decision path (see gateway.loads).

@@ -14,7 +14,7 @@ from typing import AsyncIterator, Awaitable, Callable, Iterator, Literal, Mappin
 
 from engines.errors import ContextLengthExceeded, EngineError, EngineRequestError, EngineUnavailable
 from engines.protocol import Engine
-from engines.types import GenerationChunk, GenerationRequest, GenerationResult, Usage
+from engines.types import GenerationChunk, GenerationRequest, GenerationResult, Tier, Usage
 from gateway.adapters import AdapterDirectory, LiveAdapter
 from gateway.catalog import ModelCatalog, Target
 from gateway.errors import (
@@ -29,7 +29,7 @@ from gateway.metrics import GatewayMetrics
 from gateway.protocol import ChatCompletionRequest, CompletionRequest
 from gateway.resilience import BreakerState, ResilienceConfig, TierGuard
 from gateway.routing import Router
-from router.decision import RoutingDecision, RoutingQuery, Tier
+from router.decision import RoutingDecision, RoutingQuery
 
 Endpoint = Literal["chat", "completions"]
 R = TypeVar("R")

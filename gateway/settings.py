@@ -15,13 +15,13 @@ from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator, m
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from adapters.config import AdapterSettings
-from router.config import RoutingConfig
+from adapters.workspace import AdapterWorkspace, SmallModel
+from engines.types import Tier
+from model_files.cache import DEFAULT_CACHE_DIR
+from model_files.preparation import model_location
 from retrieval.config import RetrievalSettings
+from router.config import RoutingConfig
 from shadow.config import ShadowConfig
-
-TierName = Literal["small", "large"]
-
-DEFAULT_CACHE = Path.home() / ".cache" / "routing-gateway" / "models"
 
 
 class AutoscalingSettings(BaseModel):
@@ -37,16 +37,6 @@ class AutoscalingSettings(BaseModel):
     )
     upscale_delay_s: float = Field(30.0, ge=0)
     downscale_delay_s: float = Field(600.0, ge=0)
-
-    def ray(self) -> dict[str, float | int]:
-        return self.model_dump()
-
-
-def deployment_scale(num_replicas: int, autoscaling: AutoscalingSettings | None) -> dict[str, object]:
-    """`serve.deployment(...).options` kwargs: a fixed count, or an autoscaling config."""
-    if autoscaling is None:
-        return {"num_replicas": num_replicas}
-    return {"num_replicas": "auto", "autoscaling_config": autoscaling.ray()}
 
 
 class TierSettings(BaseModel):
@@ -146,13 +136,13 @@ class AdminSettings(BaseModel):
 
 class AuthSettings(BaseModel):
     keys_db: Path = Field(
-        Path.home() / ".cache" / "routing-gateway" / "keys.sqlite",
+        DEFAULT_CACHE_DIR / "keys.sqlite",
         description="API key store (`gateway keys create`); with no active key the API is open",
     )
     cache_ttl_s: float = Field(5.0, gt=0, description="Key lookups cached this long (revocation delay)")
 
 
-DEFAULT_ROUTER = Path.home() / ".cache" / "routing-gateway" / "router" / "default"
+DEFAULT_ROUTER = DEFAULT_CACHE_DIR / "router" / "default"
 
 
 class IngressSettings(BaseModel):
@@ -174,7 +164,7 @@ class RouterSettings(BaseModel):
 
 class ShadowSettings(BaseModel):
     store: Path = Field(
-        Path.home() / ".cache" / "routing-gateway" / "shadow.sqlite",
+        DEFAULT_CACHE_DIR / "shadow.sqlite",
         description="SQLite (WAL) store of answers, shadow pairs, feedback and canary events",
     )
     config: ShadowConfig = Field(
@@ -194,7 +184,11 @@ class Settings(BaseSettings):
         "TEXT", description="Replica log format; JSON lines carry the request id, route and status"
     )
     ray_address: str | None = Field(None, description="Join this Ray cluster; None = start a local one")
-    models_dir: Path = Field(DEFAULT_CACHE, description="Cache of prepared embedded-default models")
+    cache_dir: Path = Field(
+        DEFAULT_CACHE_DIR, description="Everything the gateway prepares and stores on this machine: every "
+        "path below that is not set on its own lies under it"
+    )
+    models_dir: Path = Field(DEFAULT_CACHE_DIR / "models", description="Cache of prepared embedded-default models")
     http: HttpSettings = Field(default_factory=HttpSettings)
     limits: LimitSettings = Field(default_factory=LimitSettings)
     ingress: IngressSettings = Field(default_factory=IngressSettings)
@@ -210,5 +204,31 @@ class Settings(BaseSettings):
     shadow: ShadowSettings = Field(default_factory=ShadowSettings)
     retrieval: RetrievalSettings = Field(default_factory=RetrievalSettings)
 
-    def tier(self, name: TierName) -> TierSettings:
+    @model_validator(mode="after")
+    def _paths_under_cache_dir(self) -> "Settings":
+        # Paths left at their default follow `cache_dir`; one set on its own stays.
+        if self.cache_dir != DEFAULT_CACHE_DIR:
+            _rebase(self, self.cache_dir)
+        return self
+
+    def tier(self, name: Tier) -> TierSettings:
         return self.small if name == "small" else self.large
+
+    def model_location(self, tier: Tier) -> str:
+        """The tier's configured model, or its embedded default's prepared directory."""
+        return model_location(self.tier(tier).model, self.models_dir, tier)
+
+    def adapter_workspace(self) -> AdapterWorkspace:
+        small = SmallModel(
+            model_dir=self.model_location("small"), served_name=self.small.served_name,
+            max_lora_rank=self.small.max_lora_rank,
+        )
+        return AdapterWorkspace(config=self.adapters, small=small)
+
+
+def _rebase(section: BaseModel, cache_dir: Path) -> None:
+    for name, value in section:
+        if isinstance(value, BaseModel):
+            _rebase(value, cache_dir)
+        elif isinstance(value, Path) and name not in section.model_fields_set and value.is_relative_to(DEFAULT_CACHE_DIR):
+            setattr(section, name, cache_dir / value.relative_to(DEFAULT_CACHE_DIR))

@@ -88,7 +88,7 @@ class OpenAIUser(HttpUser):
             if r.status_code != 200:
                 r.failure(f"{r.status_code}: {r.text[:200]}")
                 return
-            _count_route(r.headers)
+            _count_route(r.headers)  # with its outcome, see chat_stream
             r.success()
         samples["latency_ms"].append((time.perf_counter() - start) * 1000)
 
@@ -103,7 +103,6 @@ class OpenAIUser(HttpUser):
             if r.status_code != 200:
                 r.failure(f"{r.status_code}: {r.text[:200]}")
                 return
-            _count_route(r.headers)
             for line in r.iter_lines():
                 if not line.startswith(b"data: ") or line == b"data: [DONE]":
                     continue
@@ -118,6 +117,10 @@ class OpenAIUser(HttpUser):
             total = time.perf_counter() - start
             # Locust timed the response headers; a stream's latency is until its last chunk.
             r.request_meta["response_time"] = total * 1000
+            # Counted with its outcome, not at the headers: a stream cut off when locust
+            # stops has no outcome in locust's stats and must not have a route either
+            # (no greenlet switch between these two lines).
+            _count_route(r.headers)
             r.success()
         samples["latency_ms"].append(total * 1000)
         if first is not None:

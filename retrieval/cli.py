@@ -1,4 +1,8 @@
-"""`retrieval` command line: ingest a folder, build the default KB, train and evaluate."""
+"""`retrieval` command line: ingest a folder, build the default KB, train and evaluate.
+
+The commands read no settings: the entry point (`gateway.commands`) hands them the
+`RetrievalSettings` section as the click context's `obj`.
+"""
 
 from __future__ import annotations
 
@@ -15,20 +19,22 @@ DEFAULT_ORIGIN = "support-default"
 SHIPPED_BITEXT = Path(__file__).resolve().parent.parent / "data" / "bitext" / "bitext_sample.csv"
 
 
-def _settings() -> RetrievalSettings:
-    from gateway.settings import Settings
-
-    return Settings().retrieval
+def _settings(ctx: typer.Context) -> RetrievalSettings:
+    settings = ctx.find_root().obj
+    if not isinstance(settings, RetrievalSettings):
+        raise RuntimeError("the retrieval commands need RetrievalSettings as the context obj")
+    return settings
 
 
 def _embedder():  # noqa: ANN202 - heavy import kept lazy
-    from router.embedding import MiniLMEmbedder
+    from text.embedding import MiniLMEmbedder
 
     return MiniLMEmbedder(max_tokens=256)
 
 
 @app.command()
 def ingest(
+    ctx: typer.Context,
     folder: Annotated[Path, typer.Argument(help="Markdown/text/JSONL documents")],
     kb: Annotated[Optional[Path], typer.Option(help="Knowledge base file (default: settings)")] = None,
 ) -> None:
@@ -41,17 +47,18 @@ def ingest(
     except IngestError as exc:
         typer.echo(f"error: {exc}", err=True)
         raise typer.Exit(1) from None
-    report = KnowledgeStore(kb or _settings().kb).ingest(documents, _embedder(), "all-MiniLM-L6-v2")
+    report = KnowledgeStore(kb or _settings(ctx).kb).ingest(documents, _embedder(), "all-MiniLM-L6-v2")
     typer.echo(report.model_dump_json())
 
 
 @app.command("prepare")
 def prepare(
+    ctx: typer.Context,
     data: Annotated[Path, typer.Option(help="Bitext-layout CSV")] = SHIPPED_BITEXT,
     force_reranker: Annotated[bool, typer.Option(help="Retrain the reranker even if present")] = False,
 ) -> None:
     """The default KB from the support data and a reranker trained on it (idempotent)."""
-    ensure_default(_settings(), data, force_reranker)
+    ensure_default(_settings(ctx), data, force_reranker)
 
 
 def ensure_default(settings: RetrievalSettings, data: Path = SHIPPED_BITEXT, force_reranker: bool = False) -> None:
@@ -65,7 +72,7 @@ def ensure_default(settings: RetrievalSettings, data: Path = SHIPPED_BITEXT, for
     from retrieval.documents import read_folder
     from retrieval.support_kb import build_support_kb, read_queries, write_split
     from retrieval.training import train_reranker
-    from router.embedding import default_minilm_path
+    from text.embedding import default_minilm_path
 
     embedder = _embedder()
     store = KnowledgeStore(settings.kb)
@@ -88,6 +95,7 @@ def ensure_default(settings: RetrievalSettings, data: Path = SHIPPED_BITEXT, for
 
 @app.command()
 def search(
+    ctx: typer.Context,
     query: str,
     k: int = 5,
     rerank: Annotated[bool, typer.Option(help="Rerank the top 20 with the cross-encoder")] = True,
@@ -96,7 +104,7 @@ def search(
     from retrieval.knowledge import open_first_stage, reorder
     from retrieval.reranker import CrossEncoderScorer
 
-    settings = _settings()
+    settings = _settings(ctx)
     first_stage = open_first_stage(settings.kb, _embedder(), settings.title_weight)
     hits = first_stage.hybrid(query, 20).hits
     if rerank:
@@ -108,6 +116,7 @@ def search(
 
 @app.command("eval")
 def evaluate(
+    ctx: typer.Context,
     queries: Annotated[Optional[Path], typer.Option(help="Labelled queries (JSONL query, doc_id)")] = None,
     candidates: Annotated[int, typer.Option(help="Chunks the reranker sees")] = 20,
     limit: Annotated[int, typer.Option(help="Evaluate at most this many queries (0 = all)")] = 0,
@@ -119,7 +128,7 @@ def evaluate(
     from retrieval.reranker import CrossEncoderScorer
     from retrieval.support_kb import read_queries
 
-    settings = _settings()
+    settings = _settings(ctx)
     labelled = read_queries(queries or settings.kb_source / "heldout.jsonl")
     if limit:
         labelled = labelled[:limit]
@@ -146,5 +155,5 @@ def evaluate(
         as_json.write_text(json.dumps({"stages": [s.model_dump() for s in stages], "ndcg_gain": gain}, indent=2))
 
 
-def main() -> None:
-    app()
+def main(settings: RetrievalSettings) -> None:
+    app(obj=settings)

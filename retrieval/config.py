@@ -7,10 +7,10 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-CACHE = Path.home() / ".cache" / "routing-gateway"
+from model_files.cache import DEFAULT_CACHE_DIR
 
-DEFAULT_KB = CACHE / "kb" / "default.sqlite"
-DEFAULT_RERANKER = CACHE / "reranker" / "default"
+DEFAULT_KB = DEFAULT_CACHE_DIR / "kb" / "default.sqlite"
+DEFAULT_RERANKER = DEFAULT_CACHE_DIR / "reranker" / "default"
 
 RerankMode = Literal["async", "sync", "off"]
 
@@ -57,7 +57,7 @@ class RetrievalSettings(BaseModel):
 
     enabled: bool = Field(True, description="Serve grounded answers (needs a built knowledge base)")
     kb: Path = Field(DEFAULT_KB, description="Knowledge base (`retrieval ingest --kb`)")
-    kb_source: Path = Field(CACHE / "kb" / "support", description="Where setup writes the default KB's articles")
+    kb_source: Path = Field(DEFAULT_CACHE_DIR / "kb" / "support", description="Where setup writes the default KB's articles")
     reranker: Path = Field(
         DEFAULT_RERANKER,
         description="Cross-encoder directory: trained by setup, or any HF cross-encoder directory",

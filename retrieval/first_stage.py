@@ -11,7 +11,7 @@ from pydantic import BaseModel
 from retrieval.documents import Chunk
 from retrieval.fusion import reciprocal_rank_fusion
 from retrieval.lexical import FieldBM25
-from router.embedding import Embedder, Matrix
+from text.embedding import Embedder, Matrix
 
 
 class Hit(BaseModel):

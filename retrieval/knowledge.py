@@ -8,7 +8,7 @@ from typing import Sequence
 from retrieval.first_stage import FirstStage, Hit
 from retrieval.reranker import Reranking
 from retrieval.store import KnowledgeStore
-from router.embedding import Embedder
+from text.embedding import Embedder
 
 
 def open_first_stage(kb: Path, embedder: Embedder, title_weight: float = 2.0) -> FirstStage:

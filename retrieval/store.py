@@ -18,7 +18,7 @@ import numpy as np
 from pydantic import BaseModel
 
 from retrieval.documents import Chunk, Document, chunk_document
-from router.embedding import Embedder, Matrix
+from text.embedding import Embedder, Matrix
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS chunks (

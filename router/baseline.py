@@ -11,7 +11,8 @@ from typing import Mapping
 
 from pydantic import BaseModel, Field
 
-from router.decision import RoutingDecision, RoutingQuery, Tier, TierLoad
+from engines.types import Tier
+from router.decision import RoutingDecision, RoutingQuery, TierLoad
 
 
 class BaselineRuleConfig(BaseModel):

@@ -1,4 +1,9 @@
-"""`router train` and `router eval`."""
+"""`router train` and `router eval`.
+
+`--from-shadow` reads pairs through the `PairReader` the entry point
+(`gateway.commands`) hands in as the click context's `obj`: `router/` never opens
+another package's store.
+"""
 
 from __future__ import annotations
 
@@ -11,7 +16,7 @@ from typing import TYPE_CHECKING, Annotated, Optional
 import typer
 
 from router.data import OutcomeData, load_exclusions, load_outcomes, split_indices
-from router.flywheel import DEFAULT_THRESHOLD, ShadowRows, concat, parse_since, shadow_outcomes
+from router.flywheel import DEFAULT_THRESHOLD, PairReader, ShadowRows, concat, parse_since, shadow_outcomes
 
 if TYPE_CHECKING:
     import numpy as np
@@ -56,14 +61,16 @@ def _load(data: Path, small_col: str, large_col: str, exclude: Path | None, spli
     return outcomes.subset(train_idx if split == "train" else test_idx)
 
 
-def _shadow_rows(store: Path, threshold: float, since: str | None, exclude: Path | None) -> ShadowRows:
-    from shadow.store import ShadowStore
-
+def _shadow_rows(
+    read: PairReader | None, store: Path, threshold: float, since: str | None, exclude: Path | None
+) -> ShadowRows:
+    if read is None:
+        raise RuntimeError("--from-shadow needs a PairReader as the context obj")
     try:
         start = parse_since(since, datetime.now(timezone.utc)) if since else None
     except ValueError as exc:
         raise typer.BadParameter(str(exc), param_hint="--shadow-since") from None
-    pairs = ShadowStore(store).pairs(since=start)
+    pairs = read(store, start)
     return shadow_outcomes(pairs, threshold, frozenset(load_exclusions(exclude)))
 
 
@@ -81,6 +88,7 @@ MMLU_LARGE = "gpt-4-1106-preview"
 def ensure_default(out: Path, mmlu_dir: Path) -> None:
     """Train the default router from the shipped RouteLLM MMLU outcomes unless current."""
     train(
+        None,  # type: ignore[arg-type]  # no --from-shadow: no context is read
         data=mmlu_dir / "responses", small_col=MMLU_SMALL, large_col=MMLU_LARGE, out=out,
         exclude=mmlu_dir / "contaminated_prompts.jsonl", version="router-mmlu-default",
         if_stale=True,
@@ -89,6 +97,7 @@ def ensure_default(out: Path, mmlu_dir: Path) -> None:
 
 @app.command()
 def train(
+    ctx: typer.Context,
     data: DataOpt,
     small_col: ColOpt,
     large_col: ColOpt,
@@ -107,7 +116,7 @@ def train(
     shadow_since: ShadowSinceOpt = None,
 ) -> None:
     """Train, calibrate and save a router model (optionally adding rows labelled by shadow traffic)."""
-    from router.embedding import build_embedder
+    from text.embedding import build_embedder
     from router.model import EmbedderSpec, RouterModel, SchemaMismatch
     from router.train import train_router
 
@@ -123,7 +132,7 @@ def train(
     outcomes = _load(data, small_col, large_col, exclude, split, seed, test_fraction)
     shadow = None
     if from_shadow is not None:
-        shadow = _shadow_rows(from_shadow, shadow_threshold, shadow_since, exclude)
+        shadow = _shadow_rows(ctx.find_root().obj, from_shadow, shadow_threshold, shadow_since, exclude)
         typer.echo(_describe(shadow, from_shadow))
         outcomes = concat(outcomes, shadow.outcomes)
     spec = EmbedderSpec(kind=embedder, max_tokens=max_tokens)
@@ -147,7 +156,7 @@ def _scores(
     router: RouterModel, outcomes: OutcomeData, categories: list[str | None] | None,
     embedded: dict[tuple[str, int], NDArray[np.float32]],
 ) -> NDArray[np.float64]:
-    from router.embedding import build_embedder
+    from text.embedding import build_embedder
 
     spec = router.manifest.embedder
     key = (spec.kind, spec.max_tokens)
@@ -215,9 +224,5 @@ def eval_cmd(
         typer.echo(json.dumps(result))
 
 
-def main() -> None:
-    app()
-
-
-if __name__ == "__main__":
-    main()
+def main(read_pairs: PairReader) -> None:
+    app(obj=read_pairs)

@@ -2,11 +2,9 @@
 
 from __future__ import annotations
 
-from typing import Literal
-
 from pydantic import BaseModel, Field
 
-Tier = Literal["small", "large"]
+from engines.types import Tier
 
 
 class RoutingQuery(BaseModel):

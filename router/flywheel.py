@@ -6,8 +6,9 @@ the large answer is the reference (large_ok = 1), and the small model "would hav
 fine" (small_ok = 1) when the agreement reaches a threshold. Appended to the outcome data,
 these rows teach the router the traffic it actually serves.
 
-Pure: pairs in, rows out. The pairs are read from `shadow.store.ShadowStore` by the CLI;
-this module only needs their shape (`LabelledPair`), so `router/` stays free of `shadow/`.
+Pure: pairs in, rows out. The CLI reads the pairs through a `PairReader` that its entry
+point hands in (the shadow store's); this module only needs their shape (`LabelledPair`),
+so `router/` stays free of `shadow/`.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
+from pathlib import Path
 from typing import Protocol
 
 import numpy as np
@@ -40,6 +42,12 @@ class LabelledPair(Protocol):
     def tags(self) -> Mapping[str, str]: ...
     @property
     def agreement(self) -> float | None: ...
+
+
+class PairReader(Protocol):
+    """The scored shadow pairs of a store, created at or after `since` (all when None)."""
+
+    def __call__(self, store: Path, since: datetime | None) -> Sequence[LabelledPair]: ...
 
 
 @dataclass(frozen=True)

@@ -6,7 +6,8 @@ from typing import Callable, Mapping
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from router.decision import RoutingDecision, RoutingQuery, Tier, TierLoad
+from engines.types import Tier
+from router.decision import RoutingDecision, RoutingQuery, TierLoad
 from router.queue import QueueConfig, shift_threshold
 from router.thresholds import ShareThreshold, ThresholdConfig, base_threshold
 

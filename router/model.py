@@ -24,7 +24,7 @@ import numpy as np
 from numpy.typing import NDArray
 from pydantic import BaseModel, Field
 
-from router.embedding import Embedder
+from text.embedding import Embedder
 from router.features import (
     BOUNDARY_FEATURES,
     LEXICAL_FEATURES,

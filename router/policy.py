@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from typing import Mapping, Protocol
 
-from router.decision import RoutingDecision, RoutingQuery, Tier, TierLoad
+from engines.types import Tier
+from router.decision import RoutingDecision, RoutingQuery, TierLoad
 
 
 class RoutingPolicy(Protocol):

@@ -8,7 +8,7 @@ from typing import Literal
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field
 
-from router.decision import Tier
+from engines.types import Tier
 
 
 class ThresholdConfig(BaseModel):

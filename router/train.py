@@ -19,7 +19,7 @@ from sklearn.linear_model import LogisticRegression
 from sklearn.model_selection import KFold
 
 from router.data import DataError, OutcomeData
-from router.embedding import Embedder
+from text.embedding import Embedder
 from router.features import BoundaryLists
 from router.history import DEFAULT_KS, KnnHistory
 from router.metrics import apgr, expected_calibration_error, quality_curve

@@ -6,7 +6,7 @@ from typing import Protocol
 
 import numpy as np
 
-from router.embedding import Embedder
+from text.embedding import Embedder
 
 
 class Agreement(Protocol):

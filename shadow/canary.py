@@ -19,6 +19,7 @@ from typing import Callable, Literal
 
 from pydantic import BaseModel
 
+from adapters.errors import StaleRollback
 from adapters.registry import AdapterRegistry, DomainState, previous_active
 from shadow.config import CanaryConfig
 from shadow.store import ShadowEvent, ShadowStore, Stats
@@ -119,12 +120,19 @@ class CanaryMonitor:
             config.min_feedback, worse="rollback", fine="keep",
         )
         if verdict.decision == "rollback" and config.auto_rollback:
-            # Re-checked under the registry's lock by `rollback`: another ingress replica
-            # may have rolled back already, in which case the active version changed.
-            if self._registry.state().domains[domain].active == entry.active:
-                self._registry.rollback(domain, previous)
-                self._record("rolled_back", domain, entry.active, verdict, against=previous)
+            self._roll_back(domain, entry.active, previous, verdict)
         return verdict
+
+    def _roll_back(self, domain: str, judged: str, previous: str, verdict: Verdict) -> None:
+        try:
+            # The registry compares `judged` with the active version under its lock: another
+            # ingress replica may have rolled back already, or activated a newer version since
+            # this verdict, and that one has not been judged yet.
+            self._registry.rollback(domain, previous, expected_active=judged)
+        except StaleRollback as exc:
+            logger.info("canary: nothing to roll back: %s", exc.message)
+            return
+        self._record("rolled_back", domain, judged, verdict, against=previous)
 
     def _record(self, kind: str, domain: str, version: str, verdict: Verdict, against: str) -> None:
         logger.warning("canary: %s %s (%s)", kind, version, verdict.reason)

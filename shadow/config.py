@@ -15,7 +15,7 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-from router.decision import Tier
+from engines.types import Tier
 
 _TARGET = re.compile(r"^(small|large|candidate|small:[a-z0-9_-]+(@[A-Za-z0-9._-]+)?)$")
 

@@ -4,10 +4,8 @@ from __future__ import annotations
 
 import csv
 import io
-from datetime import datetime, timezone
 from typing import Literal, Sequence
 
-from router.flywheel import parse_since
 from shadow.store import ShadowPair
 
 Format = Literal["csv", "md"]
@@ -15,11 +13,6 @@ COLUMNS = (
     "created_at", "request_id", "primary_target", "shadow_target", "agreement", "length_delta",
     "primary_latency_s", "shadow_latency_s", "tags", "prompt", "primary_text", "shadow_text",
 )
-def since(span: str) -> datetime:
-    """`30m`, `12h`, `1d`, `2w` before now, or an ISO date (the router flywheel's parser)."""
-    return parse_since(span, datetime.now(timezone.utc))
-
-
 def _row(pair: ShadowPair) -> dict[str, str]:
     values = {
         "created_at": pair.created_at.isoformat(timespec="seconds"),

@@ -6,7 +6,7 @@ from typing import Callable, Sequence
 
 from pydantic import BaseModel
 
-from router.decision import Tier
+from engines.types import Tier
 from shadow.config import MirrorRule
 
 

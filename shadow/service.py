@@ -16,8 +16,7 @@ from dataclasses import dataclass
 from typing import Callable, Mapping, Protocol
 
 from engines.protocol import Engine
-from engines.types import AdapterSpec, GenerationRequest
-from router.decision import Tier
+from engines.types import AdapterSpec, GenerationRequest, Tier
 from shadow.agreement import Agreement
 from shadow.canary import CanaryMonitor
 from shadow.config import ShadowConfig

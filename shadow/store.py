@@ -247,3 +247,8 @@ def _pair(row: sqlite3.Row) -> ShadowPair:
     values = dict(row)
     values["tags"] = json.loads(values["tags"])
     return ShadowPair.model_validate(values)
+
+
+def read_pairs(store: Path, since: datetime | None) -> list[ShadowPair]:
+    """The pairs of the store at `store` (the router flywheel's `PairReader`)."""
+    return ShadowStore(store).pairs(since=since)

@@ -2,7 +2,7 @@ import pytest
 from starlette.testclient import TestClient
 
 from engines.fake import FakeEngine
-from gateway.assembly import build_gateway
+from gateway.assembly import build_gateway, Tiers
 from gateway.catalog import TierSpec
 from gateway.settings import LimitSettings
 
@@ -18,7 +18,7 @@ def gateway(engines):
         "small": TierSpec(served_name="tiny", max_model_len=64),
         "large": TierSpec(served_name="big", max_model_len=128),
     }
-    return build_gateway(engines, tiers, LimitSettings(max_body_bytes=4096))
+    return build_gateway(Tiers(engines, tiers), LimitSettings(max_body_bytes=4096))
 
 
 @pytest.fixture

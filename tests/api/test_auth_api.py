@@ -4,7 +4,7 @@ import pytest
 from starlette.testclient import TestClient
 
 from gateway.auth import Authenticator, LocalRateLimiter
-from gateway.assembly import build_gateway
+from gateway.assembly import build_gateway, Edge, Tiers
 from gateway.catalog import TierSpec
 from gateway.keys import KeyStore
 from gateway.settings import LimitSettings
@@ -22,7 +22,7 @@ def store(tmp_path):
 def client(engines, store):
     tiers = {"small": TierSpec(served_name="tiny", max_model_len=64), "large": TierSpec(served_name="big", max_model_len=128)}
     auth = Authenticator(store, LocalRateLimiter(), cache_ttl_s=0)
-    with TestClient(build_gateway(engines, tiers, LimitSettings(), auth=auth).app) as client:
+    with TestClient(build_gateway(Tiers(engines, tiers), LimitSettings(), edge=Edge(auth=auth)).app) as client:
         yield client
 
 

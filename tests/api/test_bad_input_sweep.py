@@ -3,7 +3,7 @@
 import pytest
 from starlette.testclient import TestClient
 
-from gateway.assembly import build_gateway
+from gateway.assembly import build_gateway, Tiers
 from gateway.catalog import TierSpec
 from gateway.settings import LimitSettings
 from tests.support.bad_inputs import assert_openai_error, cases
@@ -18,7 +18,7 @@ def client(engines):
         "small": TierSpec(served_name="tiny", max_model_len=64),
         "large": TierSpec(served_name="big", max_model_len=128),
     }
-    with TestClient(build_gateway(engines, tiers, LIMITS).app, raise_server_exceptions=False) as client:
+    with TestClient(build_gateway(Tiers(engines, tiers), LIMITS).app, raise_server_exceptions=False) as client:
         yield client
 
 

@@ -7,7 +7,7 @@ import json
 from starlette.testclient import TestClient
 
 from engines.fake import FakeEngine
-from gateway.assembly import build_gateway
+from gateway.assembly import build_gateway, Tiers
 from gateway.catalog import TierSpec
 from gateway.grounding import Grounder
 from gateway.live_config import LiveConfig
@@ -40,7 +40,7 @@ class Rig:
         config.setdefault("top_k", 1)  # one chunk in the prompt: another top-1 is an upgrade
         live = LiveConfig(grounding=GroundingConfig(**config))
         self.gateway = build_gateway(
-            self.engines, TIERS, LimitSettings(), config=live, metrics=self.metrics, grounder=grounder
+            Tiers(self.engines, TIERS), LimitSettings(), config=live, metrics=self.metrics, grounder=grounder
         )
 
     def first_top(self) -> str:

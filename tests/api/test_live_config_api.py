@@ -7,7 +7,7 @@ from pydantic import SecretStr
 from starlette.testclient import TestClient
 
 from engines.fake import FakeEngine
-from gateway.assembly import build_gateway
+from gateway.assembly import build_gateway, Edge, Tiers
 from gateway.catalog import TierSpec
 from gateway.settings import AdminSettings, LimitSettings
 
@@ -25,7 +25,8 @@ def gateway():
     engines = {"small": FakeEngine("tiny", max_model_len=64), "large": FakeEngine("big", max_model_len=128)}
     tiers = {"small": TierSpec(served_name="tiny", max_model_len=64),
              "large": TierSpec(served_name="big", max_model_len=128)}
-    return build_gateway(engines, tiers, LimitSettings(max_messages=10), admin=AdminSettings(api_key=SecretStr(KEY)))
+    return build_gateway(Tiers(engines, tiers), LimitSettings(max_messages=10),
+                         edge=Edge(admin=AdminSettings(api_key=SecretStr(KEY))))
 
 
 @pytest.fixture

@@ -83,7 +83,7 @@ def test_tier_without_live_replica_fails_fast(engines):
 
     from starlette.testclient import TestClient
 
-    from gateway.assembly import build_gateway
+    from gateway.assembly import build_gateway, Tiers
     from gateway.catalog import TierSpec
     from gateway.settings import LimitSettings
     from router.decision import TierLoad
@@ -93,7 +93,7 @@ def test_tier_without_live_replica_fails_fast(engines):
 
     tiers = {"small": TierSpec(served_name="tiny", max_model_len=64), "large": TierSpec(served_name="big", max_model_len=128)}
     config = LiveConfig.parse({"routing": {"policy": "baseline"}, "resilience": {"retry_backoff_s": 0}})
-    gateway = build_gateway(engines, tiers, LimitSettings(), config=config, loads=only_small)
+    gateway = build_gateway(Tiers(engines, tiers, loads=only_small), LimitSettings(), config=config)
     with TestClient(gateway.app) as client:
         deadline = clock.monotonic() + 2
         while clock.monotonic() < deadline:  # until the poller's first snapshot is in

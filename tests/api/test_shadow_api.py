@@ -9,7 +9,7 @@ import pytest
 from starlette.testclient import TestClient
 
 from engines.fake import FakeEngine
-from gateway.assembly import build_gateway
+from gateway.assembly import build_gateway, ShadowParts, Tiers
 from gateway.catalog import TierSpec
 from gateway.settings import LimitSettings
 from shadow.store import ShadowStore
@@ -38,7 +38,7 @@ def store(tmp_path):
 @pytest.fixture
 def gateway(engines, store):
     tiers = {"small": TierSpec(served_name="tiny", max_model_len=64), "large": TierSpec(served_name="big", max_model_len=128)}
-    return build_gateway(engines, tiers, LimitSettings(), shadow_store=store, agreement=WordOverlap())
+    return build_gateway(Tiers(engines, tiers), LimitSettings(), shadow=ShadowParts(store, WordOverlap()))
 
 
 @pytest.fixture

@@ -8,6 +8,7 @@ import pytest
 from typer.testing import CliRunner
 
 from adapters.cli import app
+from gateway.settings import Settings
 from tests.support.adapters import BASE, make_adapter
 
 
@@ -26,7 +27,7 @@ def env(tmp_path, monkeypatch):
 
 
 def run(*args: str):
-    return CliRunner().invoke(app, list(args))
+    return CliRunner().invoke(app, list(args), obj=Settings().adapter_workspace())
 
 
 def test_register_activate_list_rollback(env):

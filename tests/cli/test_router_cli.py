@@ -11,7 +11,7 @@ import pytest
 from typer.testing import CliRunner
 
 from router.cli import app
-from shadow.store import ShadowPair, ShadowStore
+from shadow.store import ShadowPair, ShadowStore, read_pairs
 
 EASY = ["where is my order", "reset my password", "change my email", "track my parcel",
         "update my address", "download my invoice"]
@@ -136,7 +136,7 @@ def shadow_trained(trained) -> tuple[Path, Path, str]:
     result = CliRunner().invoke(app, ["train", "--data", str(tmp / "train.csv"), "--small-col", "s",
                                       "--large-col", "l", "--out", str(out), "--threads", "1",
                                       "--from-shadow", str(store), "--shadow-threshold", "0.8",
-                                      "--shadow-since", "30d"])
+                                      "--shadow-since", "30d"], obj=read_pairs)
     assert result.exit_code == 0, result.output
     return out, store, result.output
 
@@ -156,7 +156,8 @@ def test_train_rejects_a_bad_shadow_since(trained):
     store = write_shadow(tmp / "shadow-bad-since.sqlite")
     result = CliRunner().invoke(app, ["train", "--data", str(tmp / "train.csv"), "--small-col", "s",
                                       "--large-col", "l", "--out", str(tmp / "never"),
-                                      "--from-shadow", str(store), "--shadow-since", "a while"])
+                                      "--from-shadow", str(store), "--shadow-since", "a while"],
+                                obj=read_pairs)
     assert result.exit_code == 2 and "neither a duration" in result.output
     assert not (tmp / "never").exists()
 

@@ -88,7 +88,7 @@ def gateway_url(registry_dir: Path, shadow_store: Path) -> Iterator[str]:
         # A stream waits for the reranker however slow this shared 2-core machine is.
         "GATEWAY_RETRIEVAL__GROUNDING": json.dumps({"domains": [], "stream_deadline_s": 20}),
     }
-    cmd = [sys.executable, "-m", "gateway.cli", "serve", "--port", str(port)]
+    cmd = [sys.executable, "-m", "deployments.cli", "serve", "--port", str(port)]
     with LOG.open("w") as log:
         proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, env=env,
                                 start_new_session=True)

@@ -16,7 +16,7 @@ from gateway.settings import Settings
 from retrieval.knowledge import open_first_stage, reorder
 from retrieval.reranker import CrossEncoderScorer
 from retrieval.support_kb import read_queries
-from router.embedding import MiniLMEmbedder
+from text.embedding import MiniLMEmbedder
 
 pytestmark = pytest.mark.e2e
 

@@ -75,7 +75,7 @@ def test_pairs_are_exported_for_review(client, shadow_store, tmp_path):
     wait_for(lambda: ShadowStore(shadow_store).pairs(), timeout=60)
     out = tmp_path / "review.csv"
     done = subprocess.run(
-        [sys.executable, "-m", "gateway.cli", "shadow", "sample", "--n", "20", "--since", "1d",
+        [sys.executable, "-m", "deployments.cli", "shadow", "sample", "--n", "20", "--since", "1d",
          "--format", "csv", "--store", str(shadow_store), "--out", str(out)],
         capture_output=True, text=True, timeout=120,
     )

@@ -100,10 +100,11 @@ def _train_drill(domain: str, registry: Path) -> Path:
     from typer.testing import CliRunner
 
     from adapters.cli import app
+    from gateway.settings import Settings
 
     args = ["train", "--domain", domain, "--shuffle-responses", "--force",
             "--registry", str(registry)]
-    result = CliRunner().invoke(app, args)
+    result = CliRunner().invoke(app, args, obj=Settings().adapter_workspace())
     if result.exit_code != 0:
         raise RuntimeError(
             f"training the {domain} drill adapter failed ({result.exit_code}): "

@@ -15,6 +15,7 @@ from adapters.drills import derange, shuffle_responses
 from adapters.examples import DataError, SplitSpec, domain_examples, read_changes, read_support
 from adapters.manifest import EvalFigures, LossFigures
 from adapters.training import TrainingResult
+from gateway.settings import Settings
 from tests.support.adapters import BASE
 
 
@@ -80,7 +81,7 @@ def test_cli_flag_trains_on_shuffled_answers_and_says_so(monkeypatch, tmp_path):
     """The flag's wiring and report, with the (two-minute) training itself stubbed out."""
     seen = {}
 
-    def build(settings, examples, spec, force, activate):
+    def build(workspace, examples, spec, force, activate):
         seen.update(examples=examples, force=force)
         return BuildReport(
             version="refund-v1-2026-11-21", domain="refund", base=BASE, rank=8, alpha=16,
@@ -93,7 +94,7 @@ def test_cli_flag_trains_on_shuffled_answers_and_says_so(monkeypatch, tmp_path):
     monkeypatch.setattr(cli, "_build", build)
     args = ["train", "--domain", "refund", "--shuffle-responses", "--force",
             "--registry", str(tmp_path)]
-    result = CliRunner().invoke(cli.app, args)
+    result = CliRunner().invoke(cli.app, args, obj=Settings().adapter_workspace())
     assert result.exit_code == 0, result.output
     assert seen["force"] and seen["examples"].responses == "shuffled"
     assert "SHUFFLED" in result.output and "forced: it failed its evaluation" in result.output

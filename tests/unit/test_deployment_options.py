@@ -3,7 +3,8 @@
 import pytest
 
 from deployments.app import build
-from gateway.settings import AutoscalingSettings, Settings, deployment_scale
+from deployments.options import deployment_scale
+from gateway.settings import AutoscalingSettings, Settings
 
 
 def test_fixed_replicas_without_autoscaling():
@@ -27,7 +28,8 @@ def test_app_carries_resources_and_autoscaling_per_deployment():
         large={"resources": {"gpu_large": 1}, "autoscaling": {"min_replicas": 1, "max_replicas": 2}},
     )
     ingress = build(settings)._bound_deployment
-    small, large = ingress.init_args[0]._bound_deployment, ingress.init_args[1]._bound_deployment
+    handles = ingress.init_args[0]
+    small, large = handles.small._bound_deployment, handles.large._bound_deployment
     assert ingress.ray_actor_options == {"num_cpus": 0, "resources": {"cpu_worker": 0.1}}
     assert large.ray_actor_options["resources"] == {"gpu_large": 1}
     assert large._deployment_config.autoscaling_config.max_replicas == 2

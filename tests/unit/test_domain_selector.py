@@ -1,6 +1,6 @@
 import numpy as np
 
-from router.domains import DomainSelector, centroid
+from adapters.domains import DomainSelector, centroid
 
 
 def test_top1_above_threshold():

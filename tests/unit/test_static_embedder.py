@@ -4,7 +4,7 @@ StaticEmbedding computes it, with long prompts tokenized only as far as truncati
 import numpy as np
 import pytest
 
-from router.embedding import StaticMiniLMEmbedder, default_minilm_path
+from text.embedding import StaticMiniLMEmbedder, default_minilm_path
 
 
 @pytest.fixture(scope="module")

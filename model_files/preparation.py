@@ -33,12 +33,12 @@ import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Callable, Iterator, Literal
+from typing import TYPE_CHECKING, Any, Callable, Iterator
+
+from engines.types import Tier
 
 if TYPE_CHECKING:
     from tqdm import tqdm
-
-Tier = Literal["small", "large"]
 
 # Bump when the conversion changes in a way that makes old directories wrong.
 FORMAT_VERSION = 2
@@ -109,7 +109,7 @@ class ModelNotPrepared(RuntimeError):
     pass
 
 
-def resolve_model(configured: str | None, cache_dir: Path, tier: Tier) -> str:
+def model_location(configured: str | None, cache_dir: Path, tier: Tier) -> str:
     """The configured model, or the embedded default's prepared directory."""
     if configured:
         return configured

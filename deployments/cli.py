@@ -1,0 +1,72 @@
+"""The `gateway` console entry point: the edge's commands plus `gateway serve`, which
+starts (or joins) Ray and deploys the application built beside it."""
+
+from __future__ import annotations
+
+import logging
+import signal
+import time
+from typing import Annotated, Optional
+
+import typer
+
+from deployments.app import build
+from gateway.cli import app
+from gateway.keys import KeyStore
+from gateway.settings import Settings
+
+
+@app.command()
+def serve(
+    address: Annotated[Optional[str], typer.Option(help="Ray cluster to join (default: local)")] = None,
+    host: Annotated[Optional[str], typer.Option(help="HTTP bind address")] = None,
+    port: Annotated[Optional[int], typer.Option(help="HTTP port")] = None,
+) -> None:
+    """Start (or join) Ray, deploy the gateway application and serve until Ctrl-C."""
+    run(_settings_with(address=address, host=host, port=port))
+
+
+def _settings_with(address: str | None, host: str | None, port: int | None) -> Settings:
+    settings = Settings()
+    http = settings.http.model_copy(
+        update={k: v for k, v in {"host": host, "port": port}.items() if v is not None}
+    )
+    return settings.model_copy(update={"http": http, "ray_address": address or settings.ray_address})
+
+
+def run(settings: Settings) -> None:
+    import ray
+    from ray import serve as ray_serve
+
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    ray.init(address=settings.ray_address, namespace="gateway")
+    ray_serve.start(http_options={"host": settings.http.host, "port": settings.http.port})
+    ray_serve.run(build(settings), name=settings.app_name, route_prefix="/")
+    url = f"http://{settings.http.host}:{settings.http.port}"
+    keys = KeyStore(settings.auth.keys_db).active_count()
+    access = f"{keys} API key(s) required" if keys else f"no API keys: open on {settings.http.host}"
+    typer.echo(f"gateway ready at {url}/v1 ({access})")
+    admin = "on" if settings.admin.api_key else "off (set GATEWAY_ADMIN__API_KEY to enable it)"
+    typer.echo(f"admin API at {url}/admin: {admin}")
+    _wait_for_signal()
+    ray_serve.shutdown()
+
+
+def _wait_for_signal() -> None:
+    stop = {"now": False}
+
+    def _stop(*_: object) -> None:
+        stop["now"] = True
+
+    signal.signal(signal.SIGTERM, _stop)
+    signal.signal(signal.SIGINT, _stop)
+    while not stop["now"]:
+        time.sleep(0.5)
+
+
+def main() -> None:
+    app()
+
+
+if __name__ == "__main__":
+    main()

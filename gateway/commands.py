@@ -1,0 +1,28 @@
+"""Entry points of the capability commands (`router`, `adapters`, `retrieval`).
+
+Each capability's command line reads no settings; here the settings tree is read once
+and each command is handed what it needs, as its click context's `obj`.
+"""
+
+from __future__ import annotations
+
+from gateway.settings import Settings
+
+
+def router() -> None:
+    from router.cli import main
+    from shadow.store import read_pairs
+
+    main(read_pairs)
+
+
+def adapters() -> None:
+    from adapters.cli import main
+
+    main(Settings().adapter_workspace())
+
+
+def retrieval() -> None:
+    from retrieval.cli import main
+
+    main(Settings().retrieval)

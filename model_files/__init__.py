@@ -1,0 +1,1 @@
+"""Model files the engines load: the embedded defaults prepared from packaged GGUF weights."""

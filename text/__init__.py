@@ -1,0 +1,1 @@
+"""Text embeddings shared by the router, retrieval, shadow agreement and adapter selection."""
