@@ -22,7 +22,6 @@ import asyncio
 import os
 import platform
 import shutil
-import sys
 import tempfile
 import time
 from datetime import date, datetime, timezone
@@ -31,8 +30,8 @@ from pathlib import Path
 import httpx
 import numpy as np
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from tests.support.adapters import clone_version  # noqa: E402
+from adapters.reissue import reissue
+
 
 RESULTS = Path(__file__).parent / "results"
 KEY = "bench-admin-key"
@@ -175,7 +174,7 @@ def main() -> None:
     url = f"http://127.0.0.1:{args.port}"
     deploy(args.port, registry, args.small_replicas)
     first = active(url, "refund")
-    second = clone_version(registry, first, f"refund-v70-{date.today()}", scratch)
+    second = reissue(registry, first, f"refund-v70-{date.today()}", scratch)
     load = httpx.post(f"{url}/admin/adapters", json={"path": str(second)},
                       headers={"authorization": f"Bearer {KEY}"}, timeout=120)
     load.raise_for_status()

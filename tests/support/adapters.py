@@ -15,6 +15,7 @@ from safetensors.numpy import save_file
 
 from adapters.manifest import MANIFEST, AdapterManifest, BaseFingerprint, Centroid, EvalFigures, LossFigures
 from adapters.registry import sha256_file
+from adapters.reissue import reissue
 
 BASE = BaseFingerprint(name="tiny", model_type="llama", hidden_size=16, num_hidden_layers=2)
 
@@ -53,14 +54,7 @@ def make_adapter(
 def clone_version(registry_dir: Path, version: str, new_version: str, out: Path) -> Path:
     """A stored (trained) version re-issued under a new version name, outside the registry:
     a second real version of a domain to swap to, without training one more."""
-    import shutil
-
-    target = out / new_version
-    shutil.copytree(registry_dir / "versions" / version, target)
-    manifest = AdapterManifest.model_validate_json((target / MANIFEST).read_bytes())
-    manifest = manifest.model_copy(update={"version": new_version, "created_at": datetime.now(timezone.utc)})
-    (target / MANIFEST).write_text(manifest.model_dump_json())
-    return target
+    return reissue(registry_dir, version, new_version, out)
 
 
 def drill_adapter(domain: str = "refund") -> Path:
