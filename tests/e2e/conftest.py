@@ -43,18 +43,46 @@ def _wait_ready(url: str, proc: subprocess.Popen) -> None:
     raise RuntimeError(f"gateway not ready after {START_TIMEOUT_S}s; see {LOG}")
 
 
-@pytest.fixture(scope="session")
-def registry_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A copy of the default adapter registry (built by `make models`): the tests swap,
-    roll back and unload adapters without touching the user's own registry."""
+def isolated_settings_env(cache: Path) -> dict[str, str]:
+    """GATEWAY_* variables for a gateway whose state all lies under `cache`: its own key
+    store (none: the API is open), shadow store, and copies of the adapter registry and the
+    knowledge base. Only what is read, never written (prepared models, the router model,
+    the reranker), comes from the user's cache. A developer's own `gateway keys create`
+    or adapter swap then changes nothing here."""
     from gateway.settings import Settings
 
-    source = Settings().adapters.registry_dir
-    if not (source / "state.json").exists():
-        raise RuntimeError(f"no adapter registry at {source}: run `make models` first")
-    target = tmp_path_factory.mktemp("adapters") / "registry"
-    shutil.copytree(source, target, ignore=shutil.ignore_patterns(".lock", ".training-*"))
-    return target
+    user = Settings()
+    registry, kb = cache / "adapters", cache / "kb" / "default.sqlite"
+    if not (user.adapters.registry_dir / "state.json").exists():
+        raise RuntimeError(f"no adapter registry at {user.adapters.registry_dir}: run `make models` first")
+    shutil.copytree(user.adapters.registry_dir, registry, ignore=shutil.ignore_patterns(".lock", ".training-*"))
+    if user.retrieval.kb.exists():
+        kb.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy2(user.retrieval.kb, kb)
+    return {
+        "GATEWAY_CACHE_DIR": str(cache),
+        "GATEWAY_MODELS_DIR": str(user.models_dir),
+        "GATEWAY_ROUTER__MODEL_DIR": str(user.router.model_dir),
+        "GATEWAY_RETRIEVAL__RERANKER": str(user.retrieval.reranker),
+        "GATEWAY_RETRIEVAL__KB_SOURCE": str(user.retrieval.kb_source),
+    }
+
+
+@pytest.fixture(scope="session")
+def e2e_cache(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return tmp_path_factory.mktemp("gateway-cache")
+
+
+@pytest.fixture(scope="session")
+def settings_env(e2e_cache: Path) -> dict[str, str]:
+    return isolated_settings_env(e2e_cache)
+
+
+@pytest.fixture(scope="session")
+def registry_dir(e2e_cache: Path, settings_env: dict[str, str]) -> Path:
+    """The session's copy of the default adapter registry (built by `make models`): the
+    tests swap, roll back and unload adapters without touching the user's own registry."""
+    return e2e_cache / "adapters"
 
 
 # Mirroring only for traffic the shadow tests tag with these categories: the other tests'
@@ -71,19 +99,18 @@ SHADOW_CONFIG = {
 
 
 @pytest.fixture(scope="session")
-def shadow_store(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return tmp_path_factory.mktemp("shadow") / "shadow.sqlite"
+def shadow_store(e2e_cache: Path, settings_env: dict[str, str]) -> Path:
+    return e2e_cache / "shadow.sqlite"
 
 
 @pytest.fixture(scope="session")
-def gateway_url(registry_dir: Path, shadow_store: Path) -> Iterator[str]:
+def gateway_url(settings_env: dict[str, str]) -> Iterator[str]:
     import json
 
     port = _free_port()
     env = {
-        **os.environ, "HF_HUB_OFFLINE": "1", "RAY_USAGE_STATS_ENABLED": "0",
-        "GATEWAY_ADMIN__API_KEY": ADMIN_KEY, "GATEWAY_ADAPTERS__REGISTRY_DIR": str(registry_dir),
-        "GATEWAY_SHADOW__STORE": str(shadow_store), "GATEWAY_SHADOW__CONFIG": json.dumps(SHADOW_CONFIG),
+        **os.environ, "HF_HUB_OFFLINE": "1", "RAY_USAGE_STATS_ENABLED": "0", **settings_env,
+        "GATEWAY_ADMIN__API_KEY": ADMIN_KEY, "GATEWAY_SHADOW__CONFIG": json.dumps(SHADOW_CONFIG),
         # Only requests that ask for grounding get it: the other tests' answers stay ungrounded.
         # A stream waits for the reranker however slow this shared 2-core machine is.
         "GATEWAY_RETRIEVAL__GROUNDING": json.dumps({"domains": [], "stream_deadline_s": 20}),
