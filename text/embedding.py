@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+import threading
 from pathlib import Path
 from typing import Protocol, Sequence
 
@@ -44,12 +45,17 @@ class MiniLMEmbedder:
         self._model = SentenceTransformer(str(path or default_minilm_path()), device="cpu")
         self._model.max_seq_length = max_tokens
         self.dim = int(self._model.get_sentence_embedding_dimension())
+        # One copy serves several threads (grounding, shadow agreement, adapter selection);
+        # a Hugging Face fast tokenizer raises "Already borrowed" when two calls reconfigure
+        # its truncation at once, and torch already spreads one call over the cores.
+        self._lock = threading.Lock()
 
     def embed(self, texts: Sequence[str]) -> Matrix:
-        vectors = self._model.encode(
-            list(texts), batch_size=64, normalize_embeddings=True, convert_to_numpy=True,
-            show_progress_bar=len(texts) > 1000,
-        )
+        with self._lock:
+            vectors = self._model.encode(
+                list(texts), batch_size=64, normalize_embeddings=True, convert_to_numpy=True,
+                show_progress_bar=len(texts) > 1000,
+            )
         return vectors.astype(np.float32)
 
 
