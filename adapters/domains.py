@@ -28,10 +28,6 @@ class DomainSelector:
         self._matrix = (matrix / np.maximum(norms, 1e-12)).astype(np.float32)
         self._min = min_similarity
 
-    @property
-    def domains(self) -> list[str]:
-        return list(self._domains)
-
     def select(self, embedding: Vector) -> DomainChoice:
         if not self._domains:
             return DomainChoice(domain=None, similarity=0.0)

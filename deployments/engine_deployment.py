@@ -14,7 +14,6 @@ from deployments.load_board import LoadPublisher
 from engines.types import (
     AdapterReport,
     AdapterSpec,
-    EngineInfo,
     EngineLoad,
     GenerationChunk,
     GenerationRequest,
@@ -73,9 +72,6 @@ class EngineDeployment:
 
     async def load(self) -> EngineLoad:
         return await self._engine.load()
-
-    async def info(self) -> EngineInfo:
-        return await self._engine.info()
 
     async def check_health(self) -> None:
         await self._engine.check_health()

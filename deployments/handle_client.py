@@ -9,16 +9,20 @@ from __future__ import annotations
 from typing import AsyncIterator
 
 from ray import exceptions as ray_errors
+from ray.serve import exceptions as serve_errors
 from ray.serve.handle import DeploymentHandle
 
 from engines.errors import EngineError, EngineUnavailable
-from engines.types import AdapterSpec, EngineInfo, EngineLoad, GenerationChunk, GenerationRequest, GenerationResult
+from engines.types import AdapterSpec, EngineLoad, GenerationChunk, GenerationRequest, GenerationResult
 
 _UNAVAILABLE = (
     ray_errors.RayActorError,
     ray_errors.ActorUnavailableError,
     ray_errors.WorkerCrashedError,
     ray_errors.NodeDiedError,
+    # Serve's own refusals (queue full, no replica) are not RayErrors, yet just as transient.
+    serve_errors.BackPressureError,
+    serve_errors.ReplicaUnavailableError,
 )
 
 
@@ -32,7 +36,7 @@ def _translate(exc: BaseException) -> BaseException:
         return EngineUnavailable(f"replica unavailable ({type(exc).__name__})")
     if isinstance(exc, ray_errors.RayError):
         return EngineUnavailable(f"{type(exc).__name__}: {exc}")
-    return exc
+    return exc  # not Ray's: the caller re-raises it as it is
 
 
 class HandleEngine:
@@ -60,12 +64,6 @@ class HandleEngine:
     async def load(self) -> EngineLoad:
         try:
             return await self._handle.load.remote()
-        except Exception as exc:
-            raise _translate(exc) from exc
-
-    async def info(self) -> EngineInfo:
-        try:
-            return await self._handle.info.remote()
         except Exception as exc:
             raise _translate(exc) from exc
 

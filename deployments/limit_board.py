@@ -10,7 +10,7 @@ from __future__ import annotations
 from ray import serve
 from ray.serve.handle import DeploymentHandle
 
-from gateway.auth import MinuteWindows, Verdict
+from gateway.auth import Admission, MinuteWindows
 
 
 @serve.deployment(
@@ -23,7 +23,7 @@ class LimitBoard:
     def __init__(self) -> None:
         self._windows = MinuteWindows()
 
-    def admit(self, key: str, rpm: int | None, tpm: int | None) -> Verdict:
+    def admit(self, key: str, rpm: int | None, tpm: int | None) -> Admission:
         return self._windows.admit(key, rpm, tpm)
 
     def charge(self, key: str, tokens: int) -> None:
@@ -36,7 +36,7 @@ class BoardRateLimiter:
     def __init__(self, board: DeploymentHandle) -> None:
         self._board = board
 
-    async def admit(self, key: str, rpm: int | None, tpm: int | None) -> Verdict:
+    async def admit(self, key: str, rpm: int | None, tpm: int | None) -> Admission:
         return await self._board.admit.remote(key, rpm, tpm)
 
     async def charge(self, key: str, tokens: int) -> None:

@@ -12,7 +12,6 @@ from typing import AsyncIterator
 from engines.errors import ContextLengthExceeded, EngineError, EngineRequestError, EngineUnavailable
 from engines.types import (
     AdapterSpec,
-    EngineInfo,
     EngineLoad,
     GenerationChunk,
     GenerationRequest,
@@ -96,9 +95,6 @@ class FakeEngine:
 
     async def adapters(self) -> set[str]:
         return set(self.loaded)
-
-    async def info(self) -> EngineInfo:
-        return EngineInfo(model=self.name, max_model_len=self.max_model_len)
 
 
 def _prompt_words(request: GenerationRequest) -> list[str]:

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import AsyncIterator, Protocol
 
-from engines.types import AdapterSpec, EngineInfo, EngineLoad, GenerationChunk, GenerationRequest, GenerationResult
+from engines.types import AdapterSpec, EngineLoad, GenerationChunk, GenerationRequest, GenerationResult
 
 
 class Engine(Protocol):
@@ -22,8 +22,6 @@ class Engine(Protocol):
         ...
 
     async def load(self) -> EngineLoad: ...
-
-    async def info(self) -> EngineInfo: ...
 
 
 class AdapterHost(Protocol):

@@ -73,12 +73,6 @@ class EngineLoad(BaseModel):
     waiting: int = 0
 
 
-class EngineInfo(BaseModel):
-    model: str = Field(description="Served model name")
-    max_model_len: int
-    lora_enabled: bool = False
-
-
 class AdapterLoadError(BaseModel):
     name: str
     message: str

@@ -15,7 +15,6 @@ from typing import TYPE_CHECKING, Any, AsyncIterator
 from engines.errors import ContextLengthExceeded, EngineError, EngineRequestError, EngineUnavailable
 from engines.types import (
     AdapterSpec,
-    EngineInfo,
     EngineLoad,
     FinishReason,
     GenerationChunk,
@@ -173,13 +172,6 @@ class VLLMEngine:
 
         lora_id = self._lora_ids.setdefault(adapter.name, len(self._lora_ids) + 1)
         return LoRARequest(lora_name=adapter.name, lora_int_id=lora_id, lora_path=adapter.path)
-
-    async def info(self) -> EngineInfo:
-        return EngineInfo(
-            model=self._spec.served_name,
-            max_model_len=self._spec.max_model_len,
-            lora_enabled=self._spec.enable_lora,
-        )
 
     async def check_health(self) -> None:
         if self._engine.errored:

@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import threading
+from dataclasses import dataclass
 
 import numpy as np
 from pydantic import BaseModel
@@ -40,6 +42,16 @@ class Selection(BaseModel):
     similarity: float
 
 
+@dataclass(frozen=True)
+class _View:
+    """One registry generation's tables, replaced whole."""
+
+    generation: int
+    versions: dict[str, LiveAdapter]
+    active: dict[str, LiveAdapter]
+    selector: DomainSelector
+
+
 class AdapterDirectory:
     def __init__(
         self,
@@ -54,10 +66,14 @@ class AdapterDirectory:
         self._kind = embedder_kind
         self._min_similarity = min_similarity
         self._parent = parent  # the small tier's served name
-        self.generation = -1
-        self._versions: dict[str, LiveAdapter] = {}
-        self._active: dict[str, LiveAdapter] = {}
-        self._selector = DomainSelector({}, min_similarity)
+        self._view = _View(-1, {}, {}, DomainSelector({}, min_similarity))
+        # The poller and an admin call may refresh at once: one at a time, so an older
+        # registry generation read first can never replace a newer one.
+        self._refreshing = threading.Lock()
+
+    @property
+    def generation(self) -> int:
+        return self._view.generation
 
     @property
     def registry(self) -> AdapterRegistry:
@@ -65,13 +81,18 @@ class AdapterDirectory:
 
     def refresh(self) -> bool:
         """Re-read the registry; True when something changed."""
-        state = self._registry.state()
-        if state.generation == self.generation:
-            return False
-        self._rebuild(state, self._registry.versions())
-        return True
+        with self._refreshing:
+            state = self._registry.state()
+            if state.generation == self.generation:
+                return False
+            return self._rebuild(state, self._registry.versions())
 
-    def _rebuild(self, state: RegistryState, manifests: list[AdapterManifest]) -> None:
+    def _rebuild(self, state: RegistryState, manifests: list[AdapterManifest]) -> bool:
+        """Install the tables of `state`; an older generation than the one served is ignored."""
+        if state.generation < self._view.generation:
+            logger.warning("adapters: registry generation %d is older than %d, ignored",
+                           state.generation, self._view.generation)
+            return False
         versions: dict[str, LiveAdapter] = {}
         centroids = {}
         for manifest in manifests:
@@ -88,27 +109,27 @@ class AdapterDirectory:
                 domain=manifest.domain, version=manifest.version,
                 path=str(self._registry.version_dir(manifest.version)), status=status,
             )
-        # Swapped whole: a concurrent reader sees the old tables or the new, never a mix.
-        self._versions = versions
-        self._active = {a.domain: a for a in versions.values() if a.status == "active"}
-        self._selector = DomainSelector(centroids, self._min_similarity)
-        self.generation = state.generation
+        # One snapshot swapped whole: a concurrent reader sees the old tables or the new, never a mix.
+        active = {a.domain: a for a in versions.values() if a.status == "active"}
+        self._view = _View(state.generation, versions, active, DomainSelector(centroids, self._min_similarity))
+        return True
 
     def active(self) -> dict[str, LiveAdapter]:
-        return dict(self._active)
+        return dict(self._view.active)
 
     def resolve(self, domain: str, version: str | None = None) -> LiveAdapter:
         """`small:<domain>` pins the active version, `small:<domain>@<version>` any stored one."""
+        view = self._view
         if version is not None:
-            found = self._versions.get(version)
+            found = view.versions.get(version)
             if found is None or found.domain != domain:
                 raise AdapterNotFoundError(
                     f"Adapter version '{version}' of domain '{domain}' does not exist.", param="model"
                 )
             return found
-        found = self._active.get(domain)
+        found = view.active.get(domain)
         if found is None:
-            known = ", ".join(sorted(self._active)) or "none"
+            known = ", ".join(sorted(view.active)) or "none"
             raise AdapterNotFoundError(
                 f"No active adapter for domain '{domain}'. Active domains: {known}.", param="model"
             )
@@ -117,37 +138,35 @@ class AdapterDirectory:
     def spec_for(self, domain: str, version: str | None) -> tuple[str, AdapterSpec] | None:
         """(version, spec) of the domain's active version or of `version`; None if unknown
         (shadow targets: a missing one is skipped, not an error)."""
-        adapter = self._versions.get(version) if version else self._active.get(domain)
+        view = self._view
+        adapter = view.versions.get(version) if version else view.active.get(domain)
         if adapter is None or adapter.domain != domain:
             return None
         return adapter.version, adapter.spec()
 
     def candidate_of(self, domain: str) -> str | None:
-        for adapter in self._versions.values():
+        for adapter in self._view.versions.values():
             if adapter.domain == domain and adapter.status == "candidate":
                 return adapter.version
         return None
 
-    def domain_of(self, version: str) -> str | None:
-        adapter = self._versions.get(version)
-        return adapter.domain if adapter else None
-
     def select(self, text: str) -> Selection:
         """The auto path: the closest active domain, or None (the base model answers)."""
-        if self._embed is None or not self._active:
+        view = self._view
+        if self._embed is None or not view.active:
             return Selection(adapter=None, similarity=0.0)
-        choice: DomainChoice = self._selector.select(self._embed.embed([text])[0])
-        adapter = self._active.get(choice.domain) if choice.domain else None
+        choice: DomainChoice = view.selector.select(self._embed.embed([text])[0])
+        adapter = view.active.get(choice.domain) if choice.domain else None
         return Selection(adapter=adapter, similarity=choice.similarity)
 
     def cards(self) -> list[ModelCard]:
-        cards = []
-        for domain, adapter in sorted(self._active.items()):
+        cards, view = [], self._view
+        for domain, adapter in sorted(view.active.items()):
             cards.append(ModelCard(
                 id=f"small:{domain}", tier="small", parent=self._parent,
                 owned_by="gateway-adapters", active_version=adapter.version,
             ))
-        for adapter in sorted(self._versions.values(), key=lambda a: a.version):
+        for adapter in sorted(view.versions.values(), key=lambda a: a.version):
             cards.append(ModelCard(
                 id=f"small:{adapter.domain}@{adapter.version}", tier="small", parent=f"small:{adapter.domain}",
                 owned_by="gateway-adapters", status=adapter.status,

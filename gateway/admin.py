@@ -12,7 +12,6 @@ key the admin API is off.
 from __future__ import annotations
 
 import asyncio
-import json
 import time
 from pathlib import Path
 from typing import Awaitable, Callable, Mapping, Protocol, TypeVar
@@ -42,10 +41,13 @@ from gateway.errors import (
     InvalidRequest,
     ServiceUnavailable,
 )
-from gateway.http import validation_error
+from gateway.http import parse_json, read_body, validation_error
 from gateway.metrics import GatewayMetrics
 
 B = TypeVar("B", bound=BaseModel)
+# Admin bodies hold a path or a version: the limit only stops abuse, and stays fixed
+# whatever the live limit for completion requests is.
+MAX_BODY_BYTES = 1_000_000
 
 
 class AdapterFleet(Protocol):
@@ -82,7 +84,7 @@ class ChangeResult(BaseModel):
     swap_seconds: float
 
 
-def translate(exc: AdapterError) -> GatewayError:
+def adapter_error_to_gateway(exc: AdapterError) -> GatewayError:
     """Adapter exceptions become OpenAI-shaped errors here, at the edge."""
     if isinstance(exc, AdapterNotFound):
         return AdapterNotFoundError(exc.message)
@@ -198,7 +200,7 @@ class AdminApi:
                 domain, state = await change()
             except AdapterError as exc:
                 self._metrics.adapter_operations.labels(operation, "rejected").inc()
-                raise translate(exc) from None
+                raise adapter_error_to_gateway(exc) from None
             except GatewayError:
                 self._metrics.adapter_operations.labels(operation, "rejected").inc()
                 raise
@@ -249,14 +251,12 @@ class AdminApi:
 
 
 async def _body(request: Request, model: type[B], allow_empty: bool = False) -> B:
-    raw = await request.body()
+    # Checked as the OpenAI endpoints check theirs; no body at all is fine where every
+    # field is optional (rollback, candidate).
+    raw = await read_body(request, MAX_BODY_BYTES)
     if not raw.strip() and allow_empty:
         return model()
     try:
-        payload = json.loads(raw.decode("utf-8"))
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise InvalidRequest(f"Could not parse the JSON body: {exc}") from None
-    try:
-        return model.model_validate(payload)
+        return model.model_validate(parse_json(raw))
     except ValidationError as exc:
         raise validation_error(exc) from None

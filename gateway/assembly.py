@@ -220,4 +220,4 @@ def _shadow_edge(
             on_decision=lambda d, _v, decision: metrics.canary_decision(d, decision),
         )
     service = ShadowService(engines, shadow.store, shadow.agreement, metrics, config.shadow, adapters, canary)
-    return ShadowEdge(service, shadow.agreement, metrics, auth, adapters)
+    return ShadowEdge(service, shadow.agreement, metrics, auth)

@@ -31,7 +31,9 @@ UNKNOWN_KEYS_CACHED = 1_000
 V = TypeVar("V")
 
 
-class Verdict(BaseModel):
+class Admission(BaseModel):
+    """A rate limiter's answer for one request: admitted, or which limit it hit and when to retry."""
+
     allowed: bool
     retry_after_s: float = 0.0
     limit: str | None = None  # "requests" | "tokens"
@@ -49,15 +51,15 @@ class MinuteWindows:
         start, requests, tokens = self._windows.get(key, (window, 0, 0))
         return (window, 0, 0) if start != window else (start, requests, tokens)
 
-    def admit(self, key: str, rpm: int | None, tpm: int | None) -> Verdict:
+    def admit(self, key: str, rpm: int | None, tpm: int | None) -> Admission:
         window, requests, tokens = self._current(key)
         retry = (window + 1) * WINDOW_S - self._clock()
         if rpm is not None and requests >= rpm:
-            return Verdict(allowed=False, retry_after_s=retry, limit="requests")
+            return Admission(allowed=False, retry_after_s=retry, limit="requests")
         if tpm is not None and tokens >= tpm:
-            return Verdict(allowed=False, retry_after_s=retry, limit="tokens")
+            return Admission(allowed=False, retry_after_s=retry, limit="tokens")
         self._windows[key] = (window, requests + 1, tokens)
-        return Verdict(allowed=True)
+        return Admission(allowed=True)
 
     def charge(self, key: str, tokens: int) -> None:
         window, requests, used = self._current(key)
@@ -65,7 +67,7 @@ class MinuteWindows:
 
 
 class RateLimiter(Protocol):
-    async def admit(self, key: str, rpm: int | None, tpm: int | None) -> Verdict: ...
+    async def admit(self, key: str, rpm: int | None, tpm: int | None) -> Admission: ...
 
     async def charge(self, key: str, tokens: int) -> None: ...
 
@@ -74,7 +76,7 @@ class LocalRateLimiter:
     def __init__(self, windows: MinuteWindows | None = None) -> None:
         self._windows = windows or MinuteWindows()
 
-    async def admit(self, key: str, rpm: int | None, tpm: int | None) -> Verdict:
+    async def admit(self, key: str, rpm: int | None, tpm: int | None) -> Admission:
         return self._windows.admit(key, rpm, tpm)
 
     async def charge(self, key: str, tokens: int) -> None:
@@ -173,14 +175,14 @@ class Authenticator:
     async def admit(self, record: KeyRecord | None) -> None:
         if record is None or (record.rpm is None and record.tpm is None):
             return
-        verdict = await self._limiter.admit(record.id, record.rpm, record.tpm)
-        if not verdict.allowed:
-            limit = record.rpm if verdict.limit == "requests" else record.tpm
+        admission = await self._limiter.admit(record.id, record.rpm, record.tpm)
+        if not admission.allowed:
+            limit = record.rpm if admission.limit == "requests" else record.tpm
             raise RateLimited(
-                f"Rate limit reached for {verdict.limit} per minute ({limit}) on key '{record.name}'. "
-                f"Retry after {verdict.retry_after_s:.0f}s.",
-                retry_after_s=verdict.retry_after_s,
-                code=f"rate_limit_{verdict.limit}",
+                f"Rate limit reached for {admission.limit} per minute ({limit}) "
+                f"on key '{record.name}'. Retry after {admission.retry_after_s:.0f}s.",
+                retry_after_s=admission.retry_after_s,
+                code=f"rate_limit_{admission.limit}",
             )
 
     async def charge(self, record: KeyRecord | None, tokens: int) -> None:

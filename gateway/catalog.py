@@ -23,7 +23,7 @@ class AdapterPin(BaseModel):
     version: str | None = None  # None: the domain's active version
 
 
-class Target(BaseModel):
+class ModelTarget(BaseModel):
     """A resolved `model` field: a pinned tier, or None for the router to decide."""
 
     tier: Tier | None
@@ -41,14 +41,14 @@ class ModelCatalog:
         self._extra_cards.append(source)
 
     @staticmethod
-    def _index(tiers: Mapping[Tier, TierSpec]) -> dict[str, Target]:
-        names: dict[str, Target] = {AUTO: Target(tier=None)}
+    def _index(tiers: Mapping[Tier, TierSpec]) -> dict[str, ModelTarget]:
+        names: dict[str, ModelTarget] = {AUTO: ModelTarget(tier=None)}
         for tier, spec in tiers.items():
-            names[tier] = Target(tier=tier)
-            names[spec.served_name] = Target(tier=tier)
+            names[tier] = ModelTarget(tier=tier)
+            names[spec.served_name] = ModelTarget(tier=tier)
         return names
 
-    def resolve(self, model: str) -> Target:
+    def resolve(self, model: str) -> ModelTarget:
         target = self._by_name.get(model) or self._adapter_target(model)
         if target is None:
             known = ", ".join(sorted(self._by_name))
@@ -57,18 +57,19 @@ class ModelCatalog:
             )
         return target
 
-    def _adapter_target(self, model: str) -> Target | None:
+    def _adapter_target(self, model: str) -> ModelTarget | None:
         """`small:<domain>` or `small:<domain>@<version>` (the small tier's served name works too)."""
         prefix, sep, rest = model.partition(":")
         small = self._tiers.get("small")
         if not sep or not rest or small is None or prefix not in ("small", small.served_name):
             return None
         domain, _, version = rest.partition("@")
-        return Target(tier="small", adapter=AdapterPin(domain=domain.lower(), version=version or None))
+        pin = AdapterPin(domain=domain.lower(), version=version or None)
+        return ModelTarget(tier="small", adapter=pin)
 
-    def served_name(self, tier: Tier, adapter: str | None = None) -> str:
+    def served_name(self, tier: Tier, adapter_version: str | None = None) -> str:
         name = self._tiers[tier].served_name
-        return f"{name}:{adapter}" if adapter else name
+        return f"{name}:{adapter_version}" if adapter_version else name
 
     def cards(self) -> list[ModelCard]:
         cards = [ModelCard(id=AUTO, owned_by="gateway-router")]

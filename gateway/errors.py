@@ -7,6 +7,7 @@
     ├── PermissionDenied (403, permission_error)          key valid, action not allowed / disabled
     ├── ModelNotFound (404, invalid_request_error, code model_not_found)
     │   └── AdapterNotFoundError (code adapter_not_found)
+    ├── NotFound (404, invalid_request_error)            no such record (an unknown request id)
     ├── Conflict (409, invalid_request_error)            state forbids it (nothing to roll back to)
     ├── RateLimited (429, rate_limit_error)              per-key requests/tokens per minute; Retry-After
     ├── PayloadTooLarge (413, invalid_request_error)

@@ -16,6 +16,7 @@ import time
 from dataclasses import dataclass, field, replace
 from typing import AsyncIterator, Callable, Literal
 
+from engines.streams import first_chunk
 from engines.types import ChatTurn, GenerationChunk, GenerationResult
 from gateway.metrics import GatewayMetrics
 from gateway.serving import CompletionService, Plan
@@ -255,12 +256,7 @@ class Grounder:
 
 async def _open(service: CompletionService, plan: Plan) -> Opened:
     plan, chunks = await service.open_stream(plan)
-    try:
-        first = await anext(chunks)
-    except BaseException:
-        await chunks.aclose()  # type: ignore[attr-defined]
-        raise
-    return plan, chunks, first
+    return plan, chunks, await first_chunk(chunks)
 
 
 async def _discard(opening: "asyncio.Task[Opened]") -> None:

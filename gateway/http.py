@@ -9,7 +9,7 @@ import json
 import logging
 import time
 from contextlib import asynccontextmanager
-from typing import Any, AsyncIterator, Callable, Protocol, Sequence, TypeVar
+from typing import Any, AsyncIterator, Awaitable, Callable, Protocol, Sequence, TypeVar
 
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from pydantic import BaseModel, ValidationError
@@ -20,6 +20,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response, StreamingResponse
 from starlette.routing import Route
 
+from engines.streams import first_chunk
 from engines.types import GenerationChunk, GenerationResult
 from gateway.errors import (
     EngineFailure,
@@ -53,7 +54,7 @@ from gateway.streaming import event_stream, usage_info
 logger = logging.getLogger(__name__)
 
 W = TypeVar("W", bound=BaseModel)
-
+Body = TypeVar("Body", ChatCompletionRequest, CompletionRequest)
 
 
 class AnswerSink(Protocol):
@@ -140,19 +141,23 @@ class GatewayApp:
     # ---- OpenAI endpoints ------------------------------------------------------
 
     async def chat(self, request: Request) -> Response:
-        key = await self._auth.key(request)
-        body = await self._parse(request, ChatCompletionRequest)
-        check_limits(body, self.limits)
-        await self._auth.admit(key)
-        plan = await self._service.plan_chat(body, request_id(request))
-        return await self._respond(plan, stream=body.stream, key=key, grounding=body.grounding)
+        return await self._complete(request, ChatCompletionRequest, self._service.plan_chat)
 
     async def completions(self, request: Request) -> Response:
+        return await self._complete(request, CompletionRequest, self._service.plan_completion)
+
+    async def _complete(
+        self, request: Request, model: type[Body], plan_for: Callable[[Body, str], Awaitable[Plan]]
+    ) -> Response:
+        """Both endpoints: authenticate, parse, check limits, admit, plan, answer.
+
+        The order is the contract: a bad key is a 401 before the body is read, and a
+        rejected body costs the key nothing (admission counts against its rate limit)."""
         key = await self._auth.key(request)
-        body = await self._parse(request, CompletionRequest)
+        body = await self._parse(request, model)
         check_limits(body, self.limits)
         await self._auth.admit(key)
-        plan = await self._service.plan_completion(body, request_id(request))
+        plan = await plan_for(body, request_id(request))
         return await self._respond(plan, stream=body.stream, key=key, grounding=body.grounding)
 
     async def models(self, request: Request) -> Response:
@@ -184,11 +189,7 @@ class GatewayApp:
             (plan, chunks, first), context = await grounder.open_stream(plan, self._service)
         else:
             (plan, chunks), context = await self._service.open_stream(plan), None
-            try:
-                first = await anext(chunks)
-            except BaseException:
-                await chunks.aclose()  # type: ignore[attr-defined]
-                raise
+            first = await first_chunk(chunks)
         return StreamingResponse(
             event_stream(plan, first, self._charged(plan, started, first, chunks, key)),
             media_type="text/event-stream",
@@ -238,6 +239,13 @@ class GatewayApp:
 
 
 async def read_json(request: Request, limit: int) -> Any:
+    """A JSON body, checked for content type, size, encoding and syntax. The OpenAI
+    endpoints, feedback and (through its two halves) the admin API read bodies so."""
+    return parse_json(await read_body(request, limit))
+
+
+async def read_body(request: Request, limit: int) -> bytes:
+    """The raw body, once its content type (JSON or none) and its size are checked."""
     content_type = request.headers.get("content-type", "application/json")
     if content_type.split(";")[0].strip().lower() != "application/json":
         raise UnsupportedMediaType(
@@ -246,7 +254,10 @@ async def read_json(request: Request, limit: int) -> Any:
     declared = request.headers.get("content-length")
     if declared and declared.isdigit() and int(declared) > limit:
         raise PayloadTooLarge(f"Request body is {declared} bytes; the limit is {limit} bytes.")
-    raw = await _read_limited(request, limit)
+    return await _read_limited(request, limit)
+
+
+def parse_json(raw: bytes) -> Any:
     try:
         text = raw.decode("utf-8")
     except UnicodeDecodeError as exc:
@@ -315,8 +326,8 @@ def route_headers(plan: Plan, context: Context | None = None) -> dict[str, str]:
         headers["x-gateway-queue-depth"] = str(decision.queue_depth)
     if decision.expected_wait_s is not None:
         headers["x-gateway-expected-wait"] = f"{decision.expected_wait_s:.2f}"
-    if decision.adapter:
-        headers["x-gateway-adapter"] = decision.adapter
+    if decision.adapter_version:
+        headers["x-gateway-adapter"] = decision.adapter_version
     if context is not None:
         headers.update(context.headers())
     return headers

@@ -11,7 +11,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 HEADER = "x-request-id"
 # A client-supplied id is kept only if it is short and safe to log and echo.
-_SAFE_ID = re.compile(r"^[A-Za-z0-9._-]{1,64}$")
+_SAFE_ID = re.compile(r"[A-Za-z0-9._-]{1,64}")
 
 
 class RequestIdMiddleware:
@@ -40,7 +40,7 @@ def _incoming_id(scope: Scope) -> str | None:
     for name, value in scope.get("headers", []):
         if name == HEADER.encode():
             candidate = value.decode("latin-1")
-            return candidate if _SAFE_ID.match(candidate) else None
+            return candidate if _SAFE_ID.fullmatch(candidate) else None  # `$` would admit a final "\n"
     return None
 
 

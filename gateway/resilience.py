@@ -15,7 +15,7 @@ from __future__ import annotations
 import asyncio
 import time
 from enum import Enum
-from typing import Awaitable, Callable, Mapping, TypeVar
+from typing import Awaitable, Callable, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field
 from tenacity import AsyncRetrying, retry_if_exception, stop_after_attempt, wait_exponential
@@ -120,9 +120,6 @@ class TierGuard:
         if tier not in self.breakers:
             self.breakers[tier] = CircuitBreaker(self.config.breaker, self._clock)
         return self.breakers[tier]
-
-    def states(self) -> Mapping[Tier, BreakerState]:
-        return {tier: b.state for tier, b in self.breakers.items()}
 
     def fallback_for(self, tier: Tier) -> Tier | None:
         return self.config.fallback.get(tier)

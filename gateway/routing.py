@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Callable, Mapping
 
 from engines.types import Tier
-from gateway.catalog import Target
+from gateway.catalog import ModelTarget
 from router.decision import RoutingDecision, RoutingQuery, TierLoad
 from router.policy import RoutingPolicy
 
@@ -46,7 +46,7 @@ class Router:
         """Swap the policy atomically (live config); in-flight decisions keep the old one."""
         self._policy = policy
 
-    def decide(self, target: Target, query: RoutingQuery) -> RoutingDecision:
+    def decide(self, target: ModelTarget, query: RoutingQuery) -> RoutingDecision:
         if target.tier is not None:
             return RoutingDecision(tier=target.tier, reason="explicit")
         return self._policy.decide(query, self._current_loads())

@@ -14,9 +14,10 @@ from typing import AsyncIterator, Awaitable, Callable, Iterator, Literal, Mappin
 
 from engines.errors import ContextLengthExceeded, EngineError, EngineRequestError, EngineUnavailable
 from engines.protocol import Engine
+from engines.streams import first_chunk
 from engines.types import GenerationChunk, GenerationRequest, GenerationResult, Tier, Usage
 from gateway.adapters import AdapterDirectory, LiveAdapter
-from gateway.catalog import ModelCatalog, Target
+from gateway.catalog import ModelCatalog, ModelTarget
 from gateway.errors import (
     AdapterNotFoundError,
     ContextLengthError,
@@ -83,7 +84,6 @@ class CompletionService:
         turns = request.turns()
         query = RoutingQuery(
             text="\n".join(t.content for t in turns if t.role == "user"),
-            num_messages=len(turns),
             category=request.category(),
         )
         generation = GenerationRequest(
@@ -112,21 +112,23 @@ class CompletionService:
         decision = self._router.decide(target, query)
         adapter = await self._adapter_for(target, decision, query)
         if adapter is not None:
-            decision = decision.model_copy(update={"adapter": adapter.version})
+            decision = decision.model_copy(update={"adapter_version": adapter.version})
             self._metrics.adapter_requests.labels(adapter.domain, adapter.version).inc()
         self._record(decision)
         return Plan(
             request_id=generation.request_id,
             endpoint=endpoint,
             decision=decision,
-            model_name=self._catalog.served_name(decision.tier, decision.adapter),
+            model_name=self._catalog.served_name(decision.tier, decision.adapter_version),
             generation=generation.model_copy(update={"adapter": adapter.spec() if adapter else None}),
             include_usage=include_usage,
             query=query,
             domain=adapter.domain if adapter else None,
         )
 
-    async def _adapter_for(self, target: Target, decision: RoutingDecision, query: RoutingQuery) -> LiveAdapter | None:
+    async def _adapter_for(
+        self, target: ModelTarget, decision: RoutingDecision, query: RoutingQuery
+    ) -> LiveAdapter | None:
         """A pinned adapter, or for auto traffic routed small, the query's domain adapter."""
         if target.adapter is not None:
             if self._adapters is None:
@@ -172,9 +174,10 @@ class CompletionService:
 
         async def first(candidate: Plan) -> tuple[AsyncIterator[GenerationChunk], GenerationChunk]:
             started = self._clock()
-            opened = await _first_chunk(self._engine(candidate), candidate)
+            raw = self._engine(candidate).stream(candidate.generation)
+            chunk = await first_chunk(raw)
             self._metrics.ttft.labels(candidate.decision.tier).observe(self._clock() - started)
-            return opened
+            return raw, chunk
 
         try:
             plan, (raw, chunk) = await self._first_available(plan, first, track=False)
@@ -197,9 +200,9 @@ class CompletionService:
             except EngineUnavailable as exc:
                 failure = (candidate, exc)
             except EngineError as exc:
-                raise translate(exc, candidate) from exc
+                raise engine_error_to_gateway(exc, candidate) from exc
         assert failure is not None
-        raise translate(failure[1], failure[0]) from failure[1]
+        raise engine_error_to_gateway(failure[1], failure[0]) from failure[1]
 
     async def _continue(
         self, plan: Plan, first: GenerationChunk, raw: AsyncIterator[GenerationChunk]
@@ -212,7 +215,7 @@ class CompletionService:
                     usage = chunk.usage
                     yield chunk
             except EngineError as exc:
-                raise translate(exc, plan) from exc
+                raise engine_error_to_gateway(exc, plan) from exc
             finally:
                 await raw.aclose()  # type: ignore[attr-defined]
                 self._count_tokens(plan.decision.tier, usage)
@@ -229,12 +232,11 @@ class CompletionService:
         return candidates
 
     def _moved(self, plan: Plan, tier: Tier) -> Plan:
-        decision = plan.decision.model_copy(
-            update={"tier": tier, "adapter": None, "reason": f"fallback:{plan.decision.tier}_unavailable"}
-        )
+        reason = f"fallback:{plan.decision.tier}_unavailable"
+        decision = plan.decision.model_copy(update={"tier": tier, "adapter_version": None, "reason": reason})
         return replace(
             plan, decision=decision, model_name=self._catalog.served_name(tier),
-            generation=plan.generation.model_copy(update={"adapter": None}),
+            generation=plan.generation.model_copy(update={"adapter": None}), domain=None,
         )
 
     async def _guarded(self, plan: Plan, attempt: Callable[[], Awaitable[R]]) -> R:
@@ -289,7 +291,7 @@ class CompletionService:
         self._metrics.tokens.labels(tier, "completion").inc(usage.completion_tokens)
 
 
-def translate(exc: EngineError, plan: Plan) -> GatewayError:
+def engine_error_to_gateway(exc: EngineError, plan: Plan) -> GatewayError:
     tier = plan.decision.tier
     if isinstance(exc, ContextLengthExceeded):
         return ContextLengthError(exc.message, param=plan.prompt_param)
@@ -298,13 +300,3 @@ def translate(exc: EngineError, plan: Plan) -> GatewayError:
     if isinstance(exc, EngineUnavailable):
         return ServiceUnavailable(f"The {tier} tier is unavailable: {exc.message}")
     return EngineFailure(f"The {tier} tier failed: {exc.message}")
-
-
-async def _first_chunk(engine: Engine, plan: Plan) -> tuple[AsyncIterator[GenerationChunk], GenerationChunk]:
-    """One attempt at a stream: a fresh engine stream and its first chunk."""
-    raw = engine.stream(plan.generation)
-    try:
-        return raw, await anext(raw)
-    except BaseException:
-        await raw.aclose()  # type: ignore[attr-defined]
-        raise

@@ -13,7 +13,6 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-from gateway.adapters import AdapterDirectory
 from gateway.auth import Authenticator
 from gateway.errors import NotFound
 from gateway.http import read_json, validation_error
@@ -52,13 +51,11 @@ class ShadowEdge:
         agreement: Agreement,
         metrics: GatewayMetrics,
         auth: Authenticator,
-        adapters: AdapterDirectory | None = None,
     ) -> None:
         self.service = service
         self._agreement = agreement
         self._metrics = metrics
         self._auth = auth
-        self._adapters = adapters
 
     # ---- primary answers ----------------------------------------------------------
 
@@ -71,10 +68,9 @@ class ShadowEdge:
 
     def _hand_over(self, plan: Plan, text: str, latency_s: float) -> None:
         decision = plan.decision
-        domain = self._adapters.domain_of(decision.adapter) if self._adapters and decision.adapter else None
         served = Served(
             request_id=plan.request_id, tier=decision.tier, reason=decision.reason,
-            domain=domain, version=decision.adapter if domain else None, category=plan.query.category,
+            domain=plan.domain, version=decision.adapter_version, category=plan.query.category,
         )
         self.service.completed(served, plan.generation, plan.query.text, text, latency_s)
 

@@ -28,9 +28,6 @@ class Retrieval(BaseModel):
     bm25_ms: float
     dense_ms: float
 
-    def ids(self, k: int | None = None) -> list[str]:
-        return [h.chunk.id for h in self.hits[:k]]
-
 
 class FirstStage:
     def __init__(

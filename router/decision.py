@@ -11,7 +11,6 @@ class RoutingQuery(BaseModel):
     """The part of a request the policy may look at (no model has run yet)."""
 
     text: str = Field(description="User-visible prompt text, messages joined")
-    num_messages: int = Field(1, ge=0)
     category: str | None = Field(None, description="Client-supplied category, if any")
 
 
@@ -30,7 +29,7 @@ class RoutingDecision(BaseModel):
     """Where a request goes and why; recorded in headers and metrics."""
 
     tier: Tier
-    adapter: str | None = None
+    adapter_version: str | None = None  # the LoRA version that serves it; None: the base model
     score: float | None = Field(None, description="Policy's difficulty score, if it computes one")
     threshold: float | None = Field(None, description="Threshold the score was compared with")
     reason: str = Field(description="Short machine-readable reason, e.g. 'explicit', 'learned:queue_shift'")

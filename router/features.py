@@ -6,7 +6,8 @@ Two groups here, each a small pure function over the text:
 - knowledge-boundary signals (overlap with the knowledge base vocabulary, product
   identifiers known vs unknown, recently changed topics) from configurable lists.
 The semantic (embedding) and historical (k nearest past queries) groups live in
-`text.embedding` and `router.history`; `router.scorer` puts them together.
+`text.embedding` and `router.history`; `router.model.RouterModel.feature_matrix` puts
+them together (`router.model.Scorer` on the serving path).
 
 The names below are the schema: change one and the schema hash changes, so a model
 trained on the old set refuses to load instead of misrouting.

@@ -1,7 +1,6 @@
 """Historical difficulty: how the small and large models did on the k nearest past queries.
 
-Seeded with the training set (the router's memory of outcomes); new outcomes from
-shadow comparisons or feedback can be appended, the oldest dropping out at `capacity`.
+Built from the training set: the router's memory of outcomes.
 """
 
 from __future__ import annotations
@@ -24,13 +23,11 @@ class KnnHistory:
         small_ok: NDArray[np.float32],
         large_ok: NDArray[np.float32],
         ks: tuple[int, ...] = DEFAULT_KS,
-        capacity: int | None = None,
     ) -> None:
         self.embeddings = np.ascontiguousarray(embeddings, dtype=np.float32)
         self.small_ok = np.asarray(small_ok, dtype=np.float32)
         self.large_ok = np.asarray(large_ok, dtype=np.float32)
         self.ks = ks
-        self.capacity = capacity or max(len(self.embeddings), 1)
 
     def __len__(self) -> int:
         return len(self.embeddings)
@@ -61,8 +58,3 @@ class KnnHistory:
             cols += [small, large, large - small]
         cols += [top_sims[:, 0], top_sims[:, :10].mean(axis=1)]
         return np.stack(cols, axis=1).astype(np.float32)
-
-    def add(self, embedding: NDArray[np.float32], small_ok: float, large_ok: float) -> None:
-        self.embeddings = np.vstack([self.embeddings, embedding[None, :]])[-self.capacity :]
-        self.small_ok = np.append(self.small_ok, small_ok)[-self.capacity :]
-        self.large_ok = np.append(self.large_ok, large_ok)[-self.capacity :]

@@ -47,7 +47,7 @@ CATEGORY_FEATURES = (
 )
 HEADS = ("a_large", "a_small", "b_large", "b_small", "b_helps")
 # The 4-outcome logistic model is a feature of the heads, not a vote of its own: as a
-# fifth equal-weight rank it lowered test APGR at every seed tried (EXPERIMENTS.md).
+# fifth equal-weight rank it lowered test APGR at every seed tried (docs/router_experiments.md).
 COMPONENTS = ("a_gain", "b_gain", "b_helps", "cat_gain")
 
 

@@ -1,5 +1,6 @@
 """Shadow traffic: mirror a sample of requests to another target, compare, store, decide.
 
-Groundwork for issue 6 (not yet wired into the app): the durable store of primary/shadow
-pairs and decisions, and the fire-and-forget mirror queue.
+The durable store of primary/shadow pairs, feedback and decisions, the fire-and-forget
+mirror queue and the adapter canaries. The app wires it in through `gateway.assembly`
+and `gateway.shadow_edge` (which hands it each finished answer).
 """

@@ -53,6 +53,16 @@ class CanaryConfig(BaseModel):
     auto_rollback: bool = Field(True, description="Roll back a promoted version that degrades")
 
 
+class RetentionConfig(BaseModel):
+    """How long the shadow store keeps what it records; pruned in the background."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    days: float = Field(30.0, gt=0, description="Rows older than this are deleted")
+    max_rows: int = Field(200_000, ge=1, description="Newest rows kept per table (pairs, requests, feedback, events)")
+    interval_s: float = Field(300.0, gt=0, description="How often the store is pruned and its WAL checkpointed")
+
+
 class ShadowConfig(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
@@ -65,6 +75,7 @@ class ShadowConfig(BaseModel):
     timeout_s: float = Field(120.0, gt=0, description="A shadow call slower than this is abandoned")
     journal: bool = Field(True, description="Record each answer for /v1/feedback")
     canary: CanaryConfig = Field(default_factory=CanaryConfig)
+    retention: RetentionConfig = Field(default_factory=RetentionConfig)
 
 
 Outcome = Literal["stored", "failed", "skipped"]

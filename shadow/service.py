@@ -46,7 +46,9 @@ class ShadowMetrics(Protocol):
 
 
 @dataclass(frozen=True)
-class Target:
+class ShadowTarget:
+    """One side of a shadow pair: a tier, or the small tier with an adapter version."""
+
     label: str  # large | small | small:<domain>@<version>
     kind: str  # large | small | adapter | candidate (metrics label: bounded)
     tier: Tier
@@ -55,7 +57,7 @@ class Target:
 
 @dataclass(frozen=True)
 class Answer:
-    target: Target
+    target: ShadowTarget
     text: str
     latency_s: float
 
@@ -129,7 +131,7 @@ class ShadowService:
             answer = await self._ask(target, generation, f"{served.request_id}-shadow-{i}")
             if answer is not None:
                 answers[target.label] = answer
-        primary = Answer(Target(served.target, served.tier, served.tier), text, latency_s)
+        primary = Answer(ShadowTarget(served.target, served.tier, served.tier), text, latency_s)
         for answer in answers.values():
             await self._store_pair(served, prompt, primary, answer)
         reference = answers.get(self.config.canary.reference)
@@ -142,7 +144,7 @@ class ShadowService:
             if verdict is not None and verdict.decision != "wait":
                 logger.info("canary %s: %s (%s)", served.domain, verdict.decision, verdict.reason)
 
-    def _resolve_all(self, targets: list[str], served: Served) -> list[Target]:
+    def _resolve_all(self, targets: list[str], served: Served) -> list[ShadowTarget]:
         resolved = [t for name in targets if (t := self._resolve(name, served)) is not None]
         labels = [t.label for t in resolved]
         if any(t.kind == "candidate" for t in resolved) and self.config.canary.reference not in labels:
@@ -150,15 +152,15 @@ class ShadowService:
             if reference is not None and reference.label != served.target:
                 resolved.append(reference)
         # Unique, and never what answered the primary (e.g. `small:refund` = the active one).
-        unique: dict[str, Target] = {}
+        unique: dict[str, ShadowTarget] = {}
         for target in resolved:
             if target.label != served.target:
                 unique.setdefault(target.label, target)
         return list(unique.values())
 
-    def _resolve(self, name: str, served: Served) -> Target | None:
+    def _resolve(self, name: str, served: Served) -> ShadowTarget | None:
         if name in ("small", "large"):
-            return Target(name, name, name)  # type: ignore[arg-type]
+            return ShadowTarget(name, name, name)  # type: ignore[arg-type]
         if self._adapters is None:
             return None
         if name == "candidate":
@@ -172,9 +174,11 @@ class ShadowService:
         if found is None:
             return None
         version, spec = found
-        return Target(f"small:{domain}@{version}", kind, "small", spec)
+        return ShadowTarget(f"small:{domain}@{version}", kind, "small", spec)
 
-    async def _ask(self, target: Target, generation: GenerationRequest, request_id: str) -> Answer | None:
+    async def _ask(
+        self, target: ShadowTarget, generation: GenerationRequest, request_id: str
+    ) -> Answer | None:
         sampling = generation.sampling
         if self.config.max_tokens is not None:
             capped = min(sampling.max_tokens or self.config.max_tokens, self.config.max_tokens)

@@ -63,6 +63,9 @@ SCHEMA = (
 )
 
 
+TABLES = ("pairs", "requests", "feedback", "events")
+
+
 def _now() -> datetime:
     return datetime.now(timezone.utc)
 
@@ -237,6 +240,26 @@ class ShadowStore:
                 (target, _iso(since)),
             ).fetchone()
         return Stats(n=n, mean=mean)
+
+    def prune(self, older_than: datetime, max_rows: int) -> dict[str, int]:
+        """Delete rows created before `older_than`, then all but each table's newest
+        `max_rows`; checkpoint the WAL so the file stops growing. Rows removed per table."""
+        removed = {}
+        with closing(self._connect()) as db, db:
+            for table in TABLES:
+                aged = db.execute(f"DELETE FROM {table} WHERE created_at < ?", (_iso(older_than),)).rowcount
+                capped = db.execute(
+                    f"DELETE FROM {table} WHERE rowid <= "
+                    f"(SELECT rowid FROM {table} ORDER BY rowid DESC LIMIT 1 OFFSET ?)", (max_rows,)
+                ).rowcount
+                removed[table] = aged + capped
+        with closing(self._connect()) as db:
+            db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+        return removed
+
+    def rows(self) -> dict[str, int]:
+        with closing(self._connect()) as db:
+            return {table: db.execute(f"SELECT COUNT(*) FROM {table}").fetchone()[0] for table in TABLES}
 
 
 def _iso(since: datetime | None) -> str:

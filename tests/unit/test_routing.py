@@ -1,6 +1,6 @@
 import pytest
 
-from gateway.catalog import ModelCatalog, Target, TierSpec
+from gateway.catalog import ModelCatalog, ModelTarget, TierSpec
 from gateway.errors import ModelNotFound
 from gateway.routing import Router
 from router.baseline import BaselinePolicy, BaselineRuleConfig
@@ -13,7 +13,7 @@ CATALOG = ModelCatalog({
 
 
 def test_catalog_resolves_auto_tiers_and_served_names():
-    assert CATALOG.resolve("auto") == Target(tier=None)
+    assert CATALOG.resolve("auto") == ModelTarget(tier=None)
     assert CATALOG.resolve("small").tier == "small"
     assert CATALOG.resolve("big").tier == "large"
 
@@ -39,10 +39,10 @@ def test_baseline_counts_compound_questions():
 
 def test_explicit_target_bypasses_policy_and_live_swap_applies():
     router = Router(BaselinePolicy(BaselineRuleConfig(threshold=1.0)))
-    assert router.decide(Target(tier="large"), RoutingQuery(text="hi")).reason == "explicit"
-    assert router.decide(Target(tier=None), RoutingQuery(text="hi")).tier == "small"
+    assert router.decide(ModelTarget(tier="large"), RoutingQuery(text="hi")).reason == "explicit"
+    assert router.decide(ModelTarget(tier=None), RoutingQuery(text="hi")).tier == "small"
     router.replace_policy(BaselinePolicy(BaselineRuleConfig(threshold=0.0)))
-    assert router.decide(Target(tier=None), RoutingQuery(text="hi")).tier == "large"
+    assert router.decide(ModelTarget(tier=None), RoutingQuery(text="hi")).tier == "large"
 
 
 def test_own_dispatches_count_before_the_next_poll():
@@ -57,9 +57,9 @@ def test_own_dispatches_count_before_the_next_poll():
     router = Router(Spy(), loads=lambda: {"large": TierLoad(running=1)})
     for _ in range(3):
         router.dispatched("large", +1)
-    router.decide(Target(tier=None), RoutingQuery(text="hi"))
+    router.decide(ModelTarget(tier=None), RoutingQuery(text="hi"))
     assert seen[-1].depth == 3
     for _ in range(3):
         router.dispatched("large", -1)
-    router.decide(Target(tier=None), RoutingQuery(text="hi"))
+    router.decide(ModelTarget(tier=None), RoutingQuery(text="hi"))
     assert seen[-1].depth == 1  # polled engine state wins when it knows more

@@ -1,0 +1,125 @@
+"""`deployments.ingress.load_scorer`: a router model whose feature schema does not match this
+code is refused at load (a failed start beats a silent misroute).
+
+One small real model is trained once (`router train` on 120 generated rows, ~10 s); each test
+copies it and breaks one field. No Ray runtime: `load_scorer` is a plain function.
+"""
+
+from __future__ import annotations
+
+import json
+import random
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pytest
+from typer.testing import CliRunner
+
+from deployments.ingress import load_scorer
+from gateway.settings import RouterSettings
+from router.cli import app as router_cli
+from router.model import ARTIFACT_FORMAT, SchemaMismatch, expected_schema
+
+EASY = ["where is my order", "reset my password", "change my email", "track my parcel"]
+HARD = ["prove the integral converges except when n is negative",
+        "compute the eigenvalues of the matrix unless it is singular",
+        "derive the tax liability for a cross-border refund in two currencies"]
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory) -> Path:
+    tmp = tmp_path_factory.mktemp("router-load")
+    rng = random.Random(0)
+    lines = ["prompt,s,l"]
+    for i in range(120):
+        hard = i % 2 == 0
+        small_ok = (not hard) if rng.random() > 0.1 else hard
+        lines.append(f"\"{rng.choice(HARD if hard else EASY)} ({i})\",{small_ok},1")
+    data = tmp / "train.csv"
+    data.write_text("\n".join(lines))
+    out = tmp / "model"
+    result = CliRunner().invoke(router_cli, ["train", "--data", str(data), "--small-col", "s",
+                                             "--large-col", "l", "--out", str(out), "--threads", "1"])
+    assert result.exit_code == 0, result.output
+    return out
+
+
+@pytest.fixture
+def model(trained, tmp_path) -> Path:
+    """A private copy of the trained artifact, free to break."""
+    copy = tmp_path / "model"
+    shutil.copytree(trained, copy)
+    return copy
+
+
+def edit_manifest(path: Path, **changes) -> dict:
+    manifest = json.loads((path / "manifest.json").read_text())
+    original = dict(manifest)
+    manifest.update(changes)
+    (path / "manifest.json").write_text(json.dumps(manifest))
+    return original
+
+
+def test_matching_model_loads_into_a_working_scorer(model):
+    score, quantiles = load_scorer(RouterSettings(model_dir=model, required=True))
+    assert score is not None
+    value = score("prove the integral converges except when n is negative")
+    assert 0.0 <= value <= 1.0
+    # The training-score quantiles the learned policy calibrates thresholds with (101 points).
+    assert quantiles is not None and len(quantiles) == 101 and quantiles == sorted(quantiles)
+
+
+def test_mismatched_schema_hash_is_refused_naming_both_schemas(model):
+    original = edit_manifest(model, schema_hash="0000000000000000")
+    with pytest.raises(SchemaMismatch) as caught:
+        load_scorer(RouterSettings(model_dir=model))
+    message = str(caught.value)
+    assert "0000000000000000" in message  # what the artifact says
+    assert original["schema_hash"] in message  # what this gateway builds
+    assert str(model) in message and "Retrain it with `router train`" in message
+
+
+def test_mismatch_is_refused_even_when_the_model_is_optional(model):
+    # `required=False` only tolerates a missing model, never a wrong one.
+    edit_manifest(model, schema_hash="ffffffffffffffff")
+    with pytest.raises(SchemaMismatch):
+        load_scorer(RouterSettings(model_dir=model, required=False))
+
+
+def test_other_artifact_format_is_refused(model):
+    edit_manifest(model, format=ARTIFACT_FORMAT + 1)
+    with pytest.raises(SchemaMismatch, match=rf"format {ARTIFACT_FORMAT + 1}\).*format {ARTIFACT_FORMAT}\)"):
+        load_scorer(RouterSettings(model_dir=model))
+
+
+def test_manifest_whose_layout_disagrees_with_its_hash_is_refused(model):
+    # A hash copied from another layout: the layout fields say 8 dims, the hash says otherwise.
+    edit_manifest(model, embedding_dim=8)
+    with pytest.raises(SchemaMismatch, match="Retrain"):
+        load_scorer(RouterSettings(model_dir=model))
+
+
+def test_history_with_other_neighbour_counts_is_refused(model):
+    hist = dict(np.load(model / "history.npz"))
+    hist["ks"] = np.asarray([*hist["ks"].tolist(), 999])
+    np.savez(model / "history.npz", **hist)
+    with pytest.raises(SchemaMismatch):
+        load_scorer(RouterSettings(model_dir=model))
+
+
+def test_consistent_manifest_for_another_embedder_size_is_refused_by_the_scorer(model):
+    # Hash recomputed for 8 dims: the artifact passes the schema check, but the embedder
+    # this gateway builds gives another size, and the Scorer refuses it.
+    manifest = json.loads((model / "manifest.json").read_text())
+    hist = np.load(model / "history.npz")
+    ks = tuple(int(k) for k in hist["ks"])
+    edit_manifest(model, embedding_dim=8, schema_hash=expected_schema(8, manifest["uses_categories"], ks))
+    with pytest.raises(SchemaMismatch, match=r"embedder gives \d+ dimensions; the router model expects 8"):
+        load_scorer(RouterSettings(model_dir=model))
+
+
+def test_missing_model_is_baseline_unless_required(tmp_path):
+    assert load_scorer(RouterSettings(model_dir=tmp_path / "none")) == (None, None)
+    with pytest.raises(FileNotFoundError, match="no router model at"):
+        load_scorer(RouterSettings(model_dir=tmp_path / "none", required=True))
