@@ -5,7 +5,7 @@ PY := $(VENV)/bin/python
 export HF_HUB_OFFLINE := 1
 export TOKENIZERS_PARALLELISM := false
 
-.PHONY: setup models run test test-unit bench locust multinode faults clean
+.PHONY: setup models run test test-unit bench locust multinode faults soak clean
 
 setup:
 	bash scripts/setup.sh
@@ -46,3 +46,9 @@ multinode: models
 # prints the table and writes load_tests/results/faults.json.
 faults: models
 	$(PY) load_tests/faults.py
+
+# Soak: the embedded default under the mixed SoakUser load for 30 minutes (SOAK_MINUTES),
+# every replica's RSS and fds and the SQLite sizes sampled each minute; run it alone.
+# Writes load_tests/results/soak.json and soak.png.
+soak: models
+	$(PY) load_tests/soak.py --minutes $${SOAK_MINUTES:-30}

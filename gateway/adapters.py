@@ -11,6 +11,7 @@ import asyncio
 import logging
 import threading
 from dataclasses import dataclass
+from typing import Callable
 
 import numpy as np
 from pydantic import BaseModel
@@ -176,11 +177,13 @@ class AdapterDirectory:
 
 
 
-def directory_poller(directory: AdapterDirectory, interval_s: float) -> Periodic:
+def directory_poller(
+    directory: AdapterDirectory, interval_s: float, on_failure: Callable[[str], None] = lambda name: None
+) -> Periodic:
     """Background task of the ingress: keeps the directory on the registry's generation."""
 
     async def step() -> None:
         if await asyncio.to_thread(directory.refresh):
             logger.info("adapters: registry generation %d", directory.generation)
 
-    return Periodic(step, interval_s, "adapter-directory")
+    return Periodic(step, interval_s, "adapter-directory", on_failure)

@@ -29,6 +29,7 @@ from gateway.config_admin import ConfigAdmin
 from gateway.live_config import LiveConfig, LiveConfigState, describe
 from gateway.loads import EngineLoadSource, LoadPoller, LoadSource
 from gateway.metrics import GatewayMetrics
+from gateway.retention import registry_pruner, store_pruner
 from gateway.routing import Router
 from gateway.serving import CompletionService
 from gateway.settings import AdminSettings, LimitSettings
@@ -172,7 +173,8 @@ def build_gateway(
     config = config or LiveConfig()
     metrics = metrics or GatewayMetrics()
     catalog = ModelCatalog(tiers.specs)
-    poller = LoadPoller(tiers.loads or EngineLoadSource(tiers.engines))
+    failed = metrics.background_failures_of
+    poller = LoadPoller(tiers.loads or EngineLoadSource(tiers.engines), on_failure=failed)
     policies = PolicyFactory(routing.scorer, routing.training_scores)
     router = Router(policies.build(config.routing), loads=poller.snapshot)
     directory = adapters.directory if adapters else None
@@ -186,7 +188,8 @@ def build_gateway(
     if adapters is not None:
         adapters.directory.refresh()  # serve the registry's current set from the first request
         catalog.add_cards(adapters.directory.cards)
-        background.append(directory_poller(adapters.directory, adapters.poll_s))
+        background.append(directory_poller(adapters.directory, adapters.poll_s, failed))
+        background.append(registry_pruner(adapters.directory.registry, failed))
         if adapters.fleet is not None:
             api = AdminApi(adapters.directory, adapters.fleet, metrics, guard, edge.admin.converge_timeout_s)
             routes.extend(api.routes())
@@ -196,6 +199,8 @@ def build_gateway(
         shadow_edge = _shadow_edge(tiers.engines, shadow, metrics, config, auth, directory)
         routes.extend(shadow_edge.routes())
         background.append(shadow_edge.service)
+        shadow_service = shadow_edge.service
+        background.append(store_pruner(shadow.store, lambda: shadow_service.config.retention, failed))
     http = GatewayApp(
         service, catalog, Readiness(tiers.engines), metrics, config.limits or limits, poller, auth,
         edge.echo_request_id, extra_routes=routes, background=background, answers=shadow_edge,

@@ -34,13 +34,16 @@ class EngineLoadSource:
 
 
 class LoadPoller:
-    def __init__(self, source: LoadSource, interval_s: float = 0.2, stale_after_s: float = 2.0) -> None:
+    def __init__(
+        self, source: LoadSource, interval_s: float = 0.2, stale_after_s: float = 2.0,
+        on_failure: Callable[[str], None] = lambda name: None,
+    ) -> None:
         self._source = source
         self._interval_s = interval_s
         self._stale_after_s = stale_after_s
         self._snapshot: Mapping[Tier, TierLoad] = {}
         self._updated = 0.0
-        self._task = Periodic(self.refresh, interval_s, "load-poller")
+        self._task = Periodic(self.refresh, interval_s, "load-poller", on_failure)
 
     def snapshot(self) -> Mapping[Tier, TierLoad]:
         """The latest loads; empty when stale, so a stuck poller never pins a shift."""

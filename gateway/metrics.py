@@ -26,6 +26,10 @@ class GatewayMetrics:
         self.tokens = Counter(
             "gateway_tokens", "Tokens counted by the engines", ["tier", "kind"], registry=r
         )
+        self.background_failures = Counter(
+            "gateway_background_failures", "Failed runs of a background task (pollers, pruners)",
+            ["task"], registry=r,
+        )
         self.in_flight = Gauge(
             "gateway_in_flight_requests", "Requests being served, per tier", ["tier"], registry=r
         )
@@ -142,6 +146,9 @@ class GatewayMetrics:
 
     def shadow_dropped(self, queue: str) -> None:
         self.shadow_dropped_jobs.labels(queue).inc()
+
+    def background_failures_of(self, task: str) -> None:
+        self.background_failures.labels(task).inc()
 
     def canary_decision(self, domain: str, decision: str) -> None:
         self.canary_decisions.labels(domain, decision).inc()

@@ -13,7 +13,10 @@ Scenarios: kill a large-tier replica (SIGKILL), crash the small tier's vLLM engi
 (SIGKILL of its child process), stall the large engine (SIGSTOP 8 s), disconnect
 streaming clients mid-answer, load a corrupt adapter through the admin API, push an
 invalid live config with `serve deploy` (then a valid one, applied without restarts),
-and a rate-limited key hammered across the two ingress replicas.
+a rate-limited key hammered across the two ingress replicas, kill one of the two ingress
+replicas (SIGKILL) under load, and fill the filesystem that holds the shadow store (a
+64 MB tmpfs mounted for the drill, never the machine's own disk): serving goes on, the
+failed shadow writes are counted.
 
 The app is deployed the production way (load_tests/cluster.py: `ray start --head` and
 `serve deploy` of deployments/serve_config.yaml) with two ingress replicas, the small
@@ -30,6 +33,7 @@ import os
 import platform
 import shutil
 import signal
+import subprocess
 import sys
 import tempfile
 import time
@@ -182,6 +186,25 @@ async def limit_applied(url: str, limit: int, since: float, limit_s: float = 120
     return None
 
 
+def mount_small_fs(path: Path, size_mb: int = 64) -> Path:
+    """A tmpfs of its own for the shadow store: the drill fills it, never the machine's disk."""
+    path.mkdir(parents=True)
+    subprocess.run(["mount", "-t", "tmpfs", "-o", f"size={size_mb}m", "tmpfs", str(path)], check=True)
+    return path
+
+
+def shadow_failures(url: str, scrapes: int = 8) -> float:
+    """Failed shadow writes (journal and mirror) that one ingress replica counted: the
+    highest of several scrapes, which the proxy spreads over the replicas."""
+    from cluster import scrape
+
+    def failed() -> float:
+        return sum(s.value for s in scrape(url)
+                   if s.name == "gateway_shadow_requests_total" and s.labels.get("outcome") == "failed")
+
+    return max(failed() for _ in range(scrapes))
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--seconds", type=float, default=20.0)
@@ -194,6 +217,7 @@ def main() -> None:
 
     scratch = Path(tempfile.mkdtemp(prefix="faults-"))
     shutil.copytree(Settings().adapters.registry_dir, scratch / "registry", ignore=shutil.ignore_patterns(".lock"))
+    shadow_fs = mount_small_fs(scratch / "shadowfs")
     keys = KeyStore(scratch / "keys.sqlite")
     LOAD_AUTH["authorization"] = f"Bearer {keys.create('drill-load')[1]}"  # with a key, auth is on
     limited = keys.create("drill-limited", rpm=12)[1]
@@ -201,6 +225,7 @@ def main() -> None:
         "admin": {"api_key": KEY}, "adapters": {"registry_dir": str(scratch / "registry")},
         "auth": {"keys_db": str(scratch / "keys.sqlite")}, "ingress": {"num_replicas": 2},
         "small": {"quantization": None, "dtype": "float32"},
+        "shadow": {"store": str(shadow_fs / "shadow.sqlite")},
     })
     url = cluster.url
     cluster.start()
@@ -262,6 +287,28 @@ def main() -> None:
                 "retry_after_on_every_429": all("retry-after" in a.headers for a in refused),
                 "ingress_replicas_serving": replicas_serving({a.headers.get("x-request-id", "?") for a in answers})}
 
+    async def kill_ingress() -> dict:
+        """One of the two ingress replicas dies with requests in flight (SIGKILL)."""
+        pids = replica_pids("Ingress")
+        os.kill(pids[0], signal.SIGKILL)
+        return {"ingress_replicas_before": len(pids)}
+
+    async def fill_shadow_fs() -> dict:
+        """The filesystem under the shadow store fills up for a while, then frees again."""
+        before = shadow_failures(url)
+        filler = shadow_fs / "filler"
+        with filler.open("wb") as out:  # until ENOSPC: the store's next write fails
+            try:
+                while True:
+                    out.write(b"\0" * (1 << 20))
+                    out.flush()
+            except OSError:
+                pass
+        await asyncio.sleep(args.seconds / 2)
+        failed = shadow_failures(url) - before
+        filler.unlink()
+        return {"shadow_write_failures_counted_at_least": failed}
+
     scenarios = [
         ("kill large replica", kill_large, "large", False),
         ("crash small engine core", crash_small_engine, "small", False),
@@ -270,6 +317,8 @@ def main() -> None:
         ("load corrupt adapter", corrupt_adapter, "small", False),
         ("push invalid config", invalid_config, None, False),
         ("rate limit, 2 ingress replicas", rate_limited_key, None, False),
+        ("kill an ingress replica", kill_ingress, "small", False),
+        ("fill the shadow store's fs", fill_shadow_fs, None, False),
     ]
     chosen = [s for s in scenarios if not args.only or any(o in s[0] for o in args.only.split(","))]
 
@@ -281,6 +330,7 @@ def main() -> None:
         results = asyncio.run(run_all())
     finally:
         cluster.stop()
+        subprocess.run(["umount", str(shadow_fs)], check=False)
     report = {
         "benchmark": "faults", "date": datetime.now(timezone.utc).isoformat(timespec="seconds"),
         "machine": {"cpus": os.cpu_count(), "platform": platform.platform()},

@@ -192,3 +192,4 @@ def _percentiles(values: list[float]) -> dict[str, float]:
     import numpy as np
 
     return {q: float(np.percentile(values, p)) for q, p in (("p50", 50), ("p95", 95), ("p99", 99))}
+

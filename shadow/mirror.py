@@ -18,7 +18,9 @@ Job = Callable[[], Awaitable[object]]
 
 
 class Mirror:
-    def __init__(self, queue_size: int = 64, concurrency: int = 2) -> None:
+    def __init__(
+        self, queue_size: int = 64, concurrency: int = 2, on_failure: Callable[[], None] = lambda: None
+    ) -> None:
         # Unbounded asyncio queue, bounded by `offer`: the bound can then change live.
         self._queue: asyncio.Queue[Job] = asyncio.Queue()
         self.queue_size = queue_size
@@ -28,6 +30,7 @@ class Mirror:
         self.dropped = 0
         self.failed = 0
         self.completed = 0
+        self._on_failure = on_failure  # a metric: a full disk must show, not only in logs
 
     def offer(self, job: Job) -> bool:
         """Queue a shadow job if there is room; never blocks the caller."""
@@ -79,6 +82,7 @@ class Mirror:
                 raise
             except Exception:  # a shadow failure must never reach the primary path
                 self.failed += 1
+                self._on_failure()
                 logger.warning("shadow job failed", exc_info=True)
             finally:
                 self._queue.task_done()

@@ -84,8 +84,12 @@ class ShadowService:
         self._draw = draw
         self._clock = clock
         self.config = config
-        self.mirror = Mirror(config.queue_size, config.concurrency)
-        self.journal = Mirror(queue_size=1024, concurrency=1)
+        self.mirror = Mirror(
+            config.queue_size, config.concurrency, on_failure=lambda: metrics.shadow_outcome("mirror", "failed")
+        )
+        self.journal = Mirror(
+            queue_size=1024, concurrency=1, on_failure=lambda: metrics.shadow_outcome("journal", "failed")
+        )
 
     @property
     def store(self) -> ShadowStore:
