@@ -24,6 +24,7 @@ from shadow.store import ShadowStore
 from gateway.catalog import ModelCatalog, TierSpec
 from gateway.health import Readiness
 from gateway.http import GatewayApp
+from gateway.labels import CategoryLabels
 from gateway.admin_auth import AdminGuard
 from gateway.config_admin import ConfigAdmin
 from gateway.live_config import LiveConfig, LiveConfigState, describe
@@ -196,7 +197,8 @@ def build_gateway(
     auth = edge.auth or Authenticator(None, LocalRateLimiter())
     shadow_edge = None
     if shadow is not None:
-        shadow_edge = _shadow_edge(tiers.engines, shadow, metrics, config, auth, directory)
+        categories = CategoryLabels(lambda: state.config, directory)
+        shadow_edge = _shadow_edge(tiers.engines, shadow, metrics, config, auth, directory, categories)
         routes.extend(shadow_edge.routes())
         background.append(shadow_edge.service)
         shadow_service = shadow_edge.service
@@ -217,6 +219,7 @@ def build_gateway(
 def _shadow_edge(
     engines: Mapping[Tier, Engine], shadow: ShadowParts, metrics: GatewayMetrics,
     config: LiveConfig, auth: Authenticator, adapters: AdapterDirectory | None,
+    categories: CategoryLabels,
 ) -> ShadowEdge:
     canary = None
     if adapters is not None:
@@ -225,4 +228,4 @@ def _shadow_edge(
             on_decision=lambda d, _v, decision: metrics.canary_decision(d, decision),
         )
     service = ShadowService(engines, shadow.store, shadow.agreement, metrics, config.shadow, adapters, canary)
-    return ShadowEdge(service, shadow.agreement, metrics, auth)
+    return ShadowEdge(service, shadow.agreement, metrics, auth, categories)

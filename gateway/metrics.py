@@ -12,11 +12,14 @@ class GatewayMetrics:
         self.registry = registry or CollectorRegistry()
         r = self.registry
         self.requests = Counter(
-            "gateway_requests", "Requests by endpoint, tier and HTTP status",
+            "gateway_requests", "Requests dispatched to a tier, each counted once when it ends, by "
+            "endpoint, tier (the last one tried: a fallback counts under the tier it moved to) and "
+            "status (200, 400, 499 client gone, 500, 503)",
             ["endpoint", "tier", "status"], registry=r,
         )
         self.latency = Histogram(
-            "gateway_request_latency_seconds", "End-to-end latency",
+            "gateway_request_latency_seconds", "End-to-end latency, from the first dispatch to a tier "
+            "(retries, fallback and a stream's wait for its first token included)",
             ["endpoint", "tier"], buckets=LATENCY_BUCKETS, registry=r,
         )
         self.ttft = Histogram(
@@ -105,8 +108,9 @@ class GatewayMetrics:
             ["domain", "decision"], registry=r,
         )
         self.feedback = Counter(
-            "gateway_feedback", "Feedback ratings by tier, adapter version and category "
-            "(negative rate = rating=\"-1\" / all)", ["tier", "adapter", "category", "rating"], registry=r,
+            "gateway_feedback", "Feedback ratings by tier, adapter version and category (a known one, "
+            "else \"other\") (negative rate = rating=\"-1\" / all)",
+            ["tier", "adapter", "category", "rating"], registry=r,
         )
         self.feedback_match = Histogram(
             "gateway_feedback_match", "Agreement of the gateway's draft with the text actually sent",

@@ -1,14 +1,14 @@
 """Orchestration of one completion: resolve the model, route, call the tier's engine.
 
 Engine exceptions are translated into gateway errors here, once; metrics are recorded
-here, once, for both endpoints and both response modes.
+here, once, for both endpoints and both response modes (see `Dispatch`).
 """
 
 from __future__ import annotations
 
 import asyncio
 import time
-from contextlib import contextmanager, nullcontext
+from contextlib import contextmanager
 from dataclasses import dataclass, replace
 from typing import AsyncIterator, Awaitable, Callable, Iterator, Literal, Mapping, TypeVar
 
@@ -109,7 +109,7 @@ class CompletionService:
         include_usage: bool,
     ) -> Plan:
         target = self._catalog.resolve(model)
-        decision = self._router.decide(target, query)
+        decision = await self._router.decide(target, query)
         adapter = await self._adapter_for(target, decision, query)
         if adapter is not None:
             decision = decision.model_copy(update={"adapter_version": adapter.version})
@@ -163,14 +163,21 @@ class CompletionService:
 
     async def run(self, plan: Plan) -> tuple[Plan, GenerationResult]:
         """Generate; returns the plan that served it (a fallback may have replaced it)."""
-        plan, result = await self._first_available(
-            plan, lambda c: self._engine(c).generate(c.generation), track=True
-        )
+        dispatch = self._dispatch(plan)
+        with dispatch.ends_on_error():
+            plan, result = await self._first_available(
+                plan, lambda c: self._engine(c).generate(c.generation), dispatch
+            )
+        dispatch.end(200)
         self._count_tokens(plan.decision.tier, result.usage)
         return plan, result
 
     async def open_stream(self, plan: Plan) -> tuple[Plan, AsyncIterator[GenerationChunk]]:
-        """Start a stream: retries and fallback apply until the first chunk, never after."""
+        """Start a stream: retries and fallback apply until the first chunk, never after.
+
+        The request is in flight until the returned stream ends or is closed. Its first
+        item is ready at once: read it (first_chunk) before answering, which starts the
+        stream (an async generator closed unstarted would run no cleanup)."""
 
         async def first(candidate: Plan) -> tuple[AsyncIterator[GenerationChunk], GenerationChunk]:
             started = self._clock()
@@ -179,14 +186,16 @@ class CompletionService:
             self._metrics.ttft.labels(candidate.decision.tier).observe(self._clock() - started)
             return raw, chunk
 
-        try:
-            plan, (raw, chunk) = await self._first_available(plan, first, track=False)
-        except StopAsyncIteration:
-            raise EngineFailure("the engine ended the stream without output") from None
-        return plan, self._continue(plan, chunk, raw)
+        dispatch = self._dispatch(plan)
+        with dispatch.ends_on_error():
+            try:
+                plan, (raw, chunk) = await self._first_available(plan, first, dispatch)
+            except StopAsyncIteration:
+                raise EngineFailure("the engine ended the stream without output") from None
+        return plan, self._continue(plan, chunk, raw, dispatch)
 
     async def _first_available(
-        self, plan: Plan, call: Callable[[Plan], Awaitable[R]], track: bool
+        self, plan: Plan, call: Callable[[Plan], Awaitable[R]], dispatch: Dispatch
     ) -> tuple[Plan, R]:
         """`call` on the plan's tier, then (auto traffic) on the fallback tier if the first
         is unavailable. Any other engine error is final."""
@@ -194,9 +203,9 @@ class CompletionService:
         for i, candidate in enumerate(self._candidates(plan)):
             if i:
                 self._metrics.fallbacks.labels(plan.decision.tier, candidate.decision.tier).inc()
+            dispatch.to(candidate.decision.tier)
             try:
-                with self._track(candidate) if track else nullcontext():
-                    return candidate, await self._guarded(candidate, lambda: call(candidate))
+                return candidate, await self._guarded(candidate, lambda: call(candidate))
             except EngineUnavailable as exc:
                 failure = (candidate, exc)
             except EngineError as exc:
@@ -205,20 +214,26 @@ class CompletionService:
         raise engine_error_to_gateway(failure[1], failure[0]) from failure[1]
 
     async def _continue(
-        self, plan: Plan, first: GenerationChunk, raw: AsyncIterator[GenerationChunk]
+        self,
+        plan: Plan,
+        first: GenerationChunk,
+        raw: AsyncIterator[GenerationChunk],
+        dispatch: Dispatch,
     ) -> AsyncIterator[GenerationChunk]:
         usage = first.usage
-        with self._track(plan):
-            try:
-                yield first
-                async for chunk in raw:
-                    usage = chunk.usage
-                    yield chunk
-            except EngineError as exc:
-                raise engine_error_to_gateway(exc, plan) from exc
-            finally:
-                await raw.aclose()  # type: ignore[attr-defined]
-                self._count_tokens(plan.decision.tier, usage)
+        try:
+            with dispatch.ends_on_error():  # closed before its end: the client went away (499)
+                try:
+                    yield first
+                    async for chunk in raw:
+                        usage = chunk.usage
+                        yield chunk
+                except EngineError as exc:
+                    raise engine_error_to_gateway(exc, plan) from exc
+            dispatch.end(200)
+        finally:
+            await raw.aclose()  # type: ignore[attr-defined]
+            self._count_tokens(plan.decision.tier, usage)
 
     def configure(self, config: ResilienceConfig) -> None:
         self._guard.configure(config)
@@ -258,37 +273,74 @@ class CompletionService:
     def _engine(self, plan: Plan) -> Engine:
         return self._engines[plan.decision.tier]
 
-    @contextmanager
-    def _track(self, plan: Plan) -> Iterator[None]:
-        tier = plan.decision.tier
-        started = self._clock()
-        status = "200"
-        self._metrics.in_flight.labels(tier).inc()
-        self._router.dispatched(tier, +1)
-        try:
-            yield
-        except GatewayError as exc:
-            status = str(exc.status)
-            raise
-        except EngineUnavailable:  # retried or moved to a fallback tier, else a 503
-            status = "503"
-            raise
-        except Exception:
-            status = "500"
-            raise
-        except BaseException:
-            # Cancellation or an early-closed stream: the client went away.
-            status = "499"
-            raise
-        finally:
-            self._router.dispatched(tier, -1)
-            self._metrics.in_flight.labels(tier).dec()
-            self._metrics.requests.labels(plan.endpoint, tier, status).inc()
-            self._metrics.latency.labels(plan.endpoint, tier).observe(self._clock() - started)
+    def _dispatch(self, plan: Plan) -> Dispatch:
+        return Dispatch(plan.endpoint, self._metrics, self._router, self._clock)
 
     def _count_tokens(self, tier: Tier, usage: Usage) -> None:
         self._metrics.tokens.labels(tier, "prompt").inc(usage.prompt_tokens)
         self._metrics.tokens.labels(tier, "completion").inc(usage.completion_tokens)
+
+
+class Dispatch:
+    """One request, from its dispatch to a tier until it ends: what the request metrics see.
+
+    In flight (the gauge, and the router's own count of what it sent) on the tier trying
+    it now; a fallback moves it to the other tier. Counted once in `gateway_requests_total`
+    and the latency, when it ends, under the tier that served it or failed it last, and
+    timed from the first dispatch: retries, the failed tier's attempt and a stream's wait
+    for its first token included. Status: 200 served, a gateway error's own status (400
+    the engine refused the request, 503 unavailable, 500 failed), 499 the client went away.
+    """
+
+    def __init__(
+        self, endpoint: Endpoint, metrics: GatewayMetrics, router: Router, clock: Callable[[], float]
+    ) -> None:
+        self._endpoint = endpoint
+        self._metrics = metrics
+        self._router = router
+        self._clock = clock
+        self._started = clock()
+        self._tier: Tier | None = None
+        self._ended = False
+
+    def to(self, tier: Tier) -> None:
+        if tier == self._tier or self._ended:
+            return
+        self._leave()
+        self._tier = tier
+        self._metrics.in_flight.labels(tier).inc()
+        self._router.dispatched(tier, +1)
+
+    def end(self, status: int) -> None:
+        if self._ended or self._tier is None:
+            return
+        self._ended = True
+        self._leave()
+        self._metrics.requests.labels(self._endpoint, self._tier, str(status)).inc()
+        self._metrics.latency.labels(self._endpoint, self._tier).observe(self._clock() - self._started)
+
+    @contextmanager
+    def ends_on_error(self) -> Iterator[None]:
+        try:
+            yield
+        except BaseException as exc:
+            self.end(status_of(exc))
+            raise
+
+    def _leave(self) -> None:
+        if self._tier is not None:
+            self._router.dispatched(self._tier, -1)
+            self._metrics.in_flight.labels(self._tier).dec()
+
+
+def status_of(exc: BaseException) -> int:
+    """The status a request that ended with `exc` is counted under (engine errors are
+    gateway errors by then)."""
+    if isinstance(exc, GatewayError):
+        return exc.status
+    if isinstance(exc, Exception):
+        return 500
+    return 499  # cancelled, or a stream closed before its end: the client went away
 
 
 def engine_error_to_gateway(exc: EngineError, plan: Plan) -> GatewayError:

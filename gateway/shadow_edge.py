@@ -16,6 +16,7 @@ from starlette.routing import Route
 from gateway.auth import Authenticator
 from gateway.errors import NotFound
 from gateway.http import read_json, validation_error
+from gateway.labels import CategoryLabels
 from gateway.metrics import GatewayMetrics
 from gateway.serving import Plan
 from shadow.agreement import Agreement
@@ -51,11 +52,13 @@ class ShadowEdge:
         agreement: Agreement,
         metrics: GatewayMetrics,
         auth: Authenticator,
+        categories: CategoryLabels,
     ) -> None:
         self.service = service
         self._agreement = agreement
         self._metrics = metrics
         self._auth = auth
+        self._categories = categories
 
     # ---- primary answers ----------------------------------------------------------
 
@@ -106,7 +109,8 @@ class ShadowEdge:
         return JSONResponse(_feedback_body(saved, record.target))
 
     def _observe(self, tags: dict[str, str], rating: int, match: float | None) -> None:
-        tier, adapter, category = tags.get("tier", ""), tags.get("version", ""), tags.get("category", "")
+        tier, adapter = tags.get("tier", ""), tags.get("version", "")
+        category = self._categories.label(tags.get("category"))  # the client's: bounded first
         self._metrics.feedback.labels(tier, adapter, category, str(rating)).inc()
         if match is not None:
             self._metrics.feedback_match.labels(tier, adapter, category).observe(match)

@@ -30,12 +30,13 @@ class LearnedPolicy:
         self._share = share  # outlives config changes: the live window is not reset
 
     def decide(self, query: RoutingQuery, loads: Mapping[Tier, TierLoad]) -> RoutingDecision:
+        """Pure (reads the live window, never adds to it): the caller runs it off its event
+        loop and hands the decision to `observe` afterwards."""
         override = self._config.thresholds.category_overrides.get(query.category or "")
         if override is not None:
             return RoutingDecision(tier=override, reason="learned:category_override")
         score = self._score(query.text, query.category)
         base = base_threshold(self._config.thresholds, self._share)
-        self._share.observe(score)
         load = loads.get("large")
         shift = shift_threshold(base, load, self._config.queue, loads.get("small"))
         tier: Tier = "large" if score >= shift.threshold else "small"
@@ -47,6 +48,11 @@ class LearnedPolicy:
             queue_depth=load.depth if load is not None else None,
             expected_wait_s=shift.expected_wait_s,
         )
+
+    def observe(self, decision: RoutingDecision) -> None:
+        """Add a decision's score to the live window (a category override scored nothing)."""
+        if decision.score is not None:
+            self._share.observe(decision.score)
 
 
 def _reason(tier: Tier, score: float, base: float, shifted: bool) -> str:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 from collections import deque
 from typing import Literal
 
@@ -35,6 +36,8 @@ class ShareThreshold:
 
     A share target met on training data drifts on real traffic (other prompts, other
     length mix); recalibrating from what the router actually sees keeps it honest.
+    Decisions read the cut on worker threads while the event loop records scores: both
+    go through one lock (a deque read while it is appended to raises).
     """
 
     def __init__(self, window: int, training_scores: list[float] | None = None, refresh: int = 16) -> None:
@@ -46,18 +49,21 @@ class ShareThreshold:
         self._refresh = refresh
         self._since = 0
         self._cached: tuple[tuple[float, int], float] | None = None
+        self._lock = threading.Lock()
 
     def observe(self, score: float) -> None:
-        self._scores.append(score)
-        self._since += 1
+        with self._lock:
+            self._scores.append(score)
+            self._since += 1
 
     def threshold(self, share: float, min_samples: int) -> float:
         key = (share, min_samples)
-        if self._cached is not None and self._cached[0] == key and self._since < self._refresh:
-            return self._cached[1]
-        value = self._compute(share, min_samples)
-        self._cached, self._since = (key, value), 0
-        return value
+        with self._lock:
+            if self._cached is not None and self._cached[0] == key and self._since < self._refresh:
+                return self._cached[1]
+            value = self._compute(share, min_samples)
+            self._cached, self._since = (key, value), 0
+            return value
 
     def _compute(self, share: float, min_samples: int) -> float:
         source = np.fromiter(self._scores, dtype=np.float64) if len(self._scores) >= min_samples else self._training

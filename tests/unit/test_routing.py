@@ -37,15 +37,15 @@ def test_baseline_counts_compound_questions():
     assert policy.decide(RoutingQuery(text="a? b? c?"), {}).tier == "large"
 
 
-def test_explicit_target_bypasses_policy_and_live_swap_applies():
+async def test_explicit_target_bypasses_policy_and_live_swap_applies():
     router = Router(BaselinePolicy(BaselineRuleConfig(threshold=1.0)))
-    assert router.decide(ModelTarget(tier="large"), RoutingQuery(text="hi")).reason == "explicit"
-    assert router.decide(ModelTarget(tier=None), RoutingQuery(text="hi")).tier == "small"
+    assert (await router.decide(ModelTarget(tier="large"), RoutingQuery(text="hi"))).reason == "explicit"
+    assert (await router.decide(ModelTarget(tier=None), RoutingQuery(text="hi"))).tier == "small"
     router.replace_policy(BaselinePolicy(BaselineRuleConfig(threshold=0.0)))
-    assert router.decide(ModelTarget(tier=None), RoutingQuery(text="hi")).tier == "large"
+    assert (await router.decide(ModelTarget(tier=None), RoutingQuery(text="hi"))).tier == "large"
 
 
-def test_own_dispatches_count_before_the_next_poll():
+async def test_own_dispatches_count_before_the_next_poll():
     from router.decision import TierLoad
     seen = []
 
@@ -57,9 +57,9 @@ def test_own_dispatches_count_before_the_next_poll():
     router = Router(Spy(), loads=lambda: {"large": TierLoad(running=1)})
     for _ in range(3):
         router.dispatched("large", +1)
-    router.decide(ModelTarget(tier=None), RoutingQuery(text="hi"))
+    await router.decide(ModelTarget(tier=None), RoutingQuery(text="hi"))
     assert seen[-1].depth == 3
     for _ in range(3):
         router.dispatched("large", -1)
-    router.decide(ModelTarget(tier=None), RoutingQuery(text="hi"))
+    await router.decide(ModelTarget(tier=None), RoutingQuery(text="hi"))
     assert seen[-1].depth == 1  # polled engine state wins when it knows more

@@ -1,0 +1,96 @@
+"""The learned policy's scoring runs off the event loop; its live window is fed after the
+decision, on the loop, never by the decision itself."""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+import time
+
+from engines.fake import FakeEngine
+from gateway.assembly import Routing, Tiers, build_gateway
+from gateway.catalog import ModelTarget, TierSpec
+from gateway.protocol import ChatCompletionRequest
+from gateway.routing import Router
+from gateway.settings import LimitSettings
+from router.decision import RoutingDecision, RoutingQuery
+from router.learned import LearnedPolicy, LearnedRoutingConfig
+from router.thresholds import ShareThreshold
+
+SCORE_S = 0.05  # one decision's CPU, as a sleep: on the loop it would stall it this long
+TICK_S = 0.005
+
+
+def slow_score(_text: str, _category: str | None) -> float:
+    time.sleep(SCORE_S)
+    return 0.4
+
+
+async def ticker(stop: asyncio.Event) -> float:
+    """The longest gap between ticks of a coroutine that wants to run every TICK_S."""
+    longest, last = 0.0, time.perf_counter()
+    while not stop.is_set():
+        await asyncio.sleep(TICK_S)
+        now = time.perf_counter()
+        longest, last = max(longest, now - last), now
+    return longest
+
+
+async def test_scoring_does_not_stall_the_event_loop():
+    tiers = {"small": TierSpec(served_name="tiny", max_model_len=64),
+             "large": TierSpec(served_name="big", max_model_len=128)}
+    engines = {"small": FakeEngine("tiny"), "large": FakeEngine("big")}
+    gateway = build_gateway(Tiers(engines, tiers), LimitSettings(), routing=Routing(scorer=slow_score))
+    request = ChatCompletionRequest.model_validate(
+        {"model": "auto", "messages": [{"role": "user", "content": "hi"}]}
+    )
+    stop = asyncio.Event()
+    ticks = asyncio.create_task(ticker(stop))
+    await asyncio.sleep(TICK_S)
+    plans = await asyncio.gather(*(gateway.service.plan_chat(request, f"r{i}") for i in range(10)))
+    stop.set()
+    longest = await ticks
+    assert all(p.decision.reason.startswith("learned:") for p in plans)
+    assert longest < 0.04, f"the event loop stalled {longest * 1000:.0f} ms while routing"
+
+
+def test_the_decision_does_not_feed_the_share_window():
+    share = ShareThreshold(window=100)
+    policy = LearnedPolicy(lambda _t, _c: 0.7, LearnedRoutingConfig(), share)
+    decision = policy.decide(RoutingQuery(text="q"), {})
+    assert len(share) == 0, "decide() added its score to the live window"
+    policy.observe(decision)
+    assert len(share) == 1
+
+
+def test_a_category_override_feeds_nothing():
+    share = ShareThreshold(window=100)
+    config = LearnedRoutingConfig.model_validate({"thresholds": {"category_overrides": {"billing": "large"}}})
+    policy = LearnedPolicy(lambda _t, _c: 0.7, config, share)
+    policy.observe(policy.decide(RoutingQuery(text="q", category="billing"), {}))
+    assert len(share) == 0
+
+
+async def test_router_decides_on_a_worker_and_observes_on_the_loop():
+    threads: dict[str, int] = {}
+
+    class Spy:
+        def decide(self, query, loads):  # noqa: ANN001, ANN201 - the protocol's signature
+            threads["decide"] = threading.get_ident()
+            return RoutingDecision(tier="small", score=0.2, reason="spy")
+
+        def observe(self, decision: RoutingDecision) -> None:
+            threads["observe"] = threading.get_ident()
+
+    decision = await Router(Spy()).decide(ModelTarget(tier=None), RoutingQuery(text="hi"))
+    assert decision.reason == "spy"
+    assert threads["observe"] == threading.get_ident() != threads["decide"]
+
+
+async def test_router_feeds_the_learned_window_once_per_decision():
+    share = ShareThreshold(window=100)
+    router = Router(LearnedPolicy(lambda _t, _c: 0.7, LearnedRoutingConfig(), share))
+    for _ in range(3):
+        await router.decide(ModelTarget(tier=None), RoutingQuery(text="q"))
+    await router.decide(ModelTarget(tier="large"), RoutingQuery(text="q"))  # explicit: not scored
+    assert len(share) == 3
