@@ -19,6 +19,7 @@ import logging
 import time
 
 from adapters.registry import AdapterRegistry
+from deployments.failure_log import CountFailure, FailureLog, uncounted
 from engines.errors import EngineError
 from engines.protocol import AdapterHost
 from engines.types import AdapterLoadError, AdapterReport, AdapterSpec
@@ -28,19 +29,29 @@ logger = logging.getLogger("ray.serve")
 
 
 class AdapterSync:
-    def __init__(self, registry: AdapterRegistry, engine: AdapterHost, interval_s: float) -> None:
+    def __init__(
+        self, registry: AdapterRegistry, engine: AdapterHost, interval_s: float,
+        count_failure: CountFailure = uncounted,
+    ) -> None:
         self._registry = registry
         self._engine = engine
         self._interval = interval_s
         self.report = AdapterReport()
+        # Counted as task "adapter-sync"; logged on the first failure, then once a minute.
+        self.failures = FailureLog("adapter-sync", logger, count_failure)
 
     async def run(self) -> None:
         while True:
-            try:
-                await self.sync_once()
-            except Exception:  # a bad state file must not stop future syncs
-                logger.exception("adapter sync failed")
+            await self.run_once()
             await asyncio.sleep(self._interval)
+
+    async def run_once(self) -> None:
+        try:
+            await self.sync_once()
+        except Exception as exc:  # a bad state file must not stop future syncs
+            self.failures.failed(exc)
+        else:
+            self.failures.succeeded()
 
     async def sync_once(self) -> bool:
         state = await asyncio.to_thread(self._registry.state)

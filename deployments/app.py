@@ -11,10 +11,11 @@ from ray.serve import Application
 
 from adapters.registry import AdapterRegistry
 from deployments.engine_deployment import EngineDeployment
+from deployments.gpu_placement import engine_placement, executor_backend, tensor_parallel_size
 from deployments.ingress import Ingress, IngressHandles, IngressParts
 from deployments.limit_board import LimitBoard
 from deployments.load_board import LoadBoard
-from deployments.options import actor_options, deployment_scale, pinned
+from deployments.options import deployment_scale, pinned
 from deployments.reranker import RerankerDeployment
 from engines.types import Tier
 from engines.vllm_engine import EngineSpec
@@ -41,6 +42,8 @@ def engine_spec(settings: Settings, tier: Tier) -> EngineSpec:
         enforce_eager=tier_settings.enforce_eager,
         max_num_seqs=tier_settings.max_num_seqs,
         gpu_memory_utilization=tier_settings.gpu_memory_utilization,
+        tensor_parallel_size=tensor_parallel_size(tier_settings.num_gpus),
+        distributed_executor_backend=executor_backend(tier_settings.num_gpus),
         chat_template=Path(template).read_text() if template else None,
         stop=tuple(tier_settings.stop),
     )
@@ -53,7 +56,7 @@ def engine_deployment(
     return EngineDeployment.options(
         name=DEPLOYMENT_NAMES[tier],
         **deployment_scale(tier_settings.num_replicas, tier_settings.autoscaling),  # type: ignore[arg-type]
-        ray_actor_options=actor_options(tier_settings),
+        **engine_placement(tier_settings),
         logging_config={"encoding": settings.log_encoding},
     ).bind(engine_spec(settings, tier), tier, board, registry, settings.adapters.poll_interval_s)
 

@@ -3,13 +3,16 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 from typing import AsyncIterator
 
 from ray import serve
 from ray.serve.handle import DeploymentHandle
+from ray.util import get_current_placement_group
 
 from adapters.registry import AdapterRegistry
 from deployments.adapter_sync import AdapterSync
+from deployments.failure_log import log_if_it_dies, ray_failure_counter
 from deployments.load_board import LoadPublisher
 from engines.types import (
     AdapterReport,
@@ -20,6 +23,8 @@ from engines.types import (
     GenerationResult,
 )
 from engines.vllm_engine import EngineSpec, VLLMEngine
+
+logger = logging.getLogger("ray.serve")
 
 
 # max_ongoing_requests is high on purpose: requests must reach vLLM's continuous
@@ -40,17 +45,23 @@ class EngineDeployment:
         adapters: AdapterRegistry | None = None,
         adapter_poll_s: float = 0.5,
     ) -> None:
-        self._engine = VLLMEngine.build(spec)
+        # Tensor-parallel workers go into this replica's placement group (gpu_placement.py).
+        placement = get_current_placement_group() if spec.distributed_executor_backend == "ray" else None
+        self._engine = VLLMEngine.build(spec, placement_group=placement)
+        count_failure = ray_failure_counter()
         self._sync: AdapterSync | None = None
         if adapters is not None and spec.enable_lora:
-            self._sync = AdapterSync(adapters, self._engine, adapter_poll_s)
+            self._sync = AdapterSync(adapters, self._engine, adapter_poll_s, count_failure)
             # Ray Serve runs the constructor on the replica's event loop: the sync task
             # lives there beside the requests (the engine's client is bound to it).
             self._sync_task = asyncio.get_running_loop().create_task(self._sync.run())
+            log_if_it_dies(self._sync_task, "adapter-sync", logger, count_failure)
         self._publisher: LoadPublisher | None = None
         if board is not None:
             replica = serve.get_replica_context().replica_id.unique_id
-            self._publisher = LoadPublisher(board, tier, replica, self._engine.load_now, self._adapter_report)
+            self._publisher = LoadPublisher(
+                board, tier, replica, self._engine.load_now, self._adapter_report, count_failure
+            )
             self._publisher.start()
 
     def _adapter_report(self) -> AdapterReport | None:

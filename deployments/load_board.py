@@ -15,16 +15,19 @@ from typing import Callable, Mapping
 from ray import serve
 from ray.serve.handle import DeploymentHandle
 
+from deployments.failure_log import CountFailure, FailureLog, uncounted
 from engines.types import AdapterReport, EngineLoad, Tier
 from router.decision import TierLoad
 
-logger = logging.getLogger(__name__)
+# Ray Serve forwards the "ray.serve" logger's records to the replica's log.
+logger = logging.getLogger("ray.serve")
 
 REPORT_INTERVAL_S = 0.2  # the routing issue asks for a refresh at least every 250 ms
 FRESH_FOR_S = 1.0  # a replica silent for longer is stuck or gone: its load is not counted
 ALIVE_FOR_S = 5.0  # silent for longer: gone. A tier with no replica left is absent from the
 # snapshot, and the gateway fails requests for it fast (a busy replica's publisher can
 # pause for a second; five means dead)
+REPORT_TIMEOUT_S = FRESH_FOR_S  # a report later than this would not count on the board anyway
 
 
 @serve.deployment(
@@ -76,7 +79,12 @@ class BoardLoadSource:
 
 
 class LoadPublisher:
-    """Daemon thread in an engine replica: reports its load to the board."""
+    """Daemon thread in an engine replica: reports its load to the board.
+
+    Each report is waited for (up to REPORT_TIMEOUT_S): a board that fails or hangs is
+    counted as task "load-report" and logged (first failure, then once a minute), and
+    a hung board gets one call at a time instead of a growing pile of them.
+    """
 
     def __init__(
         self,
@@ -85,9 +93,11 @@ class LoadPublisher:
         replica: str,
         read: Callable[[], EngineLoad],
         adapters: Callable[[], AdapterReport | None] = lambda: None,
+        count_failure: CountFailure = uncounted,
     ) -> None:
         self._board, self._tier, self._replica, self._read = board, tier, replica, read
         self._adapters = adapters
+        self.failures = FailureLog("load-report", logger, count_failure)
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name=f"load-publisher-{tier}", daemon=True)
 
@@ -98,8 +108,18 @@ class LoadPublisher:
         self._stop.set()
 
     def _run(self) -> None:
-        while not self._stop.wait(REPORT_INTERVAL_S):
-            try:
-                self._board.report.remote(self._tier, self._replica, self._read(), self._adapters())
-            except Exception as exc:  # the board restarting must not take the engine down
-                logger.debug("load report failed: %s", exc)
+        wait = REPORT_INTERVAL_S
+        while not self._stop.wait(wait):
+            started = time.monotonic()
+            self.publish_once()
+            wait = max(0.0, REPORT_INTERVAL_S - (time.monotonic() - started))
+
+    def publish_once(self) -> None:
+        try:
+            response = self._board.report.remote(self._tier, self._replica, self._read(), self._adapters())
+            # This thread is not the replica's event loop: a blocking wait is allowed here.
+            response.result(timeout_s=REPORT_TIMEOUT_S)
+        except Exception as exc:  # the board restarting must not take the engine down
+            self.failures.failed(exc)
+        else:
+            self.failures.succeeded()

@@ -24,6 +24,7 @@ from engines.types import (
 )
 
 if TYPE_CHECKING:
+    from vllm.engine.arg_utils import AsyncEngineArgs
     from vllm.v1.engine.async_llm import AsyncLLM
 
 logger = logging.getLogger(__name__)
@@ -45,6 +46,10 @@ class EngineSpec:
     enforce_eager: bool = True
     max_num_seqs: int = 32
     gpu_memory_utilization: float = 0.9
+    # GPUs one engine shards its model over. Above 1 the workers are Ray actors in the
+    # replica's placement group ("ray"): the replica itself holds none of those GPUs.
+    tensor_parallel_size: int = 1
+    distributed_executor_backend: str | None = None  # None = vLLM's choice (one GPU, or CPU)
     chat_template: str | None = None  # template text; None = the tokenizer's own
     stop: tuple[str, ...] = ()
 
@@ -62,8 +67,33 @@ class SchedulerState:
             self.waiting = scheduler_stats.num_waiting_reqs
 
 
-def build_async_llm(spec: EngineSpec, state: SchedulerState) -> "AsyncLLM":
+def engine_args(spec: EngineSpec) -> "AsyncEngineArgs":
     from vllm.engine.arg_utils import AsyncEngineArgs
+
+    return AsyncEngineArgs(
+        model=spec.model,
+        served_model_name=[spec.served_name],
+        max_model_len=spec.max_model_len,
+        dtype=spec.dtype,
+        quantization=spec.quantization,
+        enable_lora=spec.enable_lora,
+        max_lora_rank=spec.max_lora_rank if spec.enable_lora else None,
+        max_loras=spec.max_loras,
+        max_cpu_loras=spec.max_cpu_loras if spec.enable_lora else None,
+        enforce_eager=spec.enforce_eager,
+        max_num_seqs=spec.max_num_seqs,
+        gpu_memory_utilization=spec.gpu_memory_utilization,
+        tensor_parallel_size=spec.tensor_parallel_size,
+        distributed_executor_backend=spec.distributed_executor_backend,
+        disable_log_stats=False,
+        enable_log_requests=False,
+    )
+
+
+def build_async_llm(spec: EngineSpec, state: SchedulerState, placement_group: Any = None) -> "AsyncLLM":
+    """`placement_group`: the Ray placement group the tensor-parallel workers go into
+    (opaque here). The engine core runs in a child process, which is not inside the
+    replica's group: it must be handed over, or vLLM would reserve GPUs of its own."""
     from vllm.v1.engine.async_llm import AsyncLLM
     from vllm.v1.metrics.loggers import StatLoggerBase
 
@@ -77,23 +107,14 @@ def build_async_llm(spec: EngineSpec, state: SchedulerState) -> "AsyncLLM":
         def log_engine_initialized(self) -> None:
             pass
 
-    args = AsyncEngineArgs(
-        model=spec.model,
-        served_model_name=[spec.served_name],
-        max_model_len=spec.max_model_len,
-        dtype=spec.dtype,
-        quantization=spec.quantization,
-        enable_lora=spec.enable_lora,
-        max_lora_rank=spec.max_lora_rank if spec.enable_lora else None,
-        max_loras=spec.max_loras,
-        max_cpu_loras=spec.max_cpu_loras if spec.enable_lora else None,
-        enforce_eager=spec.enforce_eager,
-        max_num_seqs=spec.max_num_seqs,
-        gpu_memory_utilization=spec.gpu_memory_utilization,
-        disable_log_stats=False,
-        enable_log_requests=False,
+    args = engine_args(spec)
+    if placement_group is None:
+        return AsyncLLM.from_engine_args(args, stat_loggers=[_Logger])
+    config = args.create_engine_config()
+    config.parallel_config.placement_group = placement_group
+    return AsyncLLM.from_vllm_config(
+        config, stat_loggers=[_Logger], enable_log_requests=False, disable_log_stats=False
     )
-    return AsyncLLM.from_engine_args(args, stat_loggers=[_Logger])
 
 
 class VLLMEngine:
@@ -106,9 +127,9 @@ class VLLMEngine:
         self._lora_ids: dict[str, int] = {}
 
     @classmethod
-    def build(cls, spec: EngineSpec) -> "VLLMEngine":
+    def build(cls, spec: EngineSpec, placement_group: Any = None) -> "VLLMEngine":
         state = SchedulerState()
-        return cls(build_async_llm(spec, state), spec, state)
+        return cls(build_async_llm(spec, state, placement_group), spec, state)
 
     # ---- Engine protocol -----------------------------------------------------
 
@@ -155,16 +176,29 @@ class VLLMEngine:
     # ---- LoRA adapters (AdapterHost) ----------------------------------------------
 
     async def add_adapter(self, adapter: AdapterSpec) -> None:
+        """Raises EngineRequestError if vLLM refuses the adapter, EngineUnavailable if the
+        engine is dead: the admin API answers 400 for one and 503 for the other."""
+        from vllm.v1.engine.exceptions import EngineDeadError
+
         if not self._spec.enable_lora:
             raise EngineRequestError("this tier does not serve LoRA adapters", param="model")
         try:
             await self._engine.add_lora(self._lora(adapter))
+        except EngineDeadError as exc:
+            raise EngineUnavailable(f"engine is dead: {exc}") from exc
         except Exception as exc:  # vLLM raises plain ValueError/RuntimeError for bad adapters
+            if self._engine.errored:  # the engine core died during the call
+                raise EngineUnavailable(f"engine is dead: {self._engine.dead_error}") from exc
             raise EngineRequestError(f"could not load adapter '{adapter.name}': {exc}", param="model") from exc
 
     async def adapters(self) -> set[str]:
+        from vllm.v1.engine.exceptions import EngineDeadError
+
         # Ask vLLM: its cache evicts the least recently used adapter beyond max_cpu_loras.
-        resident = await self._engine.list_loras()
+        try:
+            resident = await self._engine.list_loras()
+        except EngineDeadError as exc:
+            raise EngineUnavailable(f"engine is dead: {exc}") from exc
         return {name for name, lora_id in self._lora_ids.items() if lora_id in resident}
 
     def _lora(self, adapter: AdapterSpec) -> Any:

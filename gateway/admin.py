@@ -30,13 +30,14 @@ from adapters.errors import (
     RollbackUnavailable,
 )
 from adapters.registry import RegistryState
-from engines.errors import EngineError, EngineUnavailable
+from engines.errors import EngineError, EngineRequestError, EngineUnavailable
 from engines.types import AdapterReport, AdapterSpec
 from gateway.adapters import AdapterDirectory
 from gateway.admin_auth import AdminGuard
 from gateway.errors import (
     AdapterNotFoundError,
     Conflict,
+    EngineFailure,
     GatewayError,
     InvalidRequest,
     ServiceUnavailable,
@@ -93,6 +94,19 @@ def adapter_error_to_gateway(exc: AdapterError) -> GatewayError:
     codes = {InvalidAdapter: "invalid_adapter", IncompatibleAdapter: "incompatible_adapter",
              EvaluationFailed: "evaluation_failed"}
     return InvalidRequest(exc.message, param="path", code=codes.get(type(exc), "invalid_adapter"))
+
+
+def probe_error_to_gateway(exc: EngineError, adapter: str) -> GatewayError:
+    """A failed probe-load: only an adapter the engine refused is the caller's fault (400);
+    an engine that is dead or out of reach is 503, anything else the engine's failure (500)."""
+    if isinstance(exc, EngineRequestError):
+        return InvalidRequest(
+            f"The small tier refused adapter '{adapter}': {exc.message}",
+            param="path", code="invalid_adapter",
+        )
+    if isinstance(exc, EngineUnavailable):
+        return ServiceUnavailable(f"The small tier could not be reached: {exc.message}")
+    return EngineFailure(f"The small tier failed while loading adapter '{adapter}': {exc.message}")
 
 
 class AdminApi:
@@ -234,12 +248,7 @@ class AdminApi:
         try:
             await self._fleet.probe(adapter)
         except EngineError as exc:
-            if isinstance(exc, EngineUnavailable):
-                raise ServiceUnavailable(f"The small tier could not be reached: {exc.message}") from None
-            raise InvalidRequest(
-                f"The small tier refused adapter '{adapter.name}': {exc.message}",
-                param="path", code="invalid_adapter",
-            ) from None
+            raise probe_error_to_gateway(exc, adapter.name) from None
 
     # ---- request helpers -------------------------------------------------------------
 
