@@ -12,7 +12,8 @@ from ray.util import get_current_placement_group
 
 from adapters.registry import AdapterRegistry
 from deployments.adapter_sync import AdapterSync
-from deployments.failure_log import log_if_it_dies, ray_failure_counter
+from deployments.failure_log import ray_failure_counter
+from gateway.failures import log_if_it_dies
 from deployments.load_board import LoadPublisher
 from engines.types import (
     AdapterReport,

@@ -11,7 +11,6 @@ import asyncio
 import logging
 import threading
 from dataclasses import dataclass
-from typing import Callable
 
 import numpy as np
 from pydantic import BaseModel
@@ -20,6 +19,7 @@ from adapters.manifest import AdapterManifest
 from adapters.registry import AdapterRegistry, RegistryState
 from engines.types import AdapterSpec
 from gateway.background import Periodic
+from gateway.failures import CountFailure, uncounted
 from gateway.errors import AdapterNotFoundError
 from gateway.protocol import ModelCard
 from adapters.domains import DomainChoice, DomainSelector
@@ -178,7 +178,7 @@ class AdapterDirectory:
 
 
 def directory_poller(
-    directory: AdapterDirectory, interval_s: float, on_failure: Callable[[str], None] = lambda name: None
+    directory: AdapterDirectory, interval_s: float, on_failure: CountFailure = uncounted
 ) -> Periodic:
     """Background task of the ingress: keeps the directory on the registry's generation."""
 

@@ -12,23 +12,19 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections import OrderedDict
 from typing import Callable, Protocol
-from typing import Generic, TypeVar
 
+from cachetools import TTLCache
 from pydantic import BaseModel
 from starlette.requests import Request
 
 from gateway.errors import AuthenticationError, RateLimited
-from gateway.keys import KeyRecord, KeyStore
-from gateway.keys import hash_key
+from gateway.keys import KeyRecord, KeyStore, hash_key
 
 WINDOW_S = 60.0
 # Unknown keys are remembered only so a client retrying a stale key does not hit the
 # store per request; a flood of random keys just cycles through this many slots.
 UNKNOWN_KEYS_CACHED = 1_000
-
-V = TypeVar("V")
 
 
 class Admission(BaseModel):
@@ -83,43 +79,6 @@ class LocalRateLimiter:
         self._windows.charge(key, tokens)
 
 
-class TtlMap(Generic[V]):
-    """At most `max_entries` values, each kept for `ttl_s`; when full, the oldest goes.
-
-    One TTL for all entries makes insertion order the expiry order, so expired entries
-    are always at the front and dropping them costs O(1) each."""
-
-    def __init__(self, ttl_s: float, max_entries: int, clock: Callable[[], float]) -> None:
-        self._ttl = ttl_s
-        self._max = max_entries
-        self._clock = clock
-        self._entries: OrderedDict[str, tuple[float, V]] = OrderedDict()
-
-    def get(self, key: str) -> V | None:
-        self._expire()
-        entry = self._entries.get(key)
-        return None if entry is None else entry[1]
-
-    def put(self, key: str, value: V) -> None:
-        self._entries.pop(key, None)  # re-inserted at the end: its new expiry is the latest
-        self._entries[key] = (self._clock(), value)
-        self._expire()
-        while len(self._entries) > self._max:
-            self._entries.popitem(last=False)
-
-    def __contains__(self, key: object) -> bool:
-        self._expire()
-        return key in self._entries
-
-    def __len__(self) -> int:
-        return len(self._entries)
-
-    def _expire(self) -> None:
-        now = self._clock()
-        while self._entries and now - next(iter(self._entries.values()))[0] >= self._ttl:
-            self._entries.popitem(last=False)
-
-
 class Authenticator:
     def __init__(
         self,
@@ -136,8 +95,8 @@ class Authenticator:
         # Revocations take effect within the TTL; the store is not read per request.
         # Keyed by the secret's sha256 (as the store is): memory never holds a caller's
         # key. Unknown keys get their own small map so a flood of them evicts no valid key.
-        self._cache: TtlMap[KeyRecord] = TtlMap(cache_ttl_s, max_cached_keys, clock)
-        self._unknown: TtlMap[bool] = TtlMap(cache_ttl_s, UNKNOWN_KEYS_CACHED, clock)
+        self._cache: TTLCache[str, KeyRecord] = TTLCache(max_cached_keys, cache_ttl_s, timer=clock)
+        self._unknown: TTLCache[str, bool] = TTLCache(UNKNOWN_KEYS_CACHED, cache_ttl_s, timer=clock)
         self._open: tuple[float, bool] | None = None
 
     async def is_open(self) -> bool:
@@ -167,9 +126,9 @@ class Authenticator:
         assert self._store is not None
         record = await asyncio.to_thread(self._store.lookup, secret)
         if record is None:
-            self._unknown.put(digest, True)
+            self._unknown[digest] = True
         else:
-            self._cache.put(digest, record)
+            self._cache[digest] = record
         return record
 
     async def admit(self, record: KeyRecord | None) -> None:

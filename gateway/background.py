@@ -6,26 +6,23 @@ import asyncio
 import logging
 from typing import Awaitable, Callable
 
+from gateway.failures import CountFailure, FailureLog, uncounted
+
 logger = logging.getLogger(__name__)
 
 
 class Periodic:
-    """Runs `step` every `interval_s` until stopped; a failing step is retried next time.
-
-    Each failure is counted (`on_failure(name)`, a metric); the first of a streak is
-    logged at WARNING and the recovery at INFO: a poller that fails every 200 ms must
-    be visible without writing five lines a second.
-    """
+    """Runs `step` every `interval_s` until stopped; a failing step is retried next time,
+    its failures counted and logged through a `FailureLog`."""
 
     def __init__(
         self, step: Callable[[], Awaitable[object]], interval_s: float, name: str,
-        on_failure: Callable[[str], None] = lambda name: None,
+        on_failure: CountFailure = uncounted,
     ) -> None:
         self._step = step
         self._interval_s = interval_s
+        self._failures = FailureLog(name, logger, on_failure)
         self._name = name
-        self._on_failure = on_failure
-        self._failing = False
         self._task: asyncio.Task[None] | None = None
 
     def start(self) -> None:
@@ -46,11 +43,6 @@ class Periodic:
         try:
             await self._step()
         except Exception as exc:  # keep going: a restarting peer must not stop the poller
-            self._on_failure(self._name)
-            if not self._failing:
-                logger.warning("%s failed (retried every %.1f s): %r", self._name, self._interval_s, exc)
-            self._failing = True
+            self._failures.failed(exc)
             return
-        if self._failing:
-            logger.info("%s recovered", self._name)
-        self._failing = False
+        self._failures.succeeded()

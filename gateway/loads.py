@@ -13,6 +13,7 @@ from typing import Awaitable, Callable, Mapping
 from engines.types import Tier
 from engines.protocol import Engine
 from gateway.background import Periodic
+from gateway.failures import CountFailure, uncounted
 from router.decision import TierLoad
 
 
@@ -36,7 +37,7 @@ class EngineLoadSource:
 class LoadPoller:
     def __init__(
         self, source: LoadSource, interval_s: float = 0.2, stale_after_s: float = 2.0,
-        on_failure: Callable[[str], None] = lambda name: None,
+        on_failure: CountFailure = uncounted,
     ) -> None:
         self._source = source
         self._interval_s = interval_s

@@ -15,6 +15,7 @@ from typing import Callable
 
 from adapters.registry import AdapterRegistry
 from gateway.background import Periodic
+from gateway.failures import CountFailure
 from shadow.config import RetentionConfig
 from shadow.store import ShadowStore
 
@@ -23,7 +24,7 @@ REGISTRY_PRUNE_S = 3600.0
 
 
 def store_pruner(
-    store: ShadowStore, retention: Callable[[], RetentionConfig], on_failure: Callable[[str], None],
+    store: ShadowStore, retention: Callable[[], RetentionConfig], on_failure: CountFailure,
     clock: Callable[[], datetime] = lambda: datetime.now(timezone.utc),
 ) -> Periodic:
     async def step() -> None:
@@ -35,7 +36,7 @@ def store_pruner(
     return Periodic(step, retention().interval_s, "shadow-retention", on_failure)
 
 
-def registry_pruner(registry: AdapterRegistry, on_failure: Callable[[str], None]) -> Periodic:
+def registry_pruner(registry: AdapterRegistry, on_failure: CountFailure) -> Periodic:
     async def step() -> None:
         removed = await asyncio.to_thread(registry.prune)
         if removed:
