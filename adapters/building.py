@@ -10,7 +10,8 @@ from typing import Mapping
 from adapters.errors import EvaluationFailed
 from adapters.examples import DomainExamples
 from adapters.manifest import MANIFEST, WEIGHTS, AdapterManifest, BaseFingerprint, Centroid, EvalFigures
-from adapters.registry import AdapterRegistry, sha256_file
+from adapters.registry import AdapterRegistry
+from model_files.state_file import sha256_file
 from adapters.training import LoraTrainer, TrainSpec, TrainingResult
 from adapters.domains import centroid
 from text.embedding import Embedder

@@ -13,10 +13,7 @@ sees half a change and a failed operation changes nothing.
 
 from __future__ import annotations
 
-import fcntl
-import hashlib
 import json
-import os
 import re
 import shutil
 import tempfile
@@ -36,6 +33,7 @@ from adapters.errors import (
 )
 from adapters.errors import StaleRollback
 from adapters.manifest import MANIFEST, PEFT_CONFIG, WEIGHTS, AdapterManifest, BaseFingerprint
+from model_files.state_file import locked_state, read_state, sha256_file
 
 Event = Literal["registered", "activated", "rolled_back", "unloaded", "candidate", "candidate_cleared"]
 DOMAIN = re.compile(r"^[a-z][a-z0-9_]{0,39}$")
@@ -68,14 +66,6 @@ class AdapterRef(BaseModel):
 
 def now_utc() -> datetime:
     return datetime.now(timezone.utc)
-
-
-def sha256_file(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def check_domain(domain: str) -> str:
@@ -111,10 +101,7 @@ class AdapterRegistry:
         return self.root / "state.json"
 
     def state(self) -> RegistryState:
-        try:
-            return RegistryState.model_validate_json(self.state_path.read_bytes())
-        except FileNotFoundError:
-            return RegistryState()
+        return read_state(self.state_path, RegistryState)
 
     def version_dir(self, version: str) -> Path:
         return self.root / "versions" / version
@@ -311,15 +298,8 @@ class AdapterRegistry:
     @contextmanager
     def _locked(self) -> Iterator[RegistryState]:
         """Read-modify-write under an exclusive lock; written back only on success."""
-        self.root.mkdir(parents=True, exist_ok=True)
-        with (self.root / ".lock").open("w") as lock:
-            fcntl.flock(lock, fcntl.LOCK_EX)
-            state = self.state()
-            before = state.model_dump_json()
+        with locked_state(self.state_path, RegistryState) as state:
             yield state
-            if state.model_dump_json() != before:
-                state.generation += 1
-                _atomic_write(self.state_path, state.model_dump_json(indent=2))
 
 
 def previous_active(entry: DomainState) -> str | None:
@@ -338,15 +318,6 @@ def previous_active(entry: DomainState) -> str | None:
 def _number(version: str) -> int:
     match = re.search(r"-v(\d+)-", version)
     return int(match.group(1)) if match else 0
-
-
-def _atomic_write(path: Path, text: str) -> None:
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".state-")
-    with os.fdopen(fd, "w") as handle:
-        handle.write(text)
-        handle.flush()
-        os.fsync(handle.fileno())
-    os.replace(tmp, path)
 
 
 def _check_weight_shapes(weights: Path, hidden_size: int) -> None:

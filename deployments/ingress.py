@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass, field
+from functools import partial
+from pathlib import Path
 from typing import Any, Mapping
 
 from ray import serve
@@ -31,28 +33,35 @@ from gateway.settings import AdminSettings, AuthSettings, LimitSettings, RouterS
 from text.embedding import MiniLMEmbedder, build_embedder
 from shadow.agreement import EmbeddingAgreement
 from shadow.store import ShadowStore
-from router.learned import ScoreFn
-from router.model import RouterModel, Scorer
+from router.loading import EmbedderCache, LoadedRouter, load_router
+from router.registry import RouterRegistry
 
 logger = logging.getLogger(__name__)
 
 
-def load_scorer(settings: RouterSettings) -> tuple[ScoreFn | None, list[float] | None]:
-    """The learned router's scorer, or None (baseline routing) when no model is there.
+def load_routing(settings: RouterSettings) -> Routing:
+    """The learned router this replica starts with, and the registry whose active version
+    replaces it live; None scorer (baseline routing) when no model is there.
 
     A model that exists but does not match this code's feature schema raises: a silent
     misroute is worse than a failed start.
     """
+    embedders = EmbedderCache()
+    registry = RouterRegistry(settings.registry)
+    loader = partial(_load_version, embedders=embedders)
+    live = dict(registry=registry, loader=loader, poll_s=settings.poll_s)
     if not (settings.model_dir / "manifest.json").exists():
         if settings.required:
             raise FileNotFoundError(f"no router model at {settings.model_dir}")
         logger.warning("no router model at %s: model=auto uses the baseline rule", settings.model_dir)
-        return None, None
-    model = RouterModel.load(settings.model_dir)
-    spec = model.manifest.embedder
-    scorer = Scorer(model, build_embedder(spec.kind, spec.max_tokens))
-    logger.info("router model %s loaded (schema %s)", model.manifest.version, model.manifest.schema_hash)
-    return scorer.score, model.manifest.metrics.get("training_scores_quantiles")
+        return Routing(**live)  # type: ignore[arg-type]
+    loaded = load_router(settings.model_dir, None, embedders)
+    logger.info("router model %s loaded from %s", loaded.version, settings.model_dir)
+    return Routing(loaded.score, loaded.training_scores, loaded.version, **live)  # type: ignore[arg-type]
+
+
+def _load_version(path: Path, version: str, embedders: EmbedderCache) -> LoadedRouter:
+    return load_router(path, version, embedders)
 
 
 def load_grounder(
@@ -98,7 +107,7 @@ class IngressParts:
 class Ingress:
     def __init__(self, handles: IngressHandles, parts: IngressParts) -> None:
         self._configured = False
-        scorer, training_scores = load_scorer(parts.router)
+        routing = load_routing(parts.router)
         engines = {"small": HandleEngine(handles.small), "large": HandleEngine(handles.large)}
         metrics = GatewayMetrics()
         # One MiniLM copy for the shadow agreement and the knowledge base's dense stage.
@@ -110,7 +119,7 @@ class Ingress:
         edge = Edge(auth=_authenticator(parts.auth, handles.limit_board), admin=parts.admin, echo_request_id=False)
         self._gateway = build_gateway(
             Tiers(engines, parts.tiers, loads=BoardLoadSource(handles.load_board)), parts.limits,
-            edge=edge, routing=Routing(scorer, training_scores),
+            edge=edge, routing=routing,
             adapters=_adapter_parts(parts, engines["small"], handles.load_board), shadow=shadow,
             grounder=load_grounder(parts.retrieval, handles.reranker, metrics, minilm), metrics=metrics,
         )

@@ -154,7 +154,7 @@ class AdminApi:
 
     async def load(self, request: Request) -> Response:
         await self._guard.authorize(request)
-        body = await _body(request, LoadBody)
+        body = await admin_body(request, LoadBody)
 
         async def change() -> tuple[str, RegistryState]:
             manifest = await asyncio.to_thread(self._registry.validate, Path(body.path))
@@ -253,13 +253,13 @@ class AdminApi:
     # ---- request helpers -------------------------------------------------------------
 
     async def _version(self, request: Request, required: bool) -> str | None:
-        body = await _body(request, VersionBody, allow_empty=not required)
+        body = await admin_body(request, VersionBody, allow_empty=not required)
         if required and not body.version:
             raise InvalidRequest("Missing 'version'.", param="version")
         return body.version
 
 
-async def _body(request: Request, model: type[B], allow_empty: bool = False) -> B:
+async def admin_body(request: Request, model: type[B], allow_empty: bool = False) -> B:
     # Checked as the OpenAI endpoints check theirs; no body at all is fine where every
     # field is optional (rollback, candidate).
     raw = await read_body(request, MAX_BODY_BYTES)

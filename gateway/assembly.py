@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass, field
-from typing import Any, Mapping
+from typing import Any, Callable, Mapping
 
 from pydantic import ValidationError
 
@@ -37,28 +37,42 @@ from gateway.settings import AdminSettings, LimitSettings
 from router.baseline import BaselinePolicy
 from router.config import RoutingConfig
 from router.learned import LearnedPolicy, ScoreFn
+from router.loading import LoadedRouter
+from router.registry import RouterRegistry
+from gateway.background import Periodic
+from gateway.router_admin import RouterAdmin
+from gateway.router_canary import RouterCanary
+from gateway.router_versions import Loader, RouterVersions
 from router.policy import RoutingPolicy
 from router.thresholds import ShareThreshold
 
 logger = logging.getLogger(__name__)
 
 class PolicyFactory:
-    """Builds the policy a live config asks for. The share window outlives rebuilds."""
+    """Builds the policy a live config asks for, over the router version in service. The
+    share window outlives config rebuilds; a new router version starts its own."""
 
-    def __init__(self, scorer: ScoreFn | None, training_scores: list[float] | None = None) -> None:
-        self._scorer = scorer
+    def __init__(self, router: LoadedRouter | None) -> None:
+        self._router = router
         self._share: ShareThreshold | None = None
-        self._training_scores = training_scores
+
+    @property
+    def version(self) -> str:
+        return self._router.version if self._router is not None else "baseline"
+
+    def use(self, router: LoadedRouter | None) -> None:
+        if router is not self._router:
+            self._router, self._share = router, None  # another model: other scores, new window
 
     def build(self, config: RoutingConfig) -> RoutingPolicy:
-        if config.policy == "baseline" or self._scorer is None:
+        if config.policy == "baseline" or self._router is None:
             if config.policy == "learned":
                 logger.warning("no router model loaded: routing with the baseline rule")
             return BaselinePolicy(config.baseline)
         window = config.learned.thresholds.window
         if self._share is None or self._share.window != window:
-            self._share = ShareThreshold(window, self._training_scores)
-        return LearnedPolicy(self._scorer, config.learned, self._share)
+            self._share = ShareThreshold(window, self._router.training_scores)
+        return LearnedPolicy(self._router.score, config.learned, self._share)
 
 
 @dataclass
@@ -80,7 +94,7 @@ class Gateway:
         return self.state.config
 
     def apply(self, config: LiveConfig) -> None:
-        self.router.replace_policy(self.policies.build(config.routing))
+        self.router.replace_policy(self.policies.build(config.routing), self.policies.version)
         self.service.configure(config.resilience)
         self.http.limits = config.limits or self.base_limits
         if self.shadow is not None:
@@ -133,10 +147,22 @@ class Edge:
 
 @dataclass(frozen=True)
 class Routing:
-    """The learned router's scorer; without one, `model=auto` uses the baseline rule."""
+    """The learned router's scorer; without one, `model=auto` uses the baseline rule. With
+    a registry, its active version replaces the scorer live and its candidate is canaried
+    (with a shadow store)."""
 
     scorer: ScoreFn | None = None
     training_scores: list[float] | None = None  # seeds the live share threshold's window
+    version: str = "default"
+    registry: RouterRegistry | None = None
+    loader: Loader | None = None
+    poll_s: float = 1.0
+    canary_interval_s: float = 5.0
+
+    def started_with(self) -> LoadedRouter | None:
+        if self.scorer is None:
+            return None
+        return LoadedRouter(version=self.version, score=self.scorer, training_scores=self.training_scores)
 
 
 @dataclass(frozen=True)
@@ -176,8 +202,8 @@ def build_gateway(
     catalog = ModelCatalog(tiers.specs)
     failed = metrics.background_failures_of
     poller = LoadPoller(tiers.loads or EngineLoadSource(tiers.engines), on_failure=failed)
-    policies = PolicyFactory(routing.scorer, routing.training_scores)
-    router = Router(policies.build(config.routing), loads=poller.snapshot)
+    policies = PolicyFactory(routing.started_with())
+    router = Router(policies.build(config.routing), loads=poller.snapshot, version=policies.version)
     directory = adapters.directory if adapters else None
     service = CompletionService(
         tiers.engines, catalog, router, metrics, directory, adapters.auto_select if adapters else True,
@@ -203,6 +229,15 @@ def build_gateway(
         background.append(shadow_edge.service)
         shadow_service = shadow_edge.service
         background.append(store_pruner(shadow.store, lambda: shadow_service.config.retention, failed))
+    versions = None
+    if routing.registry is not None and routing.loader is not None:
+        versions = _router_versions(routing, policies, router, lambda: state.config, failed)
+        background.append(Periodic(versions.step, routing.poll_s, "router_versions", failed))
+        routes.extend(RouterAdmin(routing.registry, versions, guard).routes())
+        if shadow is not None:
+            canary = RouterCanary(shadow.store, routing.registry, versions, lambda: state.config.routing, metrics)
+            router.on_decision = canary.observe
+            background.append(Periodic(canary.review, routing.canary_interval_s, "router_canary", failed))
     http = GatewayApp(
         service, catalog, Readiness(tiers.engines), metrics, config.limits or limits, poller, auth,
         edge.echo_request_id, extra_routes=routes, background=background, answers=shadow_edge,
@@ -214,6 +249,21 @@ def build_gateway(
         app=http.build(), service=service, router=router, metrics=metrics, http=http,
         state=state, policies=policies, base_limits=limits, shadow=shadow_edge, grounder=grounder,
     )
+
+
+def _router_versions(
+    routing: Routing, policies: PolicyFactory, router: Router, config: Callable[[], LiveConfig],
+    failed: Callable[[str], None],
+) -> RouterVersions:
+    assert routing.registry is not None and routing.loader is not None
+
+    def swap() -> None:
+        policies.use(versions.active)
+        router.replace_policy(policies.build(config().routing), policies.version)
+        logger.info("router version %s in service", policies.version)
+
+    versions = RouterVersions(routing.registry, routing.loader, routing.started_with(), swap)
+    return versions
 
 
 def _shadow_edge(

@@ -11,9 +11,10 @@ from gateway.settings import Settings
 
 def router() -> None:
     from router.cli import main
+    from router.context import RouterContext
     from shadow.store import read_pairs
 
-    main(read_pairs)
+    main(RouterContext(read_pairs=read_pairs, registry=Settings().router_registry()))
 
 
 def adapters() -> None:

@@ -328,6 +328,8 @@ def route_headers(plan: Plan, context: Context | None = None) -> dict[str, str]:
         headers["x-gateway-expected-wait"] = f"{decision.expected_wait_s:.2f}"
     if decision.adapter_version:
         headers["x-gateway-adapter"] = decision.adapter_version
+    if decision.router_version:
+        headers["x-gateway-router-version"] = decision.router_version
     if context is not None:
         headers.update(context.headers())
     return headers

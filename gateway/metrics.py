@@ -87,6 +87,22 @@ class GatewayMetrics:
             "gateway_routing_decisions", "Routing decisions by tier and reason",
             ["tier", "reason"], registry=r,
         )
+        self.router_decisions = Counter(
+            "gateway_router_version_decisions", "auto decisions by the router version that made them and tier",
+            ["version", "tier"], registry=r,
+        )
+        self.router_canary_decisions = Counter(
+            "gateway_router_canary_decisions", "Router canary decisions (promote, reject)",
+            ["decision"], registry=r,
+        )
+        self.router_canary_samples = Gauge(
+            "gateway_router_canary_samples", "Live requests the active and candidate router both scored",
+            registry=r,
+        )
+        self.router_canary_dropped = Counter(
+            "gateway_router_canary_dropped", "Candidate scores skipped because too many were waiting",
+            registry=r,
+        )
         self.shadow_requests = Counter(
             "gateway_shadow_requests", "Shadow calls by target kind (large, small, adapter, "
             "candidate) and outcome (stored, failed)", ["target", "outcome"], registry=r,

@@ -19,9 +19,22 @@ def _no_load() -> Mapping[Tier, TierLoad]:
     return {}
 
 
+# Told of every `auto` decision, on the event loop, after it (the router canary).
+DecisionHook = Callable[[RoutingQuery, RoutingDecision, str], None]
+
+
+def _no_hook(query: RoutingQuery, decision: RoutingDecision, request_id: str) -> None:
+    return None
+
+
 class Router:
-    def __init__(self, policy: RoutingPolicy, loads: LoadSnapshot = _no_load, workers: int = 2) -> None:
+    def __init__(
+        self, policy: RoutingPolicy, loads: LoadSnapshot = _no_load, workers: int = 2,
+        version: str = "default",
+    ) -> None:
         self._policy = policy
+        self._version = version  # of the router model behind the policy; shown in headers
+        self.on_decision: DecisionHook = _no_hook
         self._loads = loads
         # The learned policy costs ~5 ms of CPU a query (far more with the contextual
         # encoder): on the event loop it would stall every stream this ingress serves.
@@ -48,14 +61,15 @@ class Router:
         polled = self._loads()
         return bool(polled) and tier not in polled
 
-    def replace_policy(self, policy: RoutingPolicy) -> None:
-        """Swap the policy atomically (live config); in-flight decisions keep the old one."""
-        self._policy = policy
+    def replace_policy(self, policy: RoutingPolicy, version: str | None = None) -> None:
+        """Swap the policy atomically (live config, a new router version); in-flight
+        decisions keep the old one."""
+        self._policy, self._version = policy, version or self._version
 
-    async def decide(self, target: ModelTarget, query: RoutingQuery) -> RoutingDecision:
+    async def decide(self, target: ModelTarget, query: RoutingQuery, request_id: str = "") -> RoutingDecision:
         if target.tier is not None:
             return RoutingDecision(tier=target.tier, reason="explicit")
-        policy = self._policy  # a live swap meanwhile: this decision stays with the old one
+        policy, version = self._policy, self._version  # a swap meanwhile: this decision keeps these
         loads = self._current_loads()  # read here, on the loop that updates the counts
         decision = await asyncio.get_running_loop().run_in_executor(
             self._executor, policy.decide, query, loads
@@ -63,4 +77,6 @@ class Router:
         # Back on the loop: the policy's live state changes here, one decision at a time.
         if isinstance(policy, LearningPolicy):
             policy.observe(decision)
+        decision = decision.model_copy(update={"router_version": version})
+        self.on_decision(query, decision, request_id)
         return decision

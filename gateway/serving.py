@@ -109,7 +109,7 @@ class CompletionService:
         include_usage: bool,
     ) -> Plan:
         target = self._catalog.resolve(model)
-        decision = await self._router.decide(target, query)
+        decision = await self._router.decide(target, query, generation.request_id)
         adapter = await self._adapter_for(target, decision, query)
         if adapter is not None:
             decision = decision.model_copy(update={"adapter_version": adapter.version})
@@ -154,6 +154,8 @@ class CompletionService:
 
     def _record(self, decision: RoutingDecision) -> None:
         self._metrics.decisions.labels(decision.tier, decision.reason).inc()
+        if decision.router_version is not None:
+            self._metrics.router_decisions.labels(decision.router_version, decision.tier).inc()
         if decision.score is not None and decision.reason.startswith("learned:"):
             self._metrics.route_score.observe(decision.score)
         if decision.queue_depth is not None:

@@ -21,6 +21,7 @@ from model_files.cache import DEFAULT_CACHE_DIR
 from model_files.preparation import model_location
 from retrieval.config import RetrievalSettings
 from router.config import RoutingConfig
+from router.registry import RouterRegistry
 from shadow.config import ShadowConfig
 
 
@@ -160,6 +161,11 @@ class RouterSettings(BaseModel):
     required: bool = Field(
         False, description="Fail start-up without a router model instead of using the baseline"
     )
+    registry: Path = Field(
+        DEFAULT_CACHE_DIR / "router" / "registry",
+        description="Router versions (`router register`): the active one replaces model_dir live",
+    )
+    poll_s: float = Field(1.0, gt=0, description="How often each ingress replica checks the registry")
 
 
 class ShadowSettings(BaseModel):
@@ -217,6 +223,9 @@ class Settings(BaseSettings):
     def model_location(self, tier: Tier) -> str:
         """The tier's configured model, or its embedded default's prepared directory."""
         return model_location(self.tier(tier).model, self.models_dir, tier)
+
+    def router_registry(self) -> RouterRegistry:
+        return RouterRegistry(self.router.registry)
 
     def adapter_workspace(self) -> AdapterWorkspace:
         small = SmallModel(

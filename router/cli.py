@@ -15,8 +15,12 @@ from typing import TYPE_CHECKING, Annotated, Optional
 
 import typer
 
-from router.data import OutcomeData, load_exclusions, load_outcomes, split_indices
-from router.flywheel import DEFAULT_THRESHOLD, PairReader, ShadowRows, concat, parse_since, shadow_outcomes
+from router.data import OutcomeData, concat, data_digest, load_exclusions, load_outcomes, split_indices
+from router.flywheel import DEFAULT_THRESHOLD, ShadowRows, parse_since, shadow_outcomes
+from router.context import RouterContext
+from router.collect_cli import collect
+from router.grade_cli import grade
+from router.versions_cli import add_commands as add_version_commands
 
 if TYPE_CHECKING:
     import numpy as np
@@ -48,6 +52,17 @@ BaselineOpt = Annotated[Optional[Path], typer.Option(
          "and reported side by side with the deltas (model - baseline); with --json the last line is "
          '{"model": {...}, "baseline": {...}, "delta": {...}}',
 )]
+PriorOpt = Annotated[Optional[Path], typer.Option(
+    help="Outcomes of another pair to blend in (e.g. the shipped data/routellm/mmlu/responses), each row "
+         "weighted --prior-weight (--data rows weigh 1). The kNN history, the categories and the score "
+         "quantiles come from --data only.",
+)]
+PriorWeightOpt = Annotated[float, typer.Option(
+    min=0.0, help="Sample weight of each --prior row; 0 leaves the prior out",
+)]
+ShareOpt = Annotated[float, typer.Option(
+    min=0.0, max=1.0, help="Large share to report quality at: the top share of rows by score go large",
+)]
 
 
 def _load(data: Path, small_col: str, large_col: str, exclude: Path | None, split: str,
@@ -62,10 +77,11 @@ def _load(data: Path, small_col: str, large_col: str, exclude: Path | None, spli
 
 
 def _shadow_rows(
-    read: PairReader | None, store: Path, threshold: float, since: str | None, exclude: Path | None
+    context: RouterContext | None, store: Path, threshold: float, since: str | None, exclude: Path | None
 ) -> ShadowRows:
+    read = context.read_pairs if context is not None else None
     if read is None:
-        raise RuntimeError("--from-shadow needs a PairReader as the context obj")
+        raise RuntimeError("--from-shadow needs a RouterContext with a pair reader as the context obj")
     try:
         start = parse_since(since, datetime.now(timezone.utc)) if since else None
     except ValueError as exc:
@@ -114,8 +130,14 @@ def train(
     from_shadow: ShadowOpt = None,
     shadow_threshold: ShadowThresholdOpt = DEFAULT_THRESHOLD,
     shadow_since: ShadowSinceOpt = None,
+    prior: PriorOpt = None,
+    prior_small_col: Annotated[str, typer.Option(help="--prior's small column")] = MMLU_SMALL,
+    prior_large_col: Annotated[str, typer.Option(help="--prior's large column")] = MMLU_LARGE,
+    prior_exclude: Annotated[Optional[Path], typer.Option(help="JSONL of --prior prompts to drop")] = None,
+    prior_weight: PriorWeightOpt = 0.1,
 ) -> None:
-    """Train, calibrate and save a router model (optionally adding rows labelled by shadow traffic)."""
+    """Train, calibrate and save a router model (optionally adding rows labelled by shadow traffic,
+    and a prior: another pair's outcomes at a lower weight)."""
     from text.embedding import build_embedder
     from router.model import EmbedderSpec, RouterModel, SchemaMismatch
     from router.train import train_router
@@ -130,26 +152,54 @@ def train(
             return
 
     outcomes = _load(data, small_col, large_col, exclude, split, seed, test_fraction)
+    if outcomes.ungraded:
+        typer.echo(f"left out {outcomes.ungraded} rows of {data} without both grades")
     shadow = None
     if from_shadow is not None:
         shadow = _shadow_rows(ctx.find_root().obj, from_shadow, shadow_threshold, shadow_since, exclude)
         typer.echo(_describe(shadow, from_shadow))
         outcomes = concat(outcomes, shadow.outcomes)
+    prior_rows = None
+    if prior is not None and prior_weight > 0:
+        prior_rows = load_outcomes(prior, prior_small_col, prior_large_col, exclude=load_exclusions(prior_exclude))
+        typer.echo(f"prior: {len(prior_rows)} rows of {prior} at weight {prior_weight:g}")
     spec = EmbedderSpec(kind=embedder, max_tokens=max_tokens)
     started = time.monotonic()
     model = train_router(
         outcomes, build_embedder(spec.kind, spec.max_tokens), spec, version=version, threads=threads,
         progress=lambda step: typer.echo(f"[{time.monotonic() - started:6.1f}s] {step}", err=True),
+        prior=prior_rows, prior_weight=prior_weight,
     )
+    used_prior = prior if prior_rows is not None else None
+    model.manifest.metrics.update(_provenance(data, used_prior, outcomes.ungraded, split, seed, test_fraction))
     if shadow is not None:
         model.manifest.metrics["shadow"] = shadow.summary()
     model.save(out)
-    metrics = model.manifest.metrics
     typer.echo(
-        f"saved {model.manifest.version} to {out}: {len(outcomes)} rows, schema "
-        f"{model.manifest.schema_hash}, out-of-fold APGR {metrics['out_of_fold_apgr']:.3f}, "
-        f"ECE {metrics['out_of_fold_ece']:.3f}, {time.monotonic() - started:.0f}s"
+        f"saved {model.manifest.version} to {out}: {len(outcomes)} rows"
+        + (f" + {len(prior_rows)} prior" if prior_rows is not None else "")
+        + f", schema {model.manifest.schema_hash}, {_fit_summary(model.manifest.metrics)}, "
+        f"{time.monotonic() - started:.0f}s"
     )
+
+
+def _provenance(data: Path, prior: Path | None, ungraded: int, split: str, seed: int,
+                test_fraction: float) -> dict[str, object]:
+    """What the manifest records of the rows a model was trained on: enough to tell which
+    held-out split is honest for it, and whether its data changed since."""
+    return {
+        "data_sha256": data_digest(data),
+        "prior_sha256": data_digest(prior) if prior is not None else None,
+        "ungraded_rows": ungraded,
+        "split": {"rows": split, "seed": seed, "test_fraction": test_fraction},
+    }
+
+
+def _fit_summary(metrics: dict[str, object]) -> str:
+    apgr = metrics["out_of_fold_apgr"]
+    shown = f"{apgr:.3f}" if isinstance(apgr, float) else "n/a (large not better on average)"
+    return (f"out-of-fold APGR {shown}, AUC (large better) {metrics['out_of_fold_auc_large_better']:.3f}, "
+            f"ECE {metrics['out_of_fold_ece']:.3f}")
 
 
 def _scores(
@@ -165,15 +215,29 @@ def _scores(
     return router.score_embedded(embedded[key], outcomes.prompts, categories)
 
 
+def _write_json(path: Path, document: dict[str, object]) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(document, indent=2) + "\n")
+
+
 def _report_lines(report: EvalReport) -> list[str]:
+    from router.compare import category_lines, data_lines
+
     at = report.at_threshold
+
+    def show(value: float | None) -> str:
+        return "n/a" if value is None else f"{value:.3f}"
+
     return [
-        f"rows {report.rows}  small quality {report.small_quality:.3f}  large quality {report.large_quality:.3f}",
-        f"AUC (small not ok) {report.auc_small_not_ok:.3f}   AUC (large helps) {report.auc_large_helps:.3f}",
-        f"APGR {report.apgr:.3f}  (random {report.apgr_random:.3f}, oracle {report.apgr_oracle:.3f})",
-        f"CPT(50%) {report.cpt50:.3f}   CPT(80%) {report.cpt80:.3f}   ECE {report.ece:.3f}",
+        *data_lines(report),
+        f"AUC (small not ok) {report.auc_small_not_ok:.3f}   AUC (large helps) {report.auc_large_helps:.3f}   "
+        f"AUC (large better) {report.auc_large_better:.3f}",
+        f"quality at {report.share:.0%} large {report.quality_at_share:.3f}",
+        f"APGR {show(report.apgr)}   CPT(50%) {show(report.cpt50)}   CPT(80%) {show(report.cpt80)}   "
+        f"ECE {report.ece:.3f}",
         f"at threshold {at.threshold:.3f}: large share {at.large_share:.3f}, quality {at.quality:.3f}, "
         f"routing accuracy {at.routing_accuracy:.3f}, false escalation {at.false_escalation_rate:.3f}",
+        *category_lines({"router": report}),
     ]
 
 
@@ -188,27 +252,37 @@ def eval_cmd(
     seed: int = 0,
     test_fraction: float = 0.5,
     threshold: Annotated[float, typer.Option(help="Probability threshold to report at")] = 0.5,
+    share: ShareOpt = 0.3,
     json_out: Annotated[bool, typer.Option("--json", help="Print one JSON object last")] = False,
+    result_file: Annotated[Optional[Path], typer.Option(
+        "--json-out", help="Write a result file: each headline figure keyed by --name (and --baseline-name), "
+                           "the oracle's beside them, per-category figures, and the full reports",
+    )] = None,
+    name: Annotated[str, typer.Option(help="The model's key in the --json-out file")] = "model",
+    baseline_name: Annotated[str, typer.Option(help="The baseline's key in the --json-out file")] = "baseline",
     plot: Annotated[Optional[Path], typer.Option(help="PNG of quality vs large share")] = None,
     use_categories: Annotated[bool, typer.Option(help="Give the router each row's category")] = True,
     baseline: BaselineOpt = None,
 ) -> None:
     """Score outcome data with a router model (and optionally a baseline) and report routing quality."""
-    from router.compare import delta, side_by_side
+    from router.compare import delta, side_by_side, summary
     from router.evaluate import evaluate, plot_curves
     from router.model import RouterModel
 
+    if baseline is not None and name == baseline_name:
+        raise typer.BadParameter("--name and --baseline-name must differ", param_hint="--baseline-name")
     router = RouterModel.load(model)
     old = RouterModel.load(baseline) if baseline is not None else None  # fail before scoring
     outcomes = _load(data, small_col, large_col, exclude, split, seed, test_fraction)
     categories = outcomes.categories if use_categories else None
     embedded: dict[tuple[str, int], NDArray[np.float32]] = {}
-    report, curves = evaluate(_scores(router, outcomes, categories, embedded), outcomes, threshold)
+    report, curves = evaluate(_scores(router, outcomes, categories, embedded), outcomes, threshold, share)
     result: dict[str, object] = {"model": router.manifest.version, **report.model_dump()}
+    reports, versions = {name: report}, {name: router.manifest.version}
     if old is None:
         typer.echo("\n".join(_report_lines(report)))
     else:
-        old_report, old_curves = evaluate(_scores(old, outcomes, categories, embedded), outcomes, threshold)
+        old_report, old_curves = evaluate(_scores(old, outcomes, categories, embedded), outcomes, threshold, share)
         curves["baseline"] = old_curves["router"]
         typer.echo(f"model {router.manifest.version} ({model})   baseline {old.manifest.version} ({baseline})")
         typer.echo("\n".join(side_by_side(report, old_report)))
@@ -217,12 +291,23 @@ def eval_cmd(
             "baseline": {"version": old.manifest.version, **old_report.model_dump()},
             "delta": delta(report, old_report).model_dump(),
         }
+        reports[baseline_name], versions[baseline_name] = old_report, old.manifest.version
     if plot:
         plot_curves(curves, plot, f"{router.manifest.version} on {data.name} ({split})")
         typer.echo(f"plot: {plot}")
+    if result_file:
+        about = {"data": str(data), "data_sha256": data_digest(data), "split": split, "seed": seed,
+                 "test_fraction": test_fraction}
+        _write_json(result_file, summary(reports, versions, about))
+        typer.echo(f"result: {result_file}")
     if json_out:
         typer.echo(json.dumps(result))
 
 
-def main(read_pairs: PairReader) -> None:
-    app(obj=read_pairs)
+add_version_commands(app)
+app.command("collect")(collect)
+app.command("grade")(grade)
+
+
+def main(context: RouterContext) -> None:
+    app(obj=context)

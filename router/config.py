@@ -7,6 +7,7 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict, Field
 
 from router.baseline import BaselineRuleConfig
+from router.canary import RouterCanaryConfig
 from router.learned import LearnedRoutingConfig
 
 
@@ -18,3 +19,6 @@ class RoutingConfig(BaseModel):
     )
     baseline: BaselineRuleConfig = Field(default_factory=BaselineRuleConfig)
     learned: LearnedRoutingConfig = Field(default_factory=LearnedRoutingConfig)
+    canary: RouterCanaryConfig = Field(
+        default_factory=RouterCanaryConfig, description="Guardrails that promote or reject a candidate router version"
+    )

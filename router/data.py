@@ -2,11 +2,17 @@
 
 Accepts a CSV or JSONL file, or a directory of CSVs (RouteLLM's per-subject layout, the
 file stem becoming the category). Correctness columns may be booleans, 0/1 or scores in
-[0, 1] (a score of at least `acceptable` counts as acceptable).
+[0, 1] (a score of at least `acceptable` counts as acceptable). An empty cell is a row
+that could not be graded (`router grade` leaves it so): the row is left out and counted,
+not an error.
+
+Both forms are kept: the scores (what "large strictly better" and quality compare) and
+the acceptable flags (what the 4-outcome model classifies).
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
 from dataclasses import dataclass
 from pathlib import Path
@@ -26,9 +32,36 @@ class OutcomeData:
     small_ok: NDArray[np.float32]
     large_ok: NDArray[np.float32]
     categories: list[str | None]
+    # Grades in [0, 1]; the ok flags when not given (rows labelled only ok / not ok).
+    small_score: NDArray[np.float32] | None = None
+    large_score: NDArray[np.float32] | None = None
+    # Rows of the source left out when it was loaded because a chosen column was empty.
+    ungraded: int = 0
+
+    def __post_init__(self) -> None:
+        if self.small_score is None:
+            object.__setattr__(self, "small_score", self.small_ok.astype(np.float32))
+        if self.large_score is None:
+            object.__setattr__(self, "large_score", self.large_ok.astype(np.float32))
 
     def __len__(self) -> int:
         return len(self.prompts)
+
+    @property
+    def small(self) -> NDArray[np.float32]:
+        """The small tier's scores (never None after construction)."""
+        assert self.small_score is not None
+        return self.small_score
+
+    @property
+    def large(self) -> NDArray[np.float32]:
+        assert self.large_score is not None
+        return self.large_score
+
+    @property
+    def large_better(self) -> NDArray[np.float32]:
+        """1 where the large tier scored strictly higher: what escalating gains."""
+        return (self.large > self.small).astype(np.float32)
 
     def subset(self, idx: NDArray[np.int64]) -> "OutcomeData":
         return OutcomeData(
@@ -36,7 +69,23 @@ class OutcomeData:
             small_ok=self.small_ok[idx],
             large_ok=self.large_ok[idx],
             categories=[self.categories[i] for i in idx],
+            small_score=self.small[idx],
+            large_score=self.large[idx],
+            ungraded=self.ungraded,
         )
+
+
+def concat(*parts: OutcomeData) -> OutcomeData:
+    """Rows of each part in turn, scores included."""
+    return OutcomeData(
+        prompts=[p for part in parts for p in part.prompts],
+        small_ok=np.concatenate([part.small_ok for part in parts]).astype(np.float32),
+        large_ok=np.concatenate([part.large_ok for part in parts]).astype(np.float32),
+        categories=[c for part in parts for c in part.categories],
+        small_score=np.concatenate([part.small for part in parts]).astype(np.float32),
+        large_score=np.concatenate([part.large for part in parts]).astype(np.float32),
+        ungraded=sum(part.ungraded for part in parts),
+    )
 
 
 def _read_table(path: Path) -> pd.DataFrame:
@@ -56,19 +105,30 @@ def _read_table(path: Path) -> pd.DataFrame:
     raise DataError(f"{path}: expected a .csv or .jsonl file, or a directory of CSVs")
 
 
-def _correctness(column: pd.Series, name: str, acceptable: float) -> NDArray[np.float32]:
+def _missing(column: pd.Series) -> NDArray[np.bool_]:
+    return (column.isna() | (column.astype(str).str.strip() == "")).to_numpy()
+
+
+def _scores(column: pd.Series, name: str) -> NDArray[np.float32]:
+    """Grades in [0, 1] of a column without empty cells."""
     if column.dtype == object:
         lowered = column.astype(str).str.strip().str.lower()
-        mapped = lowered.map({"true": 1.0, "false": 0.0, "1": 1.0, "0": 0.0})
+        mapped = lowered.map({"true": 1.0, "false": 0.0}).fillna(pd.to_numeric(lowered, errors="coerce"))
         if mapped.isna().any():
             bad = column[mapped.isna()].iloc[0]
             raise DataError(f"column '{name}' has a value that is not a boolean or score: {bad!r}")
         values = mapped.to_numpy(dtype=np.float64)
     else:
         values = column.astype(float).to_numpy()
-    if np.isnan(values).any() or values.min() < 0 or values.max() > 1:
+    if len(values) and (values.min() < 0 or values.max() > 1):
         raise DataError(f"column '{name}' must hold booleans, 0/1 or scores in [0, 1]")
-    return (values >= acceptable).astype(np.float32)
+    return values.astype(np.float32)
+
+
+def _categories(frame: pd.DataFrame) -> list[str | None]:
+    if "category" not in frame:
+        return [None] * len(frame)
+    return [None if missing else str(c) for c, missing in zip(frame["category"], _missing(frame["category"]))]
 
 
 def load_outcomes(
@@ -84,13 +144,28 @@ def load_outcomes(
             raise DataError(f"{path}: missing column '{col}' (have: {', '.join(frame.columns)})")
     if exclude:
         frame = frame[~frame["prompt"].isin(exclude)].reset_index(drop=True)
-    categories = frame["category"].astype(str).tolist() if "category" in frame else [None] * len(frame)
+    graded = ~(_missing(frame[small_col]) | _missing(frame[large_col]))
+    if len(frame) and not graded.any():
+        raise DataError(f"{path}: no row has both '{small_col}' and '{large_col}' graded")
+    frame = frame[graded].reset_index(drop=True)
+    small, large = _scores(frame[small_col], small_col), _scores(frame[large_col], large_col)
     return OutcomeData(
         prompts=frame["prompt"].astype(str).tolist(),
-        small_ok=_correctness(frame[small_col], small_col, acceptable),
-        large_ok=_correctness(frame[large_col], large_col, acceptable),
-        categories=categories,
+        small_ok=(small >= acceptable).astype(np.float32),
+        large_ok=(large >= acceptable).astype(np.float32),
+        categories=_categories(frame),
+        small_score=small,
+        large_score=large,
+        ungraded=int((~graded).sum()),
     )
+
+
+def data_digest(path: Path) -> str:
+    """sha256 of a data file, or of a directory's CSVs (names and bytes, in name order)."""
+    digest = hashlib.sha256()
+    for file in sorted(path.glob("*.csv")) if path.is_dir() else [path]:
+        digest.update(file.name.encode() + b"\0" + file.read_bytes())
+    return digest.hexdigest()
 
 
 def load_exclusions(path: Path | None) -> set[str]:

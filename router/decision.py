@@ -30,6 +30,7 @@ class RoutingDecision(BaseModel):
 
     tier: Tier
     adapter_version: str | None = None  # the LoRA version that serves it; None: the base model
+    router_version: str | None = None  # the router version that decided `auto`; None: explicit
     score: float | None = Field(None, description="Policy's difficulty score, if it computes one")
     threshold: float | None = Field(None, description="Threshold the score was compared with")
     reason: str = Field(description="Short machine-readable reason, e.g. 'explicit', 'learned:queue_shift'")

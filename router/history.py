@@ -1,6 +1,8 @@
 """Historical difficulty: how the small and large models did on the k nearest past queries.
 
-Built from the training set: the router's memory of outcomes.
+Built from the training set's own outcomes: the router's memory of this pair's traffic.
+A prior blended in at training (another pair's outcomes) is never part of it. The
+outcomes may be grades in [0, 1]; the features are then mean grades.
 """
 
 from __future__ import annotations

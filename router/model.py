@@ -71,6 +71,9 @@ class Manifest(BaseModel):
     uses_categories: bool
     train_rows: int
     metrics: dict[str, Any] = Field(default_factory=dict)
+    # Which served targets the outcomes came from ({"small": "small", "large": "large"});
+    # None: another model pair (the shipped MMLU prior), which no registry accepts.
+    tiers: dict[str, str] | None = None
 
 
 def feature_names(embedding_dim: int, uses_categories: bool, ks: tuple[int, ...]) -> list[str]:

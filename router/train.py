@@ -5,6 +5,15 @@ Stacked features (kNN history, the 4-outcome and category models) are out-of-fol
 the fit part — in-sample values would make the heads over-trust them — and computed
 as at serving time on the calibration part, where the rank references and the isotonic
 calibrator are fitted.
+
+A prior (another pair's outcomes, e.g. the shipped MMLU ones) may join the rows with a
+sample weight: it steadies the heads where our own outcomes are few. It is not memory of
+*this* pair's traffic, so the kNN history, the category rates' categories, the rank
+references and the training-score quantiles (what a share threshold starts from) come
+from our own rows only.
+
+The probability heads are fitted on the grades in [0, 1] (cross-entropy, the same fit as a
+binary classifier when grades are 0/1); "helps" is "large scored strictly higher".
 """
 
 from __future__ import annotations
@@ -18,11 +27,11 @@ from sklearn.isotonic import IsotonicRegression
 from sklearn.linear_model import LogisticRegression
 from sklearn.model_selection import KFold
 
-from router.data import DataError, OutcomeData
+from router.data import DataError, OutcomeData, concat
 from text.embedding import Embedder
 from router.features import BoundaryLists
 from router.history import DEFAULT_KS, KnnHistory
-from router.metrics import apgr, expected_calibration_error, quality_curve
+from router.metrics import apgr, auc, expected_calibration_error, quality_curve
 from router.model import (
     EmbedderSpec,
     Manifest,
@@ -41,9 +50,9 @@ HEAD_PARAMS: dict[str, Any] = dict(
 )
 
 
-def _fit_stack(emb: Arr, data: OutcomeData, categories: list[str]) -> StackModels:
+def _fit_stack(emb: Arr, data: OutcomeData, categories: list[str], weights: Arr) -> StackModels:
     outcome = (2 * data.small_ok + data.large_ok).astype(int)
-    lr4 = LogisticRegression(C=0.3, max_iter=2000).fit(emb, outcome)
+    lr4 = LogisticRegression(C=0.3, max_iter=2000).fit(emb, outcome, sample_weight=weights)
     if not categories:
         return StackModels(lr4=lr4, category=None, category_rates=None)
     # Rows without a category (shadow traffic whose client sent none) count in the
@@ -56,20 +65,21 @@ def _fit_stack(emb: Arr, data: OutcomeData, categories: list[str]) -> StackModel
             f"{known.sum()} rows of a training fold name {named} distinct categories; the category "
             "model needs at least 2 (add categorised rows, or drop the categories)"
         )
-    category = LogisticRegression(C=1.0, max_iter=500).fit(emb[known], codes[known])
+    category = LogisticRegression(C=1.0, max_iter=500).fit(emb[known], codes[known], sample_weight=weights[known])
     return StackModels(
-        lr4=lr4, category=category, category_rates=_category_rates(data, codes, len(categories)),
+        lr4=lr4, category=category, category_rates=_category_rates(data, codes, len(categories), weights),
         category_names=list(categories),
     )
 
 
-def _category_rates(data: OutcomeData, codes: NDArray[np.int64], n: int) -> Arr:
-    overall = [data.small_ok.mean(), data.large_ok.mean()]
+def _category_rates(data: OutcomeData, codes: NDArray[np.int64], n: int, weights: Arr) -> Arr:
+    overall = [np.average(data.small, weights=weights), np.average(data.large, weights=weights)]
     rates = np.tile(overall, (n, 1)).astype(np.float32)
     for c in range(n):
         mask = codes == c
         if mask.any():
-            rates[c] = [data.small_ok[mask].mean(), data.large_ok[mask].mean()]
+            rates[c] = [np.average(data.small[mask], weights=weights[mask]),
+                        np.average(data.large[mask], weights=weights[mask])]
     return np.hstack([rates, rates[:, 1:2] - rates[:, 0:1]])
 
 
@@ -89,18 +99,48 @@ def _out_of_fold(n: int, fn: Callable[[NDArray[np.int64], NDArray[np.int64]], Ar
     return out
 
 
-def _heads(a: Arr, b: Arr, data: OutcomeData, threads: int) -> dict[str, Any]:
+def leaf_rows(own_rows: int) -> int:
+    """Fewest rows a head's leaf holds: HEAD_PARAMS' 100 suits the shipped 14k MMLU rows;
+    a few hundred collected outcomes would allow one split at most, so their leaves hold
+    a 40th of them (at least 10). Counted on our own rows: a prior fills other regions."""
+    return int(np.clip(own_rows // 40, 10, HEAD_PARAMS["min_child_samples"]))
+
+
+def _heads(a: Arr, b: Arr, data: OutcomeData, weights: Arr, threads: int, leaf: int) -> dict[str, Any]:
     import lightgbm as lgb
 
-    helps = ((data.small_ok < 0.5) & (data.large_ok >= 0.5)).astype(int)
     targets = {
-        "a_large": (a, data.large_ok), "a_small": (a, data.small_ok),
-        "b_large": (b, data.large_ok), "b_small": (b, data.small_ok), "b_helps": (b, helps),
+        "a_large": (a, data.large), "a_small": (a, data.small),
+        "b_large": (b, data.large), "b_small": (b, data.small), "b_helps": (b, data.large_better),
     }
+    # Cross-entropy takes grades in [0, 1]; the boosters predict probabilities, as the
+    # binary heads of artifacts trained on 0/1 outcomes do.
+    params = {**HEAD_PARAMS, "objective": "cross_entropy", "min_child_samples": leaf}
     return {
-        name: lgb.LGBMClassifier(**HEAD_PARAMS, n_jobs=threads).fit(x, y.astype(int)).booster_
+        name: lgb.LGBMRegressor(**params, n_jobs=threads).fit(x, y.astype(np.float64), sample_weight=weights).booster_
         for name, (x, y) in targets.items()
     }
+
+
+def _joined(own: OutcomeData, prior: OutcomeData | None, prior_weight: float) -> tuple[OutcomeData, Arr]:
+    """Own rows then prior rows, and each row's sample weight. The prior's categories are
+    dropped: a category's rates describe the pair graded on it, and the prior's pair is
+    another. A weight of 0 leaves the prior out altogether."""
+    if prior is None or len(prior) == 0 or prior_weight == 0:
+        return own, np.ones(len(own), dtype=np.float32)
+    unnamed = OutcomeData(
+        prompts=prior.prompts, small_ok=prior.small_ok, large_ok=prior.large_ok,
+        categories=[None] * len(prior), small_score=prior.small, large_score=prior.large,
+    )
+    weights = np.concatenate([np.ones(len(own)), np.full(len(prior), prior_weight)]).astype(np.float32)
+    return concat(own, unnamed), weights
+
+
+def _history_features(history: KnnHistory, emb: Arr, n_own: int) -> Arr:
+    """Own rows leave themselves out (as at serving time, a query is not its own
+    neighbour); prior rows are not in the history at all."""
+    own = history.features(emb[:n_own], exclude_self=True)
+    return np.vstack([own, history.features(emb[n_own:])]) if len(emb) > n_own else own
 
 
 def train_router(
@@ -111,57 +151,75 @@ def train_router(
     version: str | None = None,
     threads: int = 2,
     progress: Callable[[str], None] = lambda _: None,
+    prior: OutcomeData | None = None,
+    prior_weight: float = 1.0,
 ) -> RouterModel:
     lists = lists or BoundaryLists()
+    rows, weights = _joined(data, prior, prior_weight)
+    own = np.arange(len(rows)) < len(data)
     progress("embedding")
-    emb = embedder.embed(data.prompts)
-    categories = sorted({c for c in data.categories if c is not None})
+    emb = embedder.embed(rows.prompts)
+    categories = sorted({c for c in rows.categories if c is not None})
     cats = categories if len(categories) > 1 else []
 
     progress("stacked features (out-of-fold)")
-    history = KnnHistory(emb, data.small_ok, data.large_ok, ks=DEFAULT_KS)
+    history = KnnHistory(emb[own], data.small, data.large, ks=DEFAULT_KS)
     # Half the rows train without their category, so the heads also learn to score
     # queries whose client sends none (the usual case outside the training domain).
-    given = _mask_categories(data.categories, seed=0)
+    given = _mask_categories(rows.categories, seed=0)
     stack_oof = _out_of_fold(
-        len(data),
-        lambda a, b: _fit_stack(emb[a], data.subset(a), cats).features(emb[b], [given[i] for i in b]),
+        len(rows),
+        lambda a, b: _fit_stack(emb[a], rows.subset(a), cats, weights[a]).features(emb[b], [given[i] for i in b]),
     )
     model = RouterModel(
-        manifest=_manifest(spec, emb.shape[1], bool(cats), len(data), version),
-        history=history, stack=_fit_stack(emb, data, cats), heads={}, rank_reference={},
+        manifest=_manifest(spec, emb.shape[1], bool(cats), len(rows), version),
+        history=history, stack=_fit_stack(emb, rows, cats, weights), heads={}, rank_reference={},
         calibrator=None, lists=lists,
     )
     a, b = model.feature_matrix(
-        emb, data.prompts, history=history.features(emb, exclude_self=True), stack=stack_oof
+        emb, rows.prompts, history=_history_features(history, emb, len(data)), stack=stack_oof
     )
 
     progress("LightGBM heads (cross-fitted for calibration)")
-    comps = _cross_fitted_components(model, a, b, stack_oof, data, threads)
-    model.heads = _heads(a, b, data, threads)
+    leaf = leaf_rows(len(data))
+    comps = _cross_fitted_components(model, a, b, stack_oof, rows, weights, threads, leaf)
+    model.heads = _heads(a, b, rows, weights, threads, leaf)
 
     progress("calibration")
-    model.rank_reference = {n: np.sort(v) for n, v in comps.items()}
+    # Ranks are positions among our own traffic's scores, whatever the prior adds.
+    model.rank_reference = {n: np.sort(v[own]) for n, v in comps.items()}
     ensemble = model.ensemble(comps)
-    helps = ((data.small_ok < 0.5) & (data.large_ok >= 0.5)).astype(float)
-    model.calibrator = IsotonicRegression(out_of_bounds="clip", y_min=0.0, y_max=1.0).fit(ensemble, helps)
-    scores = model.calibrate(ensemble)
+    model.calibrator = IsotonicRegression(out_of_bounds="clip", y_min=0.0, y_max=1.0).fit(
+        ensemble, rows.large_better, sample_weight=weights
+    )
     model.manifest.metrics = {
-        "out_of_fold_apgr": apgr(quality_curve(scores, data.small_ok, data.large_ok)),
-        "out_of_fold_ece": expected_calibration_error(np.clip(scores, 0, 1), helps),
-        "training_scores_quantiles": np.quantile(scores, np.linspace(0, 1, 101)).tolist(),
+        **_fit_metrics(model.calibrate(ensemble[own]), data),
+        "rows_own": len(data), "rows_prior": len(rows) - len(data),
+        "prior_weight": prior_weight if len(rows) > len(data) else None,
     }
     return model
 
 
+def _fit_metrics(scores: NDArray[np.float64], data: OutcomeData) -> dict[str, Any]:
+    """Out-of-fold figures on our own rows. APGR is None where the large tier is not better
+    on average: progress towards it is then undefined."""
+    small, large, better = (np.asarray(x, dtype=np.float64) for x in (data.small, data.large, data.large_better))
+    return {
+        "out_of_fold_apgr": apgr(quality_curve(scores, small, large)) if large.mean() > small.mean() else None,
+        "out_of_fold_auc_large_better": auc(better, scores),
+        "out_of_fold_ece": expected_calibration_error(np.clip(scores, 0, 1), better),
+        "training_scores_quantiles": np.quantile(scores, np.linspace(0, 1, 101)).tolist(),
+    }
+
+
 def _cross_fitted_components(
-    model: RouterModel, a: Arr, b: Arr, stacked: Arr, data: OutcomeData, threads: int
+    model: RouterModel, a: Arr, b: Arr, stacked: Arr, data: OutcomeData, weights: Arr, threads: int, leaf: int
 ) -> dict[str, NDArray[np.float64]]:
     """Head outputs for every row from heads that never saw it: what the rank references
     and the calibrator must be fitted on to match scores of unseen queries."""
     comps: dict[str, NDArray[np.float64]] = {}
     for fit_idx, held_idx in KFold(4, shuffle=True, random_state=1).split(a):
-        model.heads = _heads(a[fit_idx], b[fit_idx], data.subset(fit_idx), threads)
+        model.heads = _heads(a[fit_idx], b[fit_idx], data.subset(fit_idx), weights[fit_idx], threads, leaf)
         part = model.components(a[held_idx], b[held_idx], stacked[held_idx])
         for name, values in part.items():
             comps.setdefault(name, np.zeros(len(a)))[held_idx] = values

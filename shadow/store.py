@@ -60,10 +60,23 @@ SCHEMA = (
         subject TEXT NOT NULL,
         detail TEXT NOT NULL
     )""",
+    """CREATE TABLE IF NOT EXISTS router_scores (
+        request_id TEXT NOT NULL,
+        created_at TEXT NOT NULL,
+        prompt_key TEXT NOT NULL,
+        category TEXT,
+        active_version TEXT NOT NULL,
+        candidate_version TEXT NOT NULL,
+        active_tier TEXT NOT NULL,
+        candidate_tier TEXT NOT NULL,
+        active_score REAL,
+        candidate_score REAL NOT NULL
+    )""",
+    "CREATE INDEX IF NOT EXISTS router_scores_versions ON router_scores (active_version, candidate_version)",
 )
 
 
-TABLES = ("pairs", "requests", "feedback", "events")
+TABLES = ("pairs", "requests", "feedback", "events", "router_scores")
 
 
 def _now() -> datetime:
@@ -113,6 +126,21 @@ class FeedbackRecord(BaseModel):
     sent_text: str | None = None
     comment: str | None = None
     match: float | None = Field(None, description="Agreement of the draft with the text sent")
+
+
+class RouterScore(BaseModel):
+    """One live `auto` request scored by the active router version and the candidate."""
+
+    request_id: str
+    created_at: datetime = Field(default_factory=_now)
+    prompt_key: str = Field(description="Digest of the routed text: joins graded outcomes")
+    category: str | None = None
+    active_version: str
+    candidate_version: str
+    active_tier: str
+    candidate_tier: str
+    active_score: float | None
+    candidate_score: float
 
 
 class Stats(BaseModel):
@@ -240,6 +268,23 @@ class ShadowStore:
                 (target, _iso(since)),
             ).fetchone()
         return Stats(n=n, mean=mean)
+
+    def add_router_score(self, record: RouterScore) -> None:
+        row = record.model_dump(mode="json")
+        with closing(self._connect()) as db, db:
+            db.execute(
+                f"INSERT INTO router_scores ({', '.join(row)}) VALUES ({', '.join('?' * len(row))})",
+                tuple(row.values()),
+            )
+
+    def router_scores(self, active: str, candidate: str, limit: int = 10_000) -> list[RouterScore]:
+        """The newest `limit` requests both versions scored (the canary's sample)."""
+        with closing(self._connect()) as db:
+            rows = db.execute(
+                "SELECT * FROM router_scores WHERE active_version = ? AND candidate_version = ? "
+                "ORDER BY rowid DESC LIMIT ?", (active, candidate, limit),
+            ).fetchall()
+        return [RouterScore.model_validate(dict(row)) for row in rows]
 
     def prune(self, older_than: datetime, max_rows: int) -> dict[str, int]:
         """Delete rows created before `older_than`, then all but each table's newest

@@ -185,7 +185,8 @@ def test_invalid_first_config_fails_loudly(gateway):
 def test_metadata_category_reaches_the_policy(client, gateway):
     from gateway.live_config import LiveConfig
     seen = []
-    gateway.policies._scorer = lambda text, category: seen.append(category) or 0.0
+    from router.loading import LoadedRouter
+    gateway.policies.use(LoadedRouter("test", lambda text, category: seen.append(category) or 0.0))
     gateway.apply(LiveConfig.parse({"routing": {"learned": {"thresholds": {
         "mode": "probability", "category_overrides": {"billing": "large"}}}}}))
     r = client.post(CHAT, json=chat_body(model="auto", metadata={"category": "billing"}))

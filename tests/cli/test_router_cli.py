@@ -11,6 +11,7 @@ import pytest
 from typer.testing import CliRunner
 
 from router.cli import app
+from router.context import RouterContext
 from shadow.store import ShadowPair, ShadowStore, read_pairs
 
 EASY = ["where is my order", "reset my password", "change my email", "track my parcel",
@@ -136,7 +137,7 @@ def shadow_trained(trained) -> tuple[Path, Path, str]:
     result = CliRunner().invoke(app, ["train", "--data", str(tmp / "train.csv"), "--small-col", "s",
                                       "--large-col", "l", "--out", str(out), "--threads", "1",
                                       "--from-shadow", str(store), "--shadow-threshold", "0.8",
-                                      "--shadow-since", "30d"], obj=read_pairs)
+                                      "--shadow-since", "30d"], obj=RouterContext(read_pairs=read_pairs))
     assert result.exit_code == 0, result.output
     return out, store, result.output
 
@@ -157,7 +158,7 @@ def test_train_rejects_a_bad_shadow_since(trained):
     result = CliRunner().invoke(app, ["train", "--data", str(tmp / "train.csv"), "--small-col", "s",
                                       "--large-col", "l", "--out", str(tmp / "never"),
                                       "--from-shadow", str(store), "--shadow-since", "a while"],
-                                obj=read_pairs)
+                                obj=RouterContext(read_pairs=read_pairs))
     assert result.exit_code == 2 and "neither a duration" in result.output
     assert not (tmp / "never").exists()
 

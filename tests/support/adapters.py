@@ -14,7 +14,7 @@ import numpy as np
 from safetensors.numpy import save_file
 
 from adapters.manifest import MANIFEST, AdapterManifest, BaseFingerprint, Centroid, EvalFigures, LossFigures
-from adapters.registry import sha256_file
+from model_files.state_file import sha256_file
 from adapters.reissue import reissue
 
 BASE = BaseFingerprint(name="tiny", model_type="llama", hidden_size=16, num_hidden_layers=2)

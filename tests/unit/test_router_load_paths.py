@@ -1,8 +1,8 @@
-"""`deployments.ingress.load_scorer`: a router model whose feature schema does not match this
+"""`deployments.ingress.load_routing`: a router model whose feature schema does not match this
 code is refused at load (a failed start beats a silent misroute).
 
 One small real model is trained once (`router train` on 120 generated rows, ~10 s); each test
-copies it and breaks one field. No Ray runtime: `load_scorer` is a plain function.
+copies it and breaks one field. No Ray runtime: `load_routing` is a plain function.
 """
 
 from __future__ import annotations
@@ -16,10 +16,16 @@ import numpy as np
 import pytest
 from typer.testing import CliRunner
 
-from deployments.ingress import load_scorer
+from deployments.ingress import load_routing
 from gateway.settings import RouterSettings
 from router.cli import app as router_cli
 from router.model import ARTIFACT_FORMAT, SchemaMismatch, expected_schema
+
+
+def load_scorer(settings: RouterSettings):
+    routing = load_routing(settings.model_copy(update={"registry": settings.model_dir.parent / "registry"}))
+    return routing.scorer, routing.training_scores
+
 
 EASY = ["where is my order", "reset my password", "change my email", "track my parcel"]
 HARD = ["prove the integral converges except when n is negative",

@@ -1,0 +1,40 @@
+"""The router canary's figures and verdict (pure)."""
+
+from __future__ import annotations
+
+from router.canary import CanaryFigures, RouterCanaryConfig, compare, judge, load_graded, prompt_key
+
+
+def test_compare_counts_agreement_shares_and_graded_quality():
+    graded = {"a": (0.0, 1.0), "b": (1.0, 1.0), "c": (1.0, 0.0)}
+    rows = [("large", "large", "a"), ("small", "large", "b"), ("large", "small", "c"), ("small", "small", "x")]
+    figures = compare(rows, graded, 0.3)
+    assert figures.samples == 4 and figures.agreement == 0.5
+    assert figures.active_large_share == 0.5 and figures.candidate_large_share == 0.5
+    assert figures.graded == 3
+    assert figures.active_quality == (1.0 + 1.0 + 0.0) / 3
+    assert figures.candidate_quality == (1.0 + 1.0 + 1.0) / 3
+    assert figures.oracle_quality == 1.0
+
+
+def test_judge_waits_then_promotes_or_rejects():
+    config = RouterCanaryConfig(min_samples=10, min_graded=5, max_share_drift=0.2)
+    few = CanaryFigures(samples=9, graded=9)
+    assert judge(few, config, 0.3).decision == "wait"
+    better = CanaryFigures(samples=20, graded=10, agreement=0.4, candidate_large_share=0.35,
+                           active_quality=0.6, candidate_quality=0.7)
+    assert judge(better, config, 0.3).decision == "promote"
+    worse = better.model_copy(update={"candidate_quality": 0.5})
+    verdict = judge(worse, config, 0.3)
+    assert verdict.decision == "reject" and "gain -0.100" in verdict.reason
+    drifted = better.model_copy(update={"candidate_large_share": 0.9})
+    assert judge(drifted, config, 0.3).decision == "reject"
+    strict = config.model_copy(update={"min_agreement": 0.5})
+    assert judge(better, strict, 0.3).decision == "reject"
+
+
+def test_graded_outcomes_are_keyed_by_the_routed_text(tmp_path):
+    path = tmp_path / "outcomes.csv"
+    path.write_text('id,prompt,category,score:small,score:large\n1," Where is my order? ",order,1,0\n2,b,x,,1\n')
+    graded = load_graded(path)
+    assert graded == {prompt_key("Where is my order?"): (1.0, 0.0)}  # the ungraded row is left out
