@@ -69,7 +69,8 @@ def now_utc() -> datetime:
 
 
 def check_domain(domain: str) -> str:
-    if not DOMAIN.match(domain):
+    # `small:auto` asks for the adapter the selector picks: no domain can be called that.
+    if not DOMAIN.match(domain) or domain == "auto":
         raise AdapterNotFound(
             f"'{domain}' is not a valid domain name (lowercase letters, digits, underscores)"
         )

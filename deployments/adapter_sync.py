@@ -66,7 +66,7 @@ class AdapterSync:
             if name in loaded:
                 continue
             try:
-                await self._engine.add_adapter(AdapterSpec(name=name, path=ref.path))
+                await self._engine.add_adapter(AdapterSpec(name=name, path=ref.path, domain=ref.domain))
                 loaded.add(name)
             except EngineError as exc:
                 logger.error("adapter %s failed to load: %s", name, exc.message)

@@ -15,8 +15,9 @@ from deployments.gpu_placement import engine_placement, executor_backend, tensor
 from deployments.ingress import Ingress, IngressHandles, IngressParts
 from deployments.limit_board import LimitBoard
 from deployments.load_board import LoadBoard
-from deployments.options import deployment_scale, pinned
+from deployments.options import deployment_scale, io_placement, pinned
 from deployments.reranker import RerankerDeployment
+from deployments.tier_engines import EngineRecipe, mock_spec, remote_spec
 from engines.types import Tier
 from engines.vllm_engine import EngineSpec
 from gateway.catalog import TierSpec
@@ -49,16 +50,28 @@ def engine_spec(settings: Settings, tier: Tier) -> EngineSpec:
     )
 
 
+def engine_recipe(settings: Settings, tier: Tier) -> EngineRecipe:
+    """What the tier's replicas build their engine from, by the tier's kind."""
+    tier_settings = settings.tier(tier)
+    if tier_settings.kind == "openai":
+        return remote_spec(tier_settings)
+    if tier_settings.kind == "mock":
+        return mock_spec(tier_settings)
+    return engine_spec(settings, tier)
+
+
 def engine_deployment(
     settings: Settings, tier: Tier, board: Application, registry: AdapterRegistry | None
 ) -> Application:
     tier_settings = settings.tier(tier)
+    # Only a vLLM tier computes; a remote or mock tier's replica just waits on I/O.
+    placement = engine_placement(tier_settings) if tier_settings.kind == "vllm" else io_placement(tier_settings)
     return EngineDeployment.options(
         name=DEPLOYMENT_NAMES[tier],
         **deployment_scale(tier_settings.num_replicas, tier_settings.autoscaling),  # type: ignore[arg-type]
-        **engine_placement(tier_settings),
+        **placement,
         logging_config={"encoding": settings.log_encoding},
-    ).bind(engine_spec(settings, tier), tier, board, registry, settings.adapters.poll_interval_s)
+    ).bind(engine_recipe(settings, tier), tier, board, registry, settings.adapters.poll_interval_s)
 
 
 def build(settings: Settings) -> Application:

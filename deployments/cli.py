@@ -4,13 +4,15 @@ starts (or joins) Ray and deploys the application built beside it."""
 from __future__ import annotations
 
 import logging
+import os
 import signal
 import time
-from typing import Annotated, Optional
+from typing import Annotated, Literal, Optional
 
 import typer
 
 from deployments.app import build
+from deployments.haproxy import haproxy_env, shell_exports
 from gateway.cli import app
 from gateway.keys import KeyStore
 from gateway.settings import Settings
@@ -21,20 +23,51 @@ def serve(
     address: Annotated[Optional[str], typer.Option(help="Ray cluster to join (default: local)")] = None,
     host: Annotated[Optional[str], typer.Option(help="HTTP bind address")] = None,
     port: Annotated[Optional[int], typer.Option(help="HTTP port")] = None,
+    proxy: Annotated[
+        Optional[Literal["python", "haproxy"]], typer.Option(help="Ingress proxy (GATEWAY_HTTP__PROXY)")
+    ] = None,
+    print_haproxy_env: Annotated[bool, typer.Option(
+        "--print-haproxy-env", help="Print the HAProxy variables as shell exports for `ray start`, and exit"
+    )] = False,
 ) -> None:
     """Start (or join) Ray, deploy the gateway application and serve until Ctrl-C."""
-    run(_settings_with(address=address, host=host, port=port))
+    settings = _settings_with(address=address, host=host, port=port, proxy=proxy)
+    if print_haproxy_env:
+        _print_haproxy_env(settings)
+        return
+    run(settings)
 
 
-def _settings_with(address: str | None, host: str | None, port: int | None) -> Settings:
+def _settings_with(
+    address: str | None, host: str | None, port: int | None,
+    proxy: Literal["python", "haproxy"] | None = None,
+) -> Settings:
     settings = Settings()
     http = settings.http.model_copy(
-        update={k: v for k, v in {"host": host, "port": port}.items() if v is not None}
+        update={k: v for k, v in {"host": host, "port": port, "proxy": proxy}.items() if v is not None}
     )
     return settings.model_copy(update={"http": http, "ray_address": address or settings.ray_address})
 
 
+def _print_haproxy_env(settings: Settings) -> None:
+    env = haproxy_env(settings)
+    if not env:
+        typer.echo("http.proxy is python: nothing to set (GATEWAY_HTTP__PROXY=haproxy)", err=True)
+    typer.echo(shell_exports(env), nl=False)
+
+
 def run(settings: Settings) -> None:
+    proxy_env = haproxy_env(settings)
+    if proxy_env and settings.ray_address:
+        # The proxy is chosen by the Ray processes when they start, not by this driver.
+        typer.echo(
+            "joining a running Ray cluster: it uses HAProxy only if every node's `ray start` had "
+            'these variables: eval "$(gateway serve --print-haproxy-env)"', err=True,
+        )
+    # Before ray.init: the local Ray it starts (raylet, Serve controller, proxies and
+    # replicas) inherits this environment, and Serve reads these variables at import.
+    os.environ.update(proxy_env)
+
     import ray
     from ray import serve as ray_serve
 

@@ -1,4 +1,5 @@
-"""One model tier: a Ray Serve deployment holding an in-process vLLM engine."""
+"""One model tier: a Ray Serve deployment holding its engine (vLLM in-process, a remote
+endpoint's client, or the mock: deployments/tier_engines.py)."""
 
 from __future__ import annotations
 
@@ -8,13 +9,13 @@ from typing import AsyncIterator
 
 from ray import serve
 from ray.serve.handle import DeploymentHandle
-from ray.util import get_current_placement_group
 
 from adapters.registry import AdapterRegistry
 from deployments.adapter_sync import AdapterSync
 from deployments.failure_log import ray_failure_counter
 from gateway.failures import log_if_it_dies
 from deployments.load_board import LoadPublisher
+from deployments.tier_engines import EngineRecipe, build_engine
 from engines.types import (
     AdapterReport,
     AdapterSpec,
@@ -23,7 +24,6 @@ from engines.types import (
     GenerationRequest,
     GenerationResult,
 )
-from engines.vllm_engine import EngineSpec, VLLMEngine
 
 logger = logging.getLogger("ray.serve")
 
@@ -40,22 +40,23 @@ logger = logging.getLogger("ray.serve")
 class EngineDeployment:
     def __init__(
         self,
-        spec: EngineSpec,
+        spec: EngineRecipe,
         tier: str,
         board: DeploymentHandle | None = None,
         adapters: AdapterRegistry | None = None,
         adapter_poll_s: float = 0.5,
     ) -> None:
-        # Tensor-parallel workers go into this replica's placement group (gpu_placement.py).
-        placement = get_current_placement_group() if spec.distributed_executor_backend == "ray" else None
-        self._engine = VLLMEngine.build(spec, placement_group=placement)
         count_failure = ray_failure_counter()
+        self._engine = build_engine(spec, count_failure)
+        # Ray Serve runs the constructor on the replica's event loop: background tasks
+        # live there beside the requests (the engine's clients are bound to it).
+        loop = asyncio.get_running_loop()
+        self._upkeep = loop.create_task(self._engine.run())  # e.g. a remote tier's metrics scrape
+        log_if_it_dies(self._upkeep, "engine-upkeep", logger, count_failure)
         self._sync: AdapterSync | None = None
         if adapters is not None and spec.enable_lora:
             self._sync = AdapterSync(adapters, self._engine, adapter_poll_s, count_failure)
-            # Ray Serve runs the constructor on the replica's event loop: the sync task
-            # lives there beside the requests (the engine's client is bound to it).
-            self._sync_task = asyncio.get_running_loop().create_task(self._sync.run())
+            self._sync_task = loop.create_task(self._sync.run())
             log_if_it_dies(self._sync_task, "adapter-sync", logger, count_failure)
         self._publisher: LoadPublisher | None = None
         if board is not None:

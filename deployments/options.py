@@ -24,6 +24,12 @@ def actor_options(tier: TierSettings) -> dict[str, Any]:
     return pinned(options, tier.resources)
 
 
+def io_placement(tier: TierSettings) -> dict[str, Any]:
+    """`.options()` kwargs of a replica whose engine is elsewhere or synthetic (kind openai,
+    mock): it only waits on I/O, so it holds no CPU and no GPU of the node's."""
+    return {"ray_actor_options": pinned({"num_cpus": 0, "num_gpus": 0}, tier.resources)}
+
+
 def pinned(base: dict[str, Any], resources: dict[str, float]) -> dict[str, Any]:
     """`base` actor options plus the custom resources that pin a replica to a node type."""
     return {**base, "resources": dict(resources)} if resources else dict(base)

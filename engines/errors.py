@@ -1,8 +1,11 @@
 """Engine-side exceptions. They cross Ray handles, so each one pickles with its data.
 
     EngineError                 engine failed while serving (HTTP 500 at the edge)
-    ├── EngineUnavailable       not started / shutting down / dead (503)
-    └── EngineRequestError      the request itself is unservable (400)
+    ├── EngineUnavailable       not started / shutting down / dead; a remote tier's upstream
+    │                           answered 5xx, 429, 401/403 or could not be reached (503).
+    │                           data: retry_after_s, when the upstream asked for a pause
+    └── EngineRequestError      the request itself is unservable (400). data: param; a remote
+        │                       tier's upstream refusal also carries its 4xx `status` and `code`
         └── ContextLengthExceeded   prompt (+ max_tokens) over the tier's context
 """
 
@@ -26,11 +29,17 @@ def _rebuild(cls: type[EngineError], message: str, data: dict[str, Any]) -> Engi
 
 
 class EngineUnavailable(EngineError):
-    pass
+    @property
+    def retry_after_s(self) -> float | None:
+        """How long the upstream asked callers to wait (its Retry-After), if it said."""
+        return self.data.get("retry_after_s")
 
 
 class EngineRequestError(EngineError):
-    pass
+    @property
+    def status(self) -> int:
+        """The HTTP status the refusal maps to: an upstream's own 4xx, else 400."""
+        return self.data.get("status", 400)
 
 
 class ContextLengthExceeded(EngineRequestError):

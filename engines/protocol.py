@@ -1,8 +1,11 @@
 """The engine seam: what the gateway needs from one model tier.
 
-The real implementation is `engines.vllm_engine.VLLMEngine` (wrapped by a Ray Serve
-deployment and reached through `deployments.handle_client.HandleEngine`); the fake
-used in unit and API tests is `engines.fake.FakeEngine`.
+Implementations, each held by a tier's Ray Serve replica (`ReplicaEngine`) and reached
+through `deployments.handle_client.HandleEngine`:
+- `engines.vllm_engine.VLLMEngine`: an in-process vLLM engine (`kind=vllm`);
+- `engines.openai_remote.OpenAIRemoteEngine`: any OpenAI-compatible endpoint (`kind=openai`);
+- `engines.mock.MockEngine`: synthetic timing and text for load tests (`kind=mock`).
+The fake used in unit and API tests is `engines.fake.FakeEngine`.
 """
 
 from __future__ import annotations
@@ -35,3 +38,20 @@ class AdapterHost(Protocol):
     async def adapters(self) -> set[str]:
         """Names of the adapters loaded now."""
         ...
+
+
+class ReplicaEngine(Engine, AdapterHost, Protocol):
+    """What a tier replica holds (deployments/engine_deployment.py): the engine, its load
+    for the load board, and its life cycle."""
+
+    def load_now(self) -> EngineLoad:
+        """The load, without waiting: read from the load publisher's thread."""
+        ...
+
+    async def run(self) -> None:
+        """Background upkeep for the replica's lifetime (returns at once when there is none)."""
+        ...
+
+    async def check_health(self) -> None: ...
+
+    def shutdown(self) -> None: ...

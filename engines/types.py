@@ -31,6 +31,8 @@ class AdapterSpec(BaseModel):
 
     name: str
     path: str
+    # A remote tier maps the domain to its upstream's LoRA model name (RemoteTierSettings).
+    domain: str | None = None
 
 
 class GenerationRequest(BaseModel):
@@ -46,6 +48,10 @@ class GenerationRequest(BaseModel):
 class Usage(BaseModel):
     prompt_tokens: int = 0
     completion_tokens: int = 0
+    estimated: bool = Field(
+        False, description="Counted by a rule of thumb, not a tokenizer: a remote tier's upstream "
+        "sent no usage and the tier has no tokenizer configured"
+    )
 
     @property
     def total_tokens(self) -> int:

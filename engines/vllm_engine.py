@@ -207,6 +207,9 @@ class VLLMEngine:
         lora_id = self._lora_ids.setdefault(adapter.name, len(self._lora_ids) + 1)
         return LoRARequest(lora_name=adapter.name, lora_int_id=lora_id, lora_path=adapter.path)
 
+    async def run(self) -> None:
+        return None  # vLLM's own loops feed SchedulerState
+
     async def check_health(self) -> None:
         if self._engine.errored:
             raise EngineUnavailable(f"engine is dead: {self._engine.dead_error}")

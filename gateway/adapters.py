@@ -35,7 +35,7 @@ class LiveAdapter(BaseModel):
     status: str  # active | candidate | available
 
     def spec(self) -> AdapterSpec:
-        return AdapterSpec(name=self.version, path=self.path)
+        return AdapterSpec(name=self.version, path=self.path, domain=self.domain)
 
 
 class Selection(BaseModel):

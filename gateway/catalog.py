@@ -23,11 +23,17 @@ class AdapterPin(BaseModel):
     version: str | None = None  # None: the domain's active version
 
 
+SELECTED = "auto"  # `small:auto`; no adapter domain may be called that
+
+
 class ModelTarget(BaseModel):
     """A resolved `model` field: a pinned tier, or None for the router to decide."""
 
     tier: Tier | None
     adapter: AdapterPin | None = None
+    # `small:auto`: the small tier with the adapter the selector picks, as `auto` traffic
+    # routed small gets it (what `router collect` asks to learn the small tier's outcomes).
+    select_adapter: bool = False
 
 
 class ModelCatalog:
@@ -63,6 +69,8 @@ class ModelCatalog:
         small = self._tiers.get("small")
         if not sep or not rest or small is None or prefix not in ("small", small.served_name):
             return None
+        if rest == SELECTED:
+            return ModelTarget(tier="small", select_adapter=True)
         domain, _, version = rest.partition("@")
         pin = AdapterPin(domain=domain.lower(), version=version or None)
         return ModelTarget(tier="small", adapter=pin)

@@ -138,10 +138,14 @@ def prepare_models(
     from router.cli import ensure_default
 
     settings = Settings() if cache_dir is None else Settings(models_dir=cache_dir)
-    prepared = prepare_embedded_models(settings.models_dir)
-    typer.echo(f"small: {prepared.small}\nlarge: {prepared.large}")
+    # A tier served elsewhere (kind openai or mock) has no model here to prepare.
+    local = tuple(tier for tier in ("small", "large") if settings.tier(tier).kind == "vllm")
+    prepared = prepare_embedded_models(settings.models_dir, tiers=local)
+    for tier in ("small", "large"):
+        where = getattr(prepared, tier) if tier in local else f"kind={settings.tier(tier).kind}, nothing to prepare"
+        typer.echo(f"{tier}: {where}")
     ensure_default(settings.router.model_dir, SHIPPED_DATA / "routellm" / "mmlu")
-    if settings.small.enable_lora and settings.small.model is None:
+    if settings.small.enable_lora and settings.small.model is None and "small" in local:
         ensure_defaults(settings.adapter_workspace())  # adapters of the embedded small model only
     if settings.retrieval.enabled:
         from retrieval.cli import ensure_default as ensure_knowledge

@@ -13,13 +13,15 @@
     ├── PayloadTooLarge (413, invalid_request_error)
     ├── UnsupportedMediaType (415, invalid_request_error)
     ├── EngineFailure (500, api_error)                   the engine raised while serving
-    └── ServiceUnavailable (503, service_unavailable)    a tier is down or not ready
+    └── ServiceUnavailable (503, service_unavailable)    a tier is down or not ready; Retry-After
+                                                          when a remote tier's upstream gave one
 
 Only `gateway.http` turns these into responses; everything below raises.
 """
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 
@@ -126,3 +128,23 @@ class ServiceUnavailable(GatewayError):
     status = 503
     error_type = "service_unavailable"
     default_code = "tier_unavailable"
+
+    def __init__(self, message: str, *, retry_after_s: float | None = None, code: str | None = None) -> None:
+        super().__init__(message, code=code)
+        self.retry_after_s = retry_after_s
+
+    def headers(self) -> dict[str, str]:
+        if self.retry_after_s is None:
+            return {}
+        return {"retry-after": str(max(1, math.ceil(self.retry_after_s)))}
+
+
+# A remote tier's upstream refused a request with its own 4xx: the same status goes back.
+_BY_STATUS: dict[int, type[GatewayError]] = {
+    cls.status: cls for cls in (InvalidRequest, ModelNotFound, Conflict, PayloadTooLarge, UnsupportedMediaType)
+}
+
+
+def error_for_status(status: int) -> type[GatewayError]:
+    """The error answering with `status`; 400 for a 4xx the gateway has no error of its own for."""
+    return _BY_STATUS.get(status, InvalidRequest)

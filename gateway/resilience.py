@@ -1,7 +1,9 @@
 """Keeping requests alive when a tier misbehaves: retries, a breaker per tier, fallback.
 
 - Retries (tenacity) only for `EngineUnavailable` (replica gone, tier restarting) and
-  only before the first token: a started answer is never replayed.
+  only before the first token: a started answer is never replayed. An upstream's
+  Retry-After is honoured: the wait is at least what it asks, and a pause longer than
+  `MAX_RETRY_AFTER_S` is not waited out inside a request (fallback, or 503 with it).
 - A circuit breaker per tier opens after consecutive failures, fails fast while open,
   and lets one probe through (half-open) after `reset_after_s`. Every end of the probe
   settles it, cancellation included, so a half-open tier never waits on a lost probe.
@@ -18,13 +20,14 @@ from enum import Enum
 from typing import Awaitable, Callable, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field
-from tenacity import AsyncRetrying, retry_if_exception, stop_after_attempt, wait_exponential
+from tenacity import AsyncRetrying, RetryCallState, retry_if_exception, stop_after_attempt, wait_exponential
 
 from engines.types import Tier
 from engines.errors import EngineUnavailable
 from engines.errors import EngineRequestError
 
 T = TypeVar("T")
+MAX_RETRY_AFTER_S = 2.0  # also the longest exponential backoff
 
 
 class BreakerConfig(BaseModel):
@@ -129,7 +132,7 @@ class TierGuard:
         breaker = self.breaker(tier)
         retrying = AsyncRetrying(
             stop=stop_after_attempt(self.config.retries + 1),
-            wait=wait_exponential(multiplier=self.config.retry_backoff_s, max=2.0),
+            wait=_honouring_retry_after(wait_exponential(multiplier=self.config.retry_backoff_s, max=MAX_RETRY_AFTER_S)),
             retry=retry_if_exception(_transient),
             before_sleep=lambda _: self._on_retry(tier),
             reraise=True,
@@ -173,4 +176,15 @@ class TierTimeout(EngineUnavailable):
 
 
 def _transient(exc: BaseException) -> bool:
-    return isinstance(exc, EngineUnavailable) and not isinstance(exc, (BreakerOpen, TierTimeout))
+    if not isinstance(exc, EngineUnavailable) or isinstance(exc, (BreakerOpen, TierTimeout)):
+        return False
+    return (exc.retry_after_s or 0.0) <= MAX_RETRY_AFTER_S
+
+
+def _honouring_retry_after(backoff: Callable[[RetryCallState], float]) -> Callable[[RetryCallState], float]:
+    def wait(state: RetryCallState) -> float:
+        failure = state.outcome.exception() if state.outcome is not None else None
+        asked = failure.retry_after_s if isinstance(failure, EngineUnavailable) else None
+        return max(backoff(state), asked or 0.0)
+
+    return wait

@@ -23,8 +23,8 @@ from gateway.errors import (
     ContextLengthError,
     EngineFailure,
     GatewayError,
-    InvalidRequest,
     ServiceUnavailable,
+    error_for_status,
 )
 from gateway.metrics import GatewayMetrics
 from gateway.protocol import ChatCompletionRequest, CompletionRequest
@@ -137,9 +137,10 @@ class CompletionService:
                     param="model",
                 )
             return self._adapters.resolve(target.adapter.domain, target.adapter.version)
-        if target.tier is not None or decision.tier != "small" or self._adapters is None:
+        pinned_tier = target.tier is not None and not target.select_adapter
+        if pinned_tier or decision.tier != "small" or self._adapters is None:
             return None
-        if not self._auto_select:
+        if not self._auto_select and not target.select_adapter:
             return None
         # A client-supplied category that names a live domain beats the embedding guess.
         hinted = self._adapters.active().get((query.category or "").lower())
@@ -350,7 +351,8 @@ def engine_error_to_gateway(exc: EngineError, plan: Plan) -> GatewayError:
     if isinstance(exc, ContextLengthExceeded):
         return ContextLengthError(exc.message, param=plan.prompt_param)
     if isinstance(exc, EngineRequestError):
-        return InvalidRequest(exc.message, param=exc.data.get("param"))
+        # The engine's 400, or a remote tier's upstream's own 4xx with its code.
+        return error_for_status(exc.status)(exc.message, param=exc.data.get("param"), code=exc.data.get("code"))
     if isinstance(exc, EngineUnavailable):
-        return ServiceUnavailable(f"The {tier} tier is unavailable: {exc.message}")
+        return ServiceUnavailable(f"The {tier} tier is unavailable: {exc.message}", retry_after_s=exc.retry_after_s)
     return EngineFailure(f"The {tier} tier failed: {exc.message}")

@@ -4,10 +4,16 @@ Sources, highest priority first: explicit init kwargs (CLI flags, the `args` of 
 `serve deploy` config), `GATEWAY_*` environment variables (nested with `__`, e.g.
 `GATEWAY_SMALL__MODEL=/models/qwen-awq`), then the defaults below (the embedded
 CPU default: two tiny models prepared into the local cache).
+
+A tier is an in-process vLLM engine by default; `GATEWAY_<TIER>__KIND=openai` makes it
+any OpenAI-compatible endpoint (`GATEWAY_LARGE__OPENAI__BASE_URL=...`), `mock` a
+synthetic engine for load tests. A remote tier's API key is read from the variable its
+`api_key_env` names, by `api_key_from_env`, in the replica that uses it.
 """
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import Literal
 
@@ -16,6 +22,7 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from adapters.config import AdapterSettings
 from adapters.workspace import AdapterWorkspace, SmallModel
+from engines.config import MockTierSettings, RemoteTierSettings
 from engines.types import Tier
 from model_files.cache import DEFAULT_CACHE_DIR
 from model_files.preparation import model_location
@@ -40,9 +47,18 @@ class AutoscalingSettings(BaseModel):
     downscale_delay_s: float = Field(600.0, ge=0)
 
 
-class TierSettings(BaseModel):
-    """One model tier: which model, and how its vLLM engine is built."""
+EngineKind = Literal["vllm", "openai", "mock"]
 
+
+class TierSettings(BaseModel):
+    """One model tier: which model, and how its engine is built."""
+
+    kind: EngineKind = Field(
+        "vllm", description="vllm: an engine in this tier's replicas; openai: an OpenAI-compatible endpoint "
+        "elsewhere (section `openai`); mock: synthetic answers for load tests (section `mock`)"
+    )
+    openai: RemoteTierSettings | None = Field(None, description="The endpoint of a kind=openai tier")
+    mock: MockTierSettings = Field(default_factory=MockTierSettings, description="Timing of a kind=mock tier")
     model: str | None = Field(
         None,
         description="HF model directory or hub id; None = the embedded default prepared in the cache",
@@ -87,9 +103,30 @@ class TierSettings(BaseModel):
 
     @model_validator(mode="after")
     def _name_after_model(self) -> "TierSettings":
-        if self.model and "served_name" not in self.model_fields_set:
-            self.served_name = self.model.rstrip("/").split("/")[-1]
+        named_by = self.model
+        if self.openai is not None and self.kind == "openai":
+            named_by = self.openai.upstream_model or named_by
+        if named_by and "served_name" not in self.model_fields_set:
+            self.served_name = named_by.rstrip("/").split("/")[-1]
         return self
+
+    @model_validator(mode="after")
+    def _engine_elsewhere(self) -> "TierSettings":
+        if self.kind == "openai" and self.openai is None:
+            raise ValueError("kind=openai needs openai.base_url (e.g. GATEWAY_LARGE__OPENAI__BASE_URL)")
+        if self.kind != "vllm":
+            # The embedded models' stop strings and adapters are theirs, not another model's.
+            if "stop" not in self.model_fields_set:
+                self.stop = []
+            if "enable_lora" not in self.model_fields_set:
+                self.enable_lora = False
+        return self
+
+    @property
+    def upstream_model(self) -> str:
+        """The model name a kind=openai tier sends upstream."""
+        configured = self.openai.upstream_model if self.openai is not None else None
+        return configured or self.served_name
 
 
 class SmallTierSettings(TierSettings):
@@ -111,9 +148,79 @@ class LargeTierSettings(TierSettings):
     stop: list[str] = Field(default_factory=lambda: ["\nQuestion:", "\n\n\n"])
 
 
+HAProxyRetryOn = Literal[
+    "conn-failure", "empty-response", "junk-response", "response-timeout", "0rtt-rejected",
+    "all-retryable-errors", "401", "403", "404", "408", "425", "500", "501", "502", "503", "504",
+]
+
+
+class HAProxySettings(BaseModel):
+    """The knobs of Ray Serve's HAProxy ingress the gateway sets (`http.proxy = "haproxy"`).
+
+    Ray reads them as RAY_SERVE_HAPROXY_* variables when its processes start
+    (`deployments/haproxy.py` builds them). Ray's defaults retry only a request that never
+    reached a replica, so the requests in flight on a replica that dies are lost; these
+    defaults replay them on another replica (measured: every in-flight POST answered 200).
+    """
+
+    model_config = ConfigDict(extra="forbid")
+
+    retries: int = Field(
+        3, ge=0, description="Replays of one request after a failure in `retry_on`, each on another "
+        "ingress replica (`option redispatch`)"
+    )
+    retry_on: list[HAProxyRetryOn] = Field(
+        default_factory=lambda: ["conn-failure", "empty-response", "response-timeout"],
+        description="HAProxy `retry-on` conditions. Ray's default, conn-failure alone, loses the requests "
+        "in flight on a replica that dies; empty-response replays them (a chat completion is safe to "
+        "replay: it may count twice against a rate limit); response-timeout replays one whose replica "
+        "went silent for timeout_server_s. Empty = no retries",
+    )
+    buffer_request: bool = Field(
+        True, description="`option http-buffer-request`: HAProxy holds the whole body before it picks a "
+        "replica, so a replay has the body to send again; without it the retry races the body and the "
+        "requests in flight on a dead replica still fail"
+    )
+    timeout_server_s: int | None = Field(
+        1800, ge=1, description="Longest silence from an ingress replica (HAProxy `timeout server`); "
+        "required by response-timeout. Keep it above the longest answer the gateway gives itself "
+        "(resilience.timeout_s per attempt, with retries and fallback) or a slow but healthy "
+        "non-streamed answer is generated twice; None = no limit"
+    )
+    hard_stop_after_s: int = Field(
+        3600, ge=1, description="How long an HAProxy process replaced by a reload (Ray reloads it on every "
+        "replica change) keeps its open connections: Ray's 120 s cuts long LLM streams"
+    )
+    tune_bufsize: int | None = Field(
+        None, ge=16384, description="HAProxy buffer bytes (`tune.bufsize`): a request (headers + body) is "
+        "replayed only if it fits, and bigger headers are refused with 400 (Ray's 16 KiB refuses a 20 KB "
+        "header). None = limits.max_body_bytes + 64 KiB, so every body the gateway accepts can be "
+        "replayed (the start-up limit: a live `limits` change does not resize it). Up to 2 buffers "
+        "per request in flight"
+    )
+
+    @field_validator("timeout_server_s", "tune_bufsize", mode="before")
+    @classmethod
+    def _none_from_env(cls, value: object) -> object:
+        return None if isinstance(value, str) and value.strip().lower() in ("", "none") else value
+
+    @model_validator(mode="after")
+    def _timeout_for_response_timeout(self) -> "HAProxySettings":
+        if "response-timeout" in self.retry_on and self.timeout_server_s is None:
+            raise ValueError("retry_on response-timeout needs timeout_server_s")
+        return self
+
+
 class HttpSettings(BaseModel):
     host: str = Field("127.0.0.1", description="Bind address of the Ray Serve HTTP proxy")
     port: int = Field(8000, ge=1, le=65535)
+    proxy: Literal["python", "haproxy"] = Field(
+        "python", description="Ray Serve's ingress proxy: its Python proxy, or HAProxy sending requests "
+        "straight to the ingress replicas (faster; replays the requests in flight on a replica that dies). "
+        "Chosen when Ray starts: `gateway serve` sets it for the Ray it starts; a joined cluster needs "
+        "`gateway serve --print-haproxy-env` in every node's `ray start` environment"
+    )
+    haproxy: HAProxySettings = Field(default_factory=HAProxySettings)
 
 
 class LimitSettings(BaseModel):
@@ -181,8 +288,10 @@ class ShadowSettings(BaseModel):
 class Settings(BaseSettings):
     """Root of the settings tree; build it once and pass it down."""
 
+    # Errors name the field and the rule, never the value: a key pasted where a variable
+    # name belongs (api_key_env), or a bad admin key, must not end up in a log.
     model_config = SettingsConfigDict(
-        env_prefix="GATEWAY_", env_nested_delimiter="__", extra="forbid"
+        env_prefix="GATEWAY_", env_nested_delimiter="__", extra="forbid", hide_input_in_errors=True
     )
 
     app_name: str = Field("gateway", description="Ray Serve application name")
@@ -221,8 +330,12 @@ class Settings(BaseSettings):
         return self.small if name == "small" else self.large
 
     def model_location(self, tier: Tier) -> str:
-        """The tier's configured model, or its embedded default's prepared directory."""
-        return model_location(self.tier(tier).model, self.models_dir, tier)
+        """The tier's configured model, or its embedded default's prepared directory. A
+        tier served elsewhere (openai, mock) prepares nothing: its model's name stands in."""
+        settings = self.tier(tier)
+        if settings.kind != "vllm":
+            return settings.model or settings.upstream_model
+        return model_location(settings.model, self.models_dir, tier)
 
     def router_registry(self) -> RouterRegistry:
         return RouterRegistry(self.router.registry)
@@ -233,6 +346,23 @@ class Settings(BaseSettings):
             max_lora_rank=self.small.max_lora_rank,
         )
         return AdapterWorkspace(config=self.adapters, small=small)
+
+
+class MissingSecret(RuntimeError):
+    pass
+
+
+def api_key_from_env(name: str | None) -> SecretStr | None:
+    """The key in the variable `name` (a remote tier's `api_key_env`); None for no name.
+
+    Read where the key is used (a replica), so it travels in no config; errors say the
+    variable's name, never a value."""
+    if name is None:
+        return None
+    value = os.environ.get(name)
+    if not value:
+        raise MissingSecret(f"the environment variable {name} (a remote tier's api_key_env) is not set")
+    return SecretStr(value)
 
 
 def _rebase(section: BaseModel, cache_dir: Path) -> None:

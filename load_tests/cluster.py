@@ -3,6 +3,10 @@ then `serve deploy` of deployments/serve_config.yaml with the run's own `args` (
 and ingress `user_config` patches. Later `serve deploy`s change only the user_config:
 Ray Serve applies them to the running replicas (no restart).
 
+The ingress proxy follows the settings (`http.proxy` in `args`, or GATEWAY_HTTP__PROXY):
+Ray Serve picks it when Ray starts, so HAProxy's variables go into `ray start`'s
+environment.
+
 The run owns that Ray instance and stops it at the end: never start one beside another
 Ray on the same machine.
 """
@@ -10,6 +14,7 @@ Ray on the same machine.
 from __future__ import annotations
 
 import os
+import socket
 import subprocess
 import sys
 import time
@@ -20,6 +25,9 @@ import httpx
 import yaml
 from prometheus_client.parser import text_string_to_metric_families
 from prometheus_client.samples import Sample
+
+from deployments.haproxy import haproxy_env
+from gateway.settings import Settings
 
 SERVE_CONFIG = Path(__file__).resolve().parents[1] / "deployments" / "serve_config.yaml"
 BIN = Path(sys.executable).parent
@@ -34,6 +42,9 @@ class Cluster:
         self.url = f"http://127.0.0.1:{port}"
         self._scratch = scratch
         self._args = args
+        settings = Settings(**args)
+        self.proxy = settings.http.proxy
+        self.env = {**RAY_ENV, **haproxy_env(settings)}
 
     def config(self, user_config: dict[str, Any] | None = None) -> Path:
         """The shipped serve config with this run's args; `user_config` patches the ingress's."""
@@ -48,17 +59,32 @@ class Cluster:
         return path
 
     def deploy(self, user_config: dict[str, Any] | None = None) -> None:
-        subprocess.run([str(BIN / "serve"), "deploy", str(self.config(user_config))], env=RAY_ENV,
+        subprocess.run([str(BIN / "serve"), "deploy", str(self.config(user_config))], env=self.env,
                        check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
 
     def start(self, user_config: dict[str, Any] | None = None, timeout_s: float = 900) -> None:
+        if port_in_use(self.port):
+            raise RuntimeError(f"port {self.port} is taken (another gateway, or a leftover HAProxy?)")
         subprocess.run([str(BIN / "ray"), "start", "--head", "--dashboard-host", "127.0.0.1",
-                        "--disable-usage-stats"], env=RAY_ENV, check=True, stdout=subprocess.DEVNULL)
+                        "--disable-usage-stats"], env=self.env, check=True, stdout=subprocess.DEVNULL)
         self.deploy(user_config)
         wait_ready(self.url, timeout_s)
 
     def stop(self) -> None:
-        subprocess.run([str(BIN / "ray"), "stop"], env=RAY_ENV, check=False, stdout=subprocess.DEVNULL)
+        if self.proxy == "haproxy":
+            # HAProxy is a child process of Serve's HAProxyManager actor, not one `ray stop`
+            # looks for: Serve's own shutdown stops it first.
+            try:
+                subprocess.run([str(BIN / "serve"), "shutdown", "-y"], env=self.env, check=False,
+                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, timeout=120)
+            except subprocess.TimeoutExpired:
+                pass  # `ray stop` below still runs
+        subprocess.run([str(BIN / "ray"), "stop"], env=self.env, check=False, stdout=subprocess.DEVNULL)
+
+
+def port_in_use(port: int) -> bool:
+    with socket.socket() as probe:
+        return probe.connect_ex(("127.0.0.1", port)) == 0
 
 
 def wait_ready(url: str, timeout_s: float = 900) -> None:

@@ -8,6 +8,7 @@ the hit tier succeeds again. No fault hooks in the product: processes are killed
 stopped the way real failures happen.
 
     python load_tests/faults.py [--seconds 20] [--clients 4]     (make faults)
+    python load_tests/faults.py --only "kill an ingress" --proxy python,haproxy
 
 Scenarios: kill a large-tier replica (SIGKILL), crash the small tier's vLLM engine core
 (SIGKILL of its child process), stall the large engine (SIGSTOP 8 s), disconnect
@@ -22,6 +23,10 @@ The app is deployed the production way (load_tests/cluster.py: `ray start --head
 `serve deploy` of deployments/serve_config.yaml) with two ingress replicas, the small
 tier in float32 here, and scratch copies of the adapter registry and key store. The
 drill owns that Ray instance and stops it at the end: don't run it beside another Ray.
+
+`--proxy python,haproxy` runs the chosen scenarios once per ingress proxy (Ray Serve's
+Python proxy, or HAProxy with the settings' `http.haproxy` knobs), each on a Ray started
+afresh for it: Ray picks its proxy when it starts. Every row names its proxy.
 """
 
 from __future__ import annotations
@@ -211,10 +216,40 @@ def main() -> None:
     parser.add_argument("--clients", type=int, default=4)
     parser.add_argument("--port", type=int, default=8014)
     parser.add_argument("--only", default="", help="comma-separated parts of scenario names")
+    parser.add_argument("--proxy", default="", help="comma-separated ingress proxies (python, haproxy), "
+                        "drilled in turn; default: the settings' (GATEWAY_HTTP__PROXY, else python)")
     args = parser.parse_args()
+    from gateway.settings import Settings
+
+    proxies = [p.strip() for p in args.proxy.split(",") if p.strip()] or [Settings().http.proxy]
+    if set(proxies) - {"python", "haproxy"}:
+        parser.error(f"--proxy: python or haproxy, not {args.proxy!r}")
+    results: list[dict] = []
+    for proxy in proxies:
+        results += drill(proxy, args)
+        lost = write_report(proxies, args, results)  # after each proxy: a later crash keeps these
+    print(f"lost in total: {lost}")
+
+
+def write_report(proxies: list[str], args: argparse.Namespace, results: list[dict]) -> int:
+    report = {
+        "benchmark": "faults", "date": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "machine": {"cpus": os.cpu_count(), "platform": platform.platform()},
+        "deployment": "ray start --head + serve deploy deployments/serve_config.yaml (2 ingress replicas)",
+        "proxies": proxies, "seconds_per_scenario": args.seconds, "clients": args.clients,
+        "scenarios": results, "lost_total": sum(r["lost"] for r in results), "target": {"lost_total": 0},
+    }
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    (RESULTS / "faults.json").write_text(json.dumps(report, indent=2))
+    return report["lost_total"]
+
+
+def drill(proxy: str, args: argparse.Namespace) -> list[dict]:
+    """The chosen scenarios on a Ray of their own whose ingress proxy is `proxy`."""
     from gateway.keys import KeyStore
     from gateway.settings import Settings
 
+    print(f"--- ingress proxy: {proxy}")
     scratch = Path(tempfile.mkdtemp(prefix="faults-"))
     shutil.copytree(Settings().adapters.registry_dir, scratch / "registry", ignore=shutil.ignore_patterns(".lock"))
     shadow_fs = mount_small_fs(scratch / "shadowfs")
@@ -225,7 +260,7 @@ def main() -> None:
         "admin": {"api_key": KEY}, "adapters": {"registry_dir": str(scratch / "registry")},
         "auth": {"keys_db": str(scratch / "keys.sqlite")}, "ingress": {"num_replicas": 2},
         "small": {"quantization": None, "dtype": "float32"},
-        "shadow": {"store": str(shadow_fs / "shadow.sqlite")},
+        "shadow": {"store": str(shadow_fs / "shadow.sqlite")}, "http": {"proxy": proxy},
     })
     url = cluster.url
     cluster.start()
@@ -331,17 +366,8 @@ def main() -> None:
     finally:
         cluster.stop()
         subprocess.run(["umount", str(shadow_fs)], check=False)
-    report = {
-        "benchmark": "faults", "date": datetime.now(timezone.utc).isoformat(timespec="seconds"),
-        "machine": {"cpus": os.cpu_count(), "platform": platform.platform()},
-        "deployment": "ray start --head + serve deploy deployments/serve_config.yaml (2 ingress replicas)",
-        "seconds_per_scenario": args.seconds, "clients": args.clients, "scenarios": results,
-        "lost_total": sum(r["lost"] for r in results), "target": {"lost_total": 0},
-    }
-    RESULTS.mkdir(parents=True, exist_ok=True)
-    (RESULTS / "faults.json").write_text(json.dumps(report, indent=2))
-    print(f"lost in total: {report['lost_total']}")
     shutil.rmtree(scratch, ignore_errors=True)
+    return [{"proxy": proxy, **row} for row in results]
 
 
 if __name__ == "__main__":

@@ -71,6 +71,9 @@ class OpenAIUser(HttpUser):
     def on_start(self) -> None:
         if API_KEY:
             self.client.headers["authorization"] = f"Bearer {API_KEY}"
+        # Every user opens with a stream, so even a short run on a busy machine measures
+        # time to first token (tasks are drawn at random: a few draws can all be `chat`).
+        self.chat_stream()
 
     def _body(self, stream: bool) -> tuple[str, dict[str, Any]]:
         kind = random.choices(list(MIX), weights=list(MIX.values()))[0]

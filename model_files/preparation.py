@@ -142,8 +142,11 @@ def is_prepared(path: Path) -> bool:
     return all(marker.get(key) == value for key, value in _expected_marker(source).items())
 
 
-def prepare_embedded_models(cache_dir: Path, progress: bool = True) -> PreparedModels:
-    """Convert both embedded models into `cache_dir` unless already done; return their dirs.
+def prepare_embedded_models(
+    cache_dir: Path, progress: bool = True, tiers: tuple[Tier, ...] = ("small", "large")
+) -> PreparedModels:
+    """Convert the embedded models of `tiers` into `cache_dir` unless already done; return
+    the directories of both (a tier left out may be unprepared).
 
     Idempotent and safe to call at every start-up: a prepared cache costs two small file
     reads. First run takes about a minute or two on 2 CPU cores.
@@ -152,7 +155,7 @@ def prepare_embedded_models(cache_dir: Path, progress: bool = True) -> PreparedM
 
     cache_dir = Path(cache_dir).expanduser()
     cache_dir.mkdir(parents=True, exist_ok=True)
-    todo = [t for t in _SOURCES if not is_prepared(embedded_model_path(cache_dir, t))]
+    todo = [t for t in _SOURCES if t in tiers and not is_prepared(embedded_model_path(cache_dir, t))]
     with tqdm(
         total=len(todo) * len(_STEPS), disable=not progress or not todo, unit="step",
         desc="embedded models",

@@ -8,6 +8,7 @@ another package's store.
 from __future__ import annotations
 
 import json
+import os
 import time
 from datetime import datetime, timezone
 from pathlib import Path
@@ -23,6 +24,7 @@ from router.grade_cli import grade
 from router.versions_cli import add_commands as add_version_commands
 
 if TYPE_CHECKING:
+    from router.grading.protocol import Grader
     import numpy as np
     from numpy.typing import NDArray
 
@@ -76,8 +78,32 @@ def _load(data: Path, small_col: str, large_col: str, exclude: Path | None, spli
     return outcomes.subset(train_idx if split == "train" else test_idx)
 
 
+ShadowGraderOpt = Annotated[str, typer.Option(
+    help="How a shadow pair's small answer is labelled: 'agreement' (the stored agreement against "
+         "--shadow-threshold), 'reference' (the reference grader, semantic match against the large "
+         "answer), or 'judge:<model>' (an LLM judge through the gateway at --shadow-judge-base-url)",
+)]
+
+
+def _shadow_grader(kind: str, judge_base_url: str) -> Grader | None:
+    """The grader `--shadow-grader` names; None: the stored agreement labels the pairs."""
+    from router.grading.reference import ReferenceConfig, ReferenceGrader
+
+    if kind == "agreement":
+        return None
+    if kind == "reference":
+        return ReferenceGrader(ReferenceConfig(match="semantic"))
+    if kind.startswith("judge:") and len(kind) > len("judge:"):
+        from router.grading.judge import JudgeGrader, OpenAIChat, load_rubric
+
+        key = os.environ.get("OPENAI_API_KEY") or "EMPTY"
+        return JudgeGrader(OpenAIChat(judge_base_url, kind.split(":", 1)[1], key), load_rubric(None))
+    raise typer.BadParameter("agreement, reference or judge:<model>", param_hint="--shadow-grader")
+
+
 def _shadow_rows(
-    context: RouterContext | None, store: Path, threshold: float, since: str | None, exclude: Path | None
+    context: RouterContext | None, store: Path, threshold: float, since: str | None, exclude: Path | None,
+    grader: Grader | None = None,
 ) -> ShadowRows:
     read = context.read_pairs if context is not None else None
     if read is None:
@@ -87,7 +113,7 @@ def _shadow_rows(
     except ValueError as exc:
         raise typer.BadParameter(str(exc), param_hint="--shadow-since") from None
     pairs = read(store, start)
-    return shadow_outcomes(pairs, threshold, frozenset(load_exclusions(exclude)))
+    return shadow_outcomes(pairs, threshold, frozenset(load_exclusions(exclude)), grader)
 
 
 def _describe(rows: ShadowRows, store: Path) -> str:
@@ -130,6 +156,9 @@ def train(
     from_shadow: ShadowOpt = None,
     shadow_threshold: ShadowThresholdOpt = DEFAULT_THRESHOLD,
     shadow_since: ShadowSinceOpt = None,
+    shadow_grader: ShadowGraderOpt = "agreement",
+    shadow_judge_base_url: Annotated[str, typer.Option(help="Where --shadow-grader judge:<model> asks")] = (
+        "http://127.0.0.1:8000/v1"),
     prior: PriorOpt = None,
     prior_small_col: Annotated[str, typer.Option(help="--prior's small column")] = MMLU_SMALL,
     prior_large_col: Annotated[str, typer.Option(help="--prior's large column")] = MMLU_LARGE,
@@ -156,7 +185,8 @@ def train(
         typer.echo(f"left out {outcomes.ungraded} rows of {data} without both grades")
     shadow = None
     if from_shadow is not None:
-        shadow = _shadow_rows(ctx.find_root().obj, from_shadow, shadow_threshold, shadow_since, exclude)
+        grader = _shadow_grader(shadow_grader, shadow_judge_base_url)
+        shadow = _shadow_rows(ctx.find_root().obj, from_shadow, shadow_threshold, shadow_since, exclude, grader)
         typer.echo(_describe(shadow, from_shadow))
         outcomes = concat(outcomes, shadow.outcomes)
     prior_rows = None
@@ -172,6 +202,7 @@ def train(
     )
     used_prior = prior if prior_rows is not None else None
     model.manifest.metrics.update(_provenance(data, used_prior, outcomes.ungraded, split, seed, test_fraction))
+    model.manifest.tiers = _tiers(small_col, large_col)
     if shadow is not None:
         model.manifest.metrics["shadow"] = shadow.summary()
     model.save(out)
@@ -188,11 +219,20 @@ def _provenance(data: Path, prior: Path | None, ungraded: int, split: str, seed:
     """What the manifest records of the rows a model was trained on: enough to tell which
     held-out split is honest for it, and whether its data changed since."""
     return {
-        "data_sha256": data_digest(data),
-        "prior_sha256": data_digest(prior) if prior is not None else None,
+        "data_digest": data_digest(data),  # sha256
+        "prior_digest": data_digest(prior) if prior is not None else None,
         "ungraded_rows": ungraded,
         "split": {"rows": split, "seed": seed, "test_fraction": test_fraction},
     }
+
+
+def _tiers(small_col: str, large_col: str) -> dict[str, str] | None:
+    """The served targets whose outcomes these are, when the columns are `router grade`'s
+    `score:<target>`; None for another pair's columns (e.g. RouteLLM's model names)."""
+    cols = {"small": small_col, "large": large_col}
+    if not all(col.startswith("score:") for col in cols.values()):
+        return None
+    return {role: col.removeprefix("score:") for role, col in cols.items()}
 
 
 def _fit_summary(metrics: dict[str, object]) -> str:
@@ -213,6 +253,20 @@ def _scores(
     if key not in embedded:  # a baseline on the same embedder reuses the embeddings
         embedded[key] = build_embedder(spec.kind, spec.max_tokens).embed(outcomes.prompts)
     return router.score_embedded(embedded[key], outcomes.prompts, categories)
+
+
+def _not_held_out(model: RouterModel, digest: str, split: str, seed: int, test_fraction: float) -> str | None:
+    """A warning when the rows evaluated may include rows the model was trained on."""
+    metrics = model.manifest.metrics
+    trained = metrics.get("split")
+    if metrics.get("data_digest") != digest or not isinstance(trained, dict):
+        return None
+    if trained.get("rows") == "train" and split == "test" and (trained.get("seed"), trained.get("test_fraction")) == (
+        seed, test_fraction
+    ):
+        return None
+    return (f"warning: {model.manifest.version} was trained on this data ({trained}); rows evaluated here "
+            f"(--split {split} --seed {seed} --test-fraction {test_fraction}) are not all held out")
 
 
 def _write_json(path: Path, document: dict[str, object]) -> None:
@@ -274,6 +328,11 @@ def eval_cmd(
     router = RouterModel.load(model)
     old = RouterModel.load(baseline) if baseline is not None else None  # fail before scoring
     outcomes = _load(data, small_col, large_col, exclude, split, seed, test_fraction)
+    digest = data_digest(data)
+    for loaded in [m for m in (router, old) if m is not None]:
+        warning = _not_held_out(loaded, digest, split, seed, test_fraction)
+        if warning:
+            typer.echo(warning)
     categories = outcomes.categories if use_categories else None
     embedded: dict[tuple[str, int], NDArray[np.float32]] = {}
     report, curves = evaluate(_scores(router, outcomes, categories, embedded), outcomes, threshold, share)
@@ -296,7 +355,7 @@ def eval_cmd(
         plot_curves(curves, plot, f"{router.manifest.version} on {data.name} ({split})")
         typer.echo(f"plot: {plot}")
     if result_file:
-        about = {"data": str(data), "data_sha256": data_digest(data), "split": split, "seed": seed,
+        about = {"data": str(data), "data_digest": digest, "split": split, "seed": seed,
                  "test_fraction": test_fraction}
         _write_json(result_file, summary(reports, versions, about))
         typer.echo(f"result: {result_file}")

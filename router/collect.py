@@ -86,6 +86,9 @@ class AskSettings(BaseModel):
     attempts: int = Field(6, ge=1, description="Tries of one pair, the first included")
     backoff_s: float = Field(0.5, ge=0, description="First wait without a Retry-After; doubles")
     max_wait_s: float = Field(60.0, ge=0, description="Cap on any wait, a Retry-After included")
+    extra_body: dict[str, Any] = Field(
+        default_factory=dict, description="Fields added to every request (e.g. the gateway's grounding flag)"
+    )
 
 
 class GatewayUnavailable(RuntimeError):
@@ -287,7 +290,7 @@ async def ask(
     try:
         async for attempt in retrying:
             with attempt:
-                return await _complete(client, query, target, settings.max_tokens)
+                return await _complete(client, query, target, settings)
     except openai.APIError as exc:
         if is_transient(exc):
             raise GatewayUnavailable(
@@ -298,12 +301,12 @@ async def ask(
 
 
 async def _complete(
-    client: openai.AsyncOpenAI, query: Query, target: str, max_tokens: int
+    client: openai.AsyncOpenAI, query: Query, target: str, settings: AskSettings
 ) -> AnswerRecord:
     started = time.perf_counter()
     response = await client.chat.completions.create(
         model=target, messages=[m.model_dump() for m in query.messages],  # type: ignore[misc]
-        temperature=0, max_tokens=max_tokens,
+        temperature=0, max_tokens=settings.max_tokens, extra_body=settings.extra_body or None,
     )
     latency = round(time.perf_counter() - started, 4)
     if not response.choices:
@@ -412,10 +415,17 @@ def write_answers(path: Path, rows: list[dict[str, Any]]) -> None:
                 _write_jsonl(handle, rows)
             handle.flush()
             os.fsync(handle.fileno())
+        os.chmod(tmp, 0o666 & ~_umask())  # mkstemp makes it owner-only; a data file is not secret
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
+
+
+def _umask() -> int:
+    current = os.umask(0)
+    os.umask(current)
+    return current
 
 
 def _write_jsonl(handle: Any, rows: list[dict[str, Any]]) -> None:

@@ -5,6 +5,7 @@ Only option types are imported here: `router --help` must not pay for the OpenAI
 
 from __future__ import annotations
 
+import json
 import os
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Optional
@@ -45,6 +46,8 @@ def collect(
     max_tokens: Annotated[int, typer.Option(min=1, help="Answer length cap (greedy)")] = 128,
     timeout: Annotated[float, typer.Option(min=0.1, help="Seconds one request may take")] = 300.0,
     limit: LimitOpt = None,
+    extra_body: Annotated[Optional[str], typer.Option(
+        help='JSON object added to every request, e.g. \'{"grounding": false}\' (gateway fields)')] = None,
 ) -> None:
     """Ask each target for its answer to every query; a killed run resumes from its checkpoint."""
     from router.collect import (
@@ -61,7 +64,13 @@ def collect(
     except (DataError, CheckpointError) as exc:
         typer.echo(f"error: {exc}", err=True)
         raise typer.Exit(2) from None
-    settings = AskSettings(max_tokens=max_tokens, concurrency=concurrency)
+    try:
+        extra = json.loads(extra_body) if extra_body else {}
+    except json.JSONDecodeError as exc:
+        raise typer.BadParameter(f"not JSON: {exc}", param_hint="--extra-body") from None
+    if not isinstance(extra, dict):
+        raise typer.BadParameter("must be a JSON object", param_hint="--extra-body")
+    settings = AskSettings(max_tokens=max_tokens, concurrency=concurrency, extra_body=extra)
     # The key itself is never echoed: only the variable's name is an option.
     key = os.environ.get(api_key_env) or "none"
     try:

@@ -3,7 +3,9 @@
 The gateway mirrors a sample of the queries it sent to the large tier to the small tier
 and scores how much the two answers agree. Each such pair is a labelled routing outcome:
 the large answer is the reference (large_ok = 1), and the small model "would have been
-fine" (small_ok = 1) when the agreement reaches a threshold. Appended to the outcome data,
+fine" (small_ok = 1) when the agreement reaches a threshold, or, with a grader
+(`router.grading`: the reference grader against the large answer, an LLM judge), when
+the grader passes the small answer. Appended to the outcome data,
 these rows teach the router the traffic it actually serves.
 
 Pure: pairs in, rows out. The CLI reads the pairs through a `PairReader` that its entry
@@ -23,6 +25,7 @@ from typing import Protocol
 import numpy as np
 
 from router.data import OutcomeData
+from router.grading.protocol import GradeItem, Grader
 
 DEFAULT_THRESHOLD = 0.8
 _DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([smhdw])\s*$")
@@ -42,6 +45,10 @@ class LabelledPair(Protocol):
     def tags(self) -> Mapping[str, str]: ...
     @property
     def agreement(self) -> float | None: ...
+    @property
+    def primary_text(self) -> str: ...
+    @property
+    def shadow_text(self) -> str: ...
 
 
 class PairReader(Protocol):
@@ -71,14 +78,21 @@ def is_flywheel_pair(pair: LabelledPair) -> bool:
 
 
 def shadow_outcomes(
-    pairs: Sequence[LabelledPair], threshold: float = DEFAULT_THRESHOLD, exclude: frozenset[str] = frozenset()
+    pairs: Sequence[LabelledPair], threshold: float = DEFAULT_THRESHOLD, exclude: frozenset[str] = frozenset(),
+    grader: Grader | None = None,
 ) -> ShadowRows:
-    """Outcome rows from the flywheel pairs that were scored (agreement not None)."""
-    kept = [
-        p for p in pairs
-        if is_flywheel_pair(p) and p.agreement is not None and p.prompt not in exclude
-    ]
-    small_ok = [1.0 if p.agreement is not None and p.agreement >= threshold else 0.0 for p in kept]
+    """Outcome rows from the flywheel pairs: scored by their stored agreement (pairs not
+    scored are left out), or by `grader` (pairs it cannot grade are left out)."""
+    kept = [p for p in pairs if is_flywheel_pair(p) and p.prompt not in exclude]
+    if grader is None:
+        kept = [p for p in kept if p.agreement is not None]
+        small_ok = [1.0 if (p.agreement or 0.0) >= threshold else 0.0 for p in kept]
+    else:
+        items = [GradeItem(prompt=p.prompt, answer=p.shadow_text, reference=p.primary_text,
+                           category=p.tags.get("category") or None, target=p.shadow_target) for p in kept]
+        graded = [(p, score) for p, score in zip(kept, grader.grade(items)) if score is not None]
+        kept = [p for p, _ in graded]
+        small_ok = [1.0 if score >= 0.5 else 0.0 for _, score in graded]
     return ShadowRows(
         outcomes=OutcomeData(
             prompts=[p.prompt for p in kept],

@@ -116,6 +116,22 @@ def test_auto_selects_domain_adapter(client, engines):
     assert response.headers["x-gateway-adapter"] == "order-v1-2026-11-01"
 
 
+def test_small_auto_is_the_small_tier_with_the_selected_adapter(client, engines):
+    # What `router collect` asks to learn the small tier's outcome as auto traffic gets it.
+    response = chat(client, "small:auto", "where is my order")
+    assert response.status_code == 200 and response.headers["x-gateway-tier"] == "small"
+    assert response.headers["x-gateway-route-reason"] == "explicit"
+    assert engines["small"].seen[-1].adapter.name == "order-v1-2026-11-01"
+    assert chat(client, "small:auto", "tell me a joke").status_code == 200  # below the similarity
+    assert engines["small"].seen[-1].adapter is None
+
+
+def test_no_adapter_domain_may_be_called_auto(registry, tmp_path):
+    from adapters.errors import AdapterNotFound
+    with pytest.raises(AdapterNotFound):
+        registry.register(make_adapter(tmp_path / "auto", "auto", "auto-v1-2026-11-01", centroid=[1.0, 0.0]))
+
+
 def test_auto_below_similarity_uses_base(client, engines):
     response = chat(client, "auto", "tell me a joke")
     assert "x-gateway-adapter" not in response.headers

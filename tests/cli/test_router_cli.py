@@ -183,3 +183,23 @@ def test_eval_against_a_baseline(trained, shadow_trained):
     at_delta = both["delta"]["at_threshold"]["large_share"]
     assert at_delta == pytest.approx(both["model"]["at_threshold"]["large_share"]
                                      - both["baseline"]["at_threshold"]["large_share"])
+
+
+def test_train_from_shadow_with_the_reference_grader(trained):
+    # The same pairs graded by semantic match of the small answer against the large one
+    # instead of the stored agreement: the labels follow the answers' texts.
+    _, tmp = trained
+    store = write_shadow(tmp / "shadow-graded.sqlite")
+    out = tmp / "model-shadow-graded"
+    result = CliRunner().invoke(app, ["train", "--data", str(tmp / "train.csv"), "--small-col", "s",
+                                      "--large-col", "l", "--out", str(out), "--threads", "1",
+                                      "--from-shadow", str(store), "--shadow-since", "30d",
+                                      "--shadow-grader", "reference"], obj=RouterContext(read_pairs=read_pairs))
+    assert result.exit_code == 0, result.output
+    shadow = json.loads((out / "manifest.json").read_text())["metrics"]["shadow"]
+    assert shadow["rows"] == 21  # the unscored pair is graded too: 20 + 1
+    assert shadow["small_ok_share"] == 1.0  # identical answers; by agreement only half were
+    bad = CliRunner().invoke(app, ["train", "--data", str(tmp / "train.csv"), "--small-col", "s",
+                                   "--large-col", "l", "--out", str(tmp / "never2"), "--from-shadow",
+                                   str(store), "--shadow-grader", "vibes"], obj=RouterContext(read_pairs=read_pairs))
+    assert bad.exit_code == 2 and "judge:<model>" in bad.output

@@ -98,13 +98,25 @@ SHADOW_CONFIG = {
 }
 
 
+# The router canary's guardrails for the own-pair loop test: strictly better quality on
+# the graded replayed prompts promotes, anything else rejects.
+ROUTER_CANARY = {"min_samples": 30, "min_graded": 30, "max_share_drift": 1.0, "min_quality_gain": 0.001}
+ROUTER_CANARY_INTERVAL_S = 5.0
+
+
+@pytest.fixture(scope="session")
+def canary_outcomes(e2e_cache: Path) -> Path:
+    """Where the loop test writes its graded outcomes (configured before they exist)."""
+    return e2e_cache / "router-canary-outcomes.csv"
+
+
 @pytest.fixture(scope="session")
 def shadow_store(e2e_cache: Path, settings_env: dict[str, str]) -> Path:
     return e2e_cache / "shadow.sqlite"
 
 
 @pytest.fixture(scope="session")
-def gateway_url(settings_env: dict[str, str]) -> Iterator[str]:
+def gateway_url(settings_env: dict[str, str], canary_outcomes: Path) -> Iterator[str]:
     import json
 
     port = _free_port()
@@ -114,6 +126,7 @@ def gateway_url(settings_env: dict[str, str]) -> Iterator[str]:
         # Only requests that ask for grounding get it: the other tests' answers stay ungrounded.
         # A stream waits for the reranker however slow this shared 2-core machine is.
         "GATEWAY_RETRIEVAL__GROUNDING": json.dumps({"domains": [], "stream_deadline_s": 20}),
+        "GATEWAY_ROUTING": json.dumps({"canary": {**ROUTER_CANARY, "outcomes_file": str(canary_outcomes)}}),
     }
     cmd = [sys.executable, "-m", "deployments.cli", "serve", "--port", str(port)]
     with LOG.open("w") as log:

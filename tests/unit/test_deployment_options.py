@@ -3,8 +3,12 @@
 import pytest
 
 from deployments.app import build
+from deployments.tier_engines import build_engine, mock_spec, remote_spec
+from engines.mock import MockEngine, MockSpec
+from engines.openai_remote import OpenAIRemoteEngine, RemoteSpec
+from model_files.preparation import prepare_embedded_models
 from deployments.options import deployment_scale
-from gateway.settings import AutoscalingSettings, Settings
+from gateway.settings import AutoscalingSettings, MissingSecret, Settings
 
 
 def test_fixed_replicas_without_autoscaling():
@@ -34,6 +38,40 @@ def test_app_carries_resources_and_autoscaling_per_deployment():
     assert large.ray_actor_options["resources"] == {"gpu_large": 1}
     assert large._deployment_config.autoscaling_config.max_replicas == 2
     assert small._deployment_config.autoscaling_config is None and "resources" not in small.ray_actor_options
+
+
+def test_remote_and_mock_tiers_hold_no_cpu_or_gpu_and_prepare_no_model(tmp_path):
+    settings = Settings(
+        models_dir=tmp_path,  # nothing prepared here: neither tier may need it
+        small={"kind": "mock", "mock": {"ttft_s": 0.01}},
+        large={"kind": "openai", "num_gpus": 1, "resources": {"cpu_worker": 0.1},
+               "openai": {"base_url": "http://up:8000/v1", "upstream_model": "org/big-7b"}},
+    )
+    handles = build(settings)._bound_deployment.init_args[0]
+    small, large = handles.small._bound_deployment, handles.large._bound_deployment
+    assert large.ray_actor_options == {"num_cpus": 0, "num_gpus": 0, "resources": {"cpu_worker": 0.1}}
+    assert small.ray_actor_options == {"num_cpus": 0, "num_gpus": 0}
+    remote, mock = large.init_args[0], small.init_args[0]
+    assert isinstance(remote, RemoteSpec) and remote.model == "org/big-7b" and remote.stop == ()
+    assert isinstance(mock, MockSpec) and mock.settings.ttft_s == 0.01 and not mock.enable_lora
+    assert settings.model_location("large") == "org/big-7b"
+    prepare_embedded_models(tmp_path, progress=False, tiers=())
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_a_replica_builds_its_engine_by_kind_with_the_key_from_the_named_variable(monkeypatch):
+    import asyncio
+
+    settings = Settings(small={"kind": "mock"}, large={"kind": "openai", "openai": {
+        "base_url": "http://up:8000/v1", "api_key_env": "UPSTREAM_TEST_KEY"}})
+    monkeypatch.delenv("UPSTREAM_TEST_KEY", raising=False)
+    with pytest.raises(MissingSecret, match="UPSTREAM_TEST_KEY"):
+        build_engine(remote_spec(settings.large))
+    monkeypatch.setenv("UPSTREAM_TEST_KEY", "sk-never-shown")
+    remote = build_engine(remote_spec(settings.large))
+    assert isinstance(remote, OpenAIRemoteEngine) and "sk-never-shown" not in repr(remote)
+    asyncio.run(remote.aclose())
+    assert isinstance(build_engine(mock_spec(settings.small)), MockEngine)
 
 
 def _yaml(path):

@@ -87,3 +87,29 @@ def test_parse_since(value, expected):
 def test_parse_since_rejects_nonsense():
     with pytest.raises(ValueError, match="neither a duration"):
         parse_since("last tuesday", NOW)
+
+
+class ExactGrader:
+    """Passes the small answer when it equals the large one; cannot grade empty answers."""
+
+    def __init__(self) -> None:
+        self.seen = []
+
+    def grade(self, items):
+        self.seen.extend(items)
+        return [None if not i.answer else float(i.answer == i.reference) for i in items]
+
+    def counts(self):
+        return {}
+
+
+def test_a_grader_labels_pairs_instead_of_the_stored_agreement():
+    same = pair(0.1).model_copy(update={"shadow_text": "5 days"})
+    differ = pair(0.99)  # "five days" vs "5 days": the agreement says fine, the grader not
+    unscored = pair(None).model_copy(update={"shadow_text": "5 days"})  # graded anyway
+    ungradable = pair(0.9).model_copy(update={"shadow_text": ""})
+    grader = ExactGrader()
+    rows = shadow_outcomes([same, differ, unscored, ungradable, pair(0.9, primary="small")], grader=grader)
+    assert rows.outcomes.small_ok.tolist() == [1.0, 0.0, 1.0]  # the ungradable pair is left out
+    assert [i.reference for i in grader.seen] == ["5 days"] * 4  # the large answer is the reference
+    assert grader.seen[0].target == "small"

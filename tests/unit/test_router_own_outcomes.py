@@ -233,13 +233,16 @@ def test_train_with_prior_then_eval_against_a_baseline(tmp_path: Path):
                                   "--prior-weight", "0.2"])
     assert trained.exit_code == 0, trained.output
     assert "left out 5 rows" in trained.output and "prior: 160 rows" in trained.output
-    manifest = json.loads((own / "manifest.json").read_text())["metrics"]
-    assert manifest["rows_prior"] == 160 and manifest["prior_weight"] == 0.2
-    assert len(manifest["data_sha256"]) == 64 and len(manifest["prior_sha256"]) == 64
-    assert manifest["split"] == {"rows": "train", "seed": 0, "test_fraction": 0.3}
+    manifest = json.loads((own / "manifest.json").read_text())
+    metrics = manifest["metrics"]
+    assert metrics["rows_prior"] == 160 and metrics["prior_weight"] == 0.2
+    assert len(metrics["data_digest"]) == 64 and len(metrics["prior_digest"]) == 64
+    assert metrics["split"] == {"rows": "train", "seed": 0, "test_fraction": 0.3}
+    assert manifest["tiers"] == {"small": "small", "large": "large"}  # from the score:<target> columns
     baseline = runner.invoke(app, ["train", "--data", str(prior), "--small-col", "s", "--large-col", "l",
                                    "--out", str(base), "--threads", "1"])
     assert baseline.exit_code == 0, baseline.output
+    assert json.loads((base / "manifest.json").read_text())["tiers"] is None  # another pair's columns
 
     out = tmp_path / "results" / "pair.json"
     result = runner.invoke(app, ["eval", "--model", str(own), "--baseline", str(base), *cols, "--split", "test",
@@ -253,3 +256,7 @@ def test_train_with_prior_then_eval_against_a_baseline(tmp_path: Path):
     assert saved["auc_large_better"]["own"] > 0.8
     assert saved["quality_at_share"]["own"] > saved["quality_at_share"]["default"]
     assert set(saved["per_category"]) == {"facts", "order"}
+    assert "warning" not in result.output  # the held-out rows of the split trained on
+
+    overlap = runner.invoke(app, ["eval", "--model", str(own), *cols, "--split", "all"])
+    assert overlap.exit_code == 0 and "are not all held out" in overlap.output

@@ -1,0 +1,395 @@
+"""A tier served by any OpenAI-compatible endpoint: a vLLM or SGLang fleet, a hosted API.
+
+One pooled `httpx.AsyncClient` per replica forwards each generation. The upstream's
+answers become engine exceptions (engines/errors.py), so the edge, the retries, the
+breaker and the fallback treat a remote tier like any other:
+
+    upstream                                          engine exception
+    4xx about the request (400, 404, 409, 413, ...)   EngineRequestError with that status
+      a 400 over the model's context                  ContextLengthExceeded
+    401, 403 (the gateway's own key), 408, 429, 5xx   EngineUnavailable (+ its Retry-After)
+    unreachable, reset, timed out                     EngineUnavailable
+    an error in a stream it already started           EngineError
+
+The API key is read from the environment by the caller and kept as a SecretStr; it is
+sent only with generation calls and appears in no repr, log or error.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import email.utils
+import json
+import time
+from contextlib import asynccontextmanager, contextmanager
+from dataclasses import dataclass
+from typing import Any, AsyncIterator, Iterator
+
+import httpx
+from pydantic import SecretStr
+
+from engines.config import RemoteTierSettings
+from engines.errors import ContextLengthExceeded, EngineError, EngineRequestError, EngineUnavailable
+from engines.token_count import EstimatedCounter, TokenCounter, TokenizerCounter
+from engines.types import (
+    AdapterSpec,
+    EngineLoad,
+    FinishReason,
+    GenerationChunk,
+    GenerationRequest,
+    GenerationResult,
+    Usage,
+)
+from engines.upstream_load import FailureSink, UpstreamLoad
+
+# Refusals that say nothing about the request: the tier is unusable for now.
+UNAVAILABLE_4XX = frozenset({401, 403, 408, 429})
+
+
+@dataclass(frozen=True)
+class RemoteSpec:
+    """How to build one remote engine; plain data so it crosses process boundaries."""
+
+    settings: RemoteTierSettings
+    model: str  # the name sent upstream
+    max_model_len: int  # checked before sending only when a tokenizer is configured
+    stop: tuple[str, ...] = ()
+    enable_lora: bool = False
+
+
+class OpenAIRemoteEngine:
+    def __init__(
+        self,
+        spec: RemoteSpec,
+        client: httpx.AsyncClient,
+        api_key: SecretStr | None = None,
+        counter: TokenCounter | None = None,
+        upstream: UpstreamLoad | None = None,
+    ) -> None:
+        self._spec = spec
+        self._client = client
+        self._api_key = api_key
+        self._counter: TokenCounter = counter or EstimatedCounter()
+        self._upstream = upstream
+        self._in_flight = 0
+        self._adapters: set[str] = set()
+        self._closing: set[asyncio.Task[None]] = set()
+
+    @classmethod
+    def build(
+        cls, spec: RemoteSpec, api_key: SecretStr | None, failures: FailureSink | None = None
+    ) -> "OpenAIRemoteEngine":
+        settings = spec.settings
+        client = httpx.AsyncClient(
+            base_url=settings.base_url,
+            timeout=httpx.Timeout(settings.timeout_s, connect=settings.connect_timeout_s),
+            limits=httpx.Limits(
+                max_connections=settings.max_connections,
+                max_keepalive_connections=settings.max_keepalive_connections,
+            ),
+        )
+        counter = TokenizerCounter.load(settings.tokenizer) if settings.tokenizer else EstimatedCounter()
+        upstream = None
+        if settings.metrics_url is not None:
+            upstream = UpstreamLoad(
+                client, settings.metrics_url, settings.metrics_interval_s, settings.metrics_stale_s, failures
+            )
+        return cls(spec, client, api_key, counter, upstream)
+
+    def __repr__(self) -> str:
+        return f"OpenAIRemoteEngine(base_url={self._spec.settings.base_url!r}, model={self._spec.model!r})"
+
+    # ---- Engine protocol -----------------------------------------------------
+
+    async def generate(self, request: GenerationRequest) -> GenerationResult:
+        prompt_tokens = self._checked_prompt(request)
+        with self._tracked():
+            body = _json(await self._send(request))
+        choice = _first_choice(body)
+        text = (choice.get("message") or {}).get("content") or choice.get("text") or ""
+        usage = _usage(body.get("usage"), prompt_tokens, text, self._counter)
+        return GenerationResult(text=text, finish_reason=_finish(choice.get("finish_reason")), usage=usage)
+
+    async def stream(self, request: GenerationRequest) -> AsyncIterator[GenerationChunk]:
+        prompt_tokens = self._checked_prompt(request)
+        with self._tracked():
+            async with self._streaming(request) as response:
+                # Leaving this block early (the consumer closed us, or was cancelled)
+                # closes the response, and with it the connection: the upstream aborts.
+                async for chunk in _Relay(self._counter, prompt_tokens).chunks(_events(response)):
+                    yield chunk
+
+    async def load(self) -> EngineLoad:
+        return self.load_now()
+
+    def load_now(self) -> EngineLoad:
+        """The upstream vLLM's own queue when a fresh scrape has it, else what this replica
+        has in flight. A scrape lags: never report fewer than are in flight here."""
+        scraped = self._upstream.latest() if self._upstream is not None else None
+        if scraped is None:
+            return EngineLoad(running=self._in_flight)
+        total = max(scraped.running + scraped.waiting, self._in_flight)
+        running = min(scraped.running, total)
+        return EngineLoad(running=running, waiting=total - running)
+
+    # ---- adapters (AdapterHost) ----------------------------------------------------
+
+    async def add_adapter(self, adapter: AdapterSpec) -> None:
+        """The upstream owns its LoRA modules: check that it serves the one mapped to."""
+        model = self._model(adapter)
+        try:
+            response = await self._client.get("/models", headers=self._headers())
+        except httpx.HTTPError as exc:
+            raise _unreachable(exc) from exc
+        _raise_for_status(response)
+        served = {entry.get("id") for entry in _json(response).get("data", [])}
+        if model not in served:
+            raise EngineRequestError(
+                f"the upstream serves no model '{model}' for adapter '{adapter.name}'", param="model"
+            )
+        self._adapters.add(adapter.name)
+
+    async def adapters(self) -> set[str]:
+        return set(self._adapters)
+
+    # ---- replica life cycle ----------------------------------------------------------
+
+    async def run(self) -> None:
+        if self._upstream is not None:
+            await self._upstream.run()
+
+    async def check_health(self) -> None:
+        """Nothing to check here: an unreachable upstream is the breaker's business, and
+        restarting this replica would not bring it back."""
+
+    def shutdown(self) -> None:
+        try:
+            loop = asyncio.get_running_loop()
+        except RuntimeError:
+            return  # no loop left: its sockets went with it
+        task = loop.create_task(self.aclose())
+        self._closing.add(task)
+        task.add_done_callback(self._closing.discard)
+
+    async def aclose(self) -> None:
+        await self._client.aclose()
+
+    # ---- internals -------------------------------------------------------------------
+
+    def _checked_prompt(self, request: GenerationRequest) -> int:
+        prompt = self._counter.prompt(request)
+        wanted = request.sampling.max_tokens or 1
+        limit = self._spec.max_model_len
+        if not self._counter.estimated and prompt + wanted > limit:
+            raise ContextLengthExceeded(
+                f"This model's maximum context length is {limit} tokens. However, you requested "
+                f"{prompt + wanted} tokens ({prompt} in the prompt, {wanted} for the completion). "
+                "Shorten the prompt or max_tokens."
+            )
+        return prompt
+
+    @asynccontextmanager
+    async def _streaming(self, request: GenerationRequest) -> AsyncIterator[httpx.Response]:
+        path, body = self._payload(request, stream=True)
+        try:
+            async with self._client.stream("POST", path, json=body, headers=self._headers()) as response:
+                if response.status_code >= 400:
+                    await response.aread()
+                    _raise_for_status(response)
+                yield response
+        except httpx.HTTPError as exc:
+            raise _unreachable(exc) from exc
+
+    async def _send(self, request: GenerationRequest) -> httpx.Response:
+        path, body = self._payload(request, stream=False)
+        try:
+            response = await self._client.post(path, json=body, headers=self._headers())
+        except httpx.HTTPError as exc:
+            raise _unreachable(exc) from exc
+        _raise_for_status(response)
+        return response
+
+    def _payload(self, request: GenerationRequest, stream: bool) -> tuple[str, dict[str, Any]]:
+        sampling = request.sampling
+        body: dict[str, Any] = {
+            "model": self._model(request.adapter),
+            "temperature": sampling.temperature,
+            "top_p": sampling.top_p,
+            "stream": stream,
+        }
+        if sampling.max_tokens is not None:
+            body["max_tokens"] = sampling.max_tokens
+        if stop := [*sampling.stop, *self._spec.stop]:
+            body["stop"] = stop
+        if sampling.seed is not None:
+            body["seed"] = sampling.seed
+        if stream:
+            body["stream_options"] = {"include_usage": True}
+        if request.messages is not None:
+            body["messages"] = [turn.model_dump() for turn in request.messages]
+            return "/chat/completions", body
+        body["prompt"] = request.prompt or ""
+        return "/completions", body
+
+    def _model(self, adapter: AdapterSpec | None) -> str:
+        if adapter is None:
+            return self._spec.model
+        names = self._spec.settings.adapter_models
+        return names.get(adapter.domain or "") or names.get(adapter.name) or adapter.name
+
+    def _headers(self) -> dict[str, str]:
+        if self._api_key is None:
+            return {}
+        return {"authorization": f"Bearer {self._api_key.get_secret_value()}"}
+
+    @contextmanager
+    def _tracked(self) -> Iterator[None]:
+        self._in_flight += 1
+        try:
+            yield
+        finally:
+            self._in_flight -= 1
+
+
+class _Relay:
+    """One upstream stream turned into engine chunks with cumulative usage.
+
+    The upstream's usage comes in its own event after the finish: the finishing chunk is
+    held until then so it carries the exact count. Until that, one token per delta."""
+
+    def __init__(self, counter: TokenCounter, prompt_tokens: int) -> None:
+        self._counter = counter
+        self._prompt_tokens = prompt_tokens
+        self._deltas = 0
+        self._text: list[str] = []
+        self._usage: Any = None
+
+    async def chunks(self, events: AsyncIterator[dict[str, Any]]) -> AsyncIterator[GenerationChunk]:
+        held: tuple[str, FinishReason] | None = None
+        async for event in events:
+            self._usage = event.get("usage") or self._usage
+            for choice in event.get("choices") or []:
+                text = _delta_text(choice)
+                finish = choice.get("finish_reason")
+                self._text.append(text)
+                if finish is not None:
+                    held = (text, _finish(finish))
+                elif text:
+                    self._deltas += 1
+                    yield GenerationChunk(text=text, usage=self._interim())
+        if held is None:
+            raise EngineError("the upstream ended its stream without a finish reason")
+        final = _usage(self._usage, self._prompt_tokens, "".join(self._text), self._counter)
+        yield GenerationChunk(text=held[0], finish_reason=held[1], usage=final)
+
+    def _interim(self) -> Usage:
+        return Usage(prompt_tokens=self._prompt_tokens, completion_tokens=self._deltas, estimated=True)
+
+
+def _usage(raw: Any, prompt_tokens: int, text: str, counter: TokenCounter) -> Usage:
+    """The upstream's usage, or our own count when it sent none."""
+    if isinstance(raw, dict) and "completion_tokens" in raw:
+        return Usage(prompt_tokens=raw.get("prompt_tokens") or 0, completion_tokens=raw["completion_tokens"] or 0)
+    return Usage(prompt_tokens=prompt_tokens, completion_tokens=counter.text(text), estimated=counter.estimated)
+
+
+async def _events(response: httpx.Response) -> AsyncIterator[dict[str, Any]]:
+    """The JSON events of a server-sent event stream, up to `[DONE]`."""
+    async for line in response.aiter_lines():
+        if not line.startswith("data:"):
+            continue  # blank separators, comments, event names
+        data = line[5:].strip()
+        if data == "[DONE]":
+            return
+        try:
+            event = json.loads(data)
+        except ValueError as exc:
+            raise EngineError("the upstream sent an event that is not JSON") from exc
+        if isinstance(event, dict) and "error" in event:
+            # Already answered 200: the failure can only go on in-band, as an engine error.
+            raise EngineError(f"the upstream failed mid-stream: {_message(event, data)}")
+        yield event
+
+
+def _delta_text(choice: dict[str, Any]) -> str:
+    delta = choice.get("delta")
+    if isinstance(delta, dict):
+        return delta.get("content") or ""
+    return choice.get("text") or ""
+
+
+def _first_choice(body: dict[str, Any]) -> dict[str, Any]:
+    choices = body.get("choices")
+    if not choices or not isinstance(choices[0], dict):
+        raise EngineError("the upstream answered without a choice")
+    return choices[0]
+
+
+def _json(response: httpx.Response) -> dict[str, Any]:
+    try:
+        body = response.json()
+    except ValueError as exc:
+        raise EngineError(f"the upstream answered {response.status_code} with no JSON body") from exc
+    if not isinstance(body, dict):
+        raise EngineError("the upstream answered with a JSON body that is not an object")
+    return body
+
+
+def _raise_for_status(response: httpx.Response) -> None:
+    status = response.status_code
+    if status < 400:
+        return
+    error = _error_fields(response)
+    message = str(error.get("message") or f"the upstream answered {status}")
+    if status in UNAVAILABLE_4XX or status >= 500:
+        retry_after = retry_after_s(response.headers.get("retry-after"))
+        data = {"retry_after_s": retry_after} if retry_after is not None else {}
+        raise EngineUnavailable(f"the upstream answered {status}: {message}", **data)
+    code = error.get("code") if isinstance(error.get("code"), str) else None
+    if code == "context_length_exceeded" or "maximum context length" in message:
+        raise ContextLengthExceeded(message, status=400)
+    raise EngineRequestError(message, status=status, code=code, param=error.get("param"))
+
+
+def _error_fields(response: httpx.Response) -> dict[str, Any]:
+    """OpenAI's `{"error": {...}}`, or the flat `{"object": "error", ...}` older vLLMs send."""
+    try:
+        body = response.json()
+    except ValueError:
+        return {}
+    if not isinstance(body, dict):
+        return {}
+    error = body.get("error", body)
+    return error if isinstance(error, dict) else {"message": str(error)}
+
+
+def _message(event: dict[str, Any], raw: str) -> str:
+    error = event.get("error")
+    if isinstance(error, dict):
+        return str(error.get("message") or raw)
+    return str(error)
+
+
+def _unreachable(exc: httpx.HTTPError) -> EngineUnavailable:
+    return EngineUnavailable(f"the upstream could not be reached: {type(exc).__name__}: {exc}")
+
+
+def retry_after_s(value: str | None, now: float | None = None) -> float | None:
+    """Seconds a Retry-After header asks for: a number, or an HTTP date."""
+    if value is None:
+        return None
+    try:
+        return max(0.0, float(value))
+    except ValueError:
+        pass
+    try:
+        when = email.utils.parsedate_to_datetime(value).timestamp()
+    except (TypeError, ValueError):
+        return None
+    return max(0.0, when - (time.time() if now is None else now))
+
+
+def _finish(reason: Any) -> FinishReason:
+    if reason in ("stop", "length", "abort"):
+        return reason
+    return "stop"  # tool_calls, content_filter, ...: the answer ended

@@ -1,0 +1,386 @@
+"""The remote tier's engine against an OpenAI-compatible upstream served in-process:
+what it sends, what it passes back, and how each upstream failure surfaces."""
+
+from __future__ import annotations
+
+import asyncio
+import pickle
+from pathlib import Path
+
+import pytest
+from pydantic import SecretStr, ValidationError
+
+from engines.config import RemoteTierSettings
+from engines.errors import ContextLengthExceeded, EngineRequestError, EngineUnavailable
+from engines.openai_remote import OpenAIRemoteEngine, RemoteSpec, retry_after_s
+from engines.token_count import EstimatedCounter, TokenizerCounter
+from engines.types import AdapterSpec, ChatTurn, EngineLoad, GenerationRequest, SamplingSpec
+from engines.upstream_load import UpstreamLoad, parse_vllm_load
+from gateway.settings import MissingSecret, Settings, api_key_from_env
+from tests.support.openai_upstream import VLLM_METRICS, Upstream, closed_port, serving
+
+KEY = "sk-test-very-secret-0123456789"
+
+
+@pytest.fixture(scope="module")
+def served():
+    upstream = Upstream()
+    with serving(upstream) as base_url:
+        yield upstream, base_url
+
+
+@pytest.fixture
+def upstream(served):
+    served[0].reset()
+    return served[0]
+
+
+@pytest.fixture
+def base_url(served):
+    return served[1]
+
+
+def make_spec(base_url: str, model: str = "big-upstream", **settings) -> RemoteSpec:
+    return RemoteSpec(
+        settings=RemoteTierSettings(base_url=base_url, api_key_env="UPSTREAM_KEY", **settings),
+        model=model, max_model_len=64,
+    )
+
+
+@pytest.fixture
+async def engine(base_url):
+    built = OpenAIRemoteEngine.build(make_spec(base_url), SecretStr(KEY))
+    yield built
+    await built.aclose()
+
+
+def chat(max_tokens: int | None = 3, **fields) -> GenerationRequest:
+    return GenerationRequest(
+        request_id="r1", messages=[ChatTurn(role="user", content="hello there")],
+        sampling=SamplingSpec(max_tokens=max_tokens), **fields,
+    )
+
+
+def completion(max_tokens: int | None = 3) -> GenerationRequest:
+    return GenerationRequest(request_id="r2", prompt="Once upon a time", sampling=SamplingSpec(max_tokens=max_tokens))
+
+
+async def collect(stream):
+    return [chunk async for chunk in stream]
+
+
+class WordCounter:
+    """A tokenizer stand-in: one token per word, exact (not estimated)."""
+
+    estimated = False
+
+    def prompt(self, request: GenerationRequest) -> int:
+        return sum(len(turn.content.split()) for turn in request.messages or []) or len((request.prompt or "").split())
+
+    def text(self, text: str) -> int:
+        return len(text.split())
+
+
+# ---- what goes up and what comes back ----------------------------------------------------
+
+
+async def test_chat_answer_with_usage_passed_through(engine, upstream):
+    result = await engine.generate(chat())
+    assert result.text == "alpha beta gamma" and result.finish_reason == "length"
+    assert (result.usage.prompt_tokens, result.usage.completion_tokens, result.usage.estimated) == (11, 3, False)
+    [call] = upstream.calls("/v1/chat/completions")
+    assert call["auth"] == f"Bearer {KEY}"
+    assert call["body"]["model"] == "big-upstream" and call["body"]["max_tokens"] == 3
+    assert call["body"]["messages"] == [{"role": "user", "content": "hello there"}]
+    assert call["body"]["stream"] is False
+
+
+async def test_completion_answer(engine, upstream):
+    result = await engine.generate(completion(max_tokens=2))
+    assert result.text == "alpha beta" and result.usage.completion_tokens == 2
+    assert upstream.calls("/v1/completions")[0]["body"]["prompt"] == "Once upon a time"
+
+
+@pytest.mark.parametrize("request_of", [chat, completion], ids=["chat", "completions"])
+async def test_streams_relay_deltas_and_end_with_the_upstream_usage(engine, upstream, request_of):
+    chunks = await collect(engine.stream(request_of(4)))
+    assert "".join(c.text for c in chunks) == "alpha beta gamma delta"
+    assert chunks[0].text == "alpha"  # the role-only opening event is no chunk
+    assert [c.finish_reason for c in chunks] == [None, None, None, "length"]
+    assert chunks[-1].usage.model_dump() == {"prompt_tokens": 11, "completion_tokens": 4, "estimated": False}
+    assert [c.usage.completion_tokens for c in chunks[:-1]] == [1, 2, 3]
+    body = upstream.seen[-1]["body"]
+    assert body["stream"] is True and body["stream_options"] == {"include_usage": True}
+
+
+async def test_without_upstream_usage_the_counts_are_estimated_and_marked(engine, upstream):
+    upstream.usage = False
+    result = await engine.generate(completion(max_tokens=2))
+    assert result.usage.estimated is True
+    assert result.usage.prompt_tokens == EstimatedCounter().text("Once upon a time")
+    assert result.usage.completion_tokens == EstimatedCounter().text("alpha beta")
+    last = (await collect(engine.stream(chat(3))))[-1]
+    assert last.usage.estimated is True and last.usage.completion_tokens == EstimatedCounter().text("alpha beta gamma")
+
+
+async def test_without_upstream_usage_a_tokenizer_counts(base_url, upstream):
+    upstream.usage = False
+    engine = OpenAIRemoteEngine(make_spec(base_url), _client(base_url), SecretStr(KEY), WordCounter())
+    try:
+        result = await engine.generate(chat(3))
+        last = (await collect(engine.stream(chat(3))))[-1]
+    finally:
+        await engine.aclose()
+    assert result.usage.model_dump() == {"prompt_tokens": 2, "completion_tokens": 3, "estimated": False}
+    assert last.usage.model_dump() == {"prompt_tokens": 2, "completion_tokens": 3, "estimated": False}
+
+
+SMOLLM = Path.home() / ".cache" / "routing-gateway" / "models" / "smollm2-135m-instruct"
+
+
+@pytest.mark.skipif(not (SMOLLM / "tokenizer.json").exists(), reason="embedded small model not prepared")
+def test_a_configured_tokenizer_counts_prompts_with_the_chat_template():
+    counter = TokenizerCounter.load(str(SMOLLM))
+    templated = counter.prompt(chat())
+    assert not counter.estimated and templated > counter.text("hello there") > 0
+
+
+async def test_a_tokenizer_refuses_an_overlong_prompt_before_sending(base_url, upstream):
+    engine = OpenAIRemoteEngine(make_spec(base_url), _client(base_url), None, WordCounter())
+    try:
+        with pytest.raises(ContextLengthExceeded):
+            await engine.generate(chat(max_tokens=63))  # 2 prompt words + 63 > 64
+    finally:
+        await engine.aclose()
+    assert upstream.seen == []
+
+
+async def test_the_tiers_stop_strings_go_with_the_requests(base_url, upstream):
+    spec = RemoteSpec(settings=RemoteTierSettings(base_url=base_url), model="big-upstream", max_model_len=64,
+                      stop=("\nUser:",))
+    engine = OpenAIRemoteEngine(spec, _client(base_url))
+    try:
+        await engine.generate(GenerationRequest(request_id="s", prompt="x", sampling=SamplingSpec(max_tokens=1, stop=["END"])))
+    finally:
+        await engine.aclose()
+    assert upstream.seen[-1]["body"]["stop"] == ["END", "\nUser:"]
+    assert upstream.seen[-1]["auth"] is None  # no api_key_env: no key sent
+
+
+# ---- upstream failures ---------------------------------------------------------------------
+
+
+async def test_an_upstream_400_is_a_request_error_with_its_message(engine, upstream):
+    upstream.fail_next(400, "temperature must be at most 2", code="invalid_value")
+    with pytest.raises(EngineRequestError) as caught:
+        await engine.generate(chat())
+    assert caught.value.message == "temperature must be at most 2"
+    assert caught.value.status == 400 and caught.value.data["code"] == "invalid_value"
+    assert not isinstance(caught.value, ContextLengthExceeded)
+
+
+async def test_an_unknown_upstream_model_is_a_404_request_error(base_url, upstream):
+    engine = OpenAIRemoteEngine(make_spec(base_url, model="no-such-model"), _client(base_url))
+    try:
+        with pytest.raises(EngineRequestError) as caught:
+            await collect(engine.stream(chat()))
+    finally:
+        await engine.aclose()
+    assert caught.value.status == 404 and caught.value.data["code"] == "model_not_found"
+    assert "no-such-model" in caught.value.message
+
+
+async def test_an_upstream_context_length_400_is_a_context_length_error(engine, upstream):
+    upstream.fail_next(400, "This model's maximum context length is 2048 tokens. However, you requested 4000")
+    with pytest.raises(ContextLengthExceeded):
+        await engine.generate(chat())
+
+
+async def test_a_429_is_unavailable_with_its_retry_after(engine, upstream):
+    upstream.fail_next(429, "slow down", headers={"retry-after": "7"})
+    with pytest.raises(EngineUnavailable) as caught:
+        await engine.generate(chat())
+    assert caught.value.retry_after_s == 7.0
+    again = pickle.loads(pickle.dumps(caught.value))  # it crosses a Ray handle
+    assert isinstance(again, EngineUnavailable) and again.retry_after_s == 7.0
+
+
+@pytest.mark.parametrize("status", [500, 502, 503, 401])
+@pytest.mark.parametrize("streamed", [False, True])
+async def test_upstream_5xx_and_auth_failures_are_unavailable(engine, upstream, status, streamed):
+    upstream.fail_next(status, "upstream trouble")
+    with pytest.raises(EngineUnavailable) as caught:
+        await (collect(engine.stream(chat())) if streamed else engine.generate(chat()))
+    assert caught.value.retry_after_s is None and str(status) in caught.value.message
+
+
+@pytest.mark.parametrize("streamed", [False, True])
+async def test_a_refused_connection_is_unavailable(streamed):
+    base_url = f"http://127.0.0.1:{closed_port()}/v1"
+    engine = OpenAIRemoteEngine.build(make_spec(base_url, connect_timeout_s=2), SecretStr(KEY))
+    try:
+        with pytest.raises(EngineUnavailable, match="could not be reached"):
+            await (collect(engine.stream(chat())) if streamed else engine.generate(chat()))
+    finally:
+        await engine.aclose()
+    assert engine.load_now() == EngineLoad()
+
+
+def test_retry_after_reads_seconds_and_http_dates():
+    assert retry_after_s("3") == 3.0 and retry_after_s(None) is None and retry_after_s("soon") is None
+    assert retry_after_s("Wed, 21 Oct 2015 07:28:10 GMT", now=1445412480.0) == 10.0
+
+
+# ---- a client that goes away -------------------------------------------------------------
+
+
+async def test_closing_the_stream_closes_the_upstream_stream(engine, upstream):
+    upstream.token_delay_s = 0.05
+    stream = engine.stream(chat(max_tokens=200))
+    assert (await anext(stream)).text == "alpha"
+    assert engine.load_now().running == 1
+    await stream.aclose()
+    assert await asyncio.to_thread(upstream.disconnected.wait, 5)
+    assert engine.load_now() == EngineLoad()
+
+
+async def test_cancelling_the_consumer_closes_the_upstream_stream(engine, upstream):
+    upstream.token_delay_s = 0.05
+    started = asyncio.Event()
+
+    async def consume():
+        async for _ in engine.stream(completion(max_tokens=200)):
+            started.set()
+
+    task = asyncio.create_task(consume())
+    await asyncio.wait_for(started.wait(), 5)
+    task.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await task
+    assert await asyncio.to_thread(upstream.disconnected.wait, 5)
+
+
+# ---- the key stays secret ----------------------------------------------------------------------
+
+
+async def test_the_key_is_in_no_repr_config_or_error(engine, upstream, monkeypatch):
+    monkeypatch.setenv("UPSTREAM_KEY", KEY)
+    settings = Settings(large={"kind": "openai", "openai": {"base_url": "http://up:8000/v1", "api_key_env": "UPSTREAM_KEY"}})
+    key = api_key_from_env(settings.large.openai.api_key_env)
+    assert key.get_secret_value() == KEY
+    shown = [repr(settings), str(settings), settings.model_dump_json(), repr(key), str(key), repr(engine)]
+    upstream.fail_next(401, "invalid api key")
+    with pytest.raises(EngineUnavailable) as caught:
+        await engine.generate(chat())
+    shown += [str(caught.value), repr(caught.value), repr(caught.value.data)]
+    assert not any(KEY in text for text in shown)
+
+
+def test_a_missing_key_variable_is_named_and_a_pasted_key_is_not_echoed(monkeypatch):
+    monkeypatch.delenv("NO_SUCH_KEY_VAR", raising=False)
+    with pytest.raises(MissingSecret, match="NO_SUCH_KEY_VAR"):
+        api_key_from_env("NO_SUCH_KEY_VAR")
+    with pytest.raises(ValidationError) as caught:
+        Settings(large={"kind": "openai", "openai": {"base_url": "http://up/v1", "api_key_env": KEY}})
+    assert KEY not in str(caught.value) and "api_key_env" in str(caught.value)
+
+
+def test_kind_openai_needs_a_base_url():
+    with pytest.raises(ValidationError, match="base_url"):
+        Settings(large={"kind": "openai"})
+    with pytest.raises(ValidationError, match="http"):
+        Settings(large={"kind": "openai", "openai": {"base_url": "up:8000"}})
+
+
+def test_a_remote_tier_is_named_after_its_upstream_model_and_drops_the_embedded_defaults():
+    large = Settings(large={"kind": "openai", "openai": {"base_url": "http://up/v1", "upstream_model": "org/big-7b"}}).large
+    assert (large.served_name, large.upstream_model, large.stop) == ("big-7b", "org/big-7b", [])
+    small = Settings(small={"kind": "openai", "openai": {"base_url": "http://up/v1"}}).small
+    assert small.enable_lora is False and small.upstream_model == small.served_name
+
+
+# ---- adapters on a remote vLLM tier --------------------------------------------------------
+
+
+async def test_adapters_map_to_the_upstreams_lora_model_names(base_url, upstream):
+    spec = make_spec(base_url, adapter_models={"refund": "lora-refund"})
+    engine = OpenAIRemoteEngine(spec, _client(base_url))
+    mapped = AdapterSpec(name="refund-v3", path="/adapters/refund-v3", domain="refund")
+    unmapped = AdapterSpec(name="travel-v1", path="/adapters/travel-v1", domain="travel")
+    try:
+        await engine.add_adapter(mapped)
+        with pytest.raises(EngineRequestError, match="travel-v1"):
+            await engine.add_adapter(unmapped)
+        assert await engine.adapters() == {"refund-v3"}
+        await engine.generate(chat(adapter=mapped))
+        assert upstream.seen[-1]["body"]["model"] == "lora-refund"
+        with pytest.raises(EngineRequestError):
+            await engine.generate(chat(adapter=unmapped))
+        assert upstream.seen[-1]["body"]["model"] == "travel-v1"
+    finally:
+        await engine.aclose()
+
+
+# ---- load: in flight here, or the upstream vLLM's own queue ----------------------------------
+
+
+def test_vllm_metrics_are_summed_over_their_label_sets():
+    assert parse_vllm_load(VLLM_METRICS) == EngineLoad(running=5, waiting=4)
+    assert parse_vllm_load("vllm:num_requests_waiting 2\n") == EngineLoad(running=0, waiting=2)
+    with pytest.raises(ValueError):
+        parse_vllm_load("# nothing here\nprocess_cpu_seconds_total 3.0\n")
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.now = 100.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+class Failures:
+    def __init__(self) -> None:
+        self.failed_with: list[BaseException] = []
+
+    def failed(self, exc: BaseException) -> None:
+        self.failed_with.append(exc)
+
+    def succeeded(self) -> None:
+        self.failed_with.clear()
+
+
+async def test_the_load_is_the_scraped_queue_while_fresh_then_the_in_flight_count(base_url, upstream):
+    upstream.metrics = VLLM_METRICS
+    clock, failures = Clock(), Failures()
+    client = _client(base_url)
+    scraper = UpstreamLoad(client, base_url.removesuffix("/v1") + "/metrics", 0.5, 3.0, failures, clock)
+    engine = OpenAIRemoteEngine(make_spec(base_url), client, upstream=scraper)
+    try:
+        assert engine.load_now() == EngineLoad()  # nothing scraped yet
+        await scraper.refresh()
+        assert await engine.load() == EngineLoad(running=5, waiting=4)
+        clock.now += 3.5
+        assert engine.load_now() == EngineLoad()  # stale: in flight here (none)
+        upstream.metrics_status = 500
+        await scraper.refresh()
+        assert engine.load_now() == EngineLoad() and len(failures.failed_with) == 1
+        upstream.metrics_status, upstream.metrics = 200, "vllm:num_requests_running 1\n"
+        await scraper.refresh()
+        upstream.token_delay_s = 0.05
+        streams = [engine.stream(chat(max_tokens=50)) for _ in range(3)]
+        for stream in streams:
+            await anext(stream)
+        # The scrape lags behind the three in flight here: never fewer than those.
+        assert engine.load_now() == EngineLoad(running=1, waiting=2)
+        for stream in streams:
+            await stream.aclose()
+    finally:
+        await engine.aclose()
+    assert failures.failed_with == []
+
+
+def _client(base_url: str):
+    import httpx
+
+    return httpx.AsyncClient(base_url=base_url, timeout=5)
