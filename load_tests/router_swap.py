@@ -1,9 +1,11 @@
 """Router version swap under load: 8 clients on `model=auto`, a new router version
 activated (then rolled back) through `/admin/router` while they run.
 
-Measured: failed requests (target 0), and per swap the time from the admin call until
-every client has seen the new `x-gateway-router-version` (target within 2 s), with two
-ingress replicas (each polls the registry on its own). Deployed the production way
+Measured: failed requests (target 0), and per swap how long after the admin call a
+request could still be answered by the old version: the latest start, relative to the
+swap, of a request whose `x-gateway-router-version` is not the new one (target within
+2 s; every request started later got the new version), with two ingress replicas (each
+polls the registry on its own). Deployed the production way
 (`ray start --head` + `serve deploy`, load_tests/cluster.py); run it alone.
 
     .venv/bin/python load_tests/router_swap.py --model DIR [--swaps 3] [--clients 8]
@@ -35,16 +37,17 @@ class Load:
     def __init__(self) -> None:
         self.sent = self.failed = 0
         self.failures: list[str] = []
-        self.seen: list[tuple[float, str]] = []  # (time, router version) per answer
+        self.seen: list[tuple[float, str]] = []  # (start time, router version) per answer
         self.stop = False
 
     async def client(self, http: httpx.AsyncClient, index: int) -> None:
         i = index
         while not self.stop:
-            body = {"model": "auto", "max_tokens": 4, "temperature": 0,
+            body = {"model": "auto", "max_tokens": 4, "temperature": 0, "grounding": False,
                     "messages": [{"role": "user", "content": PROMPTS[i % len(PROMPTS)]}]}
             i += 1
             self.sent += 1
+            started = time.monotonic()
             try:
                 response = await http.post("/v1/chat/completions", json=body)
             except httpx.HTTPError as exc:
@@ -55,18 +58,17 @@ class Load:
                 self.failed += 1
                 self.failures.append(f"{response.status_code}: {response.text[:120]}")
                 continue
-            self.seen.append((time.monotonic(), response.headers.get("x-gateway-router-version", "")))
+            self.seen.append((started, response.headers.get("x-gateway-router-version", "")))
 
 
-def converged_after(load: Load, since: float, version: str, clients: int) -> float | None:
-    """Seconds from `since` until answers stopped showing any other version: the first
-    answer after which the next `clients` answers all carry `version`."""
-    after = [(t, v) for t, v in load.seen if t >= since]
-    for i, (t, v) in enumerate(after):
-        window = after[i:i + clients]
-        if len(window) == clients and all(w[1] == version for w in window):
-            return t - since
-    return None
+def converged_after(load: Load, since: float, version: str, until: float) -> float | None:
+    """Seconds after `since` that a request could still start and get another version than
+    `version` (0 when none did); None when no request started in the window got `version`."""
+    window = [(t, v) for t, v in load.seen if since <= t < until]
+    if not any(v == version for _, v in window):
+        return None
+    stale = [t - since for t, v in window if v != version]
+    return max(stale, default=0.0)
 
 
 async def swap(admin: httpx.AsyncClient, path: str, body: dict) -> tuple[float, str]:
@@ -93,13 +95,14 @@ async def run(url: str, model: Path, swaps: int, clients: int, dwell_s: float) -
                 started, _ = await swap(admin, path, body)
                 await asyncio.sleep(dwell_s)
                 results.append({"operation": path.rsplit("/", 1)[1], "version": expect,
-                                "converged_s": converged_after(load, started, expect, clients)})
+                                "converged_s": converged_after(load, started, expect, started + dwell_s)})
         load.stop = True
         await asyncio.gather(*tasks)
     times = [r["converged_s"] for r in results if r["converged_s"] is not None]
     return {
         "clients": clients, "swaps": results, "requests": load.sent, "failed": load.failed,
-        "failures": load.failures[:10], "converged_p50_s": statistics.median(times) if times else None,
+        "failures": load.failures[:10], "requests_per_s": round(load.sent / (load.seen[-1][0] - load.seen[0][0]), 2)
+        if len(load.seen) > 1 else None, "converged_p50_s": statistics.median(times) if times else None,
         "converged_max_s": max(times) if times else None,
         "all_converged": len(times) == len(results),
         "target": {"failed": 0, "converged_max_s": 2.0},
@@ -111,7 +114,7 @@ def main() -> None:
     parser.add_argument("--model", type=Path, required=True, help="A router trained on this pair's outcomes")
     parser.add_argument("--swaps", type=int, default=3)
     parser.add_argument("--clients", type=int, default=8)
-    parser.add_argument("--dwell-s", type=float, default=8.0, help="Load before and after each swap")
+    parser.add_argument("--dwell-s", type=float, default=20.0, help="Load before and after each swap")
     parser.add_argument("--port", type=int, default=8011)
     args = parser.parse_args()
     scratch = Path(tempfile.mkdtemp(prefix="router-swap-"))

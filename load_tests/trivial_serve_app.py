@@ -1,0 +1,115 @@
+"""Ray Serve's own floor: the gateway's shape with none of its logic.
+
+Ray's HTTP proxy -> an ingress deployment -> an engine deployment through a handle, both
+`num_cpus=0`, as in `deployments/app.py`. The ingress reads the JSON body and hands it to
+the engine; the engine answers a fixed OpenAI-shaped completion (or streams it, one
+handle item per token, as the gateway's engine replicas do) after the same mock timing
+(TTFT, inter-token latency, tokens). Row (e) of `load_tests/bench_gateway_only.py`.
+
+    python load_tests/trivial_serve_app.py --port 9200 --tokens 8
+
+Starts its own local Ray (never joins a running one), prints `ready` when it answers,
+serves until SIGTERM/SIGINT, then shuts Serve and that Ray down.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import signal
+import time
+import uuid
+from typing import Any, AsyncIterator
+
+from ray import serve
+from ray.serve.handle import DeploymentHandle
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response, StreamingResponse
+
+WORD = "token"
+
+
+@serve.deployment(max_ongoing_requests=256, ray_actor_options={"num_cpus": 0})
+class TrivialEngine:
+    def __init__(self, ttft_s: float, itl_s: float, tokens: int) -> None:
+        self._ttft_s, self._itl_s, self._tokens = ttft_s, itl_s, tokens
+
+    async def generate(self, body: dict[str, Any]) -> dict[str, Any]:
+        await asyncio.sleep(self._ttft_s + self._itl_s * (self._tokens - 1))
+        text = " ".join([WORD] * self._tokens)
+        return {
+            "id": f"chatcmpl-{uuid.uuid4().hex}", "object": "chat.completion", "created": int(time.time()),
+            "model": body.get("model", "trivial"),
+            "choices": [{"index": 0, "message": {"role": "assistant", "content": text}, "finish_reason": "stop"}],
+            "usage": {"prompt_tokens": 1, "completion_tokens": self._tokens, "total_tokens": 1 + self._tokens},
+        }
+
+    async def stream(self, body: dict[str, Any]) -> AsyncIterator[str]:
+        await asyncio.sleep(self._ttft_s)
+        for i in range(self._tokens):
+            if i:
+                await asyncio.sleep(self._itl_s)
+            yield WORD if i == 0 else f" {WORD}"
+
+
+@serve.deployment(max_ongoing_requests=1024, ray_actor_options={"num_cpus": 0})
+class TrivialIngress:
+    def __init__(self, engine: DeploymentHandle) -> None:
+        self._engine = engine
+        self._streaming = engine.options(stream=True)
+
+    async def __call__(self, request: Request) -> Response:
+        body = await request.json()
+        if body.get("stream"):
+            return StreamingResponse(self._sse(body), media_type="text/event-stream")
+        return JSONResponse(await self._engine.generate.remote(body))
+
+    async def _sse(self, body: dict[str, Any]) -> AsyncIterator[str]:
+        base = {"id": f"chatcmpl-{uuid.uuid4().hex}", "object": "chat.completion.chunk",
+                "created": int(time.time()), "model": body.get("model", "trivial")}
+        async for text in self._streaming.stream.remote(body):
+            chunk = {**base, "choices": [{"index": 0, "delta": {"content": text}, "finish_reason": None}]}
+            yield f"data: {json.dumps(chunk)}\n\n"
+        yield "data: [DONE]\n\n"
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--host", default="127.0.0.1")
+    parser.add_argument("--port", type=int, default=9200)
+    parser.add_argument("--ttft-s", type=float, default=0.0)
+    parser.add_argument("--itl-s", type=float, default=0.0)
+    parser.add_argument("--tokens", type=int, default=8)
+    parser.add_argument("--num-cpus", type=int, default=2)
+    args = parser.parse_args()
+
+    import ray
+
+    # address="local": a new Ray of its own even when another one runs on this machine.
+    ray.init(address="local", num_cpus=args.num_cpus, include_dashboard=False, namespace="trivial")
+    try:
+        serve.start(http_options={"host": args.host, "port": args.port})
+        app = TrivialIngress.bind(TrivialEngine.bind(args.ttft_s, args.itl_s, args.tokens))
+        serve.run(app, name="trivial", route_prefix="/")
+        print("ready", flush=True)
+        _wait_for_signal()
+        serve.shutdown()
+    finally:
+        ray.shutdown()
+
+
+def _wait_for_signal() -> None:
+    stop = {"now": False}
+
+    def _stop(*_: object) -> None:
+        stop["now"] = True
+
+    signal.signal(signal.SIGTERM, _stop)
+    signal.signal(signal.SIGINT, _stop)
+    while not stop["now"]:
+        time.sleep(0.5)
+
+
+if __name__ == "__main__":
+    main()
