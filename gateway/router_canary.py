@@ -22,6 +22,7 @@ from router.canary import CanaryVerdict, Graded, compare, judge, load_graded, pr
 from router.config import RoutingConfig
 from router.decision import RoutingDecision, RoutingQuery
 from router.errors import StaleChange
+from router.flywheel import is_flywheel_pair
 from router.loading import LoadedRouter
 from router.registry import RouterRegistry
 from router.thresholds import ShareThreshold, base_threshold
@@ -99,7 +100,10 @@ class RouterCanary:
             return None
         config = self._config()
         rows = await asyncio.to_thread(self._store.router_scores, active.version, state.candidate)
-        graded = await asyncio.to_thread(self._outcomes, config.canary.outcomes_file)
+        graded = dict(await asyncio.to_thread(self._outcomes, config.canary.outcomes_file))
+        if config.canary.shadow_threshold is not None:
+            mirrored = await asyncio.to_thread(self._mirrored, rows, config.canary.shadow_threshold)
+            graded = {**mirrored, **graded}  # a graded golden set beats an agreement label
         share = config.learned.thresholds.large_share
         figures = compare([(r.active_tier, r.candidate_tier, r.prompt_key) for r in rows], graded, share)
         verdict = judge(figures, config.canary, share)
@@ -125,6 +129,16 @@ class RouterCanary:
             "against": active, "reason": verdict.reason, **verdict.figures.model_dump(),
         }))
         self._metrics.router_canary_decisions.labels(decision).inc()
+
+    def _mirrored(self, rows: list[RouterScore], threshold: float) -> dict[str, tuple[float, float]]:
+        """Outcomes from the shadow pairs of these very requests (large primary, small
+        mirrored): the flywheel's labels, by the request's prompt key."""
+        keys = {r.request_id: r.prompt_key for r in rows}
+        graded = {}
+        for pair in self._store.pairs_of(list(keys)):
+            if is_flywheel_pair(pair) and pair.agreement is not None:
+                graded[keys[pair.request_id]] = (float(pair.agreement >= threshold), 1.0)
+        return graded
 
     def _outcomes(self, path: str | None) -> Graded:
         if path is None:

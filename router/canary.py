@@ -39,6 +39,11 @@ class RouterCanaryConfig(BaseModel):
     outcomes_file: str | None = Field(
         None, description="Graded outcomes (`router grade --out`) looked up by prompt for canary quality"
     )
+    shadow_threshold: float | None = Field(
+        0.8, ge=0.0, le=1.0, description="A canary request the shadow mirrored (large answered, small "
+        "shadowed) is graded too: small passes when the two answers agree at least this much, large "
+        "passes (the flywheel's rule); None: only the outcomes file grades"
+    )
 
 
 class CanaryFigures(BaseModel):

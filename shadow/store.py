@@ -17,7 +17,7 @@ import sqlite3
 from contextlib import closing
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any
+from typing import Any, Sequence
 
 from pydantic import BaseModel, Field
 
@@ -179,6 +179,17 @@ class ShadowStore:
             params += (limit,)
         with closing(self._connect()) as db:
             return [_pair(row) for row in db.execute(query, params)]
+
+    def pairs_of(self, request_ids: Sequence[str]) -> list[ShadowPair]:
+        """The pairs recorded for these requests (the router canary's graded outcomes)."""
+        found: list[ShadowPair] = []
+        ids = list(dict.fromkeys(request_ids))
+        with closing(self._connect()) as db:
+            for start in range(0, len(ids), 500):  # SQLite's bound on query parameters
+                chunk = ids[start:start + 500]
+                query = f"SELECT * FROM pairs WHERE request_id IN ({', '.join('?' * len(chunk))})"
+                found += [_pair(row) for row in db.execute(query, chunk)]
+        return found
 
     def sample(self, n: int, since: datetime | None = None, seed: int = 0) -> list[ShadowPair]:
         """A reproducible random sample for the daily review."""

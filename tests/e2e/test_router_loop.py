@@ -68,8 +68,20 @@ def router_state(admin: httpx.Client) -> dict:
     return admin.get("/admin/router").json()
 
 
+@pytest.fixture
+def restores_default_router(admin):
+    """Later tests expect the shipped default router: back to it whatever happened here."""
+    yield
+    admin.post("/admin/router/candidate", json={})
+    for _ in range(5):  # only this test activates versions: one rollback suffices
+        if admin.get("/admin/router").json()["active"] is None:
+            break
+        assert admin.post("/admin/router/rollback").status_code == 200
+    assert admin.get("/admin/router").json()["serving"] == "router-mmlu-default"
+
+
 def test_collect_grade_train_canary_promote_serve_and_reject(
-    gateway_url, settings_env, e2e_cache, canary_outcomes, http, admin,
+    gateway_url, settings_env, e2e_cache, canary_outcomes, http, admin, restores_default_router,
 ):
     work = e2e_cache / "router-loop"
     work.mkdir(exist_ok=True)
