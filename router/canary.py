@@ -94,15 +94,27 @@ def prompt_key(text: str) -> str:
 Graded = Mapping[str, tuple[float, float]]  # prompt key -> (small score, large score)
 
 
-def load_graded(path: Path, small_col: str = "score:small", large_col: str = "score:large") -> dict[str, tuple[float, float]]:
+def tier_column(columns: Sequence[str], tier: str) -> str:
+    """The score column of a tier's answers: `score:<tier>`, or the one `score:<tier>:…`
+    (`score:small:auto`, a small adapter target) when that is all there is."""
+    if f"score:{tier}" in columns:
+        return f"score:{tier}"
+    found = [c for c in columns if c.startswith(f"score:{tier}:")]
+    if len(found) != 1:
+        raise ValueError(f"graded outcomes need one score column for the {tier} tier; have {list(columns)}")
+    return found[0]
+
+
+def load_graded(path: Path) -> dict[str, tuple[float, float]]:
     """Graded outcomes (`router grade --out`), by prompt key; ungraded rows left out."""
     import pandas as pd
 
     frame = pd.read_json(path, lines=True) if path.suffix == ".jsonl" else pd.read_csv(path)
-    frame = frame.dropna(subset=[small_col, large_col])
+    small, large = tier_column(list(frame.columns), "small"), tier_column(list(frame.columns), "large")
+    frame = frame.dropna(subset=[small, large])
     return {
-        prompt_key(str(prompt)): (float(small), float(large))
-        for prompt, small, large in zip(frame["prompt"], frame[small_col], frame[large_col])
+        prompt_key(str(prompt)): (float(s), float(l))
+        for prompt, s, l in zip(frame["prompt"], frame[small], frame[large])
     }
 
 

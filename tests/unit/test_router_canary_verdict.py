@@ -38,3 +38,14 @@ def test_graded_outcomes_are_keyed_by_the_routed_text(tmp_path):
     path.write_text('id,prompt,category,score:small,score:large\n1," Where is my order? ",order,1,0\n2,b,x,,1\n')
     graded = load_graded(path)
     assert graded == {prompt_key("Where is my order?"): (1.0, 0.0)}  # the ungraded row is left out
+
+
+def test_graded_outcomes_of_an_adapter_target_count_as_the_small_tier(tmp_path):
+    # `router collect --target small:auto` grades into `score:small:auto`.
+    path = tmp_path / "outcomes.csv"
+    path.write_text("prompt,score:small:auto,score:large\nq,0,1\n")
+    assert load_graded(path) == {prompt_key("q"): (0.0, 1.0)}
+    path.write_text("prompt,score:small:a,score:small:b,score:large\nq,0,1,1\n")
+    import pytest
+    with pytest.raises(ValueError, match="one score column for the small tier"):
+        load_graded(path)
