@@ -24,6 +24,7 @@ from tests.e2e.conftest import ROUTER_CANARY_INTERVAL_S
 pytestmark = pytest.mark.e2e
 
 QUERIES = Path(__file__).parents[2] / "data" / "routing_eval" / "queries.jsonl"
+HISTORY = QUERIES.with_name("outcomes_embedded.csv")
 PER_CATEGORY = {"facts": 8, "arithmetic": 8, "instructions": 8, "order": 4, "refund": 4, "account": 4, "payment": 4}
 
 
@@ -103,8 +104,12 @@ def test_collect_grade_train_canary_promote_serve_and_reject(
                "--out", str(outcomes), "--report", str(work / "report.json"))
     graded = pd.read_csv(outcomes)
     assert graded["score:large"].notna().sum() >= 30
+    # Train on what was just collected plus the pair's earlier outcomes (the embedded tiers'
+    # answers to the whole labelled set, collected the same way: data/routing_eval).
+    history = pd.read_csv(HISTORY)
+    pd.concat([history, graded], ignore_index=True).to_csv(work / "train.csv", index=False)
     cols = ["--small-col", "score:small:auto", "--large-col", "score:large"]
-    router_cli(settings_env, "train", "--data", str(outcomes), *cols, "--out", str(work / "good"),
+    router_cli(settings_env, "train", "--data", str(work / "train.csv"), *cols, "--out", str(work / "good"),
                "--version", "own-pair", "--threads", "1")
 
     # 4. Register it as the candidate; the canary scores it beside the active default.
@@ -120,7 +125,7 @@ def test_collect_grade_train_canary_promote_serve_and_reject(
     assert any(e["event"] == "activated" and e["version"] == good and e["reason"] for e in events)
 
     # 6. A router trained on shuffled outcomes: the canary rejects it on the same traffic.
-    shuffled = graded.copy()
+    shuffled = pd.read_csv(work / "train.csv")
     shuffled["score:small:auto"] = shuffled["score:small:auto"].sample(frac=1.0, random_state=3).to_numpy()
     shuffled["score:large"] = shuffled["score:large"].sample(frac=1.0, random_state=4).to_numpy()
     shuffled.to_csv(work / "shuffled.csv", index=False)
