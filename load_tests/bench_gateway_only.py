@@ -403,9 +403,9 @@ LABELS = {
 }
 
 
-def run_rows(args: argparse.Namespace, logs: Path) -> dict[str, dict[str, ModeResult]]:
+def run_rows(args: argparse.Namespace, logs: Path, measured: dict[str, dict[str, ModeResult]]) -> None:
+    """Fills `measured` row by row: what was measured survives an interruption."""
     rows = [r.strip() for r in args.rows.split(",") if r.strip()]
-    measured: dict[str, dict[str, ModeResult]] = {}
     mock_port = free_port()
     floor = mock_server(args, mock_port, logs)
     with running(floor, f"http://127.0.0.1:{mock_port}", "m", 60):
@@ -442,7 +442,6 @@ def run_rows(args: argparse.Namespace, logs: Path) -> dict[str, dict[str, ModeRe
                     raise SystemExit(f"unknown row {key!r} (rows: {', '.join(ALL_ROWS)})")
             except (RuntimeError, TimeoutError, subprocess.SubprocessError) as exc:
                 print(f"  row {key} failed: {exc}", flush=True)
-    return measured
 
 
 # ---- report --------------------------------------------------------------------------
@@ -543,7 +542,16 @@ def main() -> None:
     logs = Path(tempfile.mkdtemp(prefix="bench-gateway-only-"))
     print(f"logs: {logs}", flush=True)
     started = datetime.now(timezone.utc)
-    measured = run_rows(args, logs)
+    measured: dict[str, dict[str, ModeResult]] = {}
+    # SIGTERM (a timeout around this script) unwinds like Ctrl-C: every service is stopped
+    # and the rows measured so far are written.
+    signal.signal(signal.SIGTERM, _interrupt)
+    try:
+        run_rows(args, logs, measured)
+    except KeyboardInterrupt:
+        print("interrupted: writing the rows measured so far", flush=True)
+    if "a" not in measured:
+        raise SystemExit("the floor (a) was not measured")
     entries = summarise(measured)
     floor = measured["a"]
     bound = {mode: floor[mode].sequential["p50_ms"] + BOUND_MS for mode in ("json", "stream")}
@@ -569,6 +577,10 @@ def main() -> None:
     missing = [k for k in asked if k not in measured]
     if missing:
         raise SystemExit(f"rows not measured: {', '.join(missing)}")
+
+
+def _interrupt(*_: object) -> None:
+    raise KeyboardInterrupt
 
 
 if __name__ == "__main__":
