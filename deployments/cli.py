@@ -81,11 +81,11 @@ def run(settings: Settings) -> None:
     typer.echo(f"gateway ready at {url}/v1 ({access})")
     admin = "on" if settings.admin.api_key else "off (set GATEWAY_ADMIN__API_KEY to enable it)"
     typer.echo(f"admin API at {url}/admin: {admin}")
-    _wait_for_signal()
+    wait_for_signal()
     ray_serve.shutdown()
 
 
-def _wait_for_signal() -> None:
+def wait_for_signal() -> None:
     stop = {"now": False}
 
     def _stop(*_: object) -> None:

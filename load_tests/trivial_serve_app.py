@@ -17,7 +17,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
-import signal
 import time
 import uuid
 from typing import Any, AsyncIterator
@@ -26,6 +25,8 @@ from ray import serve
 from ray.serve.handle import DeploymentHandle
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response, StreamingResponse
+
+from deployments.cli import wait_for_signal
 
 WORD = "token"
 
@@ -93,22 +94,10 @@ def main() -> None:
         app = TrivialIngress.bind(TrivialEngine.bind(args.ttft_s, args.itl_s, args.tokens))
         serve.run(app, name="trivial", route_prefix="/")
         print("ready", flush=True)
-        _wait_for_signal()
+        wait_for_signal()
         serve.shutdown()
     finally:
         ray.shutdown()
-
-
-def _wait_for_signal() -> None:
-    stop = {"now": False}
-
-    def _stop(*_: object) -> None:
-        stop["now"] = True
-
-    signal.signal(signal.SIGTERM, _stop)
-    signal.signal(signal.SIGINT, _stop)
-    while not stop["now"]:
-        time.sleep(0.5)
 
 
 if __name__ == "__main__":
