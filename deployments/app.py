@@ -62,8 +62,11 @@ def engine_recipe(settings: Settings, tier: Tier) -> EngineRecipe:
 
 def engine_deployment(
     settings: Settings, tier: Tier, board: Application, registry: AdapterRegistry | None
-) -> Application:
+) -> Application | None:
+    """The tier's replicas; None for a remote tier the ingress calls directly."""
     tier_settings = settings.tier(tier)
+    if tier_settings.direct:
+        return None
     # Only a vLLM tier computes; a remote or mock tier's replica just waits on I/O.
     placement = engine_placement(tier_settings) if tier_settings.kind == "vllm" else io_placement(tier_settings)
     return EngineDeployment.options(
@@ -75,7 +78,10 @@ def engine_deployment(
 
 
 def build(settings: Settings) -> Application:
-    live = LiveConfig(routing=settings.routing, shadow=settings.shadow.config, grounding=settings.retrieval.grounding)
+    live = LiveConfig(
+        routing=settings.routing, shadow=settings.shadow.config, grounding=settings.retrieval.grounding,
+        support=settings.support.config, flags=settings.flags,
+    )
     board = LoadBoard.bind()
     # Adapters live on the small tier only; its registry is the one source of truth.
     registry = settings.adapter_workspace().open_registry() if settings.small.enable_lora else None
@@ -99,10 +105,11 @@ def ingress_parts(settings: Settings, registry: AdapterRegistry | None) -> Ingre
         tier: TierSpec(served_name=settings.tier(tier).served_name, max_model_len=settings.tier(tier).max_model_len)
         for tier in DEPLOYMENT_NAMES
     }
+    direct = {tier: remote_spec(settings.tier(tier)) for tier in DEPLOYMENT_NAMES if settings.tier(tier).direct}
     return IngressParts(
-        tiers=tiers, limits=settings.limits, router=settings.router, adapters=settings.adapters,
+        tiers=tiers, direct=direct, limits=settings.limits, router=settings.router, adapters=settings.adapters,
         registry=registry, admin=settings.admin, auth=settings.auth, shadow=settings.shadow,
-        retrieval=settings.retrieval,
+        retrieval=settings.retrieval, support=settings.support,
     )
 
 

@@ -16,6 +16,7 @@ from deployments.failure_log import ray_failure_counter
 from gateway.failures import log_if_it_dies
 from deployments.load_board import LoadPublisher
 from deployments.tier_engines import EngineRecipe, build_engine
+from engines.openai_remote import OpenAIRemoteEngine
 from engines.types import (
     AdapterReport,
     AdapterSpec,
@@ -61,8 +62,14 @@ class EngineDeployment:
         self._publisher: LoadPublisher | None = None
         if board is not None:
             replica = serve.get_replica_context().replica_id.unique_id
+            read, upstream = self._engine.load_now, None
+            if isinstance(self._engine, OpenAIRemoteEngine):
+                # Every replica scrapes the same upstream queue: the board takes it as a
+                # floor under the replicas' summed in-flight counts, not as a sum.
+                read, upstream = self._engine.in_flight_now, self._engine.upstream_now
             self._publisher = LoadPublisher(
-                board, tier, replica, self._engine.load_now, self._adapter_report, count_failure
+                board, tier, replica, read, self._adapter_report, count_failure,
+                upstream=upstream or (lambda: None),
             )
             self._publisher.start()
 

@@ -15,13 +15,19 @@ from starlette.types import ASGIApp
 from adapters.config import AdapterSettings
 from adapters.registry import AdapterRegistry
 from deployments.adapter_fleet import ServeAdapterFleet
+from deployments.direct_tier import DirectTier
 from deployments.handle_client import HandleEngine
 from deployments.load_board import BoardLoadSource
+from engines.openai_remote import RemoteSpec
+from engines.protocol import Engine
 from engines.types import Tier
 from gateway.adapters import AdapterDirectory
 from gateway.assembly import AdapterParts, Edge, Routing, ShadowParts, Tiers, build_gateway
+from gateway.support_config import SupportSettings
+from gateway.support_wiring import SupportParts
 from gateway.catalog import TierSpec
 from gateway.grounding import Grounder
+from gateway.kb_usage import usage_journal
 from gateway.metrics import GatewayMetrics
 from deployments.reranker import HandleReranker
 from retrieval.config import RetrievalSettings
@@ -31,6 +37,7 @@ from gateway.auth import Authenticator, LocalRateLimiter
 from gateway.keys import KeyStore
 from gateway.settings import AdminSettings, AuthSettings, LimitSettings, RouterSettings, ShadowSettings
 from text.embedding import MiniLMEmbedder, build_embedder
+from flags.faithfulness import EmbeddingSupport
 from shadow.agreement import EmbeddingAgreement
 from shadow.store import ShadowStore
 from router.loading import EmbedderCache, LoadedRouter, load_router
@@ -73,15 +80,17 @@ def load_grounder(
         return None
     first_stage = open_first_stage(settings.kb, encoder, settings.title_weight)
     logger.info("knowledge base %s: %d chunks", settings.kb, len(first_stage.chunks))
-    return Grounder(first_stage, HandleReranker(reranker), metrics)
+    # Which documents serve grounded queries (the KB-rot review): `retrieval review`.
+    usage = usage_journal(settings.rot, metrics)
+    return Grounder(first_stage, HandleReranker(reranker), metrics, usage=usage)
 
 
 @dataclass(frozen=True)
 class IngressHandles:
     """The deployments the ingress talks to."""
 
-    small: DeploymentHandle
-    large: DeploymentHandle
+    small: DeploymentHandle | None  # None: a remote tier called directly (IngressParts.direct)
+    large: DeploymentHandle | None
     load_board: DeploymentHandle
     limit_board: DeploymentHandle | None = None  # None: rate limits per replica
     reranker: DeploymentHandle | None = None  # None: no grounding
@@ -100,6 +109,8 @@ class IngressParts:
     auth: AuthSettings = field(default_factory=AuthSettings)
     shadow: ShadowSettings | None = None
     retrieval: RetrievalSettings | None = None
+    direct: Mapping[Tier, RemoteSpec] = field(default_factory=dict)  # remote tiers with no replica
+    support: SupportSettings | None = None  # None: no support controls (gate, rollout modes)
 
 
 @serve.deployment(max_ongoing_requests=1024, ray_actor_options={"num_cpus": 0})
@@ -108,13 +119,21 @@ class Ingress:
     def __init__(self, handles: IngressHandles, parts: IngressParts) -> None:
         self._configured = False
         routing = load_routing(parts.router)
-        engines = {"small": HandleEngine(handles.small), "large": HandleEngine(handles.large)}
         metrics = GatewayMetrics()
-        # One MiniLM copy for the shadow agreement and the knowledge base's dense stage.
+        replica = serve.get_replica_context().replica_id.unique_id
+        self._direct = {
+            tier: DirectTier(recipe, tier, handles.load_board, replica, metrics.background_failures_of)
+            for tier, recipe in parts.direct.items()
+        }
+        engines = {tier: self._engine(tier, handles) for tier in ("small", "large")}
+        # One MiniLM copy for the shadow agreement, the knowledge base's dense stage and the
+        # answer flags' faithfulness check.
         minilm = MiniLMEmbedder(max_tokens=256) if parts.shadow or parts.retrieval else None
         shadow = None
         if parts.shadow is not None and minilm is not None:
-            shadow = ShadowParts(ShadowStore(parts.shadow.store), EmbeddingAgreement(minilm))
+            shadow = ShadowParts(
+                ShadowStore(parts.shadow.store), EmbeddingAgreement(minilm), flag_support=EmbeddingSupport(minilm)
+            )
         # Ray Serve's proxy already echoes x-request-id (and passes it in): don't add a second.
         edge = Edge(auth=_authenticator(parts.auth, handles.limit_board), admin=parts.admin, echo_request_id=False)
         self._gateway = build_gateway(
@@ -122,7 +141,16 @@ class Ingress:
             edge=edge, routing=routing,
             adapters=_adapter_parts(parts, engines["small"], handles.load_board), shadow=shadow,
             grounder=load_grounder(parts.retrieval, handles.reranker, metrics, minilm), metrics=metrics,
+            support=_support_parts(parts.support),
+            gate=None,  # the answerability classifier (gate/) goes here: build_gateway(..., gate=...)
         )
+
+    def _engine(self, tier: Tier, handles: IngressHandles) -> Engine:
+        if tier in self._direct:
+            return self._direct[tier].engine
+        handle = getattr(handles, tier)
+        assert handle is not None, "a tier without a deployment is a direct remote tier"
+        return HandleEngine(handle)
 
     def reconfigure(self, user_config: dict[str, Any]) -> None:
         self._gateway.reconfigure(user_config, strict=not self._configured)
@@ -131,15 +159,27 @@ class Ingress:
     def __serve_build_asgi_app__(self) -> ASGIApp:
         return self._gateway.app
 
+    def __del__(self) -> None:
+        for direct in getattr(self, "_direct", {}).values():
+            direct.close()
+
+
+def _support_parts(settings: SupportSettings | None) -> SupportParts | None:
+    if settings is None:
+        return None
+    return SupportParts(settings.rollout_state, settings.poll_s, settings.review_s)
+
 
 def _authenticator(auth: AuthSettings, limit_board: DeploymentHandle | None) -> Authenticator:
     limiter = BoardRateLimiter(limit_board) if limit_board is not None else LocalRateLimiter()
     return Authenticator(KeyStore(auth.keys_db), limiter, auth.cache_ttl_s)
 
 
-def _adapter_parts(parts: IngressParts, small: HandleEngine, board: DeploymentHandle) -> AdapterParts | None:
+def _adapter_parts(parts: IngressParts, small: Engine, board: DeploymentHandle) -> AdapterParts | None:
     if parts.registry is None:
         return None
+    # A tier serving adapters always has replicas (settings refuse openai.direct with enable_lora).
+    assert isinstance(small, HandleEngine), "adapters are served by a tier deployment"
     config = parts.adapters
     embedder = build_embedder(config.selector_embedder, 128) if config.auto_select else None
     directory = AdapterDirectory(

@@ -3,6 +3,11 @@
 A Ray Serve handle reaches one replica per call, so polling engines through it can't
 see a whole tier. Instead every engine replica reports here 5 times a second and
 the ingress polls one snapshot: waiting + running over all live replicas of a tier.
+
+A remote tier called straight from the ingress (`openai.direct`) has no replica: each
+ingress replica reports its own in-flight count for it, and, where the upstream is a
+vLLM whose /metrics it scrapes, the upstream's whole queue. That queue already holds
+every replica's requests, so it is not summed: it is a floor under the summed count.
 """
 
 from __future__ import annotations
@@ -40,12 +45,17 @@ class LoadBoard:
     def __init__(self) -> None:
         self._entries: dict[tuple[str, str], tuple[float, EngineLoad]] = {}
         self._adapters: dict[tuple[str, str], tuple[float, AdapterReport]] = {}
+        self._upstream: dict[str, tuple[float, EngineLoad]] = {}
 
     def report(self, tier: str, replica: str, load: EngineLoad, adapters: AdapterReport | None = None) -> None:
         now = time.monotonic()
         self._entries[(tier, replica)] = (now, load)
         if adapters is not None:
             self._adapters[(tier, replica)] = (now, adapters)
+
+    def report_upstream(self, tier: str, load: EngineLoad) -> None:
+        """A scrape of the queue of the endpoint a direct remote tier calls."""
+        self._upstream[tier] = (time.monotonic(), load)
 
     def adapter_reports(self, tier: str) -> dict[str, AdapterReport]:
         """Per live replica of `tier`: the registry generation it applied and what it holds."""
@@ -67,7 +77,20 @@ class LoadBoard:
                 continue
             total.running += load.running
             total.waiting += load.waiting
+        for tier, (seen, scraped) in list(self._upstream.items()):
+            if tier in totals and now - seen <= FRESH_FOR_S:
+                totals[tier] = _at_least(totals[tier], scraped)
         return totals
+
+
+def _at_least(counted: TierLoad, scraped: EngineLoad) -> TierLoad:
+    """The scraped queue, unless the requests counted in flight are more (a scrape lags)."""
+    in_flight = counted.running + counted.waiting
+    total = max(scraped.running + scraped.waiting, in_flight)
+    if total == in_flight:
+        return counted
+    running = min(scraped.running, total)
+    return TierLoad(running=running, waiting=total - running)
 
 
 class BoardLoadSource:
@@ -94,9 +117,10 @@ class LoadPublisher:
         read: Callable[[], EngineLoad],
         adapters: Callable[[], AdapterReport | None] = lambda: None,
         count_failure: CountFailure = uncounted,
+        upstream: Callable[[], EngineLoad | None] = lambda: None,
     ) -> None:
         self._board, self._tier, self._replica, self._read = board, tier, replica, read
-        self._adapters = adapters
+        self._adapters, self._upstream = adapters, upstream
         self.failures = FailureLog("load-report", logger, count_failure)
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name=f"load-publisher-{tier}", daemon=True)
@@ -119,6 +143,8 @@ class LoadPublisher:
             response = self._board.report.remote(self._tier, self._replica, self._read(), self._adapters())
             # This thread is not the replica's event loop: a blocking wait is allowed here.
             response.result(timeout_s=REPORT_TIMEOUT_S)
+            if (scraped := self._upstream()) is not None:
+                self._board.report_upstream.remote(self._tier, scraped).result(timeout_s=REPORT_TIMEOUT_S)
         except Exception as exc:  # the board restarting must not take the engine down
             self.failures.failed(exc)
         else:

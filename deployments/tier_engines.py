@@ -32,11 +32,15 @@ def mock_spec(tier: TierSettings) -> MockSpec:
     return MockSpec(settings=tier.mock, max_model_len=tier.max_model_len, enable_lora=tier.enable_lora)
 
 
+def build_remote(recipe: RemoteSpec, count_failure: CountFailure = uncounted) -> OpenAIRemoteEngine:
+    # Counted as task "upstream-metrics"; logged on the first failure, then once a minute.
+    scrapes = FailureLog("upstream-metrics", logger, count_failure)
+    return OpenAIRemoteEngine.build(recipe, api_key_from_env(recipe.settings.api_key_env), scrapes)
+
+
 def build_engine(recipe: EngineRecipe, count_failure: CountFailure = uncounted) -> ReplicaEngine:
     if isinstance(recipe, RemoteSpec):
-        # Counted as task "upstream-metrics"; logged on the first failure, then once a minute.
-        scrapes = FailureLog("upstream-metrics", logger, count_failure)
-        return OpenAIRemoteEngine.build(recipe, api_key_from_env(recipe.settings.api_key_env), scrapes)
+        return build_remote(recipe, count_failure)
     if isinstance(recipe, MockSpec):
         return MockEngine(recipe)
     # Tensor-parallel workers go into this replica's placement group (gpu_placement.py).

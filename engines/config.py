@@ -44,6 +44,11 @@ class RemoteTierSettings(BaseModel):
         default_factory=dict, description="Adapter domain (or version) -> the upstream's model name serving it "
         "(a vLLM LoRA module); an adapter not listed is asked for by its version name"
     )
+    direct: bool | None = Field(
+        None, description="Call the endpoint straight from each ingress replica, with no engine replica of "
+        "its own (one Ray hop less). None = direct unless the tier serves adapters, whose sync needs one replica "
+        "per tier; true with adapters is refused"
+    )
     tokenizer: str | None = Field(
         None, description="HF tokenizer (directory or hub id) of the upstream model: exact token counts when the "
         "upstream sends no usage, and context-length checks before sending. None = counts estimated and marked, "

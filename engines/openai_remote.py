@@ -125,12 +125,20 @@ class OpenAIRemoteEngine:
     def load_now(self) -> EngineLoad:
         """The upstream vLLM's own queue when a fresh scrape has it, else what this replica
         has in flight. A scrape lags: never report fewer than are in flight here."""
-        scraped = self._upstream.latest() if self._upstream is not None else None
+        scraped = self.upstream_now()
         if scraped is None:
-            return EngineLoad(running=self._in_flight)
+            return self.in_flight_now()
         total = max(scraped.running + scraped.waiting, self._in_flight)
         running = min(scraped.running, total)
         return EngineLoad(running=running, waiting=total - running)
+
+    def in_flight_now(self) -> EngineLoad:
+        """Only this client's requests: what several callers of one upstream add up."""
+        return EngineLoad(running=self._in_flight)
+
+    def upstream_now(self) -> EngineLoad | None:
+        """The upstream's whole queue from a fresh scrape (every caller's requests), if any."""
+        return self._upstream.latest() if self._upstream is not None else None
 
     # ---- adapters (AdapterHost) ----------------------------------------------------
 

@@ -16,7 +16,8 @@ class AdminGuard:
         self._key = api_key
         self._auth = auth
 
-    async def authorize(self, request: Request) -> None:
+    async def authorize(self, request: Request) -> str:
+        """Who is calling (for the record of a change): `admin-key` or `key:<name>`."""
         keyed = self._auth is not None and not await self._auth.is_open()
         if self._key is None and not keyed:
             raise PermissionDenied(
@@ -28,9 +29,10 @@ class AdminGuard:
         if token is None:
             raise AuthenticationError("Admin endpoints need 'Authorization: Bearer <admin key>'.")
         if self._key is not None and hmac.compare_digest(token.encode(), self._key.get_secret_value().encode()):
-            return
+            return "admin-key"
         record = await self._auth.key(request) if keyed else None  # type: ignore[union-attr]
         if record is None:
             raise AuthenticationError("Incorrect admin key provided.")
         if record.role != "admin":
             raise PermissionDenied(f"Key '{record.name}' is not an admin key.")
+        return f"key:{record.name}"

@@ -16,14 +16,18 @@ from gateway.adapters import AdapterDirectory, directory_poller
 from gateway.admin import AdapterFleet, AdminApi
 from gateway.auth import Authenticator, LocalRateLimiter
 from gateway.grounding import Grounder
+from gateway.answer_flags import AnswerFlagger
 from gateway.shadow_edge import ShadowEdge
+from gateway.support_wiring import SupportParts, build_support
+from gate.verdict import Gate
+from flags.faithfulness import SupportScorer
 from shadow.agreement import Agreement
 from shadow.canary import CanaryMonitor
 from shadow.service import ShadowService
 from shadow.store import ShadowStore
 from gateway.catalog import ModelCatalog, TierSpec
 from gateway.health import Readiness
-from gateway.http import GatewayApp
+from gateway.http import AnswerSinks, GatewayApp
 from gateway.labels import CategoryLabels
 from gateway.admin_auth import AdminGuard
 from gateway.config_admin import ConfigAdmin
@@ -88,6 +92,7 @@ class Gateway:
     base_limits: LimitSettings
     shadow: ShadowEdge | None = None
     grounder: Grounder | None = None
+    flags: AnswerFlagger | None = None
 
     @property
     def config(self) -> LiveConfig:
@@ -101,6 +106,8 @@ class Gateway:
             self.shadow.service.configure(config.shadow)
         if self.grounder is not None:
             self.grounder.configure(config.grounding)
+        if self.flags is not None:
+            self.flags.configure(config.flags)
         self.state.accept(config)
 
     def reconfigure(self, raw: dict[str, Any] | None, strict: bool = False) -> bool:
@@ -178,10 +185,12 @@ class AdapterParts:
 
 @dataclass(frozen=True)
 class ShadowParts:
-    """Shadow traffic: where pairs are stored and how answers are compared."""
+    """Shadow traffic: where pairs are stored and how answers are compared. The store also
+    keeps answer flags; `flag_support` scores their faithfulness (None: that evaluator is off)."""
 
     store: ShadowStore
     agreement: Agreement
+    flag_support: SupportScorer | None = None
 
 
 def build_gateway(
@@ -195,8 +204,13 @@ def build_gateway(
     grounder: Grounder | None = None,
     config: LiveConfig | None = None,
     metrics: GatewayMetrics | None = None,
+    support: SupportParts | None = None,
+    gate: Gate | None = None,
 ) -> Gateway:
-    """The gateway over `tiers`; each optional capability is on when its part is given."""
+    """The gateway over `tiers`; each optional capability is on when its part is given.
+
+    `support` and `gate`: the support controls (rollout modes per category, the
+    answerability gate; live config `support`); either one turns them on."""
     config = config or LiveConfig()
     metrics = metrics or GatewayMetrics()
     catalog = ModelCatalog(tiers.specs)
@@ -221,7 +235,7 @@ def build_gateway(
             api = AdminApi(adapters.directory, adapters.fleet, metrics, guard, edge.admin.converge_timeout_s)
             routes.extend(api.routes())
     auth = edge.auth or Authenticator(None, LocalRateLimiter())
-    shadow_edge = None
+    shadow_edge, answers, flagger = None, None, None
     if shadow is not None:
         categories = CategoryLabels(lambda: state.config, directory)
         shadow_edge = _shadow_edge(tiers.engines, shadow, metrics, config, auth, directory, categories)
@@ -229,6 +243,9 @@ def build_gateway(
         background.append(shadow_edge.service)
         shadow_service = shadow_edge.service
         background.append(store_pruner(shadow.store, lambda: shadow_service.config.retention, failed))
+        flagger = AnswerFlagger(shadow.store, metrics, categories, config.flags, shadow.flag_support)
+        background.append(flagger)
+        answers = AnswerSinks([shadow_edge, flagger])
     versions = None
     if routing.registry is not None and routing.loader is not None:
         versions = _router_versions(routing, policies, router, lambda: state.config, failed)
@@ -238,16 +255,31 @@ def build_gateway(
             canary = RouterCanary(shadow.store, routing.registry, versions, lambda: state.config.routing, metrics)
             router.on_decision = canary.observe
             background.append(Periodic(canary.review, routing.canary_interval_s, "router_canary", failed))
+    controls = None
+    if support is not None or gate is not None:
+        wiring = build_support(
+            support or SupportParts(), gate, lambda: state.config.support, catalog,
+            metrics.support, CategoryLabels(lambda: state.config, directory), guard,
+            shadow.store if shadow else None, failed,
+        )
+        controls = wiring.controls
+        routes.extend(wiring.routes)
+        background.extend(wiring.background)
+    if grounder is not None:
+        # Grounded-query metrics and usage per category: the app's bounded labels.
+        grounder.label_categories(CategoryLabels(lambda: state.config, directory).label)
+        background.extend(grounder.background())  # the KB usage journal's writer and pruner
     http = GatewayApp(
         service, catalog, Readiness(tiers.engines), metrics, config.limits or limits, poller, auth,
-        edge.echo_request_id, extra_routes=routes, background=background, answers=shadow_edge,
-        grounder=grounder,
+        edge.echo_request_id, extra_routes=routes, background=background, answers=answers,
+        grounder=grounder, support=controls,
     )
     if grounder is not None:
         grounder.configure(config.grounding)
     return Gateway(
         app=http.build(), service=service, router=router, metrics=metrics, http=http,
         state=state, policies=policies, base_limits=limits, shadow=shadow_edge, grounder=grounder,
+        flags=flagger,
     )
 
 

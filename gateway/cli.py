@@ -12,6 +12,8 @@ from typing import Annotated, Optional
 
 import typer
 
+from gateway.rollout_cli import rollout_app
+from gate.cli import build_app as build_gate_app
 from gateway.settings import Settings
 
 SHIPPED_DATA = Path(__file__).resolve().parents[1] / "data"
@@ -25,6 +27,8 @@ config_app = typer.Typer(no_args_is_help=True, help="Live config (the ingress us
 app.add_typer(config_app, name="config")
 shadow_app = typer.Typer(no_args_is_help=True, help="Shadow traffic: review samples and canary events.")
 app.add_typer(shadow_app, name="shadow")
+app.add_typer(build_gate_app(lambda: Settings().gate), name="gate")
+app.add_typer(rollout_app, name="rollout")
 
 
 @shadow_app.command("sample")
@@ -69,6 +73,44 @@ def shadow_events(
     path = store or Settings().shadow.store
     for event in ShadowStore(path).events():
         typer.echo(f"{event.created_at.isoformat(timespec='seconds')}  {event.kind:16s} {event.subject}  {event.detail}")
+
+
+@app.command("flags")
+def list_flags(
+    since: Annotated[str, typer.Option(help="How far back: 30m, 12h, 1d, 2w")] = "1d",
+    kind: Annotated[
+        Optional[list[str]], typer.Option(help="Only this kind (repeatable): promise, tone, pii, unfaithful")
+    ] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="A JSON array instead of lines")] = False,
+    limit: Annotated[Optional[int], typer.Option(min=1, help="At most this many, newest first")] = None,
+    store: Annotated[Optional[Path], typer.Option(help="Shadow store (default: settings)")] = None,
+) -> None:
+    """Served answers flagged for follow-up (live config `flags`), newest first."""
+    import json
+
+    from flags.types import KINDS
+    from router.flywheel import parse_since
+    from shadow.store import ShadowStore
+
+    unknown = sorted(set(kind or ()) - set(KINDS))
+    if unknown:
+        raise typer.BadParameter(f"unknown kind {', '.join(unknown)}; use {', '.join(KINDS)}", param_hint="--kind")
+    try:
+        start = parse_since(since, datetime.now(timezone.utc))
+    except ValueError as exc:
+        raise typer.BadParameter(str(exc), param_hint="--since") from None
+    path = store or Settings().shadow.store
+    if not path.exists():
+        typer.echo(f"error: no shadow store at {path}", err=True)
+        raise typer.Exit(2)
+    found = ShadowStore(path).flags(since=start, kinds=kind or (), limit=limit)
+    if as_json:
+        typer.echo(json.dumps([f.model_dump(mode="json") for f in found], indent=1))
+        return
+    for f in found:
+        score = "" if f.score is None else f"{f.score:g}"
+        typer.echo(f"{f.created_at.isoformat(timespec='seconds')}  {f.kind:10s} {f.category or '-':12s} "
+                   f"{f.tier:5s} {f.request_id}  {score:>6s}  {f.detail}")
 
 
 @config_app.command("check")
@@ -135,6 +177,7 @@ def prepare_models(
     small model; each step skips when current."""
     from adapters.cli import ensure_defaults
     from model_files.preparation import prepare_embedded_models
+    from gate.cli import ensure_default as ensure_gate
     from router.cli import ensure_default
 
     settings = Settings() if cache_dir is None else Settings(models_dir=cache_dir)
@@ -145,6 +188,7 @@ def prepare_models(
         where = getattr(prepared, tier) if tier in local else f"kind={settings.tier(tier).kind}, nothing to prepare"
         typer.echo(f"{tier}: {where}")
     ensure_default(settings.router.model_dir, SHIPPED_DATA / "routellm" / "mmlu")
+    ensure_gate(settings.gate)  # the answerability classifier, from data/gate
     if settings.small.enable_lora and settings.small.model is None and "small" in local:
         ensure_defaults(settings.adapter_workspace())  # adapters of the embedded small model only
     if settings.retrieval.enabled:

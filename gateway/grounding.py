@@ -14,16 +14,19 @@ import asyncio
 import logging
 import time
 from dataclasses import dataclass, field, replace
+from functools import partial
 from typing import AsyncIterator, Callable, Literal
 
 from engines.streams import first_chunk
 from engines.types import ChatTurn, GenerationChunk, GenerationResult
+from gateway.kb_usage import UsageJournal
 from gateway.metrics import GatewayMetrics
 from gateway.serving import CompletionService, Plan
 from retrieval.config import GroundingConfig
 from retrieval.first_stage import FirstStage, Hit, Retrieval
 from retrieval.knowledge import reorder
 from retrieval.reranker import Reranker
+from retrieval.usage import Outcome, ServedChunk, Usage
 
 logger = logging.getLogger(__name__)
 
@@ -67,6 +70,19 @@ class Context:
 NO_CONTEXT = Context("none")
 
 
+@dataclass(frozen=True)
+class Asker:
+    """Who a grounded query is for: the usage journal's key and the metrics' category label."""
+
+    request_id: str
+    category: str  # bounded label ("" = none)
+
+
+def raw_category(plan: Plan) -> str | None:
+    """The client's category, else the adapter domain that serves the request."""
+    return plan.query.category or plan.domain
+
+
 def with_context(plan: Plan, context: Context, attempt: str = "") -> Plan:
     """The plan with the context in front: a system message (merged into the client's own
     system message when there is one) for chat, a preamble for text completions."""
@@ -100,15 +116,35 @@ class Grounder:
     def __init__(
         self, first_stage: FirstStage, reranker: Reranker, metrics: GatewayMetrics,
         config: GroundingConfig | None = None, clock: Callable[[], float] = time.perf_counter,
+        usage: UsageJournal | None = None,
     ) -> None:
         self._first_stage = first_stage
         self._reranker = reranker
         self._metrics = metrics
         self._config = config or GroundingConfig()
         self._clock = clock
+        self._usage = usage
+        self._label: Callable[[str | None], str] = self._grounding_domain
 
     def configure(self, config: GroundingConfig) -> None:
         self._config = config
+
+    def label_categories(self, label: Callable[[str | None], str]) -> None:
+        """The bounded category labels of the app (gateway.labels.CategoryLabels.label)."""
+        self._label = label
+
+    def background(self) -> list[UsageJournal]:
+        """What must run for the app's lifetime: the usage journal's writer and pruner."""
+        return [self._usage] if self._usage is not None else []
+
+    def _grounding_domain(self, category: str | None) -> str:
+        """Until the app's labels are set: a grounding domain, else "other" (bounded)."""
+        if not category:
+            return ""
+        return category.lower() if category.lower() in self._config.domains else "other"
+
+    def _asker(self, plan: Plan) -> Asker:
+        return Asker(plan.request_id, self._label(raw_category(plan)))
 
     def applies(self, plan: Plan, requested: bool | None) -> bool:
         if requested is not None:
@@ -120,27 +156,28 @@ class Grounder:
 
     async def run(self, plan: Plan, service: CompletionService) -> tuple[Plan, GenerationResult, Context]:
         config = self._config  # one config for the whole request, even if ops push a new one
-        query = retrieval_query(plan)
-        retrieval = await self._retrieve(query, config)
+        query, asker = retrieval_query(plan), self._asker(plan)
+        retrieval = await self._retrieve(query, config, asker)
         if retrieval is None:
-            return *await service.run(plan), self._served(NO_CONTEXT)
+            return *await service.run(plan), self._served(asker, NO_CONTEXT)
         first = Context("first-stage", retrieval.hits[: config.top_k])
+        served = partial(self._served, asker, relevance=retrieval.relevance)
         if config.rerank != "async":
             context = await self._settled(query, retrieval, config, first)
-            return *await service.run(with_context(plan, context)), self._served(context)
+            return *await service.run(with_context(plan, context)), served(context)
         generation = asyncio.create_task(service.run(with_context(plan, first)))
         rerank = asyncio.create_task(self._rerank(query, retrieval, config))
         try:
             await asyncio.wait({generation, rerank}, return_when=asyncio.FIRST_COMPLETED)
             if not rerank.done():
                 self._metrics.rerank_outcomes.labels("late").inc()  # the answer was final first
-                return *generation.result(), self._served(first)
+                return *generation.result(), served(first)
             upgraded = self._upgrade(first, rerank.result())
             if upgraded is None or generation.done():
-                return *await generation, self._served(first)
+                return *await generation, served(first)
             await _cancel(generation)
             self._metrics.rerank_outcomes.labels("upgraded").inc()
-            return *await service.run(with_context(plan, upgraded, "-reranked")), self._served(upgraded)
+            return *await service.run(with_context(plan, upgraded, "-reranked")), served(upgraded)
         finally:
             await _cancel(rerank)
             await _cancel(generation)
@@ -149,14 +186,15 @@ class Grounder:
 
     async def open_stream(self, plan: Plan, service: CompletionService) -> tuple[Opened, Context]:
         config = self._config
-        query = retrieval_query(plan)
-        retrieval = await self._retrieve(query, config)
+        query, asker = retrieval_query(plan), self._asker(plan)
+        retrieval = await self._retrieve(query, config, asker)
         if retrieval is None:
-            return await _open(service, plan), self._served(NO_CONTEXT)
+            return await _open(service, plan), self._served(asker, NO_CONTEXT)
         first = Context("first-stage", retrieval.hits[: config.top_k])
+        served = partial(self._served, asker, relevance=retrieval.relevance)
         if config.rerank != "async":
             context = await self._settled(query, retrieval, config, first)
-            return await _open(service, with_context(plan, context)), self._served(context)
+            return await _open(service, with_context(plan, context)), served(context)
         opening = asyncio.create_task(_open(service, with_context(plan, first)))
         rerank = asyncio.create_task(self._rerank(query, retrieval, config))
         try:
@@ -175,32 +213,36 @@ class Grounder:
                 return await opening, first  # raises: the engine's failure is the answer
             if not rerank.done():
                 self._metrics.rerank_outcomes.labels("deadline_miss").inc()
-                return await opening, self._served(first)
+                return await opening, served(first)
             upgraded = self._upgrade(first, rerank.result())
             if upgraded is None:
-                return await opening, self._served(first)
+                return await opening, served(first)
             await _discard(opening)
             self._metrics.rerank_outcomes.labels("upgraded").inc()
-            return await _open(service, with_context(plan, upgraded, "-reranked")), self._served(upgraded)
+            return await _open(service, with_context(plan, upgraded, "-reranked")), served(upgraded)
         finally:
             await _cancel(rerank)
 
     # ---- steps -----------------------------------------------------------------
 
-    async def _retrieve(self, query: str, config: GroundingConfig) -> Retrieval | None:
+    async def _retrieve(self, query: str, config: GroundingConfig, asker: Asker) -> Retrieval | None:
         """The first stage's candidates, or None (answer ungrounded) when retrieval fails."""
         try:
             retrieval = await asyncio.to_thread(self._first_stage.hybrid, query, config.candidates)
         except Exception:  # a broken index must not take answers down with it
             logger.exception("first-stage retrieval failed")
-            self._metrics.retrieval_failures.labels("error").inc()
+            self._failed(asker, "error", None)
             return None
         self._metrics.retrieval_latency.labels("bm25").observe(retrieval.bm25_ms / 1000)
         self._metrics.retrieval_latency.labels("dense").observe(retrieval.dense_ms / 1000)
         if not retrieval.hits or retrieval.relevance < config.min_relevance:
-            self._metrics.retrieval_failures.labels("low_relevance" if retrieval.hits else "empty").inc()
+            self._failed(asker, "low_relevance" if retrieval.hits else "empty", retrieval.relevance)
             return None
         return retrieval
+
+    def _failed(self, asker: Asker, reason: Outcome, relevance: float | None) -> None:
+        self._metrics.retrieval_failures.labels(reason, asker.category).inc()
+        self._record(Usage(request_id=asker.request_id, category=asker.category, outcome=reason, relevance=relevance))
 
     async def _rerank(self, query: str, retrieval: Retrieval, config: GroundingConfig) -> list[Hit] | None:
         """The candidates reranked, or None when the reranker failed (first stage stands)."""
@@ -247,11 +289,24 @@ class Grounder:
             return None
         return Context("reranked", reranked)
 
-    def _served(self, context: Context) -> Context:
-        self._metrics.grounded.labels(context.source).inc()
+    def _served(self, asker: Asker, context: Context, relevance: float | None = None) -> Context:
+        self._metrics.grounded.labels(context.source, asker.category).inc()
         for chunk_id in context.ids():
             self._metrics.chunk_retrievals.labels(chunk_id).inc()
+        if context.hits:  # a failure was recorded when retrieval failed
+            self._record(Usage(
+                request_id=asker.request_id, category=asker.category, outcome="grounded", context=context.source,
+                relevance=relevance, chunks=[ServedChunk(chunk_id=h.chunk.id, doc_id=h.chunk.doc_id) for h in context.hits],
+            ))
         return context
+
+    def _record(self, usage: Usage) -> None:
+        if self._usage is None:
+            return
+        try:
+            self._usage.record(usage)
+        except Exception:  # the answer must not fail over its bookkeeping
+            logger.exception("recording knowledge-base usage failed")
 
 
 async def _open(service: CompletionService, plan: Plan) -> Opened:

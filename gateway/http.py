@@ -58,10 +58,30 @@ Body = TypeVar("Body", ChatCompletionRequest, CompletionRequest)
 
 
 class AnswerSink(Protocol):
-    """Receives each finished answer (shadow mirroring, the feedback journal); must
-    return at once and never raise."""
+    """Receives each finished answer (shadow mirroring, the feedback journal, answer
+    flags) and its grounding context (None: ungrounded); must return at once and never raise."""
 
-    def completed(self, plan: Plan, text: str, latency_s: float) -> None: ...
+    def completed(self, plan: Plan, text: str, latency_s: float, context: Context | None = None) -> None: ...
+
+
+class AnswerSinks:
+    """Several sinks as one, each handed every answer in turn."""
+
+    def __init__(self, sinks: Sequence[AnswerSink]) -> None:
+        self._sinks = list(sinks)
+
+    def completed(self, plan: Plan, text: str, latency_s: float, context: Context | None = None) -> None:
+        for sink in self._sinks:
+            sink.completed(plan, text, latency_s, context)
+
+
+class PreRouting(Protocol):
+    """Decides around routing whether a model answers at all (the support controls):
+    the plan to serve, or a finished response (a hand-off) when no tier is to be called."""
+
+    async def route(
+        self, body: Any, request_id: str, plan_for: Callable[[Any, str], Awaitable[Plan]]
+    ) -> Plan | Response: ...
 
 
 class Background(Protocol):
@@ -93,8 +113,10 @@ class GatewayApp:
         answers: AnswerSink | None = None,
         grounder: Grounder | None = None,
         clock: Callable[[], float] = time.perf_counter,
+        support: PreRouting | None = None,
     ) -> None:
         self._auth = auth
+        self._support = support
         self._answers = answers
         self._grounder = grounder
         self._clock = clock
@@ -157,7 +179,10 @@ class GatewayApp:
         body = await self._parse(request, model)
         check_limits(body, self.limits)
         await self._auth.admit(key)
-        plan = await plan_for(body, request_id(request))
+        rid = request_id(request)
+        plan = await self._support.route(body, rid, plan_for) if self._support else await plan_for(body, rid)
+        if isinstance(plan, Response):
+            return plan  # the hand-off: no tier is called
         return await self._respond(plan, stream=body.stream, key=key, grounding=body.grounding)
 
     async def models(self, request: Request) -> Response:
@@ -182,7 +207,7 @@ class GatewayApp:
                 (plan, result), context = await self._service.run(plan), None
             await self._auth.charge(key, result.usage.total_tokens)
             if self._answers is not None:
-                self._answers.completed(plan, result.text, self._clock() - started)
+                self._answers.completed(plan, result.text, self._clock() - started, context)
             return JSONResponse(completion_body(plan, result), headers=route_headers(plan, context))
         # Failures before the first chunk (retries and fallback included) get a real status.
         if grounder is not None:
@@ -191,14 +216,14 @@ class GatewayApp:
             (plan, chunks), context = await self._service.open_stream(plan), None
             first = await first_chunk(chunks)
         return StreamingResponse(
-            event_stream(plan, first, self._charged(plan, started, first, chunks, key)),
+            event_stream(plan, first, self._charged(plan, started, first, chunks, key, context)),
             media_type="text/event-stream",
             headers={**route_headers(plan, context), **SSE_HEADERS},
         )
 
     async def _charged(
         self, plan: Plan, started: float, first: GenerationChunk, chunks: AsyncIterator[GenerationChunk],
-        key: KeyRecord | None,
+        key: KeyRecord | None, context: Context | None = None,
     ) -> AsyncIterator[GenerationChunk]:
         """Pass the stream through; charge the key's token budget when it ends, and hand
         a stream that ran to its end to the answer sink."""
@@ -210,7 +235,7 @@ class GatewayApp:
                 parts.append(chunk.text)
                 yield chunk
             if self._answers is not None:
-                self._answers.completed(plan, "".join(parts), self._clock() - started)
+                self._answers.completed(plan, "".join(parts), self._clock() - started, context)
         finally:
             await chunks.aclose()  # type: ignore[attr-defined]
             await self._auth.charge(key, tokens)
@@ -330,6 +355,8 @@ def route_headers(plan: Plan, context: Context | None = None) -> dict[str, str]:
         headers["x-gateway-adapter"] = decision.adapter_version
     if decision.router_version:
         headers["x-gateway-router-version"] = decision.router_version
+    if plan.mode:
+        headers["x-gateway-mode"] = plan.mode
     if context is not None:
         headers.update(context.headers())
     return headers

@@ -3,7 +3,7 @@
 Each label value is a time series of its own: `metadata.category` is whatever a client
 sends, so used as is, a client sending random categories would grow the registry without
 bound. A category is known when the gateway's own state names it: a live adapter domain,
-a grounding domain, a routing override, a shadow rule's category. Anything else is `other`.
+a grounding domain, a routing override, a shadow rule's category, a flag check's category. Anything else is `other`.
 """
 
 from __future__ import annotations
@@ -27,6 +27,7 @@ class CategoryLabels:
         config = self._config()
         names = {*config.grounding.domains, *config.routing.learned.thresholds.category_overrides}
         names.update(rule.category for rule in config.shadow.rules if rule.category)
+        names.update(config.flags.categories)
         if self._adapters is not None:
             names.update(self._adapters.active())
         return frozenset(name.lower() for name in names)

@@ -14,6 +14,8 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from gateway.resilience import ResilienceConfig
 from gateway.settings import LimitSettings
+from gateway.support_config import SupportConfig
+from flags.config import FlagsConfig
 from router.config import RoutingConfig
 from retrieval.config import GroundingConfig
 from shadow.config import ShadowConfig
@@ -30,6 +32,12 @@ class LiveConfig(BaseModel):
     )
     limits: LimitSettings | None = Field(
         None, description="Input limits; None = the settings tree's (GATEWAY_LIMITS__*)"
+    )
+    flags: FlagsConfig = Field(
+        default_factory=FlagsConfig, description="Evaluators on a sample of served answers (flags/)"
+    )
+    support: SupportConfig = Field(
+        default_factory=SupportConfig, description="Answerability gate, per-category rollout, hand-off text"
     )
 
     @classmethod

@@ -78,6 +78,10 @@ class SamplingFields(WireModel):
         None, description="Gateway extension: answer from the knowledge base (true), never (false); "
         "None = the config's default for the request's domain"
     )
+    gate: bool | None = Field(
+        None, description="Gateway extension: the answerability gate classifies this message (true), "
+        "never (false); None = the config's `support.gate.enabled`"
+    )
 
     @field_validator("stop")
     @classmethod

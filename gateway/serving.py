@@ -49,6 +49,8 @@ class Plan:
     include_usage: bool
     query: RoutingQuery  # what the router saw: the user's text and category
     domain: str | None = None  # the adapter's domain, when one serves it
+    mode: str | None = None  # the category's rollout mode (draft, auto), when the support controls are on
+    rollout_category: str | None = None  # the category the rollout keyed it by
 
     @property
     def prompt_param(self) -> str:

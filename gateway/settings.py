@@ -24,8 +24,11 @@ from adapters.config import AdapterSettings
 from adapters.workspace import AdapterWorkspace, SmallModel
 from engines.config import MockTierSettings, RemoteTierSettings
 from engines.types import Tier
+from gateway.support_config import SupportSettings
+from flags.config import FlagsConfig
 from model_files.cache import DEFAULT_CACHE_DIR
 from model_files.preparation import model_location
+from gate.config import GateSettings
 from retrieval.config import RetrievalSettings
 from router.config import RoutingConfig
 from router.registry import RouterRegistry
@@ -120,7 +123,17 @@ class TierSettings(BaseModel):
                 self.stop = []
             if "enable_lora" not in self.model_fields_set:
                 self.enable_lora = False
+        if self.kind == "openai" and self.openai is not None and self.openai.direct and self.enable_lora:
+            raise ValueError("openai.direct=true can't serve adapters (enable_lora): their sync runs in a tier "
+                             "replica; leave direct unset or false")
         return self
+
+    @property
+    def direct(self) -> bool:
+        """A kind=openai tier called from the ingress itself, with no engine replica."""
+        if self.kind != "openai" or self.openai is None:
+            return False
+        return self.openai.direct if self.openai.direct is not None else not self.enable_lora
 
     @property
     def upstream_model(self) -> str:
@@ -318,6 +331,13 @@ class Settings(BaseSettings):
     auth: AuthSettings = Field(default_factory=AuthSettings)
     shadow: ShadowSettings = Field(default_factory=ShadowSettings)
     retrieval: RetrievalSettings = Field(default_factory=RetrievalSettings)
+    gate: GateSettings = Field(default_factory=GateSettings)
+    flags: FlagsConfig = Field(
+        default_factory=FlagsConfig, description="Initial answer-flag checks (live: user_config.flags)"
+    )
+    support: SupportSettings = Field(
+        default_factory=SupportSettings, description="Answerability gate and per-category rollout"
+    )
 
     @model_validator(mode="after")
     def _paths_under_cache_dir(self) -> "Settings":

@@ -15,6 +15,7 @@ from starlette.routing import Route
 
 from gateway.auth import Authenticator
 from gateway.errors import NotFound
+from gateway.grounding import Context
 from gateway.http import read_json, validation_error
 from gateway.labels import CategoryLabels
 from gateway.metrics import GatewayMetrics
@@ -62,7 +63,7 @@ class ShadowEdge:
 
     # ---- primary answers ----------------------------------------------------------
 
-    def completed(self, plan: Plan, text: str, latency_s: float) -> None:
+    def completed(self, plan: Plan, text: str, latency_s: float, context: Context | None = None) -> None:
         try:
             self._hand_over(plan, text, latency_s)
         except Exception:  # the answer is already the client's: shadowing must not fail it
@@ -74,6 +75,7 @@ class ShadowEdge:
         served = Served(
             request_id=plan.request_id, tier=decision.tier, reason=decision.reason,
             domain=plan.domain, version=decision.adapter_version, category=plan.query.category,
+            mode=plan.mode, rollout_category=plan.rollout_category,
         )
         self.service.completed(served, plan.generation, plan.query.text, text, latency_s)
 

@@ -7,16 +7,20 @@ The commands read no settings: the entry point (`gateway.commands`) hands them t
 from __future__ import annotations
 
 import json
+from datetime import datetime, timezone
 from pathlib import Path
 from typing import Annotated, Optional
 
 import typer
 
 from retrieval.config import RetrievalSettings
+from retrieval.store import KnowledgeStore
 
 app = typer.Typer(help="Knowledge base, hybrid retrieval and the cross-encoder reranker.", no_args_is_help=True)
 DEFAULT_ORIGIN = "support-default"
-SHIPPED_BITEXT = Path(__file__).resolve().parent.parent / "data" / "bitext" / "bitext_sample.csv"
+REPO = Path(__file__).resolve().parent.parent
+SHIPPED_BITEXT = REPO / "data" / "bitext" / "bitext_sample.csv"
+ROT_RESULTS = REPO / "load_tests" / "results" / "kb_contradictions.json"
 
 
 def _settings(ctx: typer.Context) -> RetrievalSettings:
@@ -40,7 +44,6 @@ def ingest(
 ) -> None:
     """Chunk and index a folder; only new or changed chunks are embedded."""
     from retrieval.documents import IngestError, read_folder
-    from retrieval.store import KnowledgeStore
 
     try:
         documents = read_folder(folder)
@@ -68,7 +71,6 @@ def ensure_default(settings: RetrievalSettings, data: Path = SHIPPED_BITEXT, for
     is left untouched.
     """
     from retrieval.knowledge import open_first_stage
-    from retrieval.store import KnowledgeStore
     from retrieval.documents import read_folder
     from retrieval.support_kb import build_support_kb, read_queries, write_split
     from retrieval.training import train_reranker
@@ -153,6 +155,87 @@ def evaluate(
     if as_json:
         as_json.parent.mkdir(parents=True, exist_ok=True)
         as_json.write_text(json.dumps({"stages": [s.model_dump() for s in stages], "ndcg_gain": gain}, indent=2))
+
+
+@app.command()
+def review(
+    ctx: typer.Context,
+    kb: Annotated[Optional[Path], typer.Option(help="Knowledge base file (default: settings)")] = None,
+    usage: Annotated[Optional[Path], typer.Option(help="Usage journal the gateway writes (default: settings)")] = None,
+    contradictions: Annotated[bool, typer.Option(help="Check document pairs for contradicting facts")] = True,
+    limit: Annotated[int, typer.Option(help="Rows printed per section")] = 20,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the whole queue as JSON (for a review tool)")] = False,
+) -> None:
+    """The KB review queue: stale documents, contradicting pairs, failing categories, by query volume."""
+    from retrieval.review import render, review as build_review
+
+    settings = _settings(ctx)
+    store = KnowledgeStore(kb or settings.kb)
+    if not store.exists():
+        typer.echo(f"error: no knowledge base at {store.path} (run `retrieval ingest`)", err=True)
+        raise typer.Exit(1)
+    now = datetime.now(timezone.utc)
+    found = None
+    if contradictions:
+        from retrieval.contradictions import ContradictionFinder
+
+        chunks, vectors, _ = store.load()
+        finder = ContradictionFinder(_embedder(), settings.rot.sentence_similarity)
+        found = finder.find(chunks, vectors, settings.rot.pair_similarity, settings.rot.neighbours)
+    queue = build_review(store.documents(), _recorded(usage or settings.rot.usage, now, settings), found, settings.rot, now)
+    typer.echo(queue.model_dump_json(indent=2) if as_json else render(queue, limit))
+
+
+def _recorded(path: Path, now: datetime, settings: RetrievalSettings):  # noqa: ANN202 - lazy import
+    from retrieval.review import Usage, window_start
+    from retrieval.usage import UsageStore
+
+    if not path.exists():
+        typer.echo(f"note: no usage journal at {path} yet: no query volume", err=True)
+        return Usage()
+    journal, since = UsageStore(path), window_start(now, settings.rot)
+    return Usage(total=journal.queries(since), volume=journal.document_volume(since), categories=journal.categories(since))
+
+
+@app.command("rot-eval")
+def rot_eval(
+    ctx: typer.Context,
+    data: Annotated[Path, typer.Option(help="Bitext-layout CSV the base KB is built from")] = SHIPPED_BITEXT,
+    seed: Annotated[int, typer.Option(help="Which changed values and paraphrases are drawn")] = 0,
+    as_json: Annotated[bool, typer.Option("--json", help="Also write the scores to --out")] = False,
+    out: Annotated[Path, typer.Option(help="Where --json writes")] = ROT_RESULTS,
+) -> None:
+    """Contradiction detection on a planted set: the default KB plus copies with changed policy values."""
+    import tempfile
+
+    from retrieval.contradictions import ContradictionFinder
+    from retrieval.planted import build_planted, score
+
+    rot = _settings(ctx).rot
+    planted = build_planted(data, seed)
+    embedder = _embedder()
+    with tempfile.TemporaryDirectory() as folder:
+        store = KnowledgeStore(Path(folder) / "planted.sqlite")
+        store.ingest(planted.documents, embedder, "all-MiniLM-L6-v2", "planted")
+        chunks, vectors, _ = store.load()
+    found = ContradictionFinder(embedder, rot.sentence_similarity).find(chunks, vectors, rot.pair_similarity, rot.neighbours)
+    result = score(found, planted)
+    typer.echo(
+        f"planted set: {len(planted.documents)} documents, {len(chunks)} chunks, {result.n_planted} changed, "
+        f"{result.n_negatives} unchanged/equivalent/paraphrased"
+    )
+    typer.echo(f"precision {result.precision:.3f} ({result.true_pairs}/{result.flagged_pairs} flagged pairs), "
+               f"recall {result.recall:.3f} (of {result.n_planted})")
+    for part, scores in result.by_part.items():
+        typer.echo(f"  {part:8s} precision {scores.precision:.3f}  recall {scores.recall:.3f} "
+                   f"({scores.recalled}/{scores.n_planted})")
+    if as_json:
+        out.parent.mkdir(parents=True, exist_ok=True)
+        thresholds = rot.model_dump(include={"pair_similarity", "neighbours", "sentence_similarity"})
+        payload = {"command": f"retrieval rot-eval --seed {seed} --json", "seed": seed, "thresholds": thresholds,
+                   **result.model_dump(), "findings": [f.model_dump() for f in found]}
+        out.write_text(json.dumps(payload, indent=2) + "\n")
+        typer.echo(f"wrote {out}")
 
 
 def main(settings: RetrievalSettings) -> None:

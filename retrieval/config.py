@@ -52,6 +52,53 @@ class GroundingConfig(BaseModel):
         return self
 
 
+class RotSettings(BaseModel):
+    """Knowledge-base rot (design note 001): what the gateway records of each grounded query,
+    and the thresholds of `retrieval review`. Start-up settings, not live config: the
+    gateway only records; the thresholds are read by the review command, which runs
+    offline from the settings tree."""
+
+    usage: Path = Field(
+        DEFAULT_CACHE_DIR / "kb" / "usage.sqlite",
+        description="SQLite (WAL) journal of grounded queries: which documents served them, when, per category",
+    )
+    retention_days: float = Field(
+        120.0, gt=0, description="Journal rows older than this are pruned (keep it above window_days)"
+    )
+    max_rows: int = Field(1_000_000, ge=1, description="Newest grounded queries kept in the journal")
+    prune_interval_s: float = Field(600.0, gt=0, description="How often the gateway prunes the journal")
+    flush_interval_s: float = Field(1.0, gt=0, description="How often queued usage records are written")
+    queue_size: int = Field(10_000, ge=1, description="Usage records waiting to be written; beyond it they are dropped")
+    window_days: float = Field(90.0, gt=0, description="Query volume is counted over this window")
+    stale_after_days: float = Field(365.0, gt=0, description="A document not modified for this long is stale")
+    min_share: float = Field(
+        0.005, ge=0, le=1,
+        description="A stale document goes on the queue when it served more than this share of grounded queries",
+    )
+    pair_similarity: float = Field(
+        0.6, ge=-1, le=1, description="Chunks of different documents at least this similar (MiniLM cosine) are compared"
+    )
+    neighbours: int = Field(10, ge=1, description="Most similar chunks each chunk is compared with")
+    sentence_similarity: float = Field(
+        0.7, ge=-1, le=1,
+        description="Sentences aligned across two chunks (MiniLM cosine with their values masked) at least this similar",
+    )
+    min_category_queries: int = Field(
+        20, ge=1, description="A category is judged on its retrieval failure rate from this many grounded queries"
+    )
+    max_failure_rate: float = Field(
+        0.2, ge=0, le=1, description="A category whose retrieval failure rate is above this is on the queue"
+    )
+
+    @model_validator(mode="after")
+    def _retention_covers_window(self) -> "RotSettings":
+        if self.retention_days < self.window_days:
+            raise ValueError(
+                f"retention_days ({self.retention_days}) must cover window_days ({self.window_days})"
+            )
+        return self
+
+
 class RetrievalSettings(BaseModel):
     """Where the knowledge base and the reranker are; how the reranker is deployed."""
 
@@ -70,4 +117,7 @@ class RetrievalSettings(BaseModel):
     reranker_resources: dict[str, float] = Field(default_factory=dict)
     grounding: GroundingConfig = Field(
         default_factory=GroundingConfig, description="Initial grounding config (live: user_config.grounding)"
+    )
+    rot: RotSettings = Field(
+        default_factory=RotSettings, description="Usage journal and the thresholds of `retrieval review`"
     )

@@ -43,6 +43,13 @@ class IngestReport(BaseModel):
         return self.added + self.changed
 
 
+class DocumentInfo(BaseModel):
+    doc_id: str
+    title: str
+    last_modified: datetime
+    chunks: int
+
+
 class KnowledgeStore:
     def __init__(self, path: Path) -> None:
         self.path = Path(path)
@@ -79,8 +86,11 @@ class KnowledgeStore:
                      chunk.last_modified.isoformat(), json.dumps(chunk.tags), chunk.digest,
                      np.asarray(vector, dtype=np.float32).tobytes(), 0),
                 )
+            # Dates and tags are not in the digest: a document re-dated after a review (text
+            # unchanged) must leave the staleness queue without being re-embedded.
             db.executemany(
-                "UPDATE chunks SET position = ? WHERE id = ?", [(i, c.id) for i, c in enumerate(chunks)]
+                "UPDATE chunks SET position = ?, last_modified = ?, tags = ? WHERE id = ?",
+                [(i, c.last_modified.isoformat(), json.dumps(c.tags), c.id) for i, c in enumerate(chunks)],
             )
             db.execute("INSERT OR REPLACE INTO meta VALUES ('encoder', ?)", (encoder_name,))
             db.execute("INSERT OR REPLACE INTO meta VALUES ('origin', ?)", (origin,))
@@ -107,6 +117,20 @@ class KnowledgeStore:
         ]
         vectors = np.stack([np.frombuffer(r[7], dtype=np.float32) for r in rows]) if rows else np.zeros((0, 1))
         return chunks, vectors.astype(np.float32), encoder
+
+    def documents(self) -> list[DocumentInfo]:
+        """Each document once, in ingestion order: its title, last_modified and chunk count."""
+        if not self.exists():
+            raise FileNotFoundError(f"no knowledge base at {self.path} (run `retrieval ingest`)")
+        with closing(self._connect()) as db:
+            rows = db.execute(
+                "SELECT doc_id, MIN(title), MAX(last_modified), COUNT(*) FROM chunks "
+                "GROUP BY doc_id ORDER BY MIN(position)"
+            ).fetchall()
+        return [
+            DocumentInfo(doc_id=r[0], title=r[1], last_modified=datetime.fromisoformat(r[2]), chunks=r[3])
+            for r in rows
+        ]
 
     def _connect(self) -> sqlite3.Connection:
         db = sqlite3.connect(self.path)

@@ -19,6 +19,8 @@ class Served(BaseModel):
     domain: str | None = None  # adapter domain, when an adapter answered
     version: str | None = None  # adapter version
     category: str | None = None
+    mode: str | None = None  # the category's rollout mode (draft, auto), when the controls are on
+    rollout_category: str | None = None  # the category the rollout keyed it by (client's or domain)
 
     @property
     def target(self) -> str:
@@ -29,7 +31,7 @@ class Served(BaseModel):
 
     def tags(self) -> dict[str, str]:
         tags = {"tier": self.tier, "reason": self.reason}
-        for key in ("domain", "version", "category"):
+        for key in ("domain", "version", "category", "mode", "rollout_category"):
             value = getattr(self, key)
             if value:
                 tags[key] = value

@@ -110,7 +110,7 @@ class ShadowService:
     # ---- the primary path: never waits, never raises --------------------------------
 
     def completed(self, served: Served, generation: GenerationRequest, prompt: str, text: str, latency_s: float) -> None:
-        if self.config.journal:
+        if self.config.journal or served.mode == "draft":  # a draft is journaled for its feedback
             record = RequestRecord(
                 request_id=served.request_id, target=served.target, tags=served.tags(), prompt=prompt, draft=text,
             )

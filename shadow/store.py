@@ -4,7 +4,8 @@
 - pairs: two answers to one request (primary and shadow, or a canary and its reference):
   who answered, what each said, how long each took, how much they agree;
 - feedback: ratings and the text actually sent, per request;
-- events: every automatic canary decision.
+- events: every automatic canary decision;
+- flags: answers the flag evaluators (flags/) marked for follow-up.
 The daily review samples pairs; the router flywheel reads its labels from pairs; the
 canary reads agreement and negative-feedback rates per adapter version.
 """
@@ -17,9 +18,9 @@ import sqlite3
 from contextlib import closing
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any, Mapping, Sequence
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, computed_field
 
 SCHEMA = (
     """CREATE TABLE IF NOT EXISTS pairs (
@@ -73,10 +74,20 @@ SCHEMA = (
         candidate_score REAL NOT NULL
     )""",
     "CREATE INDEX IF NOT EXISTS router_scores_versions ON router_scores (active_version, candidate_version)",
+    """CREATE TABLE IF NOT EXISTS flags (
+        request_id TEXT NOT NULL,
+        created_at TEXT NOT NULL,
+        category TEXT NOT NULL,
+        tier TEXT NOT NULL,
+        kind TEXT NOT NULL,
+        detail TEXT NOT NULL,
+        score REAL
+    )""",
+    "CREATE INDEX IF NOT EXISTS flags_created ON flags (created_at)",
 )
 
 
-TABLES = ("pairs", "requests", "feedback", "events", "router_scores")
+TABLES = ("pairs", "requests", "feedback", "events", "router_scores", "flags")
 
 
 def _now() -> datetime:
@@ -146,6 +157,38 @@ class RouterScore(BaseModel):
 class Stats(BaseModel):
     n: int
     mean: float | None
+
+
+class FlagRecord(BaseModel):
+    """A served answer an evaluator flagged for follow-up (flags/: promise, tone, pii, unfaithful)."""
+
+    request_id: str
+    created_at: datetime = Field(default_factory=_now)
+    category: str = ""
+    tier: str = ""
+    kind: str
+    detail: str
+    score: float | None = None
+
+
+class Ratings(BaseModel):
+    """Feedback on a set of journaled answers (e.g. one category's drafts)."""
+
+    n: int = Field(0, description="Ratings")
+    negative: int = Field(0, description="Ratings of -1")
+    with_sent: int = Field(0, description="Ratings that came with the text actually sent (a match score)")
+    matched: int = Field(0, description="Of those, matches at or above the match threshold")
+    mean_match: float | None = None
+
+    @computed_field  # type: ignore[prop-decorator]
+    @property
+    def negative_share(self) -> float | None:
+        return self.negative / self.n if self.n else None
+
+    @computed_field  # type: ignore[prop-decorator]
+    @property
+    def match_rate(self) -> float | None:
+        return self.matched / self.with_sent if self.with_sent else None
 
 
 class ShadowStore:
@@ -279,6 +322,54 @@ class ShadowStore:
                 (target, _iso(since)),
             ).fetchone()
         return Stats(n=n, mean=mean)
+
+    def ratings(self, tags: Mapping[str, str], since: datetime | None = None, match_at: float = 1.0) -> Ratings:
+        """Feedback on the answers journaled with these tags, served since `since`."""
+        where = "".join(" AND json_extract(r.tags, ?) = ?" for _ in tags)
+        params: list[Any] = [match_at, _iso(since)]
+        for key, value in tags.items():
+            params += [f'$."{key}"', value]
+        with closing(self._connect()) as db:
+            n, negative, with_sent, matched, mean = db.execute(
+                "SELECT COUNT(*), COALESCE(SUM(f.rating < 0), 0), COUNT(f.match), "
+                "COALESCE(SUM(f.match >= ?), 0), AVG(f.match) FROM feedback f "
+                f"JOIN requests r ON f.request_id = r.request_id WHERE r.created_at >= ?{where}",
+                params,
+            ).fetchone()
+        return Ratings(n=n, negative=negative, with_sent=with_sent, matched=matched, mean_match=mean)
+
+    def rated_tag_values(self, key: str, since: datetime | None = None) -> list[str]:
+        """The values of tag `key` among rated answers served since `since`."""
+        with closing(self._connect()) as db:
+            rows = db.execute(
+                "SELECT DISTINCT json_extract(r.tags, ?) AS value FROM feedback f JOIN requests r "
+                "ON f.request_id = r.request_id WHERE r.created_at >= ? AND value IS NOT NULL",
+                (f'$."{key}"', _iso(since)),
+            ).fetchall()
+        return sorted(str(row[0]) for row in rows)
+
+    def add_flags(self, records: Sequence[FlagRecord]) -> None:
+        rows = [record.model_dump(mode="json") for record in records]
+        if not rows:
+            return
+        columns = ", ".join(rows[0])
+        with closing(self._connect()) as db, db:
+            db.executemany(
+                f"INSERT INTO flags ({columns}) VALUES ({', '.join('?' * len(rows[0]))})",
+                [tuple(row.values()) for row in rows],
+            )
+
+    def flags(self, since: datetime | None = None, kinds: Sequence[str] = (), limit: int | None = None) -> list[FlagRecord]:
+        """Flags raised since `since` (of these kinds; [] = all), newest first."""
+        query, params = "SELECT * FROM flags WHERE created_at >= ?", [_iso(since)]
+        if kinds:
+            query += f" AND kind IN ({', '.join('?' * len(kinds))})"
+            params += list(kinds)
+        query += " ORDER BY created_at DESC, rowid DESC"
+        if limit is not None:
+            query, params = query + " LIMIT ?", params + [limit]
+        with closing(self._connect()) as db:
+            return [FlagRecord.model_validate(dict(row)) for row in db.execute(query, params)]
 
     def add_router_score(self, record: RouterScore) -> None:
         row = record.model_dump(mode="json")

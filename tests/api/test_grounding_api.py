@@ -99,7 +99,8 @@ def test_disagreeing_reranker_restarts_generation_with_its_context(tmp_path):
     # whose instruction cites the top chunk as its example).
     assert f"[{winner}#0]" in response.json()["choices"][0]["message"]["content"]
     assert rig.outcome("upgraded") == 1
-    assert rig.metrics.registry.get_sample_value("gateway_grounded_requests_total", {"context": "reranked"}) == 1
+    assert rig.metrics.registry.get_sample_value(
+        "gateway_grounded_requests_total", {"context": "reranked", "category": ""}) == 1
 
 
 def test_answer_final_before_the_reranker_is_returned_as_is(tmp_path):
@@ -164,7 +165,8 @@ def test_irrelevant_question_is_answered_without_context(tmp_path):
             "max_tokens": 3, "grounding": True})
     assert response.status_code == 200 and response.headers["x-gateway-context"] == "none"
     assert rig.engines["small"].seen[0].messages[0].role == "user"
-    assert rig.metrics.registry.get_sample_value("gateway_retrieval_failures_total", {"reason": "low_relevance"}) == 1
+    assert rig.metrics.registry.get_sample_value(
+        "gateway_retrieval_failures_total", {"reason": "low_relevance", "category": ""}) == 1
 
 
 def test_grounding_follows_the_domain_default_and_the_request_flag(tmp_path):

@@ -29,18 +29,20 @@ def _free_port() -> int:
         return sock.getsockname()[1]
 
 
-def _wait_ready(url: str, proc: subprocess.Popen) -> None:
+def _wait_ready(
+    url: str, proc: subprocess.Popen, path: str = "/ready", what: str = "gateway", log: Path = LOG
+) -> None:
     deadline = time.monotonic() + START_TIMEOUT_S
     while time.monotonic() < deadline:
         if proc.poll() is not None:
-            raise RuntimeError(f"gateway exited with {proc.returncode}; see {LOG}")
+            raise RuntimeError(f"{what} exited with {proc.returncode}; see {log}")
         try:
-            if httpx.get(f"{url}/ready", timeout=5).status_code == 200:
+            if httpx.get(f"{url}{path}", timeout=5).status_code == 200:
                 return
         except httpx.HTTPError:
             pass
         time.sleep(2)
-    raise RuntimeError(f"gateway not ready after {START_TIMEOUT_S}s; see {LOG}")
+    raise RuntimeError(f"{what} not ready after {START_TIMEOUT_S}s; see {log}")
 
 
 def isolated_settings_env(cache: Path) -> dict[str, str]:
@@ -98,6 +100,12 @@ SHADOW_CONFIG = {
 }
 
 
+# Answer flags check every answer of this category, and only those: the other tests'
+# answers are neither checked nor slowed by the evaluators' CPU.
+FLAGS_CATEGORY = "flags-e2e"
+FLAGS_CONFIG = {"enabled": True, "sample_rate": 1.0, "categories": [FLAGS_CATEGORY]}
+
+
 # The router canary's guardrails for the own-pair loop test: strictly better quality on
 # the graded replayed prompts promotes, anything else rejects.
 ROUTER_CANARY = {"min_samples": 30, "min_graded": 30, "max_share_drift": 1.0, "min_quality_gain": 0.001}
@@ -115,7 +123,9 @@ def shadow_store(e2e_cache: Path, settings_env: dict[str, str]) -> Path:
     return e2e_cache / "shadow.sqlite"
 
 
-@pytest.fixture(scope="session")
+# Package scope: the app stops when tests/e2e is done, before tests/e2e_remote starts its
+# own (one Ray cluster on the machine at a time).
+@pytest.fixture(scope="package")
 def gateway_url(settings_env: dict[str, str], canary_outcomes: Path) -> Iterator[str]:
     import json
 
@@ -123,6 +133,7 @@ def gateway_url(settings_env: dict[str, str], canary_outcomes: Path) -> Iterator
     env = {
         **os.environ, "HF_HUB_OFFLINE": "1", "RAY_USAGE_STATS_ENABLED": "0", **settings_env,
         "GATEWAY_ADMIN__API_KEY": ADMIN_KEY, "GATEWAY_SHADOW__CONFIG": json.dumps(SHADOW_CONFIG),
+        "GATEWAY_FLAGS": json.dumps(FLAGS_CONFIG),
         # Only requests that ask for grounding get it: the other tests' answers stay ungrounded.
         # A stream waits for the reranker however slow this shared 2-core machine is.
         "GATEWAY_RETRIEVAL__GROUNDING": json.dumps({"domains": [], "stream_deadline_s": 20}),
@@ -144,7 +155,7 @@ def gateway_url(settings_env: dict[str, str], canary_outcomes: Path) -> Iterator
             os.killpg(proc.pid, signal.SIGKILL)
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="package")
 def client(gateway_url: str) -> OpenAI:
     return OpenAI(base_url=f"{gateway_url}/v1", api_key="unused", max_retries=0, timeout=300)
 

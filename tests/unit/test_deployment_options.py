@@ -45,7 +45,7 @@ def test_remote_and_mock_tiers_hold_no_cpu_or_gpu_and_prepare_no_model(tmp_path)
         models_dir=tmp_path,  # nothing prepared here: neither tier may need it
         small={"kind": "mock", "mock": {"ttft_s": 0.01}},
         large={"kind": "openai", "num_gpus": 1, "resources": {"cpu_worker": 0.1},
-               "openai": {"base_url": "http://up:8000/v1", "upstream_model": "org/big-7b"}},
+               "openai": {"base_url": "http://up:8000/v1", "upstream_model": "org/big-7b", "direct": False}},
     )
     handles = build(settings)._bound_deployment.init_args[0]
     small, large = handles.small._bound_deployment, handles.large._bound_deployment
@@ -72,6 +72,20 @@ def test_a_replica_builds_its_engine_by_kind_with_the_key_from_the_named_variabl
     assert isinstance(remote, OpenAIRemoteEngine) and "sk-never-shown" not in repr(remote)
     asyncio.run(remote.aclose())
     assert isinstance(build_engine(mock_spec(settings.small)), MockEngine)
+
+
+def test_a_remote_tier_is_called_from_the_ingress_unless_it_serves_adapters():
+    remote = {"kind": "openai", "openai": {"base_url": "http://up:8000/v1", "upstream_model": "org/big-7b"}}
+    settings = Settings(large=remote)
+    ingress = build(settings)._bound_deployment
+    handles, parts = ingress.init_args
+    assert handles.large is None and handles.small is not None  # no LargeEngine replica at all
+    assert set(parts.direct) == {"large"} and parts.direct["large"].model == "org/big-7b"
+    # The small tier's adapters are synced in its replicas: a remote small tier keeps them.
+    with_adapters = Settings(small={**remote, "enable_lora": True})
+    assert not with_adapters.small.direct and build(with_adapters)._bound_deployment.init_args[0].small
+    with pytest.raises(ValueError, match="direct=true can't serve adapters"):
+        Settings(small={**remote, "enable_lora": True, "openai": {**remote["openai"], "direct": True}})
 
 
 def _yaml(path):
@@ -106,3 +120,17 @@ def yaml_load(text):
     import yaml
 
     return yaml.safe_load(text)
+
+
+def test_the_remote_serve_config_builds_with_large_called_from_the_ingress():
+    from deployments.app import build_app
+    from gateway.live_config import check_serve_config
+
+    document = _yaml("deployments/serve_config.remote.yaml")
+    assert check_serve_config(document) == {"gateway": None}
+    application = document["applications"][0]
+    ingress = build_app(application["args"])._bound_deployment
+    handles, parts = ingress.init_args
+    assert handles.large is None and handles.small is not None
+    assert parts.direct["large"].settings.api_key_env == "LARGE_API_KEY"
+    assert parts.direct["large"].model == "meta-llama/Llama-3.1-70B-Instruct"

@@ -9,7 +9,7 @@ import sys
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[2]
-PACKAGES = ("deployments", "gateway", "shadow", "router", "adapters", "retrieval", "evals",
+PACKAGES = ("deployments", "gateway", "shadow", "router", "adapters", "retrieval", "evals", "flags", "gate",
             "model_files", "text", "engines", "tests")
 
 

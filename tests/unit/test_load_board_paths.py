@@ -198,3 +198,47 @@ def test_publisher_keeps_reporting_when_the_board_call_fails(monkeypatch):
     assert not publisher._thread.is_alive()
     tier, replica, load, adapters = failing.calls[0]
     assert (tier, replica, load.running, adapters.generation) == ("small", "r1", 1, 4)
+
+
+def test_a_direct_tiers_scraped_queue_is_a_floor_not_a_sum(board, clock):
+    # Two ingress replicas call the same upstream: their in-flight counts add up; the
+    # upstream's queue, scraped by both, already holds both replicas' requests.
+    board.report("large", "direct-i1", EngineLoad(running=2))
+    board.report("large", "direct-i2", EngineLoad(running=1))
+    board.report_upstream("large", EngineLoad(running=4, waiting=6))
+    board.report_upstream("large", EngineLoad(running=4, waiting=5))  # the other replica's scrape
+    assert board.snapshot() == {"large": TierLoad(running=4, waiting=5)}
+    board.report_upstream("large", EngineLoad(running=1, waiting=0))  # lags behind the counts
+    assert board.snapshot() == {"large": TierLoad(running=3, waiting=0)}
+    clock.now += FRESH_FOR_S + 0.1  # a stale scrape no longer counts
+    board.report("large", "direct-i1", EngineLoad(running=2))
+    board.report("large", "direct-i2", EngineLoad(running=0))
+    assert board.snapshot() == {"large": TierLoad(running=2, waiting=0)}
+
+
+def test_an_upstream_scrape_alone_does_not_make_a_tier_alive(board, clock):
+    board.report_upstream("large", EngineLoad(running=3))
+    assert board.snapshot() == {}
+
+
+def test_publisher_sends_the_upstream_scrape_beside_the_in_flight_count():
+    report, upstream = _Blocking(), _Blocking()
+    board = types.SimpleNamespace(report=report, report_upstream=upstream)
+    scraped: list[EngineLoad | None] = [None]
+    publisher = LoadPublisher(board, "large", "direct-i1", lambda: EngineLoad(running=1), upstream=lambda: scraped[0])
+    publisher.publish_once()
+    assert len(report.calls) == 1 and upstream.calls == []  # no fresh scrape: nothing to send
+    scraped[0] = EngineLoad(running=5, waiting=2)
+    publisher.publish_once()
+    assert upstream.calls == [("large", EngineLoad(running=5, waiting=2))]
+
+
+class _Blocking:
+    """A handle method as the publisher's thread sees it: `.remote(...).result(timeout_s)`."""
+
+    def __init__(self) -> None:
+        self.calls: list[tuple] = []
+
+    def remote(self, *args):
+        self.calls.append(args)
+        return types.SimpleNamespace(result=lambda timeout_s: None)

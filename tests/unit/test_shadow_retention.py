@@ -26,8 +26,8 @@ def test_old_rows_go_and_each_table_is_capped(tmp_path):
                                         target="large", prompt="p", draft="d"))
     store.add_feedback(FeedbackRecord(request_id="r9", created_at=NOW, rating=1))
     removed = store.prune(older_than=NOW - timedelta(days=30), max_rows=5)
-    assert removed == {"pairs": 5, "requests": 5, "feedback": 0, "events": 0, "router_scores": 0}
-    assert store.rows() == {"pairs": 5, "requests": 5, "feedback": 1, "events": 0, "router_scores": 0}
+    assert removed == {"pairs": 5, "requests": 5, "feedback": 0, "events": 0, "router_scores": 0, "flags": 0}
+    assert store.rows() == {"pairs": 5, "requests": 5, "feedback": 1, "events": 0, "router_scores": 0, "flags": 0}
     assert {p.request_id for p in store.pairs()} == {"r5", "r6", "r7", "r8", "r9"}  # the newest stay
 
 
