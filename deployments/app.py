@@ -109,7 +109,7 @@ def ingress_parts(settings: Settings, registry: AdapterRegistry | None) -> Ingre
     return IngressParts(
         tiers=tiers, direct=direct, limits=settings.limits, router=settings.router, adapters=settings.adapters,
         registry=registry, admin=settings.admin, auth=settings.auth, shadow=settings.shadow,
-        retrieval=settings.retrieval, support=settings.support,
+        retrieval=settings.retrieval, support=settings.support, gate=settings.gate,
     )
 
 

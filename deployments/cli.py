@@ -12,7 +12,7 @@ from typing import Annotated, Literal, Optional
 import typer
 
 from deployments.app import build
-from deployments.haproxy import haproxy_env, shell_exports
+from deployments.haproxy import haproxy_env, shell_exports, throughput_env
 from gateway.cli import app
 from gateway.keys import KeyStore
 from gateway.settings import Settings
@@ -27,11 +27,18 @@ def serve(
         Optional[Literal["python", "haproxy"]], typer.Option(help="Ingress proxy (GATEWAY_HTTP__PROXY)")
     ] = None,
     print_haproxy_env: Annotated[bool, typer.Option(
-        "--print-haproxy-env", help="Print the HAProxy variables as shell exports for `ray start`, and exit"
+        "--print-haproxy-env", help="Print the Ray Serve variables (HAProxy, throughput mode) as shell "
+        "exports for `ray start`, and exit"
     )] = False,
+    throughput_optimized: Annotated[Optional[bool], typer.Option(
+        "--throughput-optimized/--no-throughput-optimized",
+        help="Ray Serve's throughput-optimized mode (GATEWAY_HTTP__THROUGHPUT_OPTIMIZED)",
+    )] = None,
 ) -> None:
     """Start (or join) Ray, deploy the gateway application and serve until Ctrl-C."""
-    settings = _settings_with(address=address, host=host, port=port, proxy=proxy)
+    settings = _settings_with(
+        address=address, host=host, port=port, proxy=proxy, throughput_optimized=throughput_optimized
+    )
     if print_haproxy_env:
         _print_haproxy_env(settings)
         return
@@ -40,24 +47,23 @@ def serve(
 
 def _settings_with(
     address: str | None, host: str | None, port: int | None,
-    proxy: Literal["python", "haproxy"] | None = None,
+    proxy: Literal["python", "haproxy"] | None = None, throughput_optimized: bool | None = None,
 ) -> Settings:
     settings = Settings()
-    http = settings.http.model_copy(
-        update={k: v for k, v in {"host": host, "port": port, "proxy": proxy}.items() if v is not None}
-    )
+    given = {"host": host, "port": port, "proxy": proxy, "throughput_optimized": throughput_optimized}
+    http = settings.http.model_copy(update={k: v for k, v in given.items() if v is not None})
     return settings.model_copy(update={"http": http, "ray_address": address or settings.ray_address})
 
 
 def _print_haproxy_env(settings: Settings) -> None:
-    env = haproxy_env(settings)
+    env = haproxy_env(settings) | throughput_env(settings)
     if not env:
-        typer.echo("http.proxy is python: nothing to set (GATEWAY_HTTP__PROXY=haproxy)", err=True)
+        typer.echo("http.proxy is python and throughput mode off: nothing to set", err=True)
     typer.echo(shell_exports(env), nl=False)
 
 
 def run(settings: Settings) -> None:
-    proxy_env = haproxy_env(settings)
+    proxy_env = haproxy_env(settings) | throughput_env(settings)
     if proxy_env and settings.ray_address:
         # The proxy is chosen by the Ray processes when they start, not by this driver.
         typer.echo(

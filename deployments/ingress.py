@@ -40,20 +40,24 @@ from text.embedding import MiniLMEmbedder, build_embedder
 from flags.faithfulness import EmbeddingSupport
 from shadow.agreement import EmbeddingAgreement
 from shadow.store import ShadowStore
+from gate.answerability import AnswerabilityGate
+from gate.config import GateSettings
+from gate.loading import load_gate
 from router.loading import EmbedderCache, LoadedRouter, load_router
+from router.model import EmbedderSpec
 from router.registry import RouterRegistry
 
 logger = logging.getLogger(__name__)
 
 
-def load_routing(settings: RouterSettings) -> Routing:
+def load_routing(settings: RouterSettings, embedders: EmbedderCache | None = None) -> Routing:
     """The learned router this replica starts with, and the registry whose active version
     replaces it live; None scorer (baseline routing) when no model is there.
 
     A model that exists but does not match this code's feature schema raises: a silent
     misroute is worse than a failed start.
     """
-    embedders = EmbedderCache()
+    embedders = embedders if embedders is not None else EmbedderCache()
     registry = RouterRegistry(settings.registry)
     loader = partial(_load_version, embedders=embedders)
     live = dict(registry=registry, loader=loader, poll_s=settings.poll_s)
@@ -111,6 +115,7 @@ class IngressParts:
     retrieval: RetrievalSettings | None = None
     direct: Mapping[Tier, RemoteSpec] = field(default_factory=dict)  # remote tiers with no replica
     support: SupportSettings | None = None  # None: no support controls (gate, rollout modes)
+    gate: GateSettings | None = None  # the answerability classifier; None: messages are not gated
 
 
 @serve.deployment(max_ongoing_requests=1024, ray_actor_options={"num_cpus": 0})
@@ -118,7 +123,9 @@ class IngressParts:
 class Ingress:
     def __init__(self, handles: IngressHandles, parts: IngressParts) -> None:
         self._configured = False
-        routing = load_routing(parts.router)
+        embedders = EmbedderCache()  # the router's versions and the gate share one static MiniLM
+        routing = load_routing(parts.router, embedders)
+        gate = _load_gate(parts.gate, embedders)
         metrics = GatewayMetrics()
         replica = serve.get_replica_context().replica_id.unique_id
         self._direct = {
@@ -142,7 +149,7 @@ class Ingress:
             adapters=_adapter_parts(parts, engines["small"], handles.load_board), shadow=shadow,
             grounder=load_grounder(parts.retrieval, handles.reranker, metrics, minilm), metrics=metrics,
             support=_support_parts(parts.support),
-            gate=None,  # the answerability classifier (gate/) goes here: build_gateway(..., gate=...)
+            gate=gate,
         )
 
     def _engine(self, tier: Tier, handles: IngressHandles) -> Engine:
@@ -168,6 +175,12 @@ def _support_parts(settings: SupportSettings | None) -> SupportParts | None:
     if settings is None:
         return None
     return SupportParts(settings.rollout_state, settings.poll_s, settings.review_s)
+
+
+def _load_gate(settings: GateSettings | None, embedders: EmbedderCache) -> AnswerabilityGate | None:
+    if settings is None:
+        return None
+    return load_gate(settings, lambda spec: embedders.get(EmbedderSpec(kind=spec.kind, max_tokens=spec.max_tokens)))
 
 
 def _authenticator(auth: AuthSettings, limit_board: DeploymentHandle | None) -> Authenticator:

@@ -8,7 +8,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 from flags.durations import parse_span
 
 DEFAULT_GUARANTEES = [
-    "guarantee", "guaranteed", "guarantees", "we promise", "i promise", "100%", "full refund",
+    "guarantee", "guaranteed", "guarantees", "we promise", "i promise", "full refund",
     "no questions asked", "without fail",
 ]
 
@@ -55,7 +55,7 @@ class PiiConfig(BaseModel):
 
     enabled: bool = True
     emails: bool = True
-    cards: bool = Field(True, description="13-19 digit numbers that pass the Luhn check")
+    cards: bool = Field(True, description="13-19 digits with a card network's prefix that pass the Luhn check")
     phones: bool = True
     only_echoed: bool = Field(
         False, description="Flag only personal data that also appears in the customer's message"

@@ -16,6 +16,7 @@ cut at 64 tokens, not on (claim, evidence) pairs.
 from __future__ import annotations
 
 import re
+from collections import OrderedDict
 from typing import Protocol, Sequence
 
 import numpy as np
@@ -38,18 +39,32 @@ class EmbeddingSupport:
     """Best cosine of each claim with any evidence sentence (L2-normalised embeddings).
 
     Embeds in small batches: the encoder is shared with the request path (grounding's
-    dense stage) under one lock, and a grounded request must never wait for a long call."""
+    dense stage) under one lock, and a grounded request must never wait for a long call.
+    Evidence vectors are kept (LRU): a popular article's chunks ground many answers."""
 
-    def __init__(self, embedder: Embedder, batch: int = 16) -> None:
+    def __init__(self, embedder: Embedder, batch: int = 16, cache_size: int = 4096) -> None:
         self._embedder = embedder
         self._batch = batch
+        self._cache: OrderedDict[str, np.ndarray] = OrderedDict()
+        self._cache_size = cache_size
 
     def support(self, claims: Sequence[str], evidence: Sequence[str]) -> list[float]:
         if not claims or not evidence:
             return [0.0] * len(claims)
-        vectors = self._embed([*claims, *evidence])
-        similarity = vectors[: len(claims)] @ vectors[len(claims):].T
+        similarity = self._embed(claims) @ self._evidence(evidence).T
         return [float(row.max()) for row in similarity]
+
+    def _evidence(self, texts: Sequence[str]) -> np.ndarray:
+        missing = [t for t in dict.fromkeys(texts) if t not in self._cache]
+        if missing:
+            self._cache.update(zip(missing, self._embed(missing)))
+        rows = []
+        for text in texts:
+            self._cache.move_to_end(text)
+            rows.append(self._cache[text])
+        while len(self._cache) > self._cache_size:
+            self._cache.popitem(last=False)
+        return np.vstack(rows)
 
     def _embed(self, texts: Sequence[str]) -> np.ndarray:
         parts = [self._embedder.embed(texts[i:i + self._batch]) for i in range(0, len(texts), self._batch)]

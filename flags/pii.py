@@ -1,10 +1,12 @@
 """Personal data in an answer: e-mail addresses, card numbers, phone numbers.
 
-A card number is 13-19 digits (spaces or dashes between groups) that pass the Luhn
-check, so order numbers and amounts do not count. A phone number needs a phone's shape
-(a leading +, a bracketed area code, or digit groups split by spaces, dots or dashes,
-7-15 digits in all), so a bare reference number does not count either. Whatever is found
-is masked in the flag: the store of flags must not become a second copy of the data.
+Numbers are judged as whole runs (digit groups joined by single spaces, dots, dashes or
+brackets), so a list of years or amounts is one long run, not a phone. A run is a card
+number when it has 13-19 digits, starts with a card network's prefix (Visa, Mastercard,
+Amex, Discover, JCB, Diners, UnionPay) and passes the Luhn check; a phone number when it
+has 7-15 digits and a phone's shape (a leading +, a bracketed area code, or at least
+three groups) and is not a date. Whatever is found is masked in the flag: the store of
+flags must not become a second copy of the data.
 """
 
 from __future__ import annotations
@@ -15,11 +17,10 @@ from flags.config import PiiConfig
 from flags.types import Answer, Flag, Kind
 
 EMAIL = re.compile(r"(?<![\w.+-])[A-Za-z0-9._%+-]+@[A-Za-z0-9.-]+\.[A-Za-z]{2,}(?![\w-])")
-CARD = re.compile(r"(?<![\d-])\d(?:[ -]?\d){12,18}(?![\d-])")
-PHONE = re.compile(
-    r"(?<![\w+])(?:\+\d{1,3}[ .-]?)?(?:\(\d{1,4}\)[ .-]?)?\d{2,4}(?:[ .-]\d{2,4}){1,4}(?!\w)|"
-    r"(?<![\w+])\+\d{7,15}(?!\w)"
-)
+NUMBER_RUN = re.compile(r"(?<![\w+])\+?\(?\d(?:[\d().-]| (?=[\d(]))*\d\)?(?!\w)")
+CARD_PREFIX = re.compile(r"^(?:4|5[1-5]|2(?:2[2-9]|[3-6]\d|7[01]|720)|3[47]|3[05689]|6(?:011|4[4-9]|5|2))")
+_DATE = re.compile(r"\d{4}[./-]\d{1,2}[./-]\d{1,2}|\d{1,2}[./-]\d{1,2}[./-]\d{2,4}")
+PHONE_KEY_DIGITS = 9  # a national number's last digits: "+1 555…" and "555…" are the same phone
 
 
 def luhn(digits: str) -> bool:
@@ -30,21 +31,20 @@ def luhn(digits: str) -> bool:
     return total % 10 == 0
 
 
-def _digits(text: str) -> str:
+def digits_of(text: str) -> str:
     return re.sub(r"\D", "", text)
 
 
-_DATE = re.compile(r"\d{4}[./-]\d{1,2}[./-]\d{1,2}|\d{1,2}[./-]\d{1,2}[./-]\d{2,4}")
-_NUMBER_RUN = re.compile(r"\+?[\d(][\d ().-]{5,}\d")
-PHONE_KEY_DIGITS = 9  # a national number's last digits: "+1 555…" and "555…" are the same phone
+def is_card(run: str) -> bool:
+    digits = digits_of(run)
+    return 13 <= len(digits) <= 19 and bool(CARD_PREFIX.match(digits)) and luhn(digits)
 
 
-def _looks_like_phone(match: str) -> bool:
-    if _DATE.fullmatch(match):
+def is_phone(run: str) -> bool:
+    if _DATE.fullmatch(run.strip("()")):
         return False
-    digits = _digits(match)
-    shaped = match.startswith("+") or "(" in match or len(re.findall(r"\d+", match)) >= 3
-    return 7 <= len(digits) <= 15 and shaped
+    shaped = run.startswith("+") or "(" in run or len(re.findall(r"\d+", run)) >= 3
+    return 7 <= len(digits_of(run)) <= 15 and shaped
 
 
 def mask_email(value: str) -> str:
@@ -53,8 +53,17 @@ def mask_email(value: str) -> str:
 
 
 def mask_digits(value: str) -> str:
-    digits = _digits(value)
+    digits = digits_of(value)
     return f"***{digits[-4:]}" if len(digits) > 4 else "***"
+
+
+def personal_data(text: str, config: PiiConfig) -> list[tuple[str, str]]:
+    """(what, value) of each e-mail, card and phone in `text`, in that order."""
+    found = [("email", m) for m in EMAIL.findall(text)] if config.emails else []
+    runs = NUMBER_RUN.findall(EMAIL.sub(" ", text))  # digits inside an address are no phone
+    found += [("card", run) for run in runs if config.cards and is_card(run)]
+    found += [("phone", run) for run in runs if config.phones and not is_card(run) and is_phone(run)]
+    return found
 
 
 class PiiEvaluator:
@@ -64,22 +73,14 @@ class PiiEvaluator:
         self._config = config
 
     def evaluate(self, answer: Answer) -> list[Flag]:
-        found: list[tuple[str, str, str]] = []  # (what, value, masked)
-        if self._config.emails:
-            found += [("email", m, mask_email(m)) for m in EMAIL.findall(answer.text)]
-        text = EMAIL.sub(" ", answer.text)  # digits inside an address are not a phone
-        cards = [m for m in CARD.findall(text) if luhn(_digits(m))] if self._config.cards else []
-        found += [("card", m, mask_digits(m)) for m in cards]
-        if self._config.phones:
-            for card in cards:
-                text = text.replace(card, " ")
-            found += [("phone", m, mask_digits(m)) for m in PHONE.findall(text) if _looks_like_phone(m)]
-        return [flag for what, value, masked in found if (flag := self._flag(answer, what, value, masked))]
+        flags = (self._flag(answer, what, value) for what, value in personal_data(answer.text, self._config))
+        return [flag for flag in flags if flag is not None]
 
-    def _flag(self, answer: Answer, what: str, value: str, masked: str) -> Flag | None:
+    def _flag(self, answer: Answer, what: str, value: str) -> Flag | None:
         echoed = _key(what, value) in _keys(what, answer.user_text)
         if self._config.only_echoed and not echoed:
             return None
+        masked = mask_email(value) if what == "email" else mask_digits(value)
         origin = "echoed from the customer's message" if echoed else "not in the customer's message"
         # Echoed data scores higher: the answer repeats what the customer typed, to them or a log.
         return Flag(kind="pii", score=1.0 if echoed else 0.5, detail=f"{what} {masked} ({origin})")
@@ -88,12 +89,13 @@ class PiiEvaluator:
 def _key(what: str, value: str) -> str:
     if what == "email":
         return value.lower()
-    digits = _digits(value)
+    digits = digits_of(value)
     return digits[-PHONE_KEY_DIGITS:] if what == "phone" else digits
 
 
 def _keys(what: str, text: str) -> set[str]:
-    """The same kind of data in the customer's message, normalised like `_key`."""
+    """The same kind of data in the customer's message, normalised like `_key` (the
+    customer may have typed it in another shape: no spaces, another separator)."""
     if what == "email":
         return {m.lower() for m in EMAIL.findall(text)}
-    return {_key(what, m) for m in _NUMBER_RUN.findall(text)}
+    return {_key(what, run) for run in NUMBER_RUN.findall(EMAIL.sub(" ", text))}

@@ -57,11 +57,10 @@ class PromiseEvaluator:
         flags = []
         for match in _MONEY.finditer(sentence):
             amount = float((match.group(1) or match.group(2)).replace(",", ""))
-            if amount > self._policy.max_refund_amount:
-                flags.append(Flag(
-                    kind="promise", score=amount,
-                    detail=f"amount: promised {match.group(0).strip()} (policy maximum {self._policy.max_refund_amount:g})",
-                ))
+            limit = self._policy.max_refund_amount
+            if amount > limit:
+                stated = match.group(0).strip()
+                flags.append(Flag(kind="promise", score=amount, detail=f"amount: promised {stated} (policy maximum {limit:g})"))
         return flags
 
     def _durations(self, sentence: str) -> list[Flag]:

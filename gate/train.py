@@ -18,6 +18,10 @@ from gate.model import EmbedderSpec, GateManifest, GateModel, design_matrix, exp
 from text.embedding import Embedder
 
 MAX_FOLDS = 5
+# Chosen by grouped 5-fold cross-validation on the train split only (log loss 0.186 and
+# average precision 0.987 for "not answerable", against 0.386 and 0.977 at C=1): strong
+# regularisation, because 397 inputs meet ~4,300 messages from a few hundred groups.
+DEFAULT_C = 0.01
 
 
 class TrainingError(ValueError):
@@ -50,7 +54,7 @@ def fit_classifier(x: np.ndarray, y: np.ndarray, groups: list[str], c: float, se
 
 def train_gate(
     data: GateData, embedder: Embedder, spec: EmbedderSpec, *, data_digest: str, split: str,
-    version: str | None = None, c: float = 1.0, progress: Callable[[str], None] = lambda _: None,
+    version: str | None = None, c: float = DEFAULT_C, progress: Callable[[str], None] = lambda _: None,
 ) -> GateModel:
     missing = set(LABELS) - set(data.labels)
     if missing:

@@ -8,7 +8,9 @@ One run, loopback only, one load generator (httpx, async) and one mock backend b
     c  LiteLLM proxy (pinned, in its own virtualenv under .cache/) in front of the mock server
     d  the gateway with `large` a remote tier (GATEWAY_LARGE__KIND=openai) in front of the mock server
     e  a trivial Ray Serve app of (b)'s shape (load_tests/trivial_serve_app.py): Ray's own floor
-    b/d again with the HAProxy ingress (GATEWAY_HTTP__PROXY=haproxy) unless --no-haproxy
+    b/d/e again in Ray Serve's throughput-optimized mode (`_fast`: gateway serve --throughput-optimized,
+          RAY_SERVE_THROUGHPUT_OPTIMIZED=1 for the trivial app), and with the HAProxy ingress
+          (`_haproxy`, GATEWAY_HTTP__PROXY=haproxy) unless --no-haproxy
 
 Per row, non-streamed and streamed: sequential requests (latency, TTFT for streams), then a
 closed loop at rising concurrency until p99 exceeds the floor's sequential p50 + 50 ms.
@@ -60,7 +62,7 @@ PROMPTS = (
     "Where can I download my invoice?",
     "Summarise the causes of the French Revolution.",
 )
-ALL_ROWS = ("a", "c", "b", "d", "e", "b_haproxy", "d_haproxy")
+ALL_ROWS = ("a", "c", "b", "d", "e", "b_fast", "d_fast", "e_fast", "d_haproxy_fast", "b_haproxy", "d_haproxy")
 
 
 # ---- measurements ----------------------------------------------------------------
@@ -354,9 +356,10 @@ def litellm(mock_port: int, port: int, logs: Path) -> Service:
 
 
 def gateway(name: str, args: argparse.Namespace, port: int, mock_port: int, remote: bool, haproxy: bool,
-            logs: Path) -> Service:
+            fast: bool, logs: Path) -> Service:
     """`gateway serve` on its own local Ray, its state in a temp cache (the prepared router
-    model is the user's, read only); grounding and the answer journal off: the routing path."""
+    model is the user's, read only); grounding and the answer journal off: the routing path.
+    `fast`: Ray Serve's throughput-optimized mode (`--throughput-optimized`)."""
     sys.path.insert(0, str(ROOT))
     from gateway.settings import Settings
 
@@ -378,14 +381,16 @@ def gateway(name: str, args: argparse.Namespace, port: int, mock_port: int, remo
         env |= {"GATEWAY_LARGE__OPENAI__BASE_URL": f"http://127.0.0.1:{mock_port}/v1",
                 "GATEWAY_LARGE__OPENAI__UPSTREAM_MODEL": "m"}
         env = {k: v for k, v in env.items() if not k.startswith("GATEWAY_LARGE__MOCK__")}
-    argv = [str(VENV_BIN / "gateway"), "serve", "--port", str(port), "--proxy", "haproxy" if haproxy else "python"]
+    argv = [str(VENV_BIN / "gateway"), "serve", "--port", str(port), "--proxy", "haproxy" if haproxy else "python",
+            "--throughput-optimized" if fast else "--no-throughput-optimized"]
     return start(name, argv, env, logs, starts_ray=True)
 
 
-def trivial_app(args: argparse.Namespace, port: int, logs: Path) -> Service:
+def trivial_app(args: argparse.Namespace, port: int, fast: bool, logs: Path) -> Service:
     argv = [sys.executable, str(HERE / "trivial_serve_app.py"), "--port", str(port), "--ttft-s", str(args.ttft_s),
             "--itl-s", str(args.itl_s), "--tokens", str(args.tokens)]
-    return start("trivial_serve", argv, base_env() | {"PYTHONPATH": str(ROOT)}, logs, starts_ray=True)
+    env = base_env() | {"PYTHONPATH": str(ROOT)} | ({"RAY_SERVE_THROUGHPUT_OPTIMIZED": "1"} if fast else {})
+    return start("trivial_serve_fast" if fast else "trivial_serve", argv, env, logs, starts_ray=True)
 
 
 # ---- the run -------------------------------------------------------------------------
@@ -397,10 +402,24 @@ LABELS = {
     "c": f"(c) LiteLLM {LITELLM_VERSION} proxy -> mock server",
     "d": "(d) gateway, large = remote tier -> mock server",
     "e": "(e) trivial Ray Serve app, proxy -> ingress -> replica",
-    "b_small_haproxy": "(b) gateway, mock tiers, model=small, HAProxy",
-    "b_auto_haproxy": "(b) gateway, mock tiers, model=auto, HAProxy",
-    "d_haproxy": "(d) gateway, remote tier, HAProxy",
 }
+VARIANTS = {"haproxy": "HAProxy", "fast": "Ray throughput mode"}
+
+
+def label(key: str) -> str:
+    """A row's label: its base row's, with its variants (`d_haproxy_fast`: HAProxy, throughput mode)."""
+    base = next(b for b in sorted(LABELS, key=len, reverse=True) if key == b or key.startswith(b + "_"))
+    variants = [VARIANTS[v] for v in key[len(base):].split("_") if v]
+    return ", ".join([LABELS[base], *variants])
+
+
+def variants(key: str) -> tuple[str, bool, bool]:
+    """(base row, HAProxy, throughput mode) of a row key such as `b_haproxy_fast`."""
+    base, *mods = key.split("_")
+    unknown = set(mods) - set(VARIANTS)
+    if base not in ("b", "d", "e") and mods or unknown or (base == "e" and "haproxy" in mods):
+        raise SystemExit(f"unknown row {key!r} (rows: {', '.join(ALL_ROWS)})")
+    return base, "haproxy" in mods, "fast" in mods
 
 
 def run_rows(args: argparse.Namespace, logs: Path, measured: dict[str, dict[str, ModeResult]]) -> None:
@@ -414,31 +433,31 @@ def run_rows(args: argparse.Namespace, logs: Path, measured: dict[str, dict[str,
         bound = {mode: measured["a"][mode].sequential["p50_ms"] + BOUND_MS for mode in ("json", "stream")}
 
         def row(key: str, url: str, model: str) -> None:
-            print(f"== {LABELS[key]}", flush=True)
+            print(f"== {label(key)}", flush=True)
             measured[key] = asyncio.run(measure(url, model, args, bound))
 
         for key in rows:
             port = free_port()
             url = f"http://127.0.0.1:{port}"
+            base, haproxy, fast = variants(key)
+            suffix = key[len(base):]
             try:
-                if key == "c":
+                if base == "c":
                     with running(litellm(mock_port, port, logs), url, "m", 180):
                         row("c", url, "m")
-                elif key in ("b", "b_haproxy"):
-                    suffix = "_haproxy" if key.endswith("haproxy") else ""
-                    service = gateway(f"gateway_mock{suffix}", args, port, mock_port, False, bool(suffix), logs)
+                elif base == "b":
+                    service = gateway(f"gateway_mock{suffix}", args, port, mock_port, False, haproxy, fast, logs)
                     with running(service, url, "small", args.start_timeout_s):
                         row(f"b_small{suffix}", url, "small")
                         row(f"b_auto{suffix}", url, "auto")
-                elif key in ("d", "d_haproxy"):
-                    suffix = "_haproxy" if key.endswith("haproxy") else ""
-                    service = gateway(f"gateway_remote{suffix}", args, port, mock_port, True, bool(suffix), logs)
+                elif base == "d":
+                    service = gateway(f"gateway_remote{suffix}", args, port, mock_port, True, haproxy, fast, logs)
                     with running(service, url, "large", args.start_timeout_s):
-                        row(f"d{suffix}", url, "large")
-                elif key == "e":
-                    with running(trivial_app(args, port, logs), url, "m", args.start_timeout_s):
-                        row("e", url, "m")
-                elif key != "a":
+                        row(key, url, "large")
+                elif base == "e":
+                    with running(trivial_app(args, port, fast, logs), url, "m", args.start_timeout_s):
+                        row(key, url, "m")
+                else:
                     raise SystemExit(f"unknown row {key!r} (rows: {', '.join(ALL_ROWS)})")
             except (RuntimeError, TimeoutError, subprocess.SubprocessError) as exc:
                 print(f"  row {key} failed: {exc}", flush=True)
@@ -457,7 +476,7 @@ def summarise(measured: dict[str, dict[str, ModeResult]]) -> list[dict[str, Any]
     floor = measured["a"]
     entries = []
     for key, modes in measured.items():
-        entry: dict[str, Any] = {"name": key, "label": LABELS[key]}
+        entry: dict[str, Any] = {"name": key, "label": label(key)}
         for mode, suffix in (("json", ""), ("stream", "_stream")):
             seq, base = modes[mode].sequential, floor[mode].sequential
             rps, at = _max_rps(modes[mode])
@@ -572,8 +591,10 @@ def main() -> None:
           f"added = over (a) at concurrency 1 (sequential); max req/s with p99 <= (a)'s p50 + {BOUND_MS:.0f} ms\n")
     print(table)
     print(f"wrote {args.out} and {args.out.with_suffix('.png')}; logs in {logs}")
-    expected = {"b": ["b_small", "b_auto"], "b_haproxy": ["b_small_haproxy", "b_auto_haproxy"]}
-    asked = [k for r in args.rows.split(",") if r.strip() for k in expected.get(r.strip(), [r.strip()])]
+    def expected(row: str) -> list[str]:
+        return [f"b_small{row[1:]}", f"b_auto{row[1:]}"] if row.startswith("b") else [row]
+
+    asked = [k for r in args.rows.split(",") if r.strip() for k in expected(r.strip())]
     missing = [k for k in asked if k not in measured]
     if missing:
         raise SystemExit(f"rows not measured: {', '.join(missing)}")

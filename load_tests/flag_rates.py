@@ -86,7 +86,9 @@ def rates(answers: list[Answer], config: FlagsConfig, support: EmbeddingSupport 
     chosen = evaluators(config, support)
     per_target: dict[str, Counter[str]] = defaultdict(Counter)
     examples: dict[str, list[dict[str, str]]] = defaultdict(list)
-    for answer in answers:
+    for i, answer in enumerate(answers, start=1):
+        if i % 200 == 0:
+            print(f"  {i}/{len(answers)} answers checked", file=sys.stderr, flush=True)
         counts = per_target[answer.tier]
         counts["answers"] += 1
         counts["judged_unfaithful"] += bool(answer.passages)

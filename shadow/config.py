@@ -59,7 +59,7 @@ class RetentionConfig(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     days: float = Field(30.0, gt=0, description="Rows older than this are deleted")
-    max_rows: int = Field(200_000, ge=1, description="Newest rows kept per table (pairs, requests, feedback, events)")
+    max_rows: int = Field(200_000, ge=1, description="Newest rows kept per table (pairs, requests, feedback, events, flags…)")
     interval_s: float = Field(300.0, gt=0, description="How often the store is pruned and its WAL checkpointed")
 
 

@@ -65,6 +65,7 @@ def isolated_settings_env(cache: Path) -> dict[str, str]:
         "GATEWAY_CACHE_DIR": str(cache),
         "GATEWAY_MODELS_DIR": str(user.models_dir),
         "GATEWAY_ROUTER__MODEL_DIR": str(user.router.model_dir),
+        "GATEWAY_GATE__MODEL_DIR": str(user.gate.model_dir),
         "GATEWAY_RETRIEVAL__RERANKER": str(user.retrieval.reranker),
         "GATEWAY_RETRIEVAL__KB_SOURCE": str(user.retrieval.kb_source),
     }

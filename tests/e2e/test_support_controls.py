@@ -1,8 +1,7 @@
 """Support controls on the real app, through the official openai client: per-category
 rollout modes set over the admin API and the CLI (hand-off for `off`, the mode header,
 drafts journaled, feedback on a draft in the rollout status, the promotion gate), and the
-answerability gate asked for per request (`gate: true`; skipped when no classifier is
-wired into the ingress).
+answerability gate asked for per request (`gate: true`).
 
 Each test uses its own category: every other request keeps the default mode (`auto`)."""
 
@@ -15,7 +14,6 @@ import time
 import uuid
 from pathlib import Path
 
-import openai
 import pytest
 
 from shadow.store import ShadowStore
@@ -129,16 +127,14 @@ def test_cli_status_and_promote_reach_the_running_app(client, e2e_cache, shadow_
 
 
 def test_answerability_gate_on_request(client, admin):
-    try:
-        gated = ask(client, "hey, how are you doing today?", extra_body={"gate": True})
-    except openai.BadRequestError as exc:
-        if "gate_unavailable" in str(exc):
-            pytest.skip("no answerability classifier wired into the ingress (build_gateway(gate=...))")
-        raise
-    assert gated.headers["x-gateway-gate"] == "chitchat"
-    assert "x-gateway-tier" not in gated.headers
-    assert gated.parse().choices[0].message.content == handoff_text(admin)
-    assert gated.parse().choices[0].finish_reason == "stop"
+    """The ingress loads the trained classifier (`gateway models prepare`): gated messages get
+    the hand-off with the class in `x-gateway-gate` and no tier; a real question is answered."""
+    for text, label in (("hey, how are you doing today?", "chitchat"), ("when will this be fixed?", "no_context")):
+        gated = ask(client, text, extra_body={"gate": True})
+        assert gated.headers["x-gateway-gate"] == label
+        assert "x-gateway-tier" not in gated.headers
+        assert gated.parse().choices[0].message.content == handoff_text(admin)
+        assert gated.parse().choices[0].finish_reason == "stop"
     answered = ask(client, QUESTION, extra_body={"gate": True})
     assert "x-gateway-gate" not in answered.headers and answered.headers["x-gateway-tier"] == "small"
     skipped = ask(client, "hey, how are you doing today?", extra_body={"gate": False})

@@ -68,3 +68,16 @@ def test_minilm_at_the_default_threshold_tells_a_paraphrase_from_another_topic(m
     unrelated = "You can change your password in the security settings. Two-factor login is recommended."
     assert real.evaluate(answer(paraphrase)) == []
     assert [f.kind for f in real.evaluate(answer(unrelated))] == ["unfaithful"]
+
+
+def test_evidence_is_embedded_once_and_the_cache_is_bounded():
+    embedder = WordEmbedder()
+    support = EmbeddingSupport(embedder, cache_size=2)
+    evidence = ["Refunds are paid to the card.", "They take five days."]
+    support.support(["Refunds go to the card."], evidence)
+    cached = support.support(["Refunds take five days."], evidence)
+    assert embedder.embedded.count(evidence[0]) == 1
+    assert cached == EmbeddingSupport(WordEmbedder()).support(["Refunds take five days."], evidence)
+    support.support(["Other."], ["A third sentence."])  # evicts the least recently used
+    support.support(["Refunds go to the card."], evidence)
+    assert embedder.embedded.count(evidence[0]) == 2

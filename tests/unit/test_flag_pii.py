@@ -25,7 +25,9 @@ def test_card_numbers_must_pass_luhn():
     assert luhn("4111111111111111") and not luhn("4111111111111112")
     (card,) = flags("The card 4111 1111 1111 1111 is on file.")
     assert card.detail.startswith("card ***1111") and card.score == 0.5
-    assert flags("Order 4111 1111 1111 1112 has shipped.") == []  # 16 digits, not a card
+    assert flags("Order 4111 1111 1111 1112 has shipped.") == []  # fails Luhn: not a card
+    (amex,) = flags("Amex 3782 822463 10005, please.")
+    assert amex.detail.startswith("card ***0005")
 
 
 def test_phone_numbers_in_any_common_shape_match_the_customers():
@@ -48,3 +50,11 @@ def test_only_echoed_keeps_what_came_from_the_customer():
     found = flags(text, user="I am jane@example.com", config=PiiConfig(only_echoed=True))
     assert [f.detail for f in found] == ["email j***@example.com (echoed from the customer's message)"]
     assert flags(text, config=PiiConfig(emails=False)) == []
+
+
+@pytest.mark.parametrize("text", [
+    "I have a 2010 2011 2012 2013 2014 2015 2016 2017 2018 2019 2020 2021",  # years: one long run
+    "Codes 2015 2016 2017 2018 apply.",  # 16 digits, Luhn-valid, but no card network starts so
+])
+def test_lists_of_numbers_are_neither_cards_nor_phones(text):
+    assert flags(text) == []

@@ -109,3 +109,25 @@ def test_the_array_classifier_computes_what_scikit_learn_does(tmp_path):
     probe = np.vstack([x, x[:5] * 3.0, np.zeros((1, x.shape[1]))])  # beyond the curves' ends too
     np.testing.assert_allclose(CalibratedLinear.load(tmp_path / "c.npz").predict_proba(probe),
                                fitted.predict_proba(probe), atol=1e-9)
+
+
+def test_load_gate_shares_the_callers_embedder(saved):
+    from gate.config import GateSettings
+    from gate.loading import load_gate
+
+    path, _ = saved
+    asked = []
+    embedder = WordEmbedder()
+    gate = load_gate(GateSettings(model_dir=path), lambda spec: asked.append(spec) or embedder)
+    assert gate is not None and asked == [EmbedderSpec()]
+    gate.classify("hello there", None, GateThresholds())
+    assert embedder.embedded == ["hello there"]
+
+
+def test_load_gate_without_a_model_is_none_unless_required(tmp_path):
+    from gate.config import GateSettings
+    from gate.loading import load_gate
+
+    assert load_gate(GateSettings(model_dir=tmp_path)) is None
+    with pytest.raises(FileNotFoundError):
+        load_gate(GateSettings(model_dir=tmp_path, required=True))

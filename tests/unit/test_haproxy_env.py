@@ -18,7 +18,7 @@ from pydantic import ValidationError
 from typer.testing import CliRunner
 
 from deployments import cli
-from deployments.haproxy import BUFFER_REQUEST, haproxy_env, shell_exports
+from deployments.haproxy import throughput_env, BUFFER_REQUEST, haproxy_env, shell_exports
 from gateway.settings import HAProxySettings, Settings
 
 HAPROXY = {"http": {"proxy": "haproxy"}}
@@ -122,6 +122,13 @@ def test_serve_prints_the_exports_for_ray_start(monkeypatch):
 def test_serve_prints_nothing_for_the_python_proxy():
     result = CliRunner().invoke(cli.app, ["serve", "--proxy", "python", "--print-haproxy-env"])
     assert result.exit_code == 0 and result.stdout == ""
+
+
+def test_throughput_mode_is_one_variable_printed_with_the_proxys():
+    result = CliRunner().invoke(cli.app, ["serve", "--proxy", "python", "--throughput-optimized",
+                                          "--print-haproxy-env"])
+    assert result.exit_code == 0 and result.stdout == "export RAY_SERVE_THROUGHPUT_OPTIMIZED=1\n"
+    assert throughput_env(Settings()) == {}
 
 
 class RayStarted(Exception):
