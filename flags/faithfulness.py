@@ -7,10 +7,12 @@ when the answer cites none: small models rarely cite). The answer is flagged whe
 than `max_unsupported_share` of its sentences fall below `min_support`.
 
 The scorer is MiniLM cosine (`EmbeddingSupport`). The trained cross-encoder was the
-other candidate; on a planted set (sentences of a paraphrase of the cited article vs
-sentences of another article, `load_tests/flag_rates.py`) MiniLM separated them better
-(ROC AUC 0.85 vs 0.65-0.71): the cross-encoder was trained on (question, passage) pairs
-cut at 64 tokens, not on (claim, evidence) pairs.
+other candidate; on a planted set from the knowledge base (301 sentences: a paraphrase
+of the cited chunk's article vs another article; `load_tests/flag_rates.py
+--compare-reranker`) MiniLM separates them far better, ROC AUC 0.85 vs 0.60: the
+cross-encoder learned (question, passage) relevance on pairs cut at 64 tokens, not
+whether a claim is stated by the evidence. At the defaults (0.35, share 0.5) 3.7 % of the
+supported planted answers and 55.6 % of the unsupported ones are flagged.
 """
 
 from __future__ import annotations

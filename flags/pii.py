@@ -73,7 +73,10 @@ class PiiEvaluator:
         self._config = config
 
     def evaluate(self, answer: Answer) -> list[Flag]:
-        flags = (self._flag(answer, what, value) for what, value in personal_data(answer.text, self._config))
+        first: dict[tuple[str, str], str] = {}  # one flag per item, however often it is repeated
+        for what, value in personal_data(answer.text, self._config):
+            first.setdefault((what, _key(what, value)), value)
+        flags = (self._flag(answer, what, value) for (what, _), value in first.items())
         return [flag for flag in flags if flag is not None]
 
     def _flag(self, answer: Answer, what: str, value: str) -> Flag | None:

@@ -3,7 +3,8 @@
 Each label value is a time series of its own: `metadata.category` is whatever a client
 sends, so used as is, a client sending random categories would grow the registry without
 bound. A category is known when the gateway's own state names it: a live adapter domain,
-a grounding domain, a routing override, a shadow rule's category, a flag check's category. Anything else is `other`.
+a grounding domain, a routing override, a shadow rule's category, a category the answer
+flags check. Anything else is `other`.
 """
 
 from __future__ import annotations

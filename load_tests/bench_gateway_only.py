@@ -319,7 +319,11 @@ def running(service: Service, url: str, model: str, timeout_s: float) -> Iterato
 
 def base_env() -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if k != "RAY_ADDRESS" and not k.startswith("GATEWAY_")}
-    return env | {"HF_HUB_OFFLINE": "1", "TOKENIZERS_PARALLELISM": "false", "PYTHONUNBUFFERED": "1"}
+    # Ray starts its workers at niceness 15; the mock server, LiteLLM and this load generator
+    # run at 0. On a shared 2-core box that charges every Ray row with the generator's own CPU:
+    # all rows run at the same priority.
+    return env | {"HF_HUB_OFFLINE": "1", "TOKENIZERS_PARALLELISM": "false", "PYTHONUNBUFFERED": "1",
+                  "RAY_worker_niceness": "0"}
 
 
 def mock_server(args: argparse.Namespace, port: int, logs: Path) -> Service:

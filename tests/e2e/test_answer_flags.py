@@ -73,9 +73,9 @@ def test_an_echoed_email_is_flagged_stored_and_listed(client, admin, http, shado
     request_id = _echoing_answer(client)
     store = ShadowStore(shadow_store)
     flags = wait_for(lambda: [f for f in store.flags(kinds=["pii"]) if f.request_id == request_id])
-    assert flags[0].category == FLAGS_CATEGORY and flags[0].tier in ("small", "large")
-    assert flags[0].detail.startswith("email j***@example.com (echoed") and flags[0].score == 1.0
-    assert EMAIL not in flags[0].detail  # masked in the store
+    assert all(f.category == FLAGS_CATEGORY and f.tier in ("small", "large") for f in flags)
+    assert any(f.detail.startswith("email j***@example.com (echoed") and f.score == 1.0 for f in flags), flags
+    assert not any(EMAIL in f.detail for f in flags)  # masked in the store
 
     listed = subprocess.run(
         [sys.executable, "-m", "deployments.cli", "flags", "--since", "1h", "--kind", "pii", "--json",

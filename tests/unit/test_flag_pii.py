@@ -58,3 +58,8 @@ def test_only_echoed_keeps_what_came_from_the_customer():
 ])
 def test_lists_of_numbers_are_neither_cards_nor_phones(text):
     assert flags(text) == []
+
+
+def test_the_same_item_repeated_is_one_flag():
+    found = flags("Mail jane@example.com, yes JANE@example.com, or call 555-123-4567 / (555) 123-4567.")
+    assert [f.detail.split(" (")[0] for f in found] == ["email j***@example.com", "phone ***4567"]
