@@ -52,14 +52,18 @@ class HandleEngine:
 
     async def stream(self, request: GenerationRequest) -> AsyncIterator[GenerationChunk]:
         chunks = self._streaming.stream.remote(request)
+        finished = False
         try:
             async for chunk in chunks:
                 yield chunk
+            finished = True
         except Exception as exc:
             raise _translate(exc) from exc
         finally:
-            # A consumer that stops early (client gone) must stop the engine too.
-            chunks.cancel()
+            # A consumer that stops early (client gone) must stop the engine too. A stream
+            # that ended needs no cancel: skipping it saves a call into Ray per request.
+            if not finished:
+                chunks.cancel()
 
     async def load(self) -> EngineLoad:
         try:
