@@ -8,13 +8,16 @@ from __future__ import annotations
 
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Annotated, Optional
+from typing import TYPE_CHECKING, Annotated, Optional
 
 import typer
 
 from gateway.rollout_cli import rollout_app
 from gate.cli import build_app as build_gate_app
 from gateway.settings import Settings
+
+if TYPE_CHECKING:
+    from shadow.store import ShadowStore
 
 SHIPPED_DATA = Path(__file__).resolve().parents[1] / "data"
 
@@ -41,21 +44,12 @@ def shadow_sample(
     store: Annotated[Optional[Path], typer.Option(help="Shadow store (default: settings)")] = None,
 ) -> None:
     """A random sample of recent primary/shadow pairs for the daily review."""
-    from router.flywheel import parse_since
     from shadow.export import render
-    from shadow.store import ShadowStore
 
     if fmt not in ("csv", "md"):
         raise typer.BadParameter("use csv or md", param_hint="--format")
-    try:
-        start = parse_since(since, datetime.now(timezone.utc))
-    except ValueError as exc:
-        raise typer.BadParameter(str(exc), param_hint="--since") from None
-    path = store or Settings().shadow.store
-    if not path.exists():
-        typer.echo(f"error: no shadow store at {path}", err=True)
-        raise typer.Exit(2)
-    text = render(ShadowStore(path).sample(n, since=start, seed=seed), fmt)  # type: ignore[arg-type]
+    shadow, start = _store_since(store, since)
+    text = render(shadow.sample(n, since=start, seed=seed), fmt)  # type: ignore[arg-type]
     if out is None:
         typer.echo(text, nl=False)
     else:
@@ -89,21 +83,12 @@ def list_flags(
     import json
 
     from flags.types import KINDS
-    from router.flywheel import parse_since
-    from shadow.store import ShadowStore
 
     unknown = sorted(set(kind or ()) - set(KINDS))
     if unknown:
         raise typer.BadParameter(f"unknown kind {', '.join(unknown)}; use {', '.join(KINDS)}", param_hint="--kind")
-    try:
-        start = parse_since(since, datetime.now(timezone.utc))
-    except ValueError as exc:
-        raise typer.BadParameter(str(exc), param_hint="--since") from None
-    path = store or Settings().shadow.store
-    if not path.exists():
-        typer.echo(f"error: no shadow store at {path}", err=True)
-        raise typer.Exit(2)
-    found = ShadowStore(path).flags(since=start, kinds=kind or (), limit=limit)
+    shadow, start = _store_since(store, since)
+    found = shadow.flags(since=start, kinds=kind or (), limit=limit)
     if as_json:
         typer.echo(json.dumps([f.model_dump(mode="json") for f in found], indent=1))
         return
@@ -197,3 +182,20 @@ def prepare_models(
         ensure_knowledge(settings.retrieval)  # the support KB and its trained reranker
 
 
+
+
+def _store_since(store: Optional[Path], since: str) -> "tuple[ShadowStore, datetime]":
+    """The shadow store (the settings' unless given; exit 2 when missing) and the start of
+    the `--since` window."""
+    from router.flywheel import parse_since
+    from shadow.store import ShadowStore
+
+    try:
+        start = parse_since(since, datetime.now(timezone.utc))
+    except ValueError as exc:
+        raise typer.BadParameter(str(exc), param_hint="--since") from None
+    path = store or Settings().shadow.store
+    if not path.exists():
+        typer.echo(f"error: no shadow store at {path}", err=True)
+        raise typer.Exit(2)
+    return ShadowStore(path), start
