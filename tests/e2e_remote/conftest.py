@@ -7,7 +7,6 @@ Package scope: tests/e2e's app has stopped before this one starts (one Ray clust
 
 from __future__ import annotations
 
-import json
 import os
 import signal
 import subprocess
@@ -23,7 +22,6 @@ from openai import OpenAI
 from tests.e2e.conftest import _free_port, _wait_ready, isolated_settings_env
 
 LOG_DIR = Path(os.environ.get("GATEWAY_E2E_LOG", "/tmp/gateway-e2e.log")).parent
-LARGE_STOP = ["\nQuestion:", "\n\n\n"]  # the embedded large tier's own stop strings
 
 
 @contextmanager
@@ -77,7 +75,6 @@ def gateway_url(upstream: str, tmp_path_factory: pytest.TempPathFactory) -> Iter
         "GATEWAY_LARGE__KIND": "openai",
         "GATEWAY_LARGE__SERVED_NAME": large.served_name,
         "GATEWAY_LARGE__MAX_MODEL_LEN": str(large.max_model_len),
-        "GATEWAY_LARGE__STOP": json.dumps(LARGE_STOP),
         "GATEWAY_LARGE__OPENAI__BASE_URL": f"{upstream}/v1",
         "GATEWAY_LARGE__OPENAI__METRICS_URL": f"{upstream}/metrics",
         # The upstream's tokenizer: exact usage, and overlong prompts refused before sending.
