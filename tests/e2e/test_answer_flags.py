@@ -11,6 +11,8 @@ most reliable of them.
 
 from __future__ import annotations
 
+from functools import partial
+
 import json
 import subprocess
 import sys
@@ -21,20 +23,15 @@ import pytest
 from shadow.store import ShadowStore
 from tests.e2e.conftest import FLAGS_CATEGORY
 
+from tests.support.waiting import wait_for as wait_until
+
 pytestmark = pytest.mark.e2e
 
 EMAIL = "jane.doe@example.com"
 METADATA = {"metadata": {"category": FLAGS_CATEGORY}, "gate": False}
 
 
-def wait_for(predicate, timeout: float = 120.0, every: float = 0.5):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(every)
-    raise AssertionError(f"not met within {timeout:.0f} s")
+wait_for = partial(wait_until, timeout=120.0, every=0.5)
 
 
 def _completion(client, model: str):

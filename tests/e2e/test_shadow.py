@@ -4,13 +4,14 @@ answers) rolled back automatically by its canary."""
 
 from __future__ import annotations
 
+from functools import partial
+
 import csv
 import io
 import json
 import shutil
 import subprocess
 import sys
-import time
 from datetime import date
 from pathlib import Path
 
@@ -20,6 +21,8 @@ from adapters.manifest import MANIFEST, AdapterManifest
 from shadow.store import ShadowStore
 from tests.e2e.conftest import CANARY_CATEGORY, SHADOW_CATEGORY
 from tests.support.adapters import drill_adapter
+
+from tests.support.waiting import wait_for as wait_until
 
 pytestmark = pytest.mark.e2e
 
@@ -41,14 +44,7 @@ def ask(client, text: str, model: str = "small", category: str | None = None, ma
     )
 
 
-def wait_for(predicate, timeout: float = 240.0, every: float = 1.0):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(every)
-    raise AssertionError(f"not met within {timeout:.0f} s")
+wait_for = partial(wait_until, timeout=240.0, every=1.0)
 
 
 def test_mirrored_requests_are_answered_as_without_shadowing(client, shadow_store):

@@ -7,16 +7,19 @@ Each test uses its own category: every other request keeps the default mode (`au
 
 from __future__ import annotations
 
+from functools import partial
+
 import json
 import subprocess
 import sys
-import time
 import uuid
 from pathlib import Path
 
 import pytest
 
 from shadow.store import ShadowStore
+
+from tests.support.waiting import wait_for as wait_until
 
 pytestmark = pytest.mark.e2e
 
@@ -35,14 +38,7 @@ def ask(client, text: str, cat: str | None = None, **extra):
     )
 
 
-def wait_for(predicate, timeout: float = POLL_TIMEOUT_S, every: float = 0.5):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(every)
-    raise AssertionError(f"not met within {timeout:.0f} s")
+wait_for = partial(wait_until, timeout=POLL_TIMEOUT_S, every=0.5)
 
 
 def mode_of(client, cat: str) -> str:
