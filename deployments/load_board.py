@@ -33,6 +33,12 @@ ALIVE_FOR_S = 5.0  # silent for longer: gone. A tier with no replica left is abs
 # snapshot, and the gateway fails requests for it fast (a busy replica's publisher can
 # pause for a second; five means dead)
 REPORT_TIMEOUT_S = FRESH_FOR_S  # a report later than this would not count on the board anyway
+# A direct tier's scraped upstream queue is fresh (metrics_stale_s) when it is sent. It
+# holds requests the gateway cannot count itself (other clients of the upstream), so the
+# board keeps it longer than a replica's own count: on a busy host the ingress's
+# publisher thread can lag past a second, and dropping the floor then would blind the
+# router to that load (seen in CI). A stale floor overstates the queue for 3 s at most.
+UPSTREAM_FRESH_FOR_S = 3.0
 
 
 @serve.deployment(
@@ -47,15 +53,18 @@ class LoadBoard:
         self._adapters: dict[tuple[str, str], tuple[float, AdapterReport]] = {}
         self._upstream: dict[str, tuple[float, EngineLoad]] = {}
 
-    def report(self, tier: str, replica: str, load: EngineLoad, adapters: AdapterReport | None = None) -> None:
+    def report(
+        self, tier: str, replica: str, load: EngineLoad, adapters: AdapterReport | None = None,
+        upstream: EngineLoad | None = None,
+    ) -> None:
+        """One replica's load; `upstream` is a scrape of the queue of the endpoint a direct
+        remote tier calls (one call for both: each Ray call costs the busy replica)."""
         now = time.monotonic()
         self._entries[(tier, replica)] = (now, load)
         if adapters is not None:
             self._adapters[(tier, replica)] = (now, adapters)
-
-    def report_upstream(self, tier: str, load: EngineLoad) -> None:
-        """A scrape of the queue of the endpoint a direct remote tier calls."""
-        self._upstream[tier] = (time.monotonic(), load)
+        if upstream is not None:
+            self._upstream[tier] = (now, upstream)
 
     def adapter_reports(self, tier: str) -> dict[str, AdapterReport]:
         """Per live replica of `tier`: the registry generation it applied and what it holds."""
@@ -78,7 +87,7 @@ class LoadBoard:
             total.running += load.running
             total.waiting += load.waiting
         for tier, (seen, scraped) in list(self._upstream.items()):
-            if tier in totals and now - seen <= FRESH_FOR_S:
+            if tier in totals and now - seen <= UPSTREAM_FRESH_FOR_S:
                 totals[tier] = _at_least(totals[tier], scraped)
         return totals
 
@@ -140,11 +149,11 @@ class LoadPublisher:
 
     def publish_once(self) -> None:
         try:
-            response = self._board.report.remote(self._tier, self._replica, self._read(), self._adapters())
+            response = self._board.report.remote(
+                self._tier, self._replica, self._read(), self._adapters(), self._upstream()
+            )
             # This thread is not the replica's event loop: a blocking wait is allowed here.
             response.result(timeout_s=REPORT_TIMEOUT_S)
-            if (scraped := self._upstream()) is not None:
-                self._board.report_upstream.remote(self._tier, scraped).result(timeout_s=REPORT_TIMEOUT_S)
         except Exception as exc:  # the board restarting must not take the engine down
             self.failures.failed(exc)
         else:

@@ -138,7 +138,7 @@ def canary_config(gateway, outcomes: Path) -> None:
     }})
 
 
-def replay(client, texts, until, timeout_s=60.0):
+def replay(client, texts, until, timeout_s=180.0):  # generous: a busy 2-core box is slow
     deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline:
         for text in texts:

@@ -22,6 +22,9 @@ from openai import OpenAI
 from tests.e2e.conftest import _free_port, _wait_ready, isolated_settings_env
 
 LOG_DIR = Path(os.environ.get("GATEWAY_E2E_LOG", "/tmp/gateway-e2e.log")).parent
+# The small tier's vLLM and the upstream's on cores of their own (the same one on a 1-core box).
+_CORES = sorted(os.sched_getaffinity(0))
+SMALL_CORE, UPSTREAM_CORE = str(_CORES[0]), str(_CORES[-1])
 
 
 @contextmanager
@@ -55,7 +58,12 @@ def upstream() -> Iterator[str]:
         "--max-model-len", str(large.max_model_len), "--max-num-seqs", str(large.max_num_seqs),
         "--enforce-eager", "--host", "127.0.0.1", "--port", str(port),
     ]
-    env = {**os.environ, "HF_HUB_OFFLINE": "1", "VLLM_CPU_KVCACHE_SPACE": str(large.kv_cache_gib)}
+    env = {
+        **os.environ, "HF_HUB_OFFLINE": "1", "VLLM_CPU_KVCACHE_SPACE": str(large.kv_cache_gib),
+        # Its own core, as a separate host would be: two vLLMs binding the same cores starve
+        # each other (a long upstream generation held the small tier past its 120 s limit).
+        "VLLM_CPU_OMP_THREADS_BIND": UPSTREAM_CORE,
+    }
     log = LOG_DIR / "gateway-e2e-upstream.log"
     url = f"http://127.0.0.1:{port}"
     with _process(cmd, env, log) as proc:
@@ -72,6 +80,7 @@ def gateway_url(upstream: str, tmp_path_factory: pytest.TempPathFactory) -> Iter
     env = {
         **os.environ, "HF_HUB_OFFLINE": "1", "RAY_USAGE_STATS_ENABLED": "0",
         **isolated_settings_env(tmp_path_factory.mktemp("gateway-remote")),
+        "GATEWAY_SMALL__CPU_THREADS_BIND": SMALL_CORE,
         "GATEWAY_LARGE__KIND": "openai",
         "GATEWAY_LARGE__SERVED_NAME": large.served_name,
         "GATEWAY_LARGE__MAX_MODEL_LEN": str(large.max_model_len),

@@ -12,7 +12,7 @@ import types
 import pytest
 
 from deployments import load_board
-from deployments.load_board import ALIVE_FOR_S, FRESH_FOR_S, BoardLoadSource, LoadPublisher
+from deployments.load_board import ALIVE_FOR_S, FRESH_FOR_S, UPSTREAM_FRESH_FOR_S, BoardLoadSource, LoadPublisher
 from engines.types import AdapterReport, EngineLoad
 from router.decision import TierLoad
 
@@ -196,41 +196,47 @@ def test_publisher_keeps_reporting_when_the_board_call_fails(monkeypatch):
         publisher._thread.join(2.0)
     assert len(failing.calls) >= 3
     assert not publisher._thread.is_alive()
-    tier, replica, load, adapters = failing.calls[0]
+    tier, replica, load, adapters, _ = failing.calls[0]
     assert (tier, replica, load.running, adapters.generation) == ("small", "r1", 1, 4)
 
 
 def test_a_direct_tiers_scraped_queue_is_a_floor_not_a_sum(board, clock):
     # Two ingress replicas call the same upstream: their in-flight counts add up; the
     # upstream's queue, scraped by both, already holds both replicas' requests.
-    board.report("large", "direct-i1", EngineLoad(running=2))
-    board.report("large", "direct-i2", EngineLoad(running=1))
-    board.report_upstream("large", EngineLoad(running=4, waiting=6))
-    board.report_upstream("large", EngineLoad(running=4, waiting=5))  # the other replica's scrape
-    assert board.snapshot() == {"large": TierLoad(running=4, waiting=5)}
-    board.report_upstream("large", EngineLoad(running=1, waiting=0))  # lags behind the counts
+    board.report("large", "direct-i1", EngineLoad(running=2), upstream=EngineLoad(running=4, waiting=6))
+    board.report("large", "direct-i2", EngineLoad(running=1), upstream=EngineLoad(running=4, waiting=5))
+    assert board.snapshot() == {"large": TierLoad(running=4, waiting=5)}  # the latest scrape
+    board.report("large", "direct-i1", EngineLoad(running=2), upstream=EngineLoad(running=1))  # lags
     assert board.snapshot() == {"large": TierLoad(running=3, waiting=0)}
-    clock.now += FRESH_FOR_S + 0.1  # a stale scrape no longer counts
+
+
+def test_a_scrape_outlives_a_lagging_publisher_but_not_long(board, clock):
+    # Requests other clients sent straight to the upstream show only in the scrape: a
+    # publisher late by a second or two must not hide them from the router.
+    board.report("large", "direct-i1", EngineLoad(running=0), upstream=EngineLoad(running=1, waiting=2))
+    clock.now += FRESH_FOR_S + 0.5
+    board.report("large", "direct-i1", EngineLoad(running=0))  # the scrape's next report is late
+    assert board.snapshot() == {"large": TierLoad(running=1, waiting=2)}
+    clock.now += UPSTREAM_FRESH_FOR_S  # a scrape this old no longer counts
     board.report("large", "direct-i1", EngineLoad(running=2))
-    board.report("large", "direct-i2", EngineLoad(running=0))
     assert board.snapshot() == {"large": TierLoad(running=2, waiting=0)}
 
 
 def test_an_upstream_scrape_alone_does_not_make_a_tier_alive(board, clock):
-    board.report_upstream("large", EngineLoad(running=3))
+    board.report("large", "direct-i1", EngineLoad(), upstream=EngineLoad(running=3))
+    clock.now += ALIVE_FOR_S + 0.1
     assert board.snapshot() == {}
 
 
-def test_publisher_sends_the_upstream_scrape_beside_the_in_flight_count():
-    report, upstream = _Blocking(), _Blocking()
-    board = types.SimpleNamespace(report=report, report_upstream=upstream)
+def test_publisher_sends_the_upstream_scrape_in_the_same_report():
+    report = _Blocking()
+    board = types.SimpleNamespace(report=report)
     scraped: list[EngineLoad | None] = [None]
     publisher = LoadPublisher(board, "large", "direct-i1", lambda: EngineLoad(running=1), upstream=lambda: scraped[0])
     publisher.publish_once()
-    assert len(report.calls) == 1 and upstream.calls == []  # no fresh scrape: nothing to send
     scraped[0] = EngineLoad(running=5, waiting=2)
     publisher.publish_once()
-    assert upstream.calls == [("large", EngineLoad(running=5, waiting=2))]
+    assert [call[4] for call in report.calls] == [None, EngineLoad(running=5, waiting=2)]  # one call each
 
 
 class _Blocking:
