@@ -18,6 +18,7 @@ from typing import Literal, Mapping, Sequence
 from pydantic import BaseModel, ConfigDict, Field
 
 Decision = Literal["wait", "promote", "reject"]
+TIE = 1e-9  # qualities are means over the same graded requests: equal ones are equal
 
 
 class RouterCanaryConfig(BaseModel):
@@ -78,11 +79,18 @@ def judge(figures: CanaryFigures, config: RouterCanaryConfig, target_share: floa
         return verdict("reject", f"agreement {figures.agreement:.2f} < {config.min_agreement:.2f}")
     if figures.candidate_quality is not None and figures.active_quality is not None:
         gain = figures.candidate_quality - figures.active_quality
-        if gain < config.min_quality_gain:
-            return verdict("reject", f"quality {figures.candidate_quality:.3f} vs active "
-                                     f"{figures.active_quality:.3f} (gain {gain:+.3f} < {config.min_quality_gain:+.3f})")
-        return verdict("promote", f"quality {figures.candidate_quality:.3f} vs active "
-                                  f"{figures.active_quality:.3f} (gain {gain:+.3f}), large share {share:.2f}")
+        quality = f"quality {figures.candidate_quality:.3f} vs active {figures.active_quality:.3f} (gain {gain:+.3f}"
+        if gain < config.min_quality_gain - TIE:
+            return verdict("reject", f"{quality} < {config.min_quality_gain:+.3f})")
+        # Exactly at the bar, quality says nothing either way: the candidate must not cost
+        # more (send more to large) than the active version, or it would be paid-for noise.
+        # A shuffled model that sends most traffic large can tie a good one when large
+        # passes nearly everything graded (seen in the canary API test).
+        active_share = figures.active_large_share
+        if gain <= config.min_quality_gain + TIE and active_share is not None and share > active_share + TIE:
+            return verdict("reject", f"{quality}, no better) at a larger large share {share:.2f} "
+                                     f"than the active's {active_share:.2f}")
+        return verdict("promote", f"{quality}), large share {share:.2f}")
     return verdict("promote", f"agreement {figures.agreement or 0:.2f}, large share {share:.2f} (no graded outcomes)")
 
 

@@ -194,7 +194,12 @@ def test_queue_depth_is_live(gateway_url, http):
             lines = r.iter_lines()
             next(lines)
             time.sleep(0.6)  # > one report + one poll interval
-            probe = http.post("/v1/chat/completions", json={
-                "model": "auto", "messages": [{"role": "user", "content": EASY}], "max_tokens": 1})
-            assert int(probe.headers["x-gateway-queue-depth"]) >= 1
+            # A busy replica's report can come late (the board then leaves it out for a
+            # moment): a few probes, not one.
+            depths: list[int] = []
+            while len(depths) < 5 and max(depths, default=0) < 1:
+                probe = http.post("/v1/chat/completions", json={
+                    "model": "auto", "messages": [{"role": "user", "content": EASY}], "max_tokens": 1})
+                depths.append(int(probe.headers["x-gateway-queue-depth"]))
+            assert max(depths) >= 1, depths
     _wait_idle(http, "large", within_s=10)

@@ -33,6 +33,20 @@ def test_judge_waits_then_promotes_or_rejects():
     assert judge(better, strict, 0.3).decision == "reject"
 
 
+def test_a_tie_on_quality_promotes_only_at_no_larger_cost():
+    config = RouterCanaryConfig(min_samples=10, min_graded=5, max_share_drift=0.5)
+    tie = CanaryFigures(samples=20, graded=10, agreement=0.5, active_large_share=0.35,
+                        candidate_large_share=0.8, active_quality=0.918, candidate_quality=0.918)
+    verdict = judge(tie, config, 0.3)
+    assert verdict.decision == "reject" and "larger large share 0.80" in verdict.reason
+    cheaper = tie.model_copy(update={"candidate_large_share": 0.3})
+    assert judge(cheaper, config, 0.3).decision == "promote"
+    no_active_share = tie.model_copy(update={"active_large_share": None})
+    assert judge(no_active_share, config, 0.3).decision == "promote"  # nothing to compare cost with
+    gained = tie.model_copy(update={"candidate_quality": 0.93})
+    assert judge(gained, config, 0.3).decision == "promote"  # a real gain may cost more
+
+
 def test_graded_outcomes_are_keyed_by_the_routed_text(tmp_path):
     path = tmp_path / "outcomes.csv"
     path.write_text('id,prompt,category,score:small,score:large\n1," Where is my order? ",order,1,0\n2,b,x,,1\n')
