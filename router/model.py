@@ -15,7 +15,7 @@ which also escalates queries neither model answers) is what routing quality meas
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Sequence
 
@@ -33,6 +33,7 @@ from router.features import (
     schema_hash,
 )
 from router.history import KnnHistory, history_feature_names
+from router.single_row import SingleRowPredictor
 
 # Also versions the scoring pipeline after the features (the rank-ensemble components):
 # an artifact calibrated on another ensemble must be retrained, not silently rescaled.
@@ -161,6 +162,7 @@ class RouterModel:
     rank_reference: dict[str, NDArray[np.float64]]  # sorted component scores
     calibrator: Any  # IsotonicRegression: ensemble rank -> P(large helps)
     lists: BoundaryLists
+    _single_row: dict[str, SingleRowPredictor] = field(default_factory=dict, repr=False, compare=False)
 
     # ---- scoring -------------------------------------------------------------
 
@@ -175,7 +177,7 @@ class RouterModel:
         return np.hstack([emb, b]), b
 
     def components(self, a: NDArray[np.float32], b: NDArray[np.float32], stacked: NDArray[np.float32]) -> dict[str, NDArray[np.float64]]:
-        h = {name: self.heads[name].predict(a if name.startswith("a_") else b, num_threads=1) for name in HEADS}
+        h = {name: self._head(name, a if name.startswith("a_") else b) for name in HEADS}
         comps = {
             "a_gain": h["a_large"] - h["a_small"],
             "b_gain": h["b_large"] - h["b_small"],
@@ -185,6 +187,17 @@ class RouterModel:
             soft_gain, known_gain = stacked[:, -4], stacked[:, -1]
             comps["cat_gain"] = np.where(np.isnan(known_gain), soft_gain, known_gain).astype(np.float64)
         return comps
+
+    def _head(self, name: str, x: NDArray[np.float32]) -> NDArray[np.float64]:
+        """One head's output per row; a single row (a routing decision) takes LightGBM's
+        fast single-row path, set up once per booster."""
+        booster = self.heads[name]
+        if len(x) != 1:
+            return booster.predict(x, num_threads=1)
+        fast = self._single_row.get(name)
+        if fast is None or fast.booster is not booster:  # training swaps heads in place
+            fast = self._single_row[name] = SingleRowPredictor(booster)
+        return np.array([fast.predict(x[0])])
 
     def ensemble(self, comps: dict[str, NDArray[np.float64]]) -> NDArray[np.float64]:
         ranks = [np.searchsorted(self.rank_reference[n], v) / len(self.rank_reference[n]) for n, v in comps.items()]

@@ -129,3 +129,27 @@ def test_missing_model_is_baseline_unless_required(tmp_path):
     assert load_scorer(RouterSettings(model_dir=tmp_path / "none")) == (None, None)
     with pytest.raises(FileNotFoundError, match="no router model at"):
         load_scorer(RouterSettings(model_dir=tmp_path / "none", required=True))
+
+
+def test_one_query_scores_what_the_batch_path_scores(model):
+    """A decision (one row) takes LightGBM's fast single-row path and the float16 kNN
+    screen; a batch takes Booster.predict and the float32 pass: the same scores."""
+    from router.model import RouterModel
+    from text.embedding import build_embedder
+
+    loaded = RouterModel.load(model)
+    spec = loaded.manifest.embedder
+    texts = EASY + HARD
+    emb = build_embedder(spec.kind, spec.max_tokens).embed(texts)
+    batch = loaded.score_embedded(emb, texts)
+    one_by_one = [loaded.score_embedded(emb[i : i + 1], [t])[0] for i, t in enumerate(texts)]
+    assert loaded._single_row  # the fast path was taken
+    np.testing.assert_allclose(one_by_one, batch, atol=1e-12)
+    # Head by head (this small model's calibrated score is nearly flat; its heads are not).
+    stacked = loaded.stack.features(emb)
+    a, b = loaded.feature_matrix(emb, texts, stack=stacked)
+    whole = loaded.components(a, b, stacked)
+    rows = [loaded.components(a[i : i + 1], b[i : i + 1], stacked[i : i + 1]) for i in range(len(texts))]
+    for name, values in whole.items():
+        np.testing.assert_allclose([r[name][0] for r in rows], values, atol=1e-12)
+    assert np.ptp(whole["b_helps"]) > 1e-3  # the heads really tell the texts apart
