@@ -182,9 +182,7 @@ def prepare_models(
         ensure_knowledge(settings.retrieval)  # the support KB and its trained reranker
 
 
-
-
-def _store_since(store: Optional[Path], since: str) -> "tuple[ShadowStore, datetime]":
+def _store_since(store: Optional[Path], since: str) -> tuple[ShadowStore, datetime]:
     """The shadow store (the settings' unless given; exit 2 when missing) and the start of
     the `--since` window."""
     from router.flywheel import parse_since
