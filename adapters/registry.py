@@ -18,9 +18,9 @@ import re
 import shutil
 import tempfile
 from contextlib import contextmanager
-from datetime import date, datetime, timedelta, timezone
+from datetime import date, timedelta
 from pathlib import Path
-from typing import Callable, Iterator, Literal
+from typing import Iterator, Literal
 
 from pydantic import BaseModel, Field, ValidationError
 
@@ -30,19 +30,28 @@ from adapters.errors import (
     IncompatibleAdapter,
     InvalidAdapter,
     RollbackUnavailable,
+    StaleRollback,
 )
-from adapters.errors import StaleRollback
 from adapters.manifest import MANIFEST, PEFT_CONFIG, WEIGHTS, AdapterManifest, BaseFingerprint
-from model_files.state_file import locked_state, read_state, sha256_file
+from model_files.state_file import read_state, sha256_file
+from model_files.versioned import (
+    Change,
+    Clock,
+    VersionedState,
+    append_bounded,
+    changing,
+    check_expected,
+    check_window,
+    now_utc,
+    previous_version,
+)
 
 Event = Literal["registered", "activated", "rolled_back", "unloaded", "candidate", "candidate_cleared"]
 DOMAIN = re.compile(r"^[a-z][a-z0-9_]{0,39}$")
 
 
-class HistoryEntry(BaseModel):
+class HistoryEntry(Change):
     event: Event
-    version: str | None
-    at: datetime
 
 
 class DomainState(BaseModel):
@@ -51,8 +60,7 @@ class DomainState(BaseModel):
     history: list[HistoryEntry] = Field(default_factory=list)
 
 
-class RegistryState(BaseModel):
-    generation: int = 0
+class RegistryState(VersionedState):
     domains: dict[str, DomainState] = Field(default_factory=dict)
 
 
@@ -62,10 +70,6 @@ class AdapterRef(BaseModel):
     domain: str
     version: str
     path: str
-
-
-def now_utc() -> datetime:
-    return datetime.now(timezone.utc)
 
 
 def check_domain(domain: str) -> str:
@@ -84,7 +88,7 @@ class AdapterRegistry:
         base: BaseFingerprint | None = None,
         max_rank: int = 16,
         retention: timedelta = timedelta(days=30),
-        clock: Callable[[], datetime] = now_utc,
+        clock: Clock = now_utc,
     ) -> None:
         self.root = root
         self._base = base
@@ -231,19 +235,17 @@ class AdapterRegistry:
             entry = state.domains.get(check_domain(domain))
             if entry is None:
                 raise AdapterNotFound(f"no adapters for domain '{domain}'")
-            if expected_active is not None and entry.active != expected_active:
-                raise StaleRollback(
-                    f"domain '{domain}' no longer runs {expected_active} (active: {entry.active}): "
-                    "not rolled back"
-                )
+            check_expected(
+                expected_active, entry.active,
+                f"domain '{domain}' no longer runs {expected_active} (active: {entry.active}): "
+                "not rolled back",
+                StaleRollback,
+            )
             target = version or previous_active(entry)
             if target is None:
                 raise RollbackUnavailable(f"domain '{domain}' has no earlier version to roll back to")
             manifest = self._require(domain, target)
-            if self._clock() - manifest.created_at > self._retention:
-                raise RollbackUnavailable(
-                    f"{target} is older than the rollback window ({self._retention.days} days)"
-                )
+            check_window(target, manifest.created_at, self._clock(), self._retention, RollbackUnavailable)
             entry.active = target
             self._event(state, domain, "rolled_back", target)
         return state
@@ -293,27 +295,17 @@ class AdapterRegistry:
 
     def _event(self, state: RegistryState, domain: str, event: Event, version: str | None) -> None:
         entry = state.domains.setdefault(domain, DomainState())
-        entry.history.append(HistoryEntry(event=event, version=version, at=self._clock()))
-        del entry.history[:-200]  # bounded: the state file is read several times a second
+        append_bounded(entry.history, HistoryEntry(event=event, version=version, at=self._clock()))
 
     @contextmanager
     def _locked(self) -> Iterator[RegistryState]:
         """Read-modify-write under an exclusive lock; written back only on success."""
-        with locked_state(self.state_path, RegistryState) as state:
+        with changing(self.state_path, RegistryState) as state:
             yield state
 
 
 def previous_active(entry: DomainState) -> str | None:
-    seen_current = False
-    for item in reversed(entry.history):
-        if item.event not in ("activated", "rolled_back") or item.version is None:
-            continue
-        if not seen_current and item.version == entry.active:
-            seen_current = True
-            continue
-        if item.version != entry.active:
-            return item.version
-    return None
+    return previous_version(entry.history, entry.active)
 
 
 def _number(version: str) -> int:

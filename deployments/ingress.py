@@ -13,6 +13,7 @@ from ray.serve.handle import DeploymentHandle
 from starlette.types import ASGIApp
 
 from adapters.config import AdapterSettings
+from adapters.directory import AdapterDirectory
 from adapters.registry import AdapterRegistry
 from deployments.adapter_fleet import ServeAdapterFleet
 from deployments.direct_tier import DirectTier
@@ -21,10 +22,9 @@ from deployments.load_board import BoardLoadSource
 from engines.openai_remote import RemoteSpec
 from engines.protocol import Engine
 from engines.types import Tier
-from gateway.adapters import AdapterDirectory
 from gateway.assembly import AdapterParts, Edge, Routing, ShadowParts, Tiers, build_gateway
-from gateway.support_config import SupportSettings
-from gateway.support_wiring import SupportParts
+from support.config import SupportSettings
+from support.wiring import SupportParts
 from gateway.catalog import TierSpec
 from gateway.grounding import Grounder
 from gateway.kb_usage import usage_journal
@@ -195,8 +195,5 @@ def _adapter_parts(parts: IngressParts, small: Engine, board: DeploymentHandle) 
     assert isinstance(small, HandleEngine), "adapters are served by a tier deployment"
     config = parts.adapters
     embedder = build_embedder(config.selector_embedder, 128) if config.auto_select else None
-    directory = AdapterDirectory(
-        parts.registry, embedder, config.selector_embedder, config.min_similarity,
-        parent=parts.tiers["small"].served_name,
-    )
+    directory = AdapterDirectory(parts.registry, embedder, config.selector_embedder, config.min_similarity)
     return AdapterParts(directory, ServeAdapterFleet(small, board), config.auto_select, config.poll_interval_s)

@@ -5,7 +5,7 @@ of `max_concurrency` slots (vLLM's batch), its first token comes `ttft_s` after 
 running and each next one `itl_s` later, and its load is reported as running and waiting.
 The text is a fixed function of the prompt, so a load test can check what came back.
 
-Not a test fake (that is `engines.fake.FakeEngine`): no end-to-end test uses it in place
+Not a test fake (that is `tests.support.fake_engine.FakeEngine`): no end-to-end test uses it in place
 of vLLM to show that a feature works.
 """
 

@@ -5,7 +5,7 @@ through `deployments.handle_client.HandleEngine`:
 - `engines.vllm_engine.VLLMEngine`: an in-process vLLM engine (`kind=vllm`);
 - `engines.openai_remote.OpenAIRemoteEngine`: any OpenAI-compatible endpoint (`kind=openai`);
 - `engines.mock.MockEngine`: synthetic timing and text for load tests (`kind=mock`).
-The fake used in unit and API tests is `engines.fake.FakeEngine`.
+The fake used in unit and API tests is `tests.support.fake_engine.FakeEngine`.
 """
 
 from __future__ import annotations

@@ -3,6 +3,7 @@ policy and threshold. Off by default: ops turn it on and choose the sample."""
 
 from __future__ import annotations
 
+from text.category import normalise_category
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from flags.durations import parse_span
@@ -95,7 +96,7 @@ class FlagsConfig(BaseModel):
     @field_validator("categories")
     @classmethod
     def _lower(cls, value: list[str]) -> list[str]:
-        return [category.lower() for category in value]
+        return [normalise_category(category) or category for category in value]
 
     def wants(self, category: str) -> bool:
-        return not self.categories or category.lower() in self.categories
+        return not self.categories or (normalise_category(category) or "") in self.categories

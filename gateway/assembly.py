@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass, field
-from typing import Any, Callable, Mapping
+from functools import partial
+from typing import Any, Mapping
 
 from pydantic import ValidationError
 
@@ -12,20 +13,21 @@ from starlette.applications import Starlette
 
 from engines.types import Tier
 from engines.protocol import Engine
-from gateway.adapters import AdapterDirectory, directory_poller
+from adapters.directory import AdapterDirectory
 from gateway.admin import AdapterFleet, AdminApi
 from gateway.auth import Authenticator, LocalRateLimiter
 from gateway.grounding import Grounder
 from gateway.answer_flags import AnswerFlagger
 from gateway.shadow_edge import ShadowEdge
-from gateway.support_wiring import SupportParts, build_support
+from gateway.rollout_admin import RolloutAdmin
+from support.wiring import SupportParts, build_support
 from gate.verdict import Gate
 from flags.faithfulness import SupportScorer
 from shadow.agreement import Agreement
 from shadow.canary import CanaryMonitor
 from shadow.service import ShadowService
 from shadow.store import ShadowStore
-from gateway.catalog import ModelCatalog, TierSpec
+from gateway.catalog import ModelCatalog, TierSpec, adapter_cards
 from gateway.health import Readiness
 from gateway.http import AnswerSinks, GatewayApp
 from gateway.labels import CategoryLabels
@@ -35,55 +37,25 @@ from gateway.live_config import LiveConfig, LiveConfigState, describe
 from gateway.loads import EngineLoadSource, LoadPoller, LoadSource
 from gateway.metrics import GatewayMetrics
 from gateway.retention import registry_pruner, store_pruner
-from gateway.routing import Router
+from router.live import LiveRouter, PolicyFactory, follow_versions
 from gateway.serving import CompletionService
 from gateway.settings import AdminSettings, LimitSettings
-from router.baseline import BaselinePolicy
-from router.config import RoutingConfig
-from router.learned import LearnedPolicy, ScoreFn
+from router.learned import ScoreFn
 from router.loading import LoadedRouter
 from router.registry import RouterRegistry
 from gateway.background import Periodic
 from gateway.router_admin import RouterAdmin
-from gateway.router_canary import RouterCanary
-from gateway.router_versions import Loader, RouterVersions
-from router.policy import RoutingPolicy
-from router.thresholds import ShareThreshold
+from router.canary_loop import RouterCanary
+from router.versions import Loader
 
 logger = logging.getLogger(__name__)
-
-class PolicyFactory:
-    """Builds the policy a live config asks for, over the router version in service. The
-    share window outlives config rebuilds; a new router version starts its own."""
-
-    def __init__(self, router: LoadedRouter | None) -> None:
-        self._router = router
-        self._share: ShareThreshold | None = None
-
-    @property
-    def version(self) -> str:
-        return self._router.version if self._router is not None else "baseline"
-
-    def use(self, router: LoadedRouter | None) -> None:
-        if router is not self._router:
-            self._router, self._share = router, None  # another model: other scores, new window
-
-    def build(self, config: RoutingConfig) -> RoutingPolicy:
-        if config.policy == "baseline" or self._router is None:
-            if config.policy == "learned":
-                logger.warning("no router model loaded: routing with the baseline rule")
-            return BaselinePolicy(config.baseline)
-        window = config.learned.thresholds.window
-        if self._share is None or self._share.window != window:
-            self._share = ShareThreshold(window, self._router.training_scores)
-        return LearnedPolicy(self._router.score, config.learned, self._share)
 
 
 @dataclass
 class Gateway:
     app: Starlette
     service: CompletionService
-    router: Router
+    router: LiveRouter
     metrics: GatewayMetrics
 
     http: GatewayApp
@@ -217,7 +189,9 @@ def build_gateway(
     failed = metrics.background_failures_of
     poller = LoadPoller(tiers.loads or EngineLoadSource(tiers.engines), on_failure=failed)
     policies = PolicyFactory(routing.started_with())
-    router = Router(policies.build(config.routing), loads=poller.snapshot, version=policies.version)
+    router = LiveRouter(
+        policies.build(config.routing), loads=poller.snapshot, version=policies.version, metrics=metrics.router
+    )
     directory = adapters.directory if adapters else None
     service = CompletionService(
         tiers.engines, catalog, router, metrics, directory, adapters.auto_select if adapters else True,
@@ -228,8 +202,8 @@ def build_gateway(
     routes, background = ConfigAdmin(state, guard).routes(), []
     if adapters is not None:
         adapters.directory.refresh()  # serve the registry's current set from the first request
-        catalog.add_cards(adapters.directory.cards)
-        background.append(directory_poller(adapters.directory, adapters.poll_s, failed))
+        catalog.add_cards(partial(adapter_cards, adapters.directory, tiers.specs["small"].served_name))
+        background.append(Periodic(adapters.directory.poll, adapters.poll_s, "adapter-directory", failed))
         background.append(registry_pruner(adapters.directory.registry, failed))
         if adapters.fleet is not None:
             api = AdminApi(adapters.directory, adapters.fleet, metrics, guard, edge.admin.converge_timeout_s)
@@ -248,23 +222,31 @@ def build_gateway(
         answers = AnswerSinks([shadow_edge, flagger])
     versions = None
     if routing.registry is not None and routing.loader is not None:
-        versions = _router_versions(routing, policies, router, lambda: state.config, failed)
+        versions = follow_versions(
+            routing.registry, routing.loader, routing.started_with(), policies, router,
+            lambda: state.config.routing,
+        )
         background.append(Periodic(versions.step, routing.poll_s, "router_versions", failed))
         routes.extend(RouterAdmin(routing.registry, versions, guard).routes())
         if shadow is not None:
-            canary = RouterCanary(shadow.store, routing.registry, versions, lambda: state.config.routing, metrics)
+            canary = RouterCanary(
+                shadow.store, routing.registry, versions, lambda: state.config.routing, metrics.router, failed
+            )
             router.on_decision = canary.observe
             background.append(Periodic(canary.review, routing.canary_interval_s, "router_canary", failed))
     controls = None
     if support is not None or gate is not None:
         wiring = build_support(
-            support or SupportParts(), gate, lambda: state.config.support, catalog,
-            metrics.support, CategoryLabels(lambda: state.config, directory), guard,
-            shadow.store if shadow else None, failed,
+            support or SupportParts(), gate, lambda: state.config.support, metrics.support,
+            CategoryLabels(lambda: state.config, directory).label, shadow.store if shadow else None,
         )
         controls = wiring.controls
-        routes.extend(wiring.routes)
-        background.extend(wiring.background)
+        if wiring.rollout is not None:
+            admin = RolloutAdmin(
+                wiring.rollout, wiring.modes, lambda: state.config.support.rollout, guard
+            )
+            routes.extend(admin.routes())
+        background.extend(Periodic(p.step, p.interval_s, p.name, failed) for p in wiring.polls)
     if grounder is not None:
         # Grounded-query metrics and usage per category: the app's bounded labels.
         grounder.label_categories(CategoryLabels(lambda: state.config, directory).label)
@@ -281,21 +263,6 @@ def build_gateway(
         state=state, policies=policies, base_limits=limits, shadow=shadow_edge, grounder=grounder,
         flags=flagger,
     )
-
-
-def _router_versions(
-    routing: Routing, policies: PolicyFactory, router: Router, config: Callable[[], LiveConfig],
-    failed: Callable[[str], None],
-) -> RouterVersions:
-    assert routing.registry is not None and routing.loader is not None
-
-    def swap() -> None:
-        policies.use(versions.active)
-        router.replace_policy(policies.build(config().routing), policies.version)
-        logger.info("router version %s in service", policies.version)
-
-    versions = RouterVersions(routing.registry, routing.loader, routing.started_with(), swap)
-    return versions
 
 
 def _shadow_edge(

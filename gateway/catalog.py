@@ -6,6 +6,7 @@ from typing import Callable, Mapping
 
 from pydantic import BaseModel
 
+from adapters.directory import AdapterDirectory
 from engines.types import Tier
 from gateway.errors import ModelNotFound
 from gateway.protocol import ModelCard
@@ -89,3 +90,22 @@ class ModelCatalog:
         for source in self._extra_cards:
             cards.extend(source())
         return cards
+
+
+def adapter_cards(directory: AdapterDirectory, parent: str) -> list[ModelCard]:
+    """/v1/models entries of the adapters: `small:<domain>` per active domain, then every
+    stored version; `parent` is the small tier's served name."""
+    versions = directory.versions()  # one snapshot: the active ones are among them
+    active = {a.domain: a for a in versions.values() if a.status == "active"}
+    cards = []
+    for domain, adapter in sorted(active.items()):
+        cards.append(ModelCard(
+            id=f"small:{domain}", tier="small", parent=parent,
+            owned_by="gateway-adapters", active_version=adapter.version,
+        ))
+    for adapter in sorted(versions.values(), key=lambda a: a.version):
+        cards.append(ModelCard(
+            id=f"small:{adapter.domain}@{adapter.version}", tier="small", parent=f"small:{adapter.domain}",
+            owned_by="gateway-adapters", status=adapter.status,
+        ))
+    return cards

@@ -12,12 +12,13 @@ from typing import TYPE_CHECKING, Annotated, Optional
 
 import typer
 
-from gateway.rollout_cli import rollout_app
 from gate.cli import build_app as build_gate_app
 from gateway.settings import Settings
+from support.cli import build_app as build_rollout_app
 
 if TYPE_CHECKING:
     from shadow.store import ShadowStore
+    from support.config import SupportConfig
 
 SHIPPED_DATA = Path(__file__).resolve().parents[1] / "data"
 
@@ -31,7 +32,32 @@ app.add_typer(config_app, name="config")
 shadow_app = typer.Typer(no_args_is_help=True, help="Shadow traffic: review samples and canary events.")
 app.add_typer(shadow_app, name="shadow")
 app.add_typer(build_gate_app(lambda: Settings().gate), name="gate")
-app.add_typer(rollout_app, name="rollout")
+
+
+def _feedback_journal(path: Optional[Path]) -> Optional[ShadowStore]:
+    """The rollout's feedback journal: the shadow store (the settings' unless given), when it exists."""
+    from shadow.store import ShadowStore
+
+    path = path or Settings().shadow.store
+    return ShadowStore(path) if path.exists() else None
+
+
+def _ingress_support(path: Path) -> Optional[SupportConfig]:
+    """A `serve deploy` file's Ingress user_config.support; None when it has no Ingress."""
+    import yaml
+
+    from gateway.live_config import INGRESS, LiveConfig
+
+    for application in (yaml.safe_load(path.read_text()) or {}).get("applications") or []:
+        for deployment in application.get("deployments") or []:
+            if deployment.get("name") == INGRESS:
+                return LiveConfig.parse(deployment.get("user_config")).support
+    return None
+
+
+app.add_typer(
+    build_rollout_app(lambda: Settings().support, _feedback_journal, _ingress_support), name="rollout"
+)
 
 
 @shadow_app.command("sample")

@@ -16,13 +16,41 @@
     └── ServiceUnavailable (503, service_unavailable)    a tier is down or not ready; Retry-After
                                                           when a remote tier's upstream gave one
 
-Only `gateway.http` turns these into responses; everything below raises.
+Only `gateway.http` turns these into responses; everything below raises. A capability
+raises its own exceptions, and `translated` says what each one answers, in this one place:
+
+    adapters.errors.AdapterNotServed      404 adapter_not_found, param model (a pinned `small:<domain>`)
+    adapters.errors.AdapterNotFound       404 adapter_not_found
+    adapters.errors.RollbackUnavailable   409 rollback_unavailable
+    adapters.errors.ProbeFailed           400 invalid_adapter (refused) / 503 (unreachable) / 500
+    adapters.errors.AdapterError (other)  400 invalid_adapter, incompatible_adapter, evaluation_failed
+    router.errors.VersionNotFound         404 not_found
+    router.errors.VersionRefused          400 param path
+    router.errors.RollbackUnavailable,
+      StaleChange                         409 conflict
+    support.errors.GateUnavailable        400 gate_unavailable, param gate
+    support.errors.GateNotCleared         409 gate_not_cleared
+    model_files.versioned.StateError      409 conflict (a rollout change decided on a stale mode)
 """
 
 from __future__ import annotations
 
 import math
 from typing import Any
+
+from adapters.errors import (
+    AdapterError,
+    AdapterNotFound,
+    AdapterNotServed,
+    EvaluationFailed,
+    IncompatibleAdapter,
+    ProbeFailed,
+    RollbackUnavailable,
+)
+from engines.errors import EngineRequestError, EngineUnavailable
+from model_files.versioned import StateError
+from router.errors import RouterVersionError, VersionNotFound, VersionRefused
+from support.errors import GateNotCleared, GateUnavailable, SupportError
 
 
 class GatewayError(Exception):
@@ -148,3 +176,67 @@ _BY_STATUS: dict[int, type[GatewayError]] = {
 def error_for_status(status: int) -> type[GatewayError]:
     """The error answering with `status`; 400 for a 4xx the gateway has no error of its own for."""
     return _BY_STATUS.get(status, InvalidRequest)
+
+
+# ---- a capability's exceptions, as the edge answers them ------------------------------
+
+
+def translated(exc: Exception) -> GatewayError | None:
+    """The gateway error `exc` answers as; None: not a capability's refusal (a crash, 500).
+    Most specific first: the registries' errors are also the versioned-state kit's."""
+    if isinstance(exc, AdapterError):
+        return _adapter_error(exc)
+    if isinstance(exc, RouterVersionError):
+        return _router_error(exc)
+    if isinstance(exc, SupportError):
+        return _support_error(exc)
+    if isinstance(exc, StateError):
+        return Conflict(exc.message)
+    return None
+
+
+_ADAPTER_CODES: dict[type[AdapterError], str] = {
+    IncompatibleAdapter: "incompatible_adapter", EvaluationFailed: "evaluation_failed",
+}
+
+
+def _adapter_error(exc: AdapterError) -> GatewayError:
+    if isinstance(exc, AdapterNotServed):
+        return AdapterNotFoundError(exc.message, param=exc.param)
+    if isinstance(exc, AdapterNotFound):
+        return AdapterNotFoundError(exc.message)
+    if isinstance(exc, RollbackUnavailable):
+        return Conflict(exc.message, code="rollback_unavailable")
+    if isinstance(exc, ProbeFailed):
+        return _probe_error(exc)
+    return InvalidRequest(exc.message, param="path", code=_ADAPTER_CODES.get(type(exc), "invalid_adapter"))
+
+
+def _probe_error(exc: ProbeFailed) -> GatewayError:
+    # Only an adapter the engine refused is the caller's fault (400); an engine that is
+    # dead or out of reach is 503, anything else the engine's failure (500).
+    if isinstance(exc.cause, EngineRequestError):
+        return InvalidRequest(
+            f"The small tier refused adapter '{exc.adapter}': {exc.message}", param="path", code="invalid_adapter",
+        )
+    if isinstance(exc.cause, EngineUnavailable):
+        return ServiceUnavailable(f"The small tier could not be reached: {exc.message}")
+    return EngineFailure(f"The small tier failed while loading adapter '{exc.adapter}': {exc.message}")
+
+
+def _router_error(exc: RouterVersionError) -> GatewayError:
+    if isinstance(exc, VersionNotFound):
+        return NotFound(exc.message)
+    if isinstance(exc, VersionRefused):
+        return InvalidRequest(exc.message, param="path")
+    if isinstance(exc, StateError):  # nothing to roll back to, or a stale change
+        return Conflict(exc.message)
+    return GatewayError(exc.message)
+
+
+def _support_error(exc: SupportError) -> GatewayError:
+    if isinstance(exc, GateUnavailable):
+        return InvalidRequest(exc.message, param=exc.param, code=exc.code)
+    if isinstance(exc, GateNotCleared):
+        return Conflict(exc.message, code="gate_not_cleared")
+    return GatewayError(exc.message)

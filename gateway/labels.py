@@ -11,8 +11,9 @@ from __future__ import annotations
 
 from typing import Callable
 
-from gateway.adapters import AdapterDirectory
+from adapters.directory import AdapterDirectory
 from gateway.live_config import LiveConfig
+from text.category import normalise_category
 
 OTHER = "other"
 
@@ -37,5 +38,5 @@ class CategoryLabels:
         """The label of a client's category: itself (lower case) when known, "" when none."""
         if not category:
             return ""
-        value = category.lower()
+        value = normalise_category(category) or ""
         return value if value in self.known() else OTHER

@@ -14,7 +14,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from gateway.resilience import ResilienceConfig
 from gateway.settings import LimitSettings
-from gateway.support_config import SupportConfig
+from support.config import SupportConfig
 from flags.config import FlagsConfig
 from router.config import RoutingConfig
 from retrieval.config import GroundingConfig

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
-from gateway.support_metrics import SupportMetrics
+from adapters.metrics import AdapterMetrics
+from router.telemetry import RouterMetrics
+from support.metrics import SupportMetrics
 
 LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120)
 
@@ -38,40 +40,12 @@ class GatewayMetrics:
         self.in_flight = Gauge(
             "gateway_in_flight_requests", "Requests being served, per tier", ["tier"], registry=r
         )
-        self.route_score = Histogram(
-            "gateway_routing_score", "Learned router scores of auto requests",
-            buckets=tuple(i / 20 for i in range(1, 21)), registry=r,
-        )
-        self.queue_depth = Gauge(
-            "gateway_routing_queue_depth", "Large-tier queue depth seen by the last decision",
-            registry=r,
-        )
         self.config_applied = Counter(
             "gateway_live_config_applied", "Live configs applied", registry=r
         )
         self.config_rejected = Counter(
             "gateway_live_config_rejected", "Invalid live configs rejected (last good kept)",
             registry=r,
-        )
-        self.adapter_requests = Counter(
-            "gateway_adapter_requests", "Requests served with a LoRA adapter",
-            ["domain", "version"], registry=r,
-        )
-        self.adapter_selection = Counter(
-            "gateway_adapter_selection", "Adapter choice for auto traffic routed small "
-            "(category hint, embedding selector, or base model)", ["outcome"], registry=r,
-        )
-        self.adapter_similarity = Histogram(
-            "gateway_adapter_selector_similarity", "Best cosine similarity to a domain centroid",
-            buckets=tuple(i / 10 for i in range(-2, 11)), registry=r,
-        )
-        self.adapter_operations = Counter(
-            "gateway_adapter_operations", "Admin adapter operations (load, activate, rollback, "
-            "unload, candidate) by outcome", ["operation", "outcome"], registry=r,
-        )
-        self.adapter_swap_seconds = Histogram(
-            "gateway_adapter_swap_seconds", "Time from an admin adapter change until every "
-            "small-tier replica has applied it", ["operation"], buckets=LATENCY_BUCKETS, registry=r,
         )
         self.retries = Counter(
             "gateway_engine_retries", "Retries of transient tier failures (before the first token)",
@@ -84,26 +58,6 @@ class GatewayMetrics:
         self.breaker_state = Gauge(
             "gateway_breaker_state", "Circuit breaker per tier: 0 closed, 1 half-open, 2 open",
             ["tier"], registry=r,
-        )
-        self.decisions = Counter(
-            "gateway_routing_decisions", "Routing decisions by tier and reason",
-            ["tier", "reason"], registry=r,
-        )
-        self.router_decisions = Counter(
-            "gateway_router_version_decisions", "auto decisions by the router version that made them and tier",
-            ["version", "tier"], registry=r,
-        )
-        self.router_canary_decisions = Counter(
-            "gateway_router_canary_decisions", "Router canary decisions (promote, reject)",
-            ["decision"], registry=r,
-        )
-        self.router_canary_samples = Gauge(
-            "gateway_router_canary_samples", "Live requests the active and candidate router both scored",
-            registry=r,
-        )
-        self.router_canary_dropped = Counter(
-            "gateway_router_canary_dropped", "Candidate scores skipped because too many were waiting",
-            registry=r,
         )
         self.shadow_requests = Counter(
             "gateway_shadow_requests", "Shadow calls by target kind (large, small, adapter, "
@@ -172,6 +126,8 @@ class GatewayMetrics:
             "gateway_retrieval_chunk", "Times each chunk was put into a prompt", ["chunk"], registry=r,
         )
         self.support = SupportMetrics(r)  # the answerability gate and the per-category rollout
+        self.router = RouterMetrics(r)  # routing decisions and the router canary
+        self.adapters = AdapterMetrics(r)  # adapter requests, the auto choice, admin changes
 
     # ---- the shadow service's metrics seam (shadow.service.ShadowMetrics) ----------
 

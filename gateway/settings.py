@@ -24,7 +24,7 @@ from adapters.config import AdapterSettings
 from adapters.workspace import AdapterWorkspace, SmallModel
 from engines.config import MockTierSettings, RemoteTierSettings
 from engines.types import Tier
-from gateway.support_config import SupportSettings
+from support.config import SupportSettings
 from flags.config import FlagsConfig
 from model_files.cache import DEFAULT_CACHE_DIR
 from model_files.preparation import model_location

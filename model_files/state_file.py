@@ -1,9 +1,10 @@
 """A small JSON state file shared by several processes: read freely, changed under a lock.
 
-Registries (adapter versions, router versions) keep which version is active in one
-state file that replicas poll several times a second. Writers serialise on a lock file
+Registries (adapter versions, router versions, rollout modes) keep which version is active
+in one state file that replicas poll several times a second. Writers serialise on a lock file
 and replace the state atomically, so a reader never sees half a change and a failed
-change writes nothing. Every change bumps `generation`, so pollers see that it moved.
+change writes nothing. How a change is made (generation, compare-and-set, history) is
+`model_files/versioned.py`; this module is only the file.
 """
 
 from __future__ import annotations
@@ -14,14 +15,9 @@ import os
 import tempfile
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Iterator, Protocol, TypeVar
+from typing import Iterator, TypeVar
 
 from pydantic import BaseModel
-
-
-class Versioned(Protocol):
-    generation: int
-
 
 S = TypeVar("S", bound=BaseModel)
 
@@ -34,18 +30,13 @@ def read_state(path: Path, model: type[S]) -> S:
 
 
 @contextmanager
-def locked_state(path: Path, model: type[S]) -> Iterator[S]:
-    """Read-modify-write under an exclusive lock; written back (generation + 1) only when
-    the body changed the state and returned without raising."""
+def exclusive_lock(path: Path) -> Iterator[None]:
+    """Held by every writer of the state file at `path`; readers never take it."""
     path.parent.mkdir(parents=True, exist_ok=True)
+    # A lock file beside the state, not the state itself: the state is replaced, not rewritten.
     with (path.parent / ".lock").open("w") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)
-        state = read_state(path, model)
-        before = state.model_dump_json()
-        yield state
-        if state.model_dump_json() != before:
-            state.generation += 1  # type: ignore[attr-defined]
-            atomic_write(path, state.model_dump_json(indent=2))
+        yield
 
 
 def atomic_write(path: Path, text: str) -> None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Literal
 
+from text.category import normalise_category
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from model_files.cache import DEFAULT_CACHE_DIR
@@ -48,7 +49,7 @@ class GroundingConfig(BaseModel):
     def _enough_candidates(self) -> "GroundingConfig":
         if self.candidates < self.top_k:
             raise ValueError(f"candidates ({self.candidates}) must be at least top_k ({self.top_k})")
-        self.domains = [d.lower() for d in self.domains]
+        self.domains = [normalise_category(d) or d for d in self.domains]
         return self
 
 

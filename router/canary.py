@@ -6,13 +6,13 @@ no generation). What they are compared on:
   (a candidate whose share drifts far from the target would change cost and latency);
 - where graded outcomes exist for those requests, the quality each would reach: the
   graded score of the tier each would pick.
-Pure: the monitor at the edge gathers the figures and acts on the verdict.
+Pure: the monitor at the edge gathers the figures (graded outcomes are read by
+`router.data.load_graded`) and acts on the verdict.
 """
 
 from __future__ import annotations
 
 import hashlib
-from pathlib import Path
 from typing import Literal, Mapping, Sequence
 
 from pydantic import BaseModel, ConfigDict, Field
@@ -102,33 +102,7 @@ def prompt_key(text: str) -> str:
 Graded = Mapping[str, tuple[float, float]]  # prompt key -> (small score, large score)
 
 
-def tier_column(columns: Sequence[str], tier: str) -> str:
-    """The score column of a tier's answers: `score:<tier>`, or the one `score:<tier>:…`
-    (`score:small:auto`, a small adapter target) when that is all there is."""
-    if f"score:{tier}" in columns:
-        return f"score:{tier}"
-    found = [c for c in columns if c.startswith(f"score:{tier}:")]
-    if len(found) != 1:
-        raise ValueError(f"graded outcomes need one score column for the {tier} tier; have {list(columns)}")
-    return found[0]
-
-
-def load_graded(path: Path) -> dict[str, tuple[float, float]]:
-    """Graded outcomes (`router grade --out`), by prompt key; ungraded rows left out."""
-    import pandas as pd
-
-    frame = pd.read_json(path, lines=True) if path.suffix == ".jsonl" else pd.read_csv(path)
-    small, large = tier_column(list(frame.columns), "small"), tier_column(list(frame.columns), "large")
-    frame = frame.dropna(subset=[small, large])
-    return {
-        prompt_key(str(prompt)): (float(s), float(l))
-        for prompt, s, l in zip(frame["prompt"], frame[small], frame[large])
-    }
-
-
-def compare(
-    rows: Sequence[tuple[str, str, str]], graded: Graded, target_share: float
-) -> CanaryFigures:
+def compare(rows: Sequence[tuple[str, str, str]], graded: Graded) -> CanaryFigures:
     """Figures over (active tier, candidate tier, prompt key) rows of one version pair."""
     n = len(rows)
     if n == 0:

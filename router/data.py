@@ -16,10 +16,13 @@ import hashlib
 import json
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Sequence
 
 import numpy as np
 import pandas as pd
 from numpy.typing import NDArray
+
+from router.canary import prompt_key
 
 
 class DataError(ValueError):
@@ -178,6 +181,29 @@ def load_exclusions(path: Path | None) -> set[str]:
             record = json.loads(line)
             prompts.update(v for v in record.values() if isinstance(v, str))
     return prompts
+
+
+def tier_column(columns: Sequence[str], tier: str) -> str:
+    """The score column of a tier's answers: `score:<tier>`, or the one `score:<tier>:…`
+    (`score:small:auto`, a small adapter target) when that is all there is."""
+    if f"score:{tier}" in columns:
+        return f"score:{tier}"
+    found = [c for c in columns if c.startswith(f"score:{tier}:")]
+    if len(found) != 1:
+        raise ValueError(f"graded outcomes need one score column for the {tier} tier; have {list(columns)}")
+    return found[0]
+
+
+def load_graded(path: Path) -> dict[str, tuple[float, float]]:
+    """Graded outcomes (`router grade --out`) by prompt key, for the router canary
+    (`router.canary.compare`); ungraded rows left out."""
+    frame = pd.read_json(path, lines=True) if path.suffix == ".jsonl" else pd.read_csv(path)
+    small, large = tier_column(list(frame.columns), "small"), tier_column(list(frame.columns), "large")
+    frame = frame.dropna(subset=[small, large])
+    return {
+        prompt_key(str(prompt)): (float(s), float(l))
+        for prompt, s, l in zip(frame["prompt"], frame[small], frame[large])
+    }
 
 
 def split_indices(n: int, seed: int, test_fraction: float) -> tuple[NDArray[np.int64], NDArray[np.int64]]:

@@ -1,6 +1,15 @@
-"""What the router's version registry refuses, and why (mapped to HTTP at the edge)."""
+"""What the router's version registry refuses, and why (mapped to HTTP at the edge).
+
+    RouterVersionError
+     ├── VersionNotFound       no such version (404)
+     ├── VersionRefused        a model this gateway cannot serve (400)
+     ├── RollbackUnavailable   also the versioned-state kit's RollbackUnavailable (409)
+     └── StaleChange           also the versioned-state kit's StaleChange (409)
+"""
 
 from __future__ import annotations
+
+from model_files import versioned
 
 
 class RouterVersionError(Exception):
@@ -17,9 +26,11 @@ class VersionRefused(RouterVersionError):
     """A model this gateway cannot serve: schema or tiers do not match (400)."""
 
 
-class RollbackUnavailable(RouterVersionError):
+# The kit's class first: its __init__ takes the data (expected, actual) and passes the
+# message on to RouterVersionError's.
+class RollbackUnavailable(versioned.RollbackUnavailable, RouterVersionError):
     """Nothing earlier to go back to, or it left the rollback window (409)."""
 
 
-class StaleChange(RouterVersionError):
+class StaleChange(versioned.StaleChange, RouterVersionError):
     """The state moved since the caller decided (compare-and-set failed) (409)."""

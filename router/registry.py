@@ -17,14 +17,25 @@ from __future__ import annotations
 import re
 import shutil
 import tempfile
+from contextlib import contextmanager
 from datetime import date, datetime, timedelta, timezone
 from pathlib import Path
-from typing import Any, Callable, Iterator, Literal, Mapping
+from typing import Any, Iterator, Literal, Mapping
 
-from contextlib import contextmanager
 from pydantic import BaseModel, Field
 
-from model_files.state_file import locked_state, read_state
+from model_files.state_file import read_state
+from model_files.versioned import (
+    Change,
+    Clock,
+    VersionedState,
+    append_bounded,
+    changing,
+    check_expected,
+    check_window,
+    now_utc,
+    previous_version,
+)
 from router.errors import RollbackUnavailable, StaleChange, VersionNotFound, VersionRefused
 from router.model import Manifest, RouterModel, SchemaMismatch
 
@@ -32,10 +43,6 @@ ENTRY = "version.json"
 Event = Literal["registered", "activated", "rolled_back", "candidate", "candidate_cleared", "deactivated"]
 # Eval figures copied from the artifact's manifest into the version entry (what `list` shows).
 EVAL_KEYS = ("out_of_fold_apgr", "out_of_fold_ece", "out_of_fold_auc_large_better", "eval")
-
-
-def now_utc() -> datetime:
-    return datetime.now(timezone.utc)
 
 
 class RouterVersion(BaseModel):
@@ -51,15 +58,12 @@ class RouterVersion(BaseModel):
     registered_at: datetime
 
 
-class HistoryEntry(BaseModel):
+class HistoryEntry(Change):
     event: Event
-    version: str | None
-    at: datetime
     reason: str | None = None
 
 
-class RouterState(BaseModel):
-    generation: int = 0
+class RouterState(VersionedState):
     active: str | None = None
     candidate: str | None = None
     history: list[HistoryEntry] = Field(default_factory=list)
@@ -71,7 +75,7 @@ class RouterRegistry:
         root: Path,
         tiers: Mapping[str, str] | None = None,
         retention: timedelta = timedelta(days=30),
-        clock: Callable[[], datetime] = now_utc,
+        clock: Clock = now_utc,
     ) -> None:
         self.root = root
         # Tier role -> the tier a model's outcomes must come from (the gateway's own).
@@ -151,8 +155,10 @@ class RouterRegistry:
         (a canary's promotion must not activate a slot someone changed meanwhile)."""
         self.entry(version)
         with self._locked() as state:
-            if expected_candidate is not None and state.candidate != expected_candidate:
-                raise StaleChange(f"{expected_candidate} is no longer the candidate ({state.candidate})")
+            check_expected(
+                expected_candidate, state.candidate,
+                f"{expected_candidate} is no longer the candidate ({state.candidate})", StaleChange,
+            )
             state.active = version
             if state.candidate == version:
                 state.candidate = None
@@ -164,8 +170,10 @@ class RouterRegistry:
         if version is not None:
             self.entry(version)
         with self._locked() as state:
-            if expected is not None and state.candidate != expected:
-                raise StaleChange(f"{expected} is no longer the candidate ({state.candidate})")
+            check_expected(
+                expected, state.candidate, f"{expected} is no longer the candidate ({state.candidate})",
+                StaleChange,
+            )
             if version is not None and version == state.active:
                 raise VersionRefused(f"{version} is already the active version")
             state.candidate = version
@@ -176,17 +184,16 @@ class RouterRegistry:
         """Back to `version`, or to the version active before the current one (within the
         rollback window). With no earlier version, back to the built-in default model."""
         with self._locked() as state:
-            if expected_active is not None and state.active != expected_active:
-                raise StaleChange(f"{expected_active} is no longer active ({state.active}): not rolled back")
+            check_expected(
+                expected_active, state.active,
+                f"{expected_active} is no longer active ({state.active}): not rolled back", StaleChange,
+            )
             if state.active is None and version is None:
                 raise RollbackUnavailable("no router version is active: the default model serves")
-            target = version or _previous_active(state)
+            target = version or previous_version(state.history, state.active)
             if target is not None:
-                entry = self.entry(target)
-                if self._clock() - entry.registered_at > self._retention:
-                    raise RollbackUnavailable(
-                        f"{target} is older than the rollback window ({self._retention.days} days)"
-                    )
+                registered_at = self.entry(target).registered_at
+                check_window(target, registered_at, self._clock(), self._retention, RollbackUnavailable)
             state.active = target
             self._event(state, "rolled_back" if target else "deactivated", target)
         return state
@@ -210,12 +217,11 @@ class RouterRegistry:
         return f"router-v{max(numbers, default=0) + 1}-{day}"
 
     def _event(self, state: RouterState, event: Event, version: str | None, reason: str | None = None) -> None:
-        state.history.append(HistoryEntry(event=event, version=version, at=self._clock(), reason=reason))
-        del state.history[:-200]  # bounded: replicas read the state file several times a second
+        append_bounded(state.history, HistoryEntry(event=event, version=version, at=self._clock(), reason=reason))
 
     @contextmanager
     def _locked(self) -> Iterator[RouterState]:
-        with locked_state(self.state_path, RouterState) as state:
+        with changing(self.state_path, RouterState) as state:
             yield state
 
 
@@ -225,13 +231,6 @@ _SAFE = re.compile(r"^[A-Za-z0-9._-]{1,80}$")
 def _tier_of(target: str) -> str:
     """`small:billing` was answered by the small tier (with an adapter)."""
     return target.split(":", 1)[0]
-
-
-def _previous_active(state: RouterState) -> str | None:
-    for item in reversed(state.history):
-        if item.event in ("activated", "rolled_back") and item.version not in (None, state.active):
-            return item.version
-    return None
 
 
 def _number(version: str) -> int:

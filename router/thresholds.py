@@ -7,9 +7,10 @@ from collections import deque
 from typing import Literal
 
 import numpy as np
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from engines.types import Tier
+from text.category import normalise_category
 
 
 class ThresholdConfig(BaseModel):
@@ -29,6 +30,12 @@ class ThresholdConfig(BaseModel):
     category_overrides: dict[str, Tier] = Field(
         default_factory=dict, description="Category → tier, always (e.g. billing: large)"
     )
+
+    @field_validator("category_overrides")
+    @classmethod
+    def _normalised(cls, value: dict[str, Tier]) -> dict[str, Tier]:
+        # Requests carry normalised categories: a key spelt `Billing` must match them.
+        return {normalise_category(k) or k: tier for k, tier in value.items()}
 
 
 class ShareThreshold:

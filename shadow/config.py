@@ -16,6 +16,7 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from engines.types import Tier
+from text.category import normalise_category
 
 _TARGET = re.compile(r"^(small|large|candidate|small:[a-z0-9_-]+(@[A-Za-z0-9._-]+)?)$")
 
@@ -31,6 +32,11 @@ class MirrorRule(BaseModel):
     category: str | None = Field(None, description="Client category to match; None = any")
     target: str = Field(description="small | large | candidate | small:<domain>[@<version>]")
     sample_rate: float = Field(0.0, ge=0.0, le=1.0, description="Share of matching requests mirrored")
+
+    @field_validator("category")
+    @classmethod
+    def _normalised(cls, value: str | None) -> str | None:
+        return normalise_category(value)  # requests carry normalised categories
 
     @field_validator("target")
     @classmethod

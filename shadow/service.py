@@ -13,10 +13,9 @@ import logging
 import random
 import time
 from dataclasses import dataclass
-from typing import Callable, Mapping, Protocol
+from typing import Callable, Protocol
 
-from engines.protocol import Engine
-from engines.types import AdapterSpec, GenerationRequest, Tier
+from engines.types import AdapterSpec, GenerationRequest, GenerationResult, Tier
 from shadow.agreement import Agreement
 from shadow.canary import CanaryMonitor
 from shadow.config import ShadowConfig
@@ -33,6 +32,14 @@ class AdapterLookup(Protocol):
         ...
 
     def candidate_of(self, domain: str) -> str | None: ...
+
+
+class ShadowDispatch(Protocol):
+    """How a shadow request reaches a tier: the gateway's own dispatch (breaker, retries,
+    timeouts, request metrics labelled `shadow`), never the engine directly, so a dead
+    shadow target fails fast and its failures are counted."""
+
+    async def shadow(self, tier: Tier, request: GenerationRequest) -> GenerationResult: ...
 
 
 class ShadowMetrics(Protocol):
@@ -56,7 +63,7 @@ class ShadowTarget:
 
 
 @dataclass(frozen=True)
-class Answer:
+class ShadowAnswer:
     target: ShadowTarget
     text: str
     latency_s: float
@@ -65,7 +72,7 @@ class Answer:
 class ShadowService:
     def __init__(
         self,
-        engines: Mapping[Tier, Engine],
+        dispatch: ShadowDispatch,
         store: ShadowStore,
         agreement: Agreement,
         metrics: ShadowMetrics,
@@ -75,7 +82,7 @@ class ShadowService:
         draw: Callable[[], float] = random.random,
         clock: Callable[[], float] = time.perf_counter,
     ) -> None:
-        self._engines = dict(engines)
+        self._dispatch = dispatch
         self._store = store
         self._agreement = agreement
         self._metrics = metrics
@@ -130,12 +137,12 @@ class ShadowService:
         targets: list[str],
     ) -> None:
         resolved = self._resolve_all(targets, served)
-        answers: dict[str, Answer] = {}
+        answers: dict[str, ShadowAnswer] = {}
         for i, target in enumerate(resolved):
             answer = await self._ask(target, generation, f"{served.request_id}-shadow-{i}")
             if answer is not None:
                 answers[target.label] = answer
-        primary = Answer(ShadowTarget(served.target, served.tier, served.tier), text, latency_s)
+        primary = ShadowAnswer(ShadowTarget(served.target, served.tier, served.tier), text, latency_s)
         for answer in answers.values():
             await self._store_pair(served, prompt, primary, answer)
         reference = answers.get(self.config.canary.reference)
@@ -182,7 +189,7 @@ class ShadowService:
 
     async def _ask(
         self, target: ShadowTarget, generation: GenerationRequest, request_id: str
-    ) -> Answer | None:
+    ) -> ShadowAnswer | None:
         sampling = generation.sampling
         if self.config.max_tokens is not None:
             capped = min(sampling.max_tokens or self.config.max_tokens, self.config.max_tokens)
@@ -192,16 +199,16 @@ class ShadowService:
         )
         started = self._clock()
         try:
-            result = await asyncio.wait_for(self._engines[target.tier].generate(request), self.config.timeout_s)
+            result = await asyncio.wait_for(self._dispatch.shadow(target.tier, request), self.config.timeout_s)
         except asyncio.CancelledError:
             raise
         except Exception as exc:  # a shadow failure is counted, never propagated
             logger.info("shadow call to %s failed: %s", target.label, exc)
             self._metrics.shadow_outcome(target.kind, "failed")
             return None
-        return Answer(target, result.text, self._clock() - started)
+        return ShadowAnswer(target, result.text, self._clock() - started)
 
-    async def _store_pair(self, served: Served, prompt: str, first: Answer, second: Answer) -> None:
+    async def _store_pair(self, served: Served, prompt: str, first: ShadowAnswer, second: ShadowAnswer) -> None:
         agreement = await asyncio.to_thread(self._agreement.score, first.text, second.text)
         pair = ShadowPair(
             request_id=served.request_id, tags=served.tags(), primary_target=first.target.label,

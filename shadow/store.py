@@ -22,6 +22,8 @@ from typing import Any, Mapping, Sequence
 
 from pydantic import BaseModel, Field, computed_field
 
+from router.canary_store import RouterScore  # the router canary's rows (router_scores table)
+
 SCHEMA = (
     """CREATE TABLE IF NOT EXISTS pairs (
         request_id TEXT NOT NULL,
@@ -139,21 +141,6 @@ class FeedbackRecord(BaseModel):
     match: float | None = Field(None, description="Agreement of the draft with the text sent")
 
 
-class RouterScore(BaseModel):
-    """One live `auto` request scored by the active router version and the candidate."""
-
-    request_id: str
-    created_at: datetime = Field(default_factory=_now)
-    prompt_key: str = Field(description="Digest of the routed text: joins graded outcomes")
-    category: str | None = None
-    active_version: str
-    candidate_version: str
-    active_tier: str
-    candidate_tier: str
-    active_score: float | None
-    candidate_score: float
-
-
 class Stats(BaseModel):
     n: int
     mean: float | None
@@ -245,6 +232,10 @@ class ShadowStore:
                 "INSERT INTO events (created_at, kind, subject, detail) VALUES (?, ?, ?, ?)",
                 (event.created_at.isoformat(), event.kind, event.subject, json.dumps(event.detail, sort_keys=True)),
             )
+
+    def record_event(self, kind: str, subject: str, detail: Mapping[str, Any]) -> None:
+        """`add_event` for callers that know no `ShadowEvent` (router.canary_store.CanaryStore)."""
+        self.add_event(ShadowEvent(kind=kind, subject=subject, detail=dict(detail)))
 
     def events(self, subject: str | None = None) -> list[ShadowEvent]:
         query, params = "SELECT * FROM events", ()

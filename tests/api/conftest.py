@@ -1,10 +1,10 @@
 import pytest
 from starlette.testclient import TestClient
 
-from engines.fake import FakeEngine
 from gateway.assembly import build_gateway, Tiers
 from gateway.catalog import TierSpec
 from gateway.settings import LimitSettings
+from tests.support.fake_engine import FakeEngine
 
 
 @pytest.fixture

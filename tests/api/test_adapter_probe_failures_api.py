@@ -13,7 +13,7 @@ from adapters.registry import AdapterRegistry
 from engines.errors import EngineError, EngineRequestError, EngineUnavailable
 from engines.types import AdapterReport
 from engines.vllm_engine import EngineSpec, SchedulerState, VLLMEngine
-from gateway.adapters import AdapterDirectory
+from adapters.directory import AdapterDirectory
 from gateway.assembly import AdapterParts, Edge, Tiers, build_gateway
 from gateway.catalog import TierSpec
 from gateway.settings import AdminSettings, LimitSettings
@@ -51,7 +51,7 @@ def admin(engines, registry, fleet):
         "small": TierSpec(served_name="tiny", max_model_len=64),
         "large": TierSpec(served_name="big", max_model_len=128),
     }
-    directory = AdapterDirectory(registry, None, "minilm", 0.9, parent="tiny")
+    directory = AdapterDirectory(registry, None, "minilm", 0.9)
     gateway = build_gateway(
         Tiers(engines, tiers), LimitSettings(max_body_bytes=4096),
         adapters=AdapterParts(directory, fleet),

@@ -7,7 +7,7 @@ from starlette.testclient import TestClient
 
 from adapters.registry import AdapterRegistry
 from engines.types import AdapterReport
-from gateway.adapters import AdapterDirectory
+from adapters.directory import AdapterDirectory
 from gateway.assembly import AdapterParts, build_gateway, Edge, Tiers
 from gateway.catalog import TierSpec
 from gateway.settings import AdminSettings, LimitSettings
@@ -64,7 +64,7 @@ def client(engines, registry):
         "small": TierSpec(served_name="tiny", max_model_len=64),
         "large": TierSpec(served_name="big", max_model_len=128),
     }
-    directory = AdapterDirectory(registry, KeywordEmbedder(), "minilm", 0.9, parent="tiny")
+    directory = AdapterDirectory(registry, KeywordEmbedder(), "minilm", 0.9)
     # Baseline policy, short prompts -> small: auto traffic exercises adapter selection.
     from gateway.live_config import LiveConfig
     config = LiveConfig(routing=RoutingConfig(policy="baseline"))
@@ -212,7 +212,7 @@ def test_admin_unknown_domain_and_bad_body(client):
 
 def test_admin_disabled_without_key(engines, registry):
     tiers = {"small": TierSpec(served_name="tiny", max_model_len=64), "large": TierSpec(served_name="big", max_model_len=128)}
-    directory = AdapterDirectory(registry, None, "minilm", 0.9, parent="tiny")
+    directory = AdapterDirectory(registry, None, "minilm", 0.9)
     gateway = build_gateway(Tiers(engines, tiers), LimitSettings(),
                             adapters=AdapterParts(directory, FakeFleet(engines["small"], registry)),
                             edge=Edge(admin=AdminSettings()))

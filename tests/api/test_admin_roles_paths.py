@@ -9,12 +9,12 @@ import pytest
 from pydantic import SecretStr
 from starlette.testclient import TestClient
 
-from engines.fake import FakeEngine
 from gateway.assembly import Edge, Tiers, build_gateway
 from gateway.auth import Authenticator, LocalRateLimiter
 from gateway.catalog import TierSpec
 from gateway.keys import KeyStore
 from gateway.settings import AdminSettings, LimitSettings
+from tests.support.fake_engine import FakeEngine
 
 CONFIG = "/admin/config"
 CONFIGURED_KEY = "cfg-admin-secret"

@@ -10,7 +10,6 @@ import time
 import pytest
 from starlette.testclient import TestClient
 
-from engines.fake import FakeEngine
 from gateway.assembly import build_gateway, ShadowParts, Tiers
 from gateway.catalog import TierSpec
 from gateway.grounding import Grounder
@@ -19,6 +18,7 @@ from gateway.metrics import GatewayMetrics
 from gateway.settings import LimitSettings
 from retrieval.config import GroundingConfig
 from shadow.store import ShadowStore
+from tests.support.fake_engine import FakeEngine
 from tests.support.retrieval import ScriptedReranker, first_stage
 
 CHAT = "/v1/chat/completions"

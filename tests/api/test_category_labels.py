@@ -10,13 +10,13 @@ import httpx
 import pytest
 from starlette.testclient import TestClient
 
-from engines.fake import FakeEngine
 from gateway.assembly import ShadowParts, Tiers, build_gateway
 from gateway.catalog import TierSpec
 from gateway.labels import OTHER, CategoryLabels
 from gateway.live_config import LiveConfig
 from gateway.settings import LimitSettings
 from shadow.store import FeedbackRecord, RequestRecord
+from tests.support.fake_engine import FakeEngine
 
 TIERS = {"small": TierSpec(served_name="tiny", max_model_len=64),
          "large": TierSpec(served_name="big", max_model_len=128)}

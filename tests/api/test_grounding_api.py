@@ -6,7 +6,6 @@ import json
 
 from starlette.testclient import TestClient
 
-from engines.fake import FakeEngine
 from gateway.assembly import build_gateway, Tiers
 from gateway.catalog import TierSpec
 from gateway.grounding import Grounder
@@ -14,6 +13,7 @@ from gateway.live_config import LiveConfig
 from gateway.metrics import GatewayMetrics
 from gateway.settings import LimitSettings
 from retrieval.config import GroundingConfig
+from tests.support.fake_engine import FakeEngine
 from tests.support.retrieval import ScriptedReranker, first_stage
 
 QUESTION = "how can I get a refund for my purchase"

@@ -7,7 +7,6 @@ from datetime import datetime, timedelta, timezone
 
 from starlette.testclient import TestClient
 
-from engines.fake import FakeEngine
 from gateway.assembly import Tiers, build_gateway
 from gateway.catalog import TierSpec
 from gateway.grounding import Grounder
@@ -16,6 +15,7 @@ from gateway.live_config import LiveConfig
 from gateway.metrics import GatewayMetrics
 from gateway.settings import LimitSettings
 from retrieval.config import GroundingConfig, RotSettings
+from tests.support.fake_engine import FakeEngine
 from tests.support.retrieval import ScriptedReranker, first_stage
 
 TIERS = {"small": TierSpec(served_name="tiny", max_model_len=4096), "large": TierSpec(served_name="big", max_model_len=4096)}

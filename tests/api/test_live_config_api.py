@@ -6,10 +6,10 @@ import pytest
 from pydantic import SecretStr
 from starlette.testclient import TestClient
 
-from engines.fake import FakeEngine
 from gateway.assembly import build_gateway, Edge, Tiers
 from gateway.catalog import TierSpec
 from gateway.settings import AdminSettings, LimitSettings
+from tests.support.fake_engine import FakeEngine
 
 CHAT = "/v1/chat/completions"
 KEY = "cfg-admin"

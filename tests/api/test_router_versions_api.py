@@ -12,10 +12,8 @@ import time
 from pathlib import Path
 
 import pytest
-from starlette.testclient import TestClient
-
-from engines.fake import FakeEngine
 from pydantic import SecretStr
+from starlette.testclient import TestClient
 
 from gateway.assembly import Edge, Routing, ShadowParts, Tiers, build_gateway
 from gateway.catalog import TierSpec
@@ -23,6 +21,7 @@ from gateway.settings import AdminSettings, LimitSettings
 from router.loading import EmbedderCache, load_router
 from router.registry import RouterRegistry
 from shadow.store import ShadowStore
+from tests.support.fake_engine import FakeEngine
 from tests.support.router_models import outcomes_csv, train_tiny_router
 
 CHAT = "/v1/chat/completions"

@@ -8,11 +8,11 @@ import time
 import pytest
 from starlette.testclient import TestClient
 
-from engines.fake import FakeEngine
 from gateway.assembly import build_gateway, ShadowParts, Tiers
 from gateway.catalog import TierSpec
 from gateway.settings import LimitSettings
 from shadow.store import ShadowStore
+from tests.support.fake_engine import FakeEngine
 
 CHAT = "/v1/chat/completions"
 

@@ -14,17 +14,17 @@ from pydantic import SecretStr
 from starlette.testclient import TestClient
 
 from adapters.registry import AdapterRegistry
-from engines.fake import FakeEngine
 from gate.verdict import GateThresholds, GateVerdict
-from gateway.adapters import AdapterDirectory
+from adapters.directory import AdapterDirectory
 from gateway.assembly import AdapterParts, Edge, ShadowParts, Tiers, build_gateway
 from gateway.catalog import TierSpec
 from gateway.live_config import LiveConfig
-from gateway.rollout_state import RolloutBook
+from support.rollout_state import RolloutBook
 from gateway.settings import AdminSettings, LimitSettings
-from gateway.support_wiring import SupportParts
+from support.wiring import SupportParts
 from shadow.store import ShadowStore
 from tests.support.adapters import BASE, make_adapter
+from tests.support.fake_engine import FakeEngine
 
 CHAT, COMPLETIONS = "/v1/chat/completions", "/v1/completions"
 ADMIN = "admin-secret"
@@ -293,7 +293,7 @@ def test_without_a_client_category_the_adapter_domain_decides(make, serve, engin
     registry = AdapterRegistry(tmp_path / "adapters", base=BASE)
     registry.register(make_adapter(tmp_path / "src", "refund", "refund-v1-2026-11-01", centroid=[1.0, 0.0]))
     registry.activate("refund", "refund-v1-2026-11-01")
-    directory = AdapterDirectory(registry, Embedder(), "minilm", 0.9, parent="tiny")
+    directory = AdapterDirectory(registry, Embedder(), "minilm", 0.9)
     client = serve(make({"rollout": {"categories": {"refund": "off"}}}, adapters=AdapterParts(directory)))
     pinned = chat(client, "where is my refund", model="small:refund")
     assert pinned.headers["x-gateway-mode"] == "off"

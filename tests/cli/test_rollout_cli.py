@@ -11,7 +11,7 @@ import yaml
 from typer.testing import CliRunner
 
 from gateway.cli import app
-from gateway.rollout_state import RolloutBook
+from support.rollout_state import RolloutBook
 from shadow.store import FeedbackRecord, RequestRecord, ShadowStore
 
 

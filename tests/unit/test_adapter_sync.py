@@ -1,7 +1,7 @@
 from adapters.registry import AdapterRegistry
 from deployments.adapter_sync import AdapterSync
-from engines.fake import FakeEngine
 from tests.support.adapters import BASE, make_adapter
+from tests.support.fake_engine import FakeEngine
 
 
 async def test_replica_converges_on_the_served_set(tmp_path):

@@ -16,8 +16,8 @@ import pytest
 from deployments import load_board
 from deployments.adapter_sync import AdapterSync
 from deployments.load_board import LoadPublisher
-from engines.fake import FakeEngine
 from engines.types import EngineLoad
+from tests.support.fake_engine import FakeEngine
 
 
 class Records(logging.Handler):

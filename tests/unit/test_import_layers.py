@@ -9,8 +9,8 @@ import sys
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[2]
-PACKAGES = ("deployments", "gateway", "shadow", "router", "adapters", "retrieval", "evals", "flags", "gate",
-            "model_files", "text", "engines", "tests")
+PACKAGES = ("deployments", "gateway", "shadow", "support", "router", "adapters", "retrieval", "evals",
+            "flags", "gate", "model_files", "text", "engines", "tests")
 
 
 def lint_imports(root: Path) -> subprocess.CompletedProcess[str]:

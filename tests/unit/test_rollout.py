@@ -7,9 +7,10 @@ from datetime import datetime, timedelta, timezone
 
 import pytest
 
-from gateway.rollout import GateNotCleared, Rollout
-from gateway.rollout_state import RolloutBook
-from gateway.support_config import RolloutConfig
+from support.config import RolloutConfig
+from support.errors import GateNotCleared
+from support.rollout import Rollout
+from support.rollout_state import RolloutBook
 from shadow.store import FeedbackRecord, RequestRecord, ShadowStore
 
 T0 = datetime(2026, 3, 1, tzinfo=timezone.utc)

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import pytest
 
-from gateway.rollout_gate import guardrail_breached, promotion_gate
-from gateway.support_config import PromotionGate
-from shadow.store import Ratings
+from support.config import PromotionGate
+from support.ratings import Ratings
+from support.rollout_gate import guardrail_breached, promotion_gate
 
 GATE = PromotionGate(min_samples=10, min_match=0.8, max_negative=0.1)
 

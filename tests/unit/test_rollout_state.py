@@ -6,7 +6,7 @@ from datetime import datetime, timedelta, timezone
 
 import pytest
 
-from gateway.rollout_state import MAX_EVENTS, RolloutBook, StaleRolloutChange
+from support.rollout_state import MAX_EVENTS, RolloutBook, StaleRolloutChange
 
 T0 = datetime(2026, 3, 1, tzinfo=timezone.utc)
 

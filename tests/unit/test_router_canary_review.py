@@ -6,12 +6,15 @@ from __future__ import annotations
 import asyncio
 from types import SimpleNamespace
 
-from gateway.metrics import GatewayMetrics
-from gateway.router_canary import RouterCanary
+from prometheus_client import CollectorRegistry
+
 from router.canary import prompt_key
+from router.canary_loop import RouterCanary
+from router.canary_store import RouterScore
 from router.config import RoutingConfig
 from router.registry import RouterState
-from shadow.store import RouterScore, ShadowPair, ShadowStore
+from router.telemetry import RouterMetrics
+from shadow.store import ShadowPair, ShadowStore
 
 
 class Registry:
@@ -42,7 +45,7 @@ def scored(store: ShadowStore, i: int, active: str, candidate: str, agreement: f
 
 def review(store: ShadowStore, registry: Registry, config: RoutingConfig):
     versions = SimpleNamespace(active=SimpleNamespace(version="act"), candidate=SimpleNamespace(version="cand"))
-    canary = RouterCanary(store, registry, versions, lambda: config, GatewayMetrics())  # type: ignore[arg-type]
+    canary = RouterCanary(store, registry, versions, lambda: config, RouterMetrics(CollectorRegistry()))  # type: ignore[arg-type]
     return asyncio.run(canary.review())
 
 

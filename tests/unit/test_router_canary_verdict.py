@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
-from router.canary import CanaryFigures, RouterCanaryConfig, compare, judge, load_graded, prompt_key
+from router.canary import CanaryFigures, RouterCanaryConfig, compare, judge, prompt_key
+from router.data import load_graded
 
 
 def test_compare_counts_agreement_shares_and_graded_quality():
     graded = {"a": (0.0, 1.0), "b": (1.0, 1.0), "c": (1.0, 0.0)}
     rows = [("large", "large", "a"), ("small", "large", "b"), ("large", "small", "c"), ("small", "small", "x")]
-    figures = compare(rows, graded, 0.3)
+    figures = compare(rows, graded)
     assert figures.samples == 4 and figures.agreement == 0.5
     assert figures.active_large_share == 0.5 and figures.candidate_large_share == 0.5
     assert figures.graded == 3

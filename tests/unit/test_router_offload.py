@@ -7,15 +7,15 @@ import asyncio
 import threading
 import time
 
-from engines.fake import FakeEngine
 from gateway.assembly import Routing, Tiers, build_gateway
-from gateway.catalog import ModelTarget, TierSpec
+from gateway.catalog import TierSpec
 from gateway.protocol import ChatCompletionRequest
-from gateway.routing import Router
+from router.live import LiveRouter
 from gateway.settings import LimitSettings
 from router.decision import RoutingDecision, RoutingQuery
 from router.learned import LearnedPolicy, LearnedRoutingConfig
 from router.thresholds import ShareThreshold
+from tests.support.fake_engine import FakeEngine
 
 SCORE_S = 0.05  # one decision's CPU, as a sleep: on the loop it would stall it this long
 TICK_S = 0.005
@@ -82,15 +82,15 @@ async def test_router_decides_on_a_worker_and_observes_on_the_loop():
         def observe(self, decision: RoutingDecision) -> None:
             threads["observe"] = threading.get_ident()
 
-    decision = await Router(Spy()).decide(ModelTarget(tier=None), RoutingQuery(text="hi"))
+    decision = await LiveRouter(Spy()).decide(None, RoutingQuery(text="hi"))
     assert decision.reason == "spy"
     assert threads["observe"] == threading.get_ident() != threads["decide"]
 
 
 async def test_router_feeds_the_learned_window_once_per_decision():
     share = ShareThreshold(window=100)
-    router = Router(LearnedPolicy(lambda _t, _c: 0.7, LearnedRoutingConfig(), share))
+    router = LiveRouter(LearnedPolicy(lambda _t, _c: 0.7, LearnedRoutingConfig(), share))
     for _ in range(3):
-        await router.decide(ModelTarget(tier=None), RoutingQuery(text="q"))
-    await router.decide(ModelTarget(tier="large"), RoutingQuery(text="q"))  # explicit: not scored
+        await router.decide(None, RoutingQuery(text="q"))
+    await router.decide("large", RoutingQuery(text="q"))  # explicit: not scored
     assert len(share) == 3

@@ -2,7 +2,7 @@ import pytest
 
 from gateway.catalog import ModelCatalog, ModelTarget, TierSpec
 from gateway.errors import ModelNotFound
-from gateway.routing import Router
+from router.live import LiveRouter
 from router.baseline import BaselinePolicy, BaselineRuleConfig
 from router.decision import RoutingQuery
 
@@ -38,11 +38,11 @@ def test_baseline_counts_compound_questions():
 
 
 async def test_explicit_target_bypasses_policy_and_live_swap_applies():
-    router = Router(BaselinePolicy(BaselineRuleConfig(threshold=1.0)))
-    assert (await router.decide(ModelTarget(tier="large"), RoutingQuery(text="hi"))).reason == "explicit"
-    assert (await router.decide(ModelTarget(tier=None), RoutingQuery(text="hi"))).tier == "small"
+    router = LiveRouter(BaselinePolicy(BaselineRuleConfig(threshold=1.0)))
+    assert (await router.decide("large", RoutingQuery(text="hi"))).reason == "explicit"
+    assert (await router.decide(None, RoutingQuery(text="hi"))).tier == "small"
     router.replace_policy(BaselinePolicy(BaselineRuleConfig(threshold=0.0)))
-    assert (await router.decide(ModelTarget(tier=None), RoutingQuery(text="hi"))).tier == "large"
+    assert (await router.decide(None, RoutingQuery(text="hi"))).tier == "large"
 
 
 async def test_own_dispatches_count_before_the_next_poll():
@@ -54,12 +54,12 @@ async def test_own_dispatches_count_before_the_next_poll():
             seen.append(loads.get("large"))
             return BaselinePolicy(BaselineRuleConfig()).decide(query, loads)
 
-    router = Router(Spy(), loads=lambda: {"large": TierLoad(running=1)})
+    router = LiveRouter(Spy(), loads=lambda: {"large": TierLoad(running=1)})
     for _ in range(3):
         router.dispatched("large", +1)
-    await router.decide(ModelTarget(tier=None), RoutingQuery(text="hi"))
+    await router.decide(None, RoutingQuery(text="hi"))
     assert seen[-1].depth == 3
     for _ in range(3):
         router.dispatched("large", -1)
-    await router.decide(ModelTarget(tier=None), RoutingQuery(text="hi"))
+    await router.decide(None, RoutingQuery(text="hi"))
     assert seen[-1].depth == 1  # polled engine state wins when it knows more

@@ -10,7 +10,7 @@ from concurrent.futures import ThreadPoolExecutor
 import numpy as np
 
 from adapters.registry import DomainState, RegistryState
-from gateway.adapters import AdapterDirectory
+from adapters.directory import AdapterDirectory
 from adapters.manifest import MANIFEST, AdapterManifest
 from tests.support.adapters import make_adapter
 from text.embedding import MiniLMEmbedder
@@ -61,7 +61,7 @@ class TwoGenerations:
 
 def test_an_older_generation_never_replaces_a_newer_one(tmp_path):
     registry = TwoGenerations(tmp_path)
-    directory = AdapterDirectory(registry, None, "static", 0.5, parent="small")  # type: ignore[arg-type]
+    directory = AdapterDirectory(registry, None, "static", 0.5)  # type: ignore[arg-type]
     assert directory._rebuild(registry.states[5], registry.manifests)
     assert not directory._rebuild(registry.states[3], registry.manifests)
     assert directory.generation == 5

@@ -4,23 +4,64 @@ the feedback journal and its promotion gate; promote, demote, and the events of 
 Changes are written to the rollout state file the ingress replicas poll (the admin API
 `/admin/rollout` does the same over HTTP). The gate's thresholds are the settings tree's
 `support.config` (GATEWAY_SUPPORT__CONFIG), or a `serve deploy` file's (`--config`).
+
+The commands read no settings: `build_app` is handed how to read the support settings,
+open the feedback journal and read a `serve deploy` file (the `gateway` command line
+passes its own), each called only when an option does not say it.
 """
 
 from __future__ import annotations
 
 import getpass
 import json
+from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, Optional
+from typing import TYPE_CHECKING, Annotated, Callable, Optional
 
 import typer
 
-if TYPE_CHECKING:
-    from gateway.rollout import CategoryStatus, Rollout
-    from gateway.rollout_state import RolloutEvent
-    from gateway.support_config import RolloutConfig
+from support.config import RolloutConfig, SupportConfig, SupportSettings
+from support.ratings import RatingsJournal
 
-rollout_app = typer.Typer(no_args_is_help=True, help="Per-category rollout: draft, auto, off.")
+if TYPE_CHECKING:
+    from support.rollout import CategoryStatus, Rollout
+    from support.rollout_state import RolloutEvent
+
+# The feedback journal at a path (None: the default one); None when there is none yet.
+OpenJournal = Callable[[Optional[Path]], Optional[RatingsJournal]]
+# A `serve deploy` file's Ingress support config; None when it has no Ingress deployment.
+DeployConfig = Callable[[Path], Optional[SupportConfig]]
+
+
+@dataclass(frozen=True)
+class RolloutContext:
+    settings: Callable[[], SupportSettings]
+    journal: OpenJournal
+    deploy_config: DeployConfig
+
+
+def _context(ctx: typer.Context) -> RolloutContext:
+    obj = ctx.obj
+    if not isinstance(obj, RolloutContext):
+        raise RuntimeError("the rollout commands need a RolloutContext as the context obj (support.cli.build_app)")
+    return obj
+
+
+def build_app(
+    settings: Callable[[], SupportSettings], journal: OpenJournal, deploy_config: DeployConfig,
+) -> typer.Typer:
+    app = typer.Typer(no_args_is_help=True, help="Per-category rollout: draft, auto, off.")
+
+    @app.callback()
+    def _load(ctx: typer.Context) -> None:
+        ctx.obj = RolloutContext(settings, journal, deploy_config)
+
+    app.command("status")(status)
+    app.command("promote")(promote)
+    app.command("demote")(demote)
+    app.command("events")(events)
+    return app
+
 
 StateOption = Annotated[Optional[Path], typer.Option("--state", help="Rollout state file (default: settings)")]
 StoreOption = Annotated[Optional[Path], typer.Option("--store", help="Shadow store (default: settings)")]
@@ -29,13 +70,14 @@ ConfigOption = Annotated[
 ]
 
 
-@rollout_app.command("status")
 def status(
+    ctx: typer.Context,
     as_json: Annotated[bool, typer.Option("--json", help="One JSON document")] = False,
     state: StateOption = None, store: StoreOption = None, config: ConfigOption = None,
 ) -> None:
     """Per category: mode, rated samples, match rate, negative share, gate cleared or not and why."""
-    rollout, rules = _rollout(state, store), _config(config)
+    context = _context(ctx)
+    rollout, rules = _rollout(context, state, store), _config(context, config)
     statuses = rollout.status(rules)
     if as_json:
         typer.echo(json.dumps({"default_mode": rules.default_mode,
@@ -48,8 +90,8 @@ def status(
         typer.echo(line)
 
 
-@rollout_app.command("promote")
 def promote(
+    ctx: typer.Context,
     category: Annotated[str, typer.Argument(help="A client's metadata.category or an adapter domain")],
     to: Annotated[Optional[str], typer.Option("--to", help="auto, draft or off (default: one phase up)")] = None,
     note: Annotated[Optional[str], typer.Option(help="Why, for the event")] = None,
@@ -57,30 +99,30 @@ def promote(
     state: StateOption = None, store: StoreOption = None, config: ConfigOption = None,
 ) -> None:
     """Move a category up a phase (off -> draft -> auto), or to --to."""
-    _change(category, to, True, note, force, state, store, config)
+    _change(_context(ctx), category, to, True, note, force, state, store, config)
 
 
-@rollout_app.command("demote")
 def demote(
+    ctx: typer.Context,
     category: Annotated[str, typer.Argument(help="The category")],
     to: Annotated[Optional[str], typer.Option("--to", help="draft or off (default: one phase down)")] = None,
     note: Annotated[Optional[str], typer.Option(help="Why, for the event")] = None,
     state: StateOption = None, store: StoreOption = None, config: ConfigOption = None,
 ) -> None:
     """Move a category down a phase (auto -> draft -> off), or to --to."""
-    _change(category, to, False, note, False, state, store, config)
+    _change(_context(ctx), category, to, False, note, False, state, store, config)
 
 
-@rollout_app.command("events")
 def events(
+    ctx: typer.Context,
     category: Annotated[Optional[str], typer.Option(help="Only this category")] = None,
     as_json: Annotated[bool, typer.Option("--json", help="JSON lines")] = False,
     state: StateOption = None,
 ) -> None:
     """Every mode change with who made it, why and its figures, oldest first."""
-    from gateway.rollout_state import RolloutBook
+    from support.rollout_state import RolloutBook
 
-    for event in RolloutBook(_state_path(state)).events(category):
+    for event in RolloutBook(_state_path(_context(ctx), state)).events(category):
         typer.echo(event.model_dump_json() if as_json else _event_line(event))
 
 
@@ -88,18 +130,18 @@ def events(
 
 
 def _change(
-    category: str, to: str | None, promote: bool, note: str | None, force: bool,
+    context: RolloutContext, category: str, to: str | None, promote: bool, note: str | None, force: bool,
     state: Path | None, store: Path | None, config: Path | None,
 ) -> None:
-    from gateway.rollout import GateNotCleared
-    from gateway.rollout_state import StaleRolloutChange
-    from gateway.support_config import MODES
+    from support.config import MODES
+    from support.errors import GateNotCleared
+    from support.rollout_state import StaleRolloutChange
 
     if to is not None and to not in MODES:
         raise typer.BadParameter(f"use one of {', '.join(MODES)}", param_hint="--to")
     try:
-        status, event = _rollout(state, store).change(
-            _config(config), category, to, by=_who(), promote=promote,  # type: ignore[arg-type]
+        status, event = _rollout(context, state, store).change(
+            _config(context, config), category, to, by=_who(), promote=promote,  # type: ignore[arg-type]
             note=note, force=force,
         )
     except (GateNotCleared, StaleRolloutChange) as exc:
@@ -120,36 +162,25 @@ def _who() -> str:
         return "cli"
 
 
-def _rollout(state: Path | None, store: Path | None) -> "Rollout":
-    from gateway.rollout import Rollout
-    from gateway.rollout_state import RolloutBook
-    from gateway.settings import Settings
-    from shadow.store import ShadowStore
+def _rollout(context: RolloutContext, state: Path | None, store: Path | None) -> "Rollout":
+    from support.rollout import Rollout
+    from support.rollout_state import RolloutBook
 
-    path = store or Settings().shadow.store
-    return Rollout(RolloutBook(_state_path(state)), ShadowStore(path) if path.exists() else None)
+    journal = context.journal(store)
+    return Rollout(RolloutBook(_state_path(context, state)), journal)
 
 
-def _state_path(state: Path | None) -> Path:
-    from gateway.settings import Settings
-
-    return state or Settings().support.rollout_state
+def _state_path(context: RolloutContext, state: Path | None) -> Path:
+    return state or context.settings().rollout_state
 
 
-def _config(path: Path | None) -> "RolloutConfig":
-    from gateway.settings import Settings
-
+def _config(context: RolloutContext, path: Path | None) -> RolloutConfig:
     if path is None:
-        return Settings().support.config.rollout
-    import yaml
-
-    from gateway.live_config import INGRESS, LiveConfig
-
-    for application in (yaml.safe_load(path.read_text()) or {}).get("applications") or []:
-        for deployment in application.get("deployments") or []:
-            if deployment.get("name") == INGRESS:
-                return LiveConfig.parse(deployment.get("user_config")).support.rollout
-    raise typer.BadParameter(f"{path} has no Ingress deployment", param_hint="--config")
+        return context.settings().config.rollout
+    config = context.deploy_config(path)
+    if config is None:
+        raise typer.BadParameter(f"{path} has no Ingress deployment", param_hint="--config")
+    return config.rollout
 
 
 def _header() -> str:

@@ -5,6 +5,8 @@ Scoring runs on its own single worker thread, after the live decision, so the ca
 never delays a request; beyond `MAX_PENDING` waiting scores new ones are dropped and
 counted. Each replica reviews the shared store; promotion and rejection are
 compare-and-set in the registry, so two replicas reaching the same verdict act once.
+Scores, the pairs that grade them and the verdicts go through a `CanaryStore` (the shadow
+store, handed in by the wiring).
 """
 
 from __future__ import annotations
@@ -13,36 +15,43 @@ import asyncio
 import logging
 import uuid
 from concurrent.futures import ThreadPoolExecutor
-from typing import Callable
+from typing import Callable, Sequence
 
 from engines.types import Tier
-from gateway.metrics import GatewayMetrics
-from gateway.router_versions import RouterVersions
-from router.canary import CanaryVerdict, Graded, compare, judge, load_graded, prompt_key
+from router.canary import CanaryVerdict, Graded, compare, judge, prompt_key
+from router.canary_store import CanaryStore, RouterScore
 from router.config import RoutingConfig
+from router.data import load_graded
 from router.decision import RoutingDecision, RoutingQuery
 from router.errors import StaleChange
 from router.flywheel import is_flywheel_pair
 from router.loading import LoadedRouter
 from router.registry import RouterRegistry
+from router.telemetry import RouterMetrics
 from router.thresholds import ShareThreshold, base_threshold
-from shadow.store import RouterScore, ShadowEvent, ShadowStore
+from router.versions import RouterVersions
 
 logger = logging.getLogger(__name__)
 
 MAX_PENDING = 64
 
 
+def _uncounted(task: str) -> None:
+    return None
+
+
 class RouterCanary:
     def __init__(
-        self, store: ShadowStore, registry: RouterRegistry, versions: RouterVersions,
-        config: Callable[[], RoutingConfig], metrics: GatewayMetrics,
+        self, store: CanaryStore, registry: RouterRegistry, versions: RouterVersions,
+        config: Callable[[], RoutingConfig], metrics: RouterMetrics,
+        on_failure: Callable[[str], None] = _uncounted,
     ) -> None:
         self._store = store
         self._registry = registry
         self._versions = versions
         self._config = config
         self._metrics = metrics
+        self._failed = on_failure  # counts a failed score (the ingress's background failures)
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="router-canary")
         self._shares: dict[str, ShareThreshold] = {}
         self._pending: set[asyncio.Task[None]] = set()
@@ -56,7 +65,7 @@ class RouterCanary:
         if candidate is None or active is None or not decision.reason.startswith("learned:"):
             return
         if len(self._pending) >= MAX_PENDING:
-            self._metrics.router_canary_dropped.inc()
+            self._metrics.canary_dropped.inc()
             return
         task = asyncio.get_running_loop().create_task(
             self._score(candidate, active.version, query, decision, request_id or uuid.uuid4().hex)
@@ -82,7 +91,7 @@ class RouterCanary:
             await asyncio.to_thread(self._store.add_router_score, record)
         except Exception:  # a shadow score must never surface; counted and logged
             logger.exception("router canary: scoring with %s failed", candidate.version)
-            self._metrics.background_failures_of("router_canary_score")
+            self._failed("router_canary_score")
 
     def _share(self, candidate: LoadedRouter) -> ShareThreshold:
         thresholds = self._config().learned.thresholds
@@ -105,9 +114,9 @@ class RouterCanary:
             mirrored = await asyncio.to_thread(self._mirrored, rows, config.canary.shadow_threshold)
             graded = {**mirrored, **graded}  # a graded golden set beats an agreement label
         share = config.learned.thresholds.large_share
-        figures = compare([(r.active_tier, r.candidate_tier, r.prompt_key) for r in rows], graded, share)
+        figures = compare([(r.active_tier, r.candidate_tier, r.prompt_key) for r in rows], graded)
         verdict = judge(figures, config.canary, share)
-        self._metrics.router_canary_samples.set(figures.samples)
+        self._metrics.canary_samples.set(figures.samples)
         if verdict.decision == "promote" and config.canary.auto_promote:
             await asyncio.to_thread(self._act, "promote", state.candidate, active.version, verdict)
         elif verdict.decision == "reject" and config.canary.auto_reject:
@@ -125,12 +134,12 @@ class RouterCanary:
             return
         kind = "router_canary_promoted" if decision == "promote" else "router_canary_rejected"
         logger.warning("router canary: %s %s against %s (%s)", kind, candidate, active, verdict.reason)
-        self._store.add_event(ShadowEvent(kind=kind, subject=candidate, detail={
+        self._store.record_event(kind, candidate, {
             "against": active, "reason": verdict.reason, **verdict.figures.model_dump(),
-        }))
-        self._metrics.router_canary_decisions.labels(decision).inc()
+        })
+        self._metrics.canary_decisions.labels(decision).inc()
 
-    def _mirrored(self, rows: list[RouterScore], threshold: float) -> dict[str, tuple[float, float]]:
+    def _mirrored(self, rows: Sequence[RouterScore], threshold: float) -> dict[str, tuple[float, float]]:
         """Outcomes from the shadow pairs of these very requests (large primary, small
         mirrored): the flywheel's labels, by the request's prompt key."""
         keys = {r.request_id: r.prompt_key for r in rows}

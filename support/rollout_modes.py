@@ -11,9 +11,9 @@ import os
 from pathlib import Path
 from typing import Callable
 
-from gateway.rollout_state import RolloutBook, RolloutState
-from gateway.support_config import Mode, RolloutConfig
-from gateway.support_metrics import SupportMetrics
+from support.config import Mode, RolloutConfig
+from support.metrics import SupportMetrics
+from support.rollout_state import RolloutBook, RolloutState
 
 Stamp = tuple[int, int, int] | None
 

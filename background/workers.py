@@ -1,9 +1,9 @@
-"""Fire-and-forget mirroring: a bounded queue drained by a bounded number of workers.
+"""Fire-and-forget jobs: a bounded queue drained by a bounded number of workers.
 
-The primary path only ever calls `offer`, which never waits: when the queue is full
-the job is dropped and counted. A failing shadow job is counted and forgotten; it can
-never fail or slow the primary response beyond the cost of one `put_nowait`.
-Both bounds can be changed live (`configure`).
+The request path only ever calls `offer`, which never waits: when the queue is full
+the job is dropped and counted. A failing job is counted and forgotten; it can never
+fail or slow the answer beyond the cost of one `put_nowait`. Both bounds can be changed
+live (`configure`). Shadow's mirror and journal and the answer flags' checks run on one.
 """
 
 from __future__ import annotations
@@ -17,7 +17,7 @@ logger = logging.getLogger(__name__)
 Job = Callable[[], Awaitable[object]]
 
 
-class Mirror:
+class WorkerQueue:
     def __init__(
         self, queue_size: int = 64, concurrency: int = 2, on_failure: Callable[[], None] = lambda: None
     ) -> None:
@@ -33,7 +33,7 @@ class Mirror:
         self._on_failure = on_failure  # a metric: a full disk must show, not only in logs
 
     def offer(self, job: Job) -> bool:
-        """Queue a shadow job if there is room; never blocks the caller."""
+        """Queue a job if there is room; never blocks the caller."""
         if self._queue.qsize() >= self.queue_size:
             self.dropped += 1
             return False
@@ -80,7 +80,7 @@ class Mirror:
                 self.completed += 1
             except asyncio.CancelledError:
                 raise
-            except Exception:  # a shadow failure must never reach the primary path
+            except Exception:  # a background failure must never reach the request path
                 self.failed += 1
                 self._on_failure()
                 logger.warning("shadow job failed", exc_info=True)

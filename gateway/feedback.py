@@ -1,6 +1,5 @@
-"""The gateway's side of shadowing: hand finished answers to the shadow service, and
-`POST /v1/feedback` (a rating of an answer, optionally with the text actually sent).
-"""
+"""`POST /v1/feedback`: a rating of a journaled answer, optionally with the text actually
+sent (scored against the draft)."""
 
 from __future__ import annotations
 
@@ -15,13 +14,10 @@ from starlette.routing import Route
 
 from gateway.auth import Authenticator
 from gateway.errors import NotFound
-from gateway.grounding import Context
-from gateway.http import read_json, validation_error
+from gateway.bodies import read_json, validation_error
 from gateway.labels import CategoryLabels
 from gateway.metrics import GatewayMetrics
-from gateway.serving import Plan
 from shadow.agreement import Agreement
-from shadow.rules import Served
 from shadow.service import ShadowService
 from shadow.store import FeedbackRecord
 
@@ -46,7 +42,9 @@ class FeedbackRequest(BaseModel):
         return self.request_id
 
 
-class ShadowEdge:
+class Feedback:
+    """`POST /v1/feedback`: a rating of a journaled answer."""
+
     def __init__(
         self,
         service: ShadowService,
@@ -60,24 +58,6 @@ class ShadowEdge:
         self._metrics = metrics
         self._auth = auth
         self._categories = categories
-
-    # ---- primary answers ----------------------------------------------------------
-
-    def completed(self, plan: Plan, text: str, latency_s: float, context: Context | None = None) -> None:
-        try:
-            self._hand_over(plan, text, latency_s)
-        except Exception:  # the answer is already the client's: shadowing must not fail it
-            logger.exception("shadowing request %s failed", plan.request_id)
-            self._metrics.shadow_dropped("error")
-
-    def _hand_over(self, plan: Plan, text: str, latency_s: float) -> None:
-        decision = plan.decision
-        served = Served(
-            request_id=plan.request_id, tier=decision.tier, reason=decision.reason,
-            domain=plan.domain, version=decision.adapter_version, category=plan.query.category,
-            mode=plan.mode, rollout_category=plan.rollout_category,
-        )
-        self.service.completed(served, plan.generation, plan.query.text, text, latency_s)
 
     # ---- feedback -----------------------------------------------------------------
 

@@ -1,7 +1,7 @@
-"""The gateway's live view of the adapter registry: resolution, selection, listing.
+"""The ingress's live view of the adapter registry: resolution, selection, listing.
 
 `AdapterDirectory.refresh()` re-reads the registry's state file (a few hundred bytes)
-and rebuilds its tables only when the generation changed; the ingress calls it on a
+and rebuilds its tables only when the generation changed; the ingress calls `poll()` on a
 timer, so requests never touch the disk. Resolution and selection then read memory.
 """
 
@@ -15,14 +15,11 @@ from dataclasses import dataclass
 import numpy as np
 from pydantic import BaseModel
 
+from adapters.domains import DomainChoice, DomainSelector
+from adapters.errors import AdapterNotServed
 from adapters.manifest import AdapterManifest
 from adapters.registry import AdapterRegistry, RegistryState
 from engines.types import AdapterSpec
-from gateway.background import Periodic
-from gateway.failures import CountFailure, uncounted
-from gateway.errors import AdapterNotFoundError
-from gateway.protocol import ModelCard
-from adapters.domains import DomainChoice, DomainSelector
 from text.embedding import Embedder
 
 logger = logging.getLogger(__name__)
@@ -60,13 +57,11 @@ class AdapterDirectory:
         embed: Embedder | None,
         embedder_kind: str,
         min_similarity: float,
-        parent: str,
     ) -> None:
         self._registry = registry
         self._embed = embed
         self._kind = embedder_kind
         self._min_similarity = min_similarity
-        self._parent = parent  # the small tier's served name
         self._view = _View(-1, {}, {}, DomainSelector({}, min_similarity))
         # The poller and an admin call may refresh at once: one at a time, so an older
         # registry generation read first can never replace a newer one.
@@ -87,6 +82,12 @@ class AdapterDirectory:
             if state.generation == self.generation:
                 return False
             return self._rebuild(state, self._registry.versions())
+
+    async def poll(self) -> None:
+        """One step of the ingress's poller: keeps the directory on the registry's
+        generation (the read is off the event loop)."""
+        if await asyncio.to_thread(self.refresh):
+            logger.info("adapters: registry generation %d", self.generation)
 
     def _rebuild(self, state: RegistryState, manifests: list[AdapterManifest]) -> bool:
         """Install the tables of `state`; an older generation than the one served is ignored."""
@@ -116,7 +117,12 @@ class AdapterDirectory:
         return True
 
     def active(self) -> dict[str, LiveAdapter]:
+        """The active version of each domain, by domain."""
         return dict(self._view.active)
+
+    def versions(self) -> dict[str, LiveAdapter]:
+        """Every stored version (active, candidate, available), by version."""
+        return dict(self._view.versions)
 
     def resolve(self, domain: str, version: str | None = None) -> LiveAdapter:
         """`small:<domain>` pins the active version, `small:<domain>@<version>` any stored one."""
@@ -124,16 +130,12 @@ class AdapterDirectory:
         if version is not None:
             found = view.versions.get(version)
             if found is None or found.domain != domain:
-                raise AdapterNotFoundError(
-                    f"Adapter version '{version}' of domain '{domain}' does not exist.", param="model"
-                )
+                raise AdapterNotServed(f"Adapter version '{version}' of domain '{domain}' does not exist.")
             return found
         found = view.active.get(domain)
         if found is None:
             known = ", ".join(sorted(view.active)) or "none"
-            raise AdapterNotFoundError(
-                f"No active adapter for domain '{domain}'. Active domains: {known}.", param="model"
-            )
+            raise AdapterNotServed(f"No active adapter for domain '{domain}'. Active domains: {known}.")
         return found
 
     def spec_for(self, domain: str, version: str | None) -> tuple[str, AdapterSpec] | None:
@@ -159,31 +161,3 @@ class AdapterDirectory:
         choice: DomainChoice = view.selector.select(self._embed.embed([text])[0])
         adapter = view.active.get(choice.domain) if choice.domain else None
         return Selection(adapter=adapter, similarity=choice.similarity)
-
-    def cards(self) -> list[ModelCard]:
-        cards, view = [], self._view
-        for domain, adapter in sorted(view.active.items()):
-            cards.append(ModelCard(
-                id=f"small:{domain}", tier="small", parent=self._parent,
-                owned_by="gateway-adapters", active_version=adapter.version,
-            ))
-        for adapter in sorted(view.versions.values(), key=lambda a: a.version):
-            cards.append(ModelCard(
-                id=f"small:{adapter.domain}@{adapter.version}", tier="small", parent=f"small:{adapter.domain}",
-                owned_by="gateway-adapters", status=adapter.status,
-            ))
-        return cards
-
-
-
-
-def directory_poller(
-    directory: AdapterDirectory, interval_s: float, on_failure: CountFailure = uncounted
-) -> Periodic:
-    """Background task of the ingress: keeps the directory on the registry's generation."""
-
-    async def step() -> None:
-        if await asyncio.to_thread(directory.refresh):
-            logger.info("adapters: registry generation %d", directory.generation)
-
-    return Periodic(step, interval_s, "adapter-directory", on_failure)

@@ -1,10 +1,10 @@
-"""Prometheus metrics of the support controls, on the gateway's registry."""
+"""Prometheus metrics of the support controls, on the registry the app hands in."""
 
 from __future__ import annotations
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
-from gateway.support_config import MODES, Mode
+from support.config import MODES, Mode
 
 GATE_BUCKETS = (0.0005, 0.001, 0.002, 0.003, 0.005, 0.0075, 0.01, 0.025, 0.05, 0.1, 0.25)
 

@@ -17,6 +17,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from gate.verdict import GateThresholds
 from model_files.cache import DEFAULT_CACHE_DIR
+from text.category import normalise_category
 
 Mode = Literal["off", "draft", "auto"]
 MODES: tuple[Mode, ...] = ("off", "draft", "auto")  # the order phases are earned in
@@ -27,9 +28,9 @@ DEFAULT_HANDOFF = (
 
 
 def category_key(category: str | None) -> str | None:
-    """The one spelling of a category: clients send `Billing`, ops type `billing`."""
-    key = (category or "").strip().lower()
-    return key or None
+    """The one spelling of a category: clients send `Billing`, ops type `billing`; the
+    edge normalises the client's the same way (`text.category`), so the two meet."""
+    return normalise_category(category)
 
 
 class AnswerabilityGateConfig(BaseModel):

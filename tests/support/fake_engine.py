@@ -1,6 +1,6 @@
 """A deterministic in-process engine for unit and API tests of gateway logic.
 
-It lives beside the real engine so every consumer tests against the same interface.
+It implements `engines.protocol.Engine`, so every consumer tests against the same interface.
 Tokens are whitespace-separated words; the reply echoes the prompt's words.
 """
 

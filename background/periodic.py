@@ -6,7 +6,7 @@ import asyncio
 import logging
 from typing import Awaitable, Callable
 
-from gateway.failures import CountFailure, FailureLog, uncounted
+from background.failures import CountFailure, FailureLog, uncounted
 
 logger = logging.getLogger(__name__)
 

@@ -1,7 +1,8 @@
 """Per-category rollout (design note 002): each category's mode, its figures from the
 feedback journal, its gates, and the changes ops or the automatic review make.
 
-Blocking (SQLite, the state file): the HTTP edge calls it through `asyncio.to_thread`.
+Blocking (the feedback journal, the state file): callers on an event loop use
+`asyncio.to_thread`.
 Figures count from when the category entered its current mode (within the window): a
 category demoted back to draft earns its promotion again on new drafts, so an automatic
 promotion and demotion cannot flap on the same evidence.
@@ -14,18 +15,13 @@ from typing import Any, Callable, Iterable
 
 from pydantic import BaseModel
 
-from gateway.rollout_gate import GateResult, guardrail_breached, promotion_gate
-from gateway.rollout_state import Reason, RolloutBook, RolloutEvent, StaleRolloutChange, now_utc
-from gateway.support_config import MODES, Mode, RolloutConfig, category_key
-from shadow.store import Ratings, ShadowStore
+from support.config import MODES, Mode, RolloutConfig, category_key
+from support.errors import GateNotCleared
+from support.ratings import Ratings, RatingsJournal
+from support.rollout_gate import GateResult, guardrail_breached, promotion_gate
+from support.rollout_state import Reason, RolloutBook, RolloutEvent, StaleRolloutChange, now_utc
 
 ROLLOUT_TAG = "rollout_category"  # the journal tag the edge writes (shadow.rules.Served)
-
-
-class GateNotCleared(Exception):
-    def __init__(self, message: str) -> None:
-        super().__init__(message)
-        self.message = message
 
 
 class CategoryStatus(BaseModel):
@@ -44,7 +40,7 @@ class CategoryStatus(BaseModel):
 
 class Rollout:
     def __init__(
-        self, book: RolloutBook, store: ShadowStore | None, clock: Callable[[], datetime] = now_utc,
+        self, book: RolloutBook, store: RatingsJournal | None, clock: Callable[[], datetime] = now_utc,
         on_change: Callable[[RolloutEvent], None] = lambda event: None,
     ) -> None:
         self.book = book
@@ -141,7 +137,7 @@ class Rollout:
         if self._store is None:
             return Ratings()
         tags = {ROLLOUT_TAG: category, "mode": mode}
-        return self._store.ratings(tags, since, config.promotion_gate.match_threshold)
+        return Ratings.of(self._store.ratings(tags, since, config.promotion_gate.match_threshold))
 
     def _window_start(self, config: RolloutConfig) -> datetime:
         return self._clock() - timedelta(days=config.promotion_gate.window_days)

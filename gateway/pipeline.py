@@ -1,0 +1,278 @@
+"""What happens to a request: the one path of `POST /v1/chat/completions` and
+`POST /v1/completions`, stage by stage, in order.
+
+    authenticate  the key, before the body is read (a bad key is a 401 first)
+    parse         the body into the wire model, the `model` resolved, the category
+                  normalised (trimmed, case-folded), once: every later stage reads it
+    validate      everything the request asks for against what this gateway can do:
+                  the model, limits, grounding, the gate, a pinned adapter
+    admit         the key's rate limits (a request refused above costs the key nothing)
+    support       the answerability gate; a client category whose rollout mode is off
+    route         the tier: pinned, or the router's decision for `auto`
+    adapter       the small tier's LoRA adapter: pinned, the category's, the selector's
+    mode          the rollout mode of the category (the client's, else the adapter domain)
+    ground        knowledge-base context (the grounder dispatches: its rerank may restart)
+    dispatch      the tier's engine, with retries, breaker, timeouts and fallback
+    sinks         after the answer: the token charge, then the answer sinks (journal,
+                  shadow, flags); for a stream, when it ends
+
+Every refusal happens before any work is spent on the request; a stage that ends it
+early (a hand-off) answers through the same encoders as a model's answer. The request's
+state is one `RequestState` the stages fill in.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from typing import AsyncIterator, Callable, Protocol, Sequence
+
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response, StreamingResponse
+
+from adapters.directory import AdapterAsk, AdapterChooser
+from engines.streams import first_chunk
+from engines.types import GenerationChunk, GenerationRequest, GenerationResult, Usage
+from gateway.auth import Authenticator
+from gateway.catalog import ModelCatalog
+from gateway.dispatch import Call, Dispatcher
+from gateway.errors import AdapterNotFoundError, InvalidRequest
+from gateway.bodies import check_limits, parse_body
+from gateway.middleware import request_id
+from gateway.protocol import ChatCompletionRequest
+from gateway.responses import SSE_HEADERS, completion_body, event_stream, route_headers
+from gateway.settings import LimitSettings
+from gateway.state import Body, Endpoint, RequestState
+from retrieval.grounding import Grounder, GroundingAsk, retrieval_query
+from router.decision import RoutingQuery
+from router.live import LiveRouter
+from support.controls import Handoff, SupportAsk, SupportControls
+from text.category import normalise_category
+
+
+class AnswerSink(Protocol):
+    """Receives each finished answer (journal, shadow, flags); returns at once, never raises."""
+
+    def completed(self, state: RequestState, text: str, latency_s: float) -> None: ...
+
+
+@dataclass(frozen=True)
+class Stages:
+    """What the stages run on; an optional capability is None when it is off."""
+
+    auth: Authenticator
+    catalog: ModelCatalog
+    router: LiveRouter
+    dispatcher: Dispatcher
+    adapters: AdapterChooser | None = None
+    grounder: Grounder | None = None
+    support: SupportControls | None = None
+    sinks: Sequence[AnswerSink] = ()
+
+
+class Pipeline:
+    def __init__(
+        self, stages: Stages, limits: LimitSettings, clock: Callable[[], float] = time.perf_counter
+    ) -> None:
+        self._s = stages
+        self.limits = limits  # replaced live (user_config.limits)
+        self._clock = clock
+
+    async def serve(self, request: Request, endpoint: Endpoint) -> Response:
+        key = await self._s.auth.key(request)
+        state = await self._parse(request, endpoint, key)
+        self._validate(state)
+        await self._s.auth.admit(key)
+        handoff = await self._support(state)
+        if handoff is not None:
+            return self._handoff(state, handoff)
+        await self._route(state)
+        await self._adapter(state)
+        handoff = self._mode(state)
+        if handoff is not None:
+            return self._handoff(state, handoff)
+        if state.body.stream:
+            return await self._stream(state)
+        return await self._answer(state)
+
+    # ---- parse and validate: before any work is spent --------------------------------
+
+    async def _parse(self, request: Request, endpoint: Endpoint, key: object) -> RequestState:
+        body = await parse_body(request, endpoint, self.limits.max_body_bytes)
+        rid = request_id(request)
+        query = RoutingQuery(text=_user_text(body), category=normalise_category(body.category()))
+        sampling = body.sampling(
+            body.requested_max_tokens() if isinstance(body, ChatCompletionRequest) else body.max_tokens
+        )
+        if isinstance(body, ChatCompletionRequest):
+            generation = GenerationRequest(request_id=rid, messages=body.turns(), sampling=sampling)
+        else:
+            generation = GenerationRequest(request_id=rid, prompt=body.text(), sampling=sampling)
+        return RequestState(
+            request_id=rid, endpoint=endpoint, body=body, key=key,  # type: ignore[arg-type]
+            target=self._s.catalog.resolve(body.model), query=query, generation=generation,
+            started=self._clock(),
+        )
+
+    def _validate(self, state: RequestState) -> None:
+        body = state.body
+        check_limits(body, self.limits)
+        if body.grounding and self._s.grounder is None:
+            raise InvalidRequest(
+                "grounding was requested but this gateway serves no knowledge base.",
+                param="grounding", code="grounding_unavailable",
+            )
+        if self._s.support is not None:
+            self._s.support.check(self._support_ask(state))
+        elif body.gate:
+            raise InvalidRequest(
+                "gate was requested but this gateway has no answerability classifier loaded.",
+                param="gate", code="gate_unavailable",
+            )
+        pin = state.target.adapter
+        if pin is not None:
+            if self._s.adapters is None:
+                raise AdapterNotFoundError(
+                    f"No adapter for domain '{pin.domain}': this gateway serves no adapters.", param="model"
+                )
+            state.pinned_adapter = self._s.adapters.resolve(pin.domain, pin.version)
+
+    # ---- support controls, route, adapter, mode -----------------------------------------
+
+    async def _support(self, state: RequestState) -> Handoff | None:
+        if self._s.support is None:
+            return None
+        return await self._s.support.before_routing(self._support_ask(state))
+
+    async def _route(self, state: RequestState) -> None:
+        state.decision = await self._s.router.decide(state.target.tier, state.query, state.request_id)
+
+    async def _adapter(self, state: RequestState) -> None:
+        assert state.decision is not None
+        if state.pinned_adapter is not None:
+            state.adapter = state.pinned_adapter
+        elif self._s.adapters is not None:
+            state.adapter = await self._s.adapters.choose(AdapterAsk(
+                pinned_tier=state.target.tier is not None, select=state.target.select_adapter,
+                tier=state.decision.tier, category=state.query.category, text=state.query.text,
+            ))
+        if state.adapter is not None:
+            self._s.adapters.served(state.adapter) if self._s.adapters else None
+            state.decision = state.decision.model_copy(update={"adapter_version": state.adapter.version})
+            state.generation = state.generation.model_copy(update={"adapter": state.adapter.spec()})
+        self._s.router.record(state.decision)
+
+    def _mode(self, state: RequestState) -> Handoff | None:
+        if self._s.support is None:
+            return None
+        outcome = self._s.support.after_routing(state.category)
+        if isinstance(outcome, Handoff):
+            return outcome
+        state.mode, state.rollout_category = outcome, state.category
+        return None
+
+    # ---- ground, dispatch, sinks ---------------------------------------------------------
+
+    async def _answer(self, state: RequestState) -> Response:
+        grounder = self._grounder_for(state)
+        if grounder is None:
+            result = await self._generate(state, state.generation)
+        else:
+            result, state.context = await grounder.run(self._grounding_ask(state), lambda g: self._generate(state, g), state.generation)
+        await self._s.auth.charge(state.key, result.usage.total_tokens)
+        self._completed(state, result.text)
+        return JSONResponse(completion_body(state, result), headers=route_headers(state))
+
+    async def _stream(self, state: RequestState) -> Response:
+        # Failures before the first chunk (retries and fallback included) get a real status.
+        grounder = self._grounder_for(state)
+        if grounder is None:
+            chunks = await self._open(state, state.generation)
+        else:
+            chunks, state.context = await grounder.open_stream(self._grounding_ask(state), lambda g: self._open(state, g), state.generation)
+        first = await first_chunk(chunks)
+        return StreamingResponse(
+            event_stream(state, first, self._sunk(state, first, chunks)),
+            media_type="text/event-stream", headers={**route_headers(state), **SSE_HEADERS},
+        )
+
+    async def _generate(self, state: RequestState, generation: GenerationRequest) -> GenerationResult:
+        call, result = await self._s.dispatcher.generate(self._call(state, generation))
+        self._served(state, call)
+        return result
+
+    async def _open(self, state: RequestState, generation: GenerationRequest) -> AsyncIterator[GenerationChunk]:
+        call, chunks = await self._s.dispatcher.open_stream(self._call(state, generation))
+        self._served(state, call)
+        return chunks
+
+    async def _sunk(
+        self, state: RequestState, first: GenerationChunk, chunks: AsyncIterator[GenerationChunk]
+    ) -> AsyncIterator[GenerationChunk]:
+        """The rest of the stream (after `first`), passed through; the sinks run when it
+        ends (charged even when cut)."""
+        tokens, parts = first.usage.total_tokens, [first.text]
+        try:
+            async for chunk in chunks:
+                tokens = chunk.usage.total_tokens
+                parts.append(chunk.text)
+                yield chunk
+            self._completed(state, "".join(parts))
+        finally:
+            await chunks.aclose()  # type: ignore[attr-defined]
+            await self._s.auth.charge(state.key, tokens)
+
+    def _completed(self, state: RequestState, text: str) -> None:
+        latency_s = self._clock() - state.started
+        for sink in self._s.sinks:
+            sink.completed(state, text, latency_s)
+
+    # ---- helpers ----------------------------------------------------------------------
+
+    def _call(self, state: RequestState, generation: GenerationRequest) -> Call:
+        assert state.decision is not None
+        return Call(state.endpoint, state.decision, generation)
+
+    def _served(self, state: RequestState, call: Call) -> None:
+        """What served: a fallback moved the tier and dropped the adapter."""
+        state.decision, state.generation = call.decision, call.generation
+        if call.decision.adapter_version is None:
+            state.adapter = None
+        state.model_name = self._s.catalog.served_name(call.tier, call.decision.adapter_version)
+
+    def _grounder_for(self, state: RequestState) -> Grounder | None:
+        grounder = self._s.grounder
+        return grounder if grounder is not None and grounder.applies(self._grounding_ask(state)) else None
+
+    def _grounding_ask(self, state: RequestState) -> GroundingAsk:
+        return GroundingAsk(
+            request_id=state.request_id, query=retrieval_query(state.generation.messages, state.query.text),
+            domain=state.category, requested=state.body.grounding,
+        )
+
+    def _support_ask(self, state: RequestState) -> SupportAsk:
+        return SupportAsk(user_text=state.query.text, category=state.query.category, gate=state.body.gate)
+
+    def _handoff(self, state: RequestState, handoff: Handoff) -> Response:
+        """No tier is called: the hand-off text as a complete answer, usage zero."""
+        state.model_name = state.body.model
+        result = GenerationResult(text=handoff.text, finish_reason="stop", usage=Usage())
+        if not state.body.stream:
+            return JSONResponse(completion_body(state, result), headers=handoff.headers)
+        first = GenerationChunk(text=handoff.text, finish_reason="stop", usage=Usage())
+        return StreamingResponse(
+            event_stream(state, first, _nothing()), media_type="text/event-stream",
+            headers={**handoff.headers, **SSE_HEADERS},
+        )
+
+
+async def _nothing() -> AsyncIterator[GenerationChunk]:
+    return
+    yield  # an async generator with no items
+
+
+def _user_text(body: Body) -> str:
+    """What routing and the gate read: the user's own words."""
+    if isinstance(body, ChatCompletionRequest):
+        return "\n".join(m.text() for m in body.messages if m.role == "user")
+    return body.text()

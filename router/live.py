@@ -1,0 +1,145 @@
+"""The router in service on one ingress: the live policy, rebuilt when the live config or
+the router version changes, deciding `auto` requests off the event loop."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from concurrent.futures import ThreadPoolExecutor
+from typing import Callable, Mapping
+
+from prometheus_client import CollectorRegistry
+
+from engines.types import Tier
+from router.baseline import BaselinePolicy
+from router.config import RoutingConfig
+from router.decision import RoutingDecision, RoutingQuery, TierLoad
+from router.learned import LearnedPolicy
+from router.loading import LoadedRouter
+from router.policy import LearningPolicy, RoutingPolicy
+from router.registry import RouterRegistry
+from router.telemetry import RouterMetrics
+from router.thresholds import ShareThreshold
+from router.versions import Loader, RouterVersions
+
+logger = logging.getLogger(__name__)
+
+# The latest known loads, read synchronously on the decision path (the ingress's load poller).
+LoadSnapshot = Callable[[], Mapping[Tier, TierLoad]]
+
+
+def _no_load() -> Mapping[Tier, TierLoad]:
+    return {}
+
+
+# Told of every `auto` decision, on the event loop, after it (the router canary).
+DecisionHook = Callable[[RoutingQuery, RoutingDecision, str], None]
+
+
+def _no_hook(query: RoutingQuery, decision: RoutingDecision, request_id: str) -> None:
+    return None
+
+
+class LiveRouter:
+    def __init__(
+        self, policy: RoutingPolicy, loads: LoadSnapshot = _no_load, workers: int = 2,
+        version: str = "default", metrics: RouterMetrics | None = None,
+    ) -> None:
+        self._policy = policy
+        self._version = version  # of the router model behind the policy; shown in headers
+        self.on_decision: DecisionHook = _no_hook
+        self._loads = loads
+        self._metrics = metrics or RouterMetrics(CollectorRegistry())  # none given: kept apart
+        # The learned policy costs ~5 ms of CPU a query (far more with the contextual
+        # encoder): on the event loop it would stall every stream this ingress serves.
+        # Two threads bound the CPU it takes; further decisions wait their turn.
+        self._executor = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="router")
+        # Requests this ingress dispatched and not yet finished: a burst arriving within
+        # one poll interval must see its own earlier members, not a stale empty queue.
+        self._dispatched: dict[Tier, int] = {}
+
+    def dispatched(self, tier: Tier, delta: int) -> None:
+        self._dispatched[tier] = self._dispatched.get(tier, 0) + delta
+
+    def _current_loads(self) -> Mapping[Tier, TierLoad]:
+        polled = dict(self._loads())
+        for tier, local in self._dispatched.items():
+            seen = polled.get(tier, TierLoad())
+            if local > seen.depth:
+                polled[tier] = TierLoad(running=seen.running, waiting=local - seen.running)
+        return polled
+
+    def tier_down(self, tier: Tier) -> bool:
+        """No live replica of `tier` reports load. An empty snapshot (poller not started or
+        stale) says nothing, so it never marks a tier down."""
+        polled = self._loads()
+        return bool(polled) and tier not in polled
+
+    def replace_policy(self, policy: RoutingPolicy, version: str | None = None) -> None:
+        """Swap the policy atomically (live config, a new router version); in-flight
+        decisions keep the old one."""
+        self._policy, self._version = policy, version or self._version
+
+    async def decide(self, pinned: Tier | None, query: RoutingQuery, request_id: str = "") -> RoutingDecision:
+        """`pinned`: the tier the client named (`explicit`, the policy is not asked);
+        None: `auto`, the live policy decides."""
+        if pinned is not None:
+            return RoutingDecision(tier=pinned, reason="explicit")
+        policy, version = self._policy, self._version  # a swap meanwhile: this decision keeps these
+        loads = self._current_loads()  # read here, on the loop that updates the counts
+        decision = await asyncio.get_running_loop().run_in_executor(
+            self._executor, policy.decide, query, loads
+        )
+        # Back on the loop: the policy's live state changes here, one decision at a time.
+        if isinstance(policy, LearningPolicy):
+            policy.observe(decision)
+        decision = decision.model_copy(update={"router_version": version})
+        self.on_decision(query, decision, request_id)
+        return decision
+
+    def record(self, decision: RoutingDecision) -> None:
+        """Count a request's final decision (with its adapter, before any fallback)."""
+        self._metrics.record(decision)
+
+
+class PolicyFactory:
+    """Builds the policy a live config asks for, over the router version in service. The
+    share window outlives config rebuilds; a new router version starts its own."""
+
+    def __init__(self, router: LoadedRouter | None) -> None:
+        self._router = router
+        self._share: ShareThreshold | None = None
+
+    @property
+    def version(self) -> str:
+        return self._router.version if self._router is not None else "baseline"
+
+    def use(self, router: LoadedRouter | None) -> None:
+        if router is not self._router:
+            self._router, self._share = router, None  # another model: other scores, new window
+
+    def build(self, config: RoutingConfig) -> RoutingPolicy:
+        if config.policy == "baseline" or self._router is None:
+            if config.policy == "learned":
+                logger.warning("no router model loaded: routing with the baseline rule")
+            return BaselinePolicy(config.baseline)
+        window = config.learned.thresholds.window
+        if self._share is None or self._share.window != window:
+            self._share = ShareThreshold(window, self._router.training_scores)
+        return LearnedPolicy(self._router.score, config.learned, self._share)
+
+
+def follow_versions(
+    registry: RouterRegistry, load: Loader, default: LoadedRouter | None, policies: PolicyFactory,
+    router: LiveRouter, config: Callable[[], RoutingConfig],
+) -> RouterVersions:
+    """The registry's versions, each active one swapped into `router` as it changes
+    (`default`: served while no version is active). Step it periodically."""
+
+    def swap() -> None:
+        policies.use(versions.active)
+        router.replace_policy(policies.build(config()), policies.version)
+        logger.info("router version %s in service", policies.version)
+
+    versions = RouterVersions(registry, load, default, swap)
+    return versions
