@@ -25,7 +25,9 @@ class AdapterAsk:
 
 
 class AdapterChooser:
-    def __init__(self, directory: AdapterDirectory, metrics: AdapterMetrics, auto_select: bool = True) -> None:
+    def __init__(
+        self, directory: AdapterDirectory, metrics: AdapterMetrics, auto_select: bool = True
+    ) -> None:
         self._directory = directory
         self._metrics = metrics
         self._auto_select = auto_select  # off: only `small:auto` selects

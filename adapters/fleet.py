@@ -3,8 +3,9 @@
 Every change goes: validate (registry) -> probe-load on one small-tier replica (vLLM
 itself must accept the weights) -> commit to the registry -> wait until every live
 small-tier replica reports the new generation. A failure at any step raises an
-`AdapterError` and leaves the previously active version serving. The admin API
-(`gateway/admin.py`) is this module's HTTP face.
+`AdapterError` and leaves the previously active version serving. Each change is counted
+(applied, pending or rejected) with its swap time. The admin API (`gateway/admin.py`) is
+this module's HTTP face.
 """
 
 from __future__ import annotations
@@ -16,7 +17,8 @@ from typing import Awaitable, Callable, Mapping, Protocol
 
 from pydantic import BaseModel
 
-from adapters.errors import ProbeFailed
+from adapters.errors import AdapterError, ProbeFailed
+from adapters.metrics import AdapterMetrics
 from adapters.registry import AdapterRegistry, RegistryState
 from engines.errors import EngineError
 from engines.types import AdapterReport, AdapterSpec
@@ -53,12 +55,14 @@ class AdapterChanges:
         registry: AdapterRegistry,
         fleet: AdapterFleet,
         on_commit: Callable[[], object],
+        metrics: AdapterMetrics,
         converge_timeout_s: float = 30.0,
         clock: Callable[[], float] = time.perf_counter,
     ) -> None:
         self.registry = registry
         self.fleet = fleet
         self._on_commit = on_commit  # this replica's own view, refreshed before the wait
+        self._metrics = metrics
         self._timeout = converge_timeout_s
         self._clock = clock
         self._lock = asyncio.Lock()  # one change at a time per ingress replica
@@ -70,20 +74,20 @@ class AdapterChanges:
             manifest = await asyncio.to_thread(self.registry.register, Path(path), force, activate)
             return manifest.domain, await asyncio.to_thread(self.registry.state)
 
-        return await self._apply(change)
+        return await self._apply("load", change)
 
     async def activate(self, domain: str, version: str) -> ChangeResult:
         async def change() -> tuple[str, RegistryState]:
             await self._probe_stored(version)
             return domain, await asyncio.to_thread(self.registry.activate, domain, version)
 
-        return await self._apply(change)
+        return await self._apply("activate", change)
 
     async def rollback(self, domain: str, version: str | None) -> ChangeResult:
         async def change() -> tuple[str, RegistryState]:
             return domain, await asyncio.to_thread(self.registry.rollback, domain, version)
 
-        return await self._apply(change)
+        return await self._apply("rollback", change)
 
     async def set_candidate(self, domain: str, version: str | None) -> ChangeResult:
         """`version` None clears the domain's candidate slot."""
@@ -93,15 +97,25 @@ class AdapterChanges:
                 await self._probe_stored(version)
             return domain, await asyncio.to_thread(self.registry.set_candidate, domain, version)
 
-        return await self._apply(change)
+        return await self._apply("candidate", change)
 
     async def unload(self, domain: str) -> ChangeResult:
         async def change() -> tuple[str, RegistryState]:
             return domain, await asyncio.to_thread(self.registry.unload, domain)
 
-        return await self._apply(change)
+        return await self._apply("unload", change)
 
-    async def _apply(self, change: Change) -> ChangeResult:
+    async def _apply(self, operation: str, change: Change) -> ChangeResult:
+        try:
+            result = await self._locked(change)
+        except AdapterError:
+            self._metrics.operations.labels(operation, "rejected").inc()
+            raise
+        self._metrics.operations.labels(operation, "applied" if result.converged else "pending").inc()
+        self._metrics.swap_seconds.labels(operation).observe(result.swap_seconds)
+        return result
+
+    async def _locked(self, change: Change) -> ChangeResult:
         started = self._clock()
         async with self._lock:
             domain, state = await change()

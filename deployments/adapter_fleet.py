@@ -1,4 +1,4 @@
-"""The small tier's replicas as the admin API sees them (`gateway.admin.AdapterFleet`)."""
+"""The small tier's replicas as the admin API sees them (`adapters.fleet.AdapterFleet`)."""
 
 from __future__ import annotations
 

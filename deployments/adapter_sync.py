@@ -19,7 +19,7 @@ import logging
 import time
 
 from adapters.registry import AdapterRegistry
-from gateway.failures import CountFailure, FailureLog, uncounted
+from background.failures import CountFailure, FailureLog, uncounted
 from engines.errors import EngineError
 from engines.protocol import AdapterHost
 from engines.types import AdapterLoadError, AdapterReport, AdapterSpec

@@ -19,7 +19,7 @@ from deployments.load_board import LoadPublisher
 from deployments.tier_engines import build_remote
 from engines.openai_remote import OpenAIRemoteEngine, RemoteSpec
 from engines.types import Tier
-from gateway.failures import CountFailure, log_if_it_dies
+from background.failures import CountFailure, log_if_it_dies
 
 logger = logging.getLogger("ray.serve")
 

@@ -13,7 +13,7 @@ from ray.serve.handle import DeploymentHandle
 from adapters.registry import AdapterRegistry
 from deployments.adapter_sync import AdapterSync
 from deployments.failure_log import ray_failure_counter
-from gateway.failures import log_if_it_dies
+from background.failures import log_if_it_dies
 from deployments.load_board import LoadPublisher
 from deployments.tier_engines import EngineRecipe, build_engine
 from engines.openai_remote import OpenAIRemoteEngine

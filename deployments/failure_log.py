@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import functools
 
-from gateway.failures import CountFailure
+from background.failures import CountFailure
 
 
 @functools.cache

@@ -22,12 +22,12 @@ from deployments.load_board import BoardLoadSource
 from engines.openai_remote import RemoteSpec
 from engines.protocol import Engine
 from engines.types import Tier
-from gateway.assembly import AdapterParts, Edge, Routing, ShadowParts, Tiers, build_gateway
+from gateway.assembly import AdapterParts, Edge, Features, Routing, ShadowParts, Tiers, build_gateway
 from support.config import SupportSettings
 from support.wiring import SupportParts
 from gateway.catalog import TierSpec
-from gateway.grounding import Grounder
-from gateway.kb_usage import usage_journal
+from retrieval.grounding import Grounder
+from retrieval.usage_journal import usage_journal
 from gateway.metrics import GatewayMetrics
 from deployments.reranker import HandleReranker
 from retrieval.config import RetrievalSettings
@@ -85,8 +85,8 @@ def load_grounder(
     first_stage = open_first_stage(settings.kb, encoder, settings.title_weight)
     logger.info("knowledge base %s: %d chunks", settings.kb, len(first_stage.chunks))
     # Which documents serve grounded queries (the KB-rot review): `retrieval review`.
-    usage = usage_journal(settings.rot, metrics)
-    return Grounder(first_stage, HandleReranker(reranker), metrics, usage=usage)
+    usage = usage_journal(settings.rot, metrics.grounding, metrics.background_failures_of)
+    return Grounder(first_stage, HandleReranker(reranker), metrics.grounding, usage=usage)
 
 
 @dataclass(frozen=True)
@@ -142,14 +142,18 @@ class Ingress:
                 ShadowStore(parts.shadow.store), EmbeddingAgreement(minilm), flag_support=EmbeddingSupport(minilm)
             )
         # Ray Serve's proxy already echoes x-request-id (and passes it in): don't add a second.
-        edge = Edge(auth=_authenticator(parts.auth, handles.limit_board), admin=parts.admin, echo_request_id=False)
+        edge = Edge(
+            auth=_authenticator(parts.auth, handles.limit_board), admin=parts.admin, echo_request_id=False,
+            metrics=metrics,
+        )
+        features = Features(
+            adapters=_adapter_parts(parts, engines["small"], handles.load_board), shadow=shadow,
+            grounder=load_grounder(parts.retrieval, handles.reranker, metrics, minilm),
+            support=_support_parts(parts.support), gate=gate,
+        )
         self._gateway = build_gateway(
             Tiers(engines, parts.tiers, loads=BoardLoadSource(handles.load_board)), parts.limits,
-            edge=edge, routing=routing,
-            adapters=_adapter_parts(parts, engines["small"], handles.load_board), shadow=shadow,
-            grounder=load_grounder(parts.retrieval, handles.reranker, metrics, minilm), metrics=metrics,
-            support=_support_parts(parts.support),
-            gate=gate,
+            edge=edge, routing=routing, features=features,
         )
 
     def _engine(self, tier: Tier, handles: IngressHandles) -> Engine:

@@ -20,7 +20,7 @@ from typing import Callable, Mapping
 from ray import serve
 from ray.serve.handle import DeploymentHandle
 
-from gateway.failures import CountFailure, FailureLog, uncounted
+from background.failures import CountFailure, FailureLog, uncounted
 from engines.types import AdapterReport, EngineLoad, Tier
 from router.decision import TierLoad
 

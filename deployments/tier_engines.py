@@ -12,7 +12,7 @@ from engines.mock import MockEngine, MockSpec
 from engines.openai_remote import OpenAIRemoteEngine, RemoteSpec
 from engines.protocol import ReplicaEngine
 from engines.vllm_engine import EngineSpec, VLLMEngine
-from gateway.failures import CountFailure, FailureLog, uncounted
+from background.failures import CountFailure, FailureLog, uncounted
 from gateway.settings import TierSettings, api_key_from_env
 
 logger = logging.getLogger("ray.serve")

@@ -33,13 +33,11 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import BaseRoute, Mount, Route
 
-from adapters.errors import AdapterError
 from adapters.fleet import AdapterChanges, ChangeResult
 from gateway.auth import Authenticator, bearer
 from gateway.bodies import parse_json, read_body, validated
 from gateway.errors import AuthenticationError, GatewayError, InvalidRequest, PermissionDenied, translated
 from gateway.live_config import LiveConfigState
-from gateway.metrics import GatewayMetrics
 from router.registry import RouterRegistry, RouterState
 from router.versions import RouterVersions
 from support.config import Mode, RolloutConfig
@@ -190,9 +188,8 @@ class AdapterAdmin:
     """Adapter changes (`adapters/fleet.py`): 200 once every small-tier replica applied
     the change, 202 when the wait ran out first; the answer carries the swap time."""
 
-    def __init__(self, changes: AdapterChanges, metrics: GatewayMetrics) -> None:
+    def __init__(self, changes: AdapterChanges) -> None:
         self._changes = changes
-        self._metrics = metrics
 
     def routes(self) -> list[AdminRoute]:
         return [
@@ -218,31 +215,25 @@ class AdapterAdmin:
 
     async def load(self, request: Request, who: str) -> Response:
         body = await admin_body(request, LoadBody)
-        return await self._counted("load", self._changes.load(body.path, body.force, body.activate))
+        return await self._answer(self._changes.load(body.path, body.force, body.activate))
 
     async def activate(self, request: Request, who: str) -> Response:
         domain, version = request.path_params["domain"], await version_of(request, required=True)
-        return await self._counted("activate", self._changes.activate(domain, str(version)))
+        return await self._answer(self._changes.activate(domain, str(version)))
 
     async def rollback(self, request: Request, who: str) -> Response:
         domain, version = request.path_params["domain"], await version_of(request, required=False)
-        return await self._counted("rollback", self._changes.rollback(domain, version))
+        return await self._answer(self._changes.rollback(domain, version))
 
     async def candidate(self, request: Request, who: str) -> Response:
         domain, version = request.path_params["domain"], await version_of(request, required=False)
-        return await self._counted("candidate", self._changes.set_candidate(domain, version))
+        return await self._answer(self._changes.set_candidate(domain, version))
 
     async def unload(self, request: Request, who: str) -> Response:
-        return await self._counted("unload", self._changes.unload(request.path_params["domain"]))
+        return await self._answer(self._changes.unload(request.path_params["domain"]))
 
-    async def _counted(self, operation: str, change: Awaitable[ChangeResult]) -> Response:
-        try:
-            result = await change
-        except AdapterError:
-            self._metrics.adapter_operations.labels(operation, "rejected").inc()
-            raise
-        self._metrics.adapter_operations.labels(operation, "applied" if result.converged else "pending").inc()
-        self._metrics.adapter_swap_seconds.labels(operation).observe(result.swap_seconds)
+    async def _answer(self, change: Awaitable[ChangeResult]) -> Response:
+        result = await change
         return JSONResponse(result.model_dump(mode="json"), status_code=200 if result.converged else 202)
 
 

@@ -1,4 +1,9 @@
-"""Wires the HTTP edge together from its seams; used by the ingress and by API tests."""
+"""Wires the gateway from its parts; used by the ingress and by API tests.
+
+The request path itself is gateway/pipeline.py; here each optional capability is built
+when its part is given (`Features`) and plugged in: its pipeline stage or answer sink,
+its admin routes, its background tasks, its live-config section.
+"""
 
 from __future__ import annotations
 
@@ -8,45 +13,45 @@ from functools import partial
 from typing import Any, Mapping
 
 from pydantic import ValidationError
-
 from starlette.applications import Starlette
 
-from engines.types import Tier
-from engines.protocol import Engine
+from adapters.choice import AdapterChooser
 from adapters.directory import AdapterDirectory
-from gateway.admin import AdapterFleet, AdminApi
-from gateway.auth import Authenticator, LocalRateLimiter
-from gateway.grounding import Grounder
-from gateway.answer_flags import AnswerFlagger
-from gateway.shadow_edge import ShadowEdge
-from gateway.rollout_admin import RolloutAdmin
-from support.wiring import SupportParts, build_support
-from gate.verdict import Gate
+from adapters.fleet import AdapterChanges, AdapterFleet
+from background.periodic import Periodic
+from engines.protocol import Engine
+from engines.types import Tier
 from flags.faithfulness import SupportScorer
+from flags.sink import AnswerFlagger
+from gate.verdict import Gate
+from gateway.admin import AdapterAdmin, AdminGroup, AdminGuard, ConfigAdmin, RolloutAdmin, RouterAdmin, admin_routes
+from gateway.auth import Authenticator, LocalRateLimiter
+from gateway.catalog import ModelCatalog, TierSpec, adapter_cards
+from gateway.dispatch import Dispatcher
+from gateway.feedback import Feedback
+from gateway.health import Readiness
+from gateway.http import GatewayApp, Operations
+from gateway.labels import CategoryLabels
+from gateway.live_config import LiveConfig, LiveConfigState, describe
+from gateway.loads import EngineLoadSource, LoadPoller, LoadSource
+from gateway.metrics import GatewayMetrics
+from gateway.pipeline import AnswerSink, Pipeline, Stages
+from gateway.retention import registry_pruner, store_pruner
+from gateway.settings import AdminSettings, LimitSettings
+from gateway.sinks import FlagSink, ShadowSink
+from retrieval.grounding import Grounder
+from router.canary_loop import RouterCanary
+from router.learned import ScoreFn
+from router.live import LiveRouter, PolicyFactory, follow_versions
+from router.loading import LoadedRouter
+from router.registry import RouterRegistry
+from router.versions import Loader
 from shadow.agreement import Agreement
 from shadow.canary import CanaryMonitor
 from shadow.service import ShadowService
 from shadow.store import ShadowStore
-from gateway.catalog import ModelCatalog, TierSpec, adapter_cards
-from gateway.health import Readiness
-from gateway.http import AnswerSinks, GatewayApp
-from gateway.labels import CategoryLabels
-from gateway.admin_auth import AdminGuard
-from gateway.config_admin import ConfigAdmin
-from gateway.live_config import LiveConfig, LiveConfigState, describe
-from gateway.loads import EngineLoadSource, LoadPoller, LoadSource
-from gateway.metrics import GatewayMetrics
-from gateway.retention import registry_pruner, store_pruner
-from router.live import LiveRouter, PolicyFactory, follow_versions
-from gateway.serving import CompletionService
-from gateway.settings import AdminSettings, LimitSettings
-from router.learned import ScoreFn
-from router.loading import LoadedRouter
-from router.registry import RouterRegistry
-from gateway.background import Periodic
-from gateway.router_admin import RouterAdmin
-from router.canary_loop import RouterCanary
-from router.versions import Loader
+from support.controls import SupportControls
+from support.wiring import SupportParts, build_support
 
 logger = logging.getLogger(__name__)
 
@@ -54,15 +59,14 @@ logger = logging.getLogger(__name__)
 @dataclass
 class Gateway:
     app: Starlette
-    service: CompletionService
+    pipeline: Pipeline
+    dispatcher: Dispatcher
     router: LiveRouter
     metrics: GatewayMetrics
-
-    http: GatewayApp
     state: LiveConfigState
     policies: PolicyFactory
     base_limits: LimitSettings
-    shadow: ShadowEdge | None = None
+    shadow: ShadowService | None = None
     grounder: Grounder | None = None
     flags: AnswerFlagger | None = None
 
@@ -72,10 +76,10 @@ class Gateway:
 
     def apply(self, config: LiveConfig) -> None:
         self.router.replace_policy(self.policies.build(config.routing), self.policies.version)
-        self.service.configure(config.resilience)
-        self.http.limits = config.limits or self.base_limits
+        self.dispatcher.configure(config.resilience)
+        self.pipeline.limits = config.limits or self.base_limits
         if self.shadow is not None:
-            self.shadow.service.configure(config.shadow)
+            self.shadow.configure(config.shadow)
         if self.grounder is not None:
             self.grounder.configure(config.grounding)
         if self.flags is not None:
@@ -122,6 +126,7 @@ class Edge:
     auth: Authenticator | None = None  # None: open, limited per replica
     admin: AdminSettings = field(default_factory=AdminSettings)
     echo_request_id: bool = True  # False behind Ray Serve's proxy, which echoes it already
+    metrics: GatewayMetrics | None = None  # None: a registry of its own
 
 
 @dataclass(frozen=True)
@@ -165,116 +170,164 @@ class ShadowParts:
     flag_support: SupportScorer | None = None
 
 
-def build_gateway(
-    tiers: Tiers,
-    limits: LimitSettings,
-    *,
-    edge: Edge = Edge(),
-    routing: Routing = Routing(),
-    adapters: AdapterParts | None = None,
-    shadow: ShadowParts | None = None,
-    grounder: Grounder | None = None,
-    config: LiveConfig | None = None,
-    metrics: GatewayMetrics | None = None,
-    support: SupportParts | None = None,
-    gate: Gate | None = None,
-) -> Gateway:
-    """The gateway over `tiers`; each optional capability is on when its part is given.
+@dataclass(frozen=True)
+class Features:
+    """The optional capabilities; each is on when its part is given. `support` and `gate`:
+    the support controls (rollout modes per category, the answerability gate; live config
+    `support`), either one turns them on."""
 
-    `support` and `gate`: the support controls (rollout modes per category, the
-    answerability gate; live config `support`); either one turns them on."""
+    adapters: AdapterParts | None = None
+    shadow: ShadowParts | None = None
+    grounder: Grounder | None = None
+    support: SupportParts | None = None
+    gate: Gate | None = None
+
+
+@dataclass
+class Wiring:
+    """What the capabilities plug in while the gateway is built."""
+
+    config: LiveConfig
+    metrics: GatewayMetrics
+    state: LiveConfigState
+    labels: CategoryLabels
+    admin: list[AdminGroup] = field(default_factory=list)
+    routes: list = field(default_factory=list)
+    background: list = field(default_factory=list)
+    sinks: list[AnswerSink] = field(default_factory=list)
+
+    def failed(self, task: str) -> None:
+        self.metrics.background_failures_of(task)
+
+
+def build_gateway(
+    tiers: Tiers, limits: LimitSettings, *, edge: Edge = Edge(), routing: Routing = Routing(),
+    features: Features = Features(), config: LiveConfig | None = None,
+) -> Gateway:
+    """The gateway over `tiers`, with the capabilities `features` names."""
     config = config or LiveConfig()
-    metrics = metrics or GatewayMetrics()
+    metrics = edge.metrics or GatewayMetrics()
+    state = LiveConfigState(config)
+    directory = features.adapters.directory if features.adapters else None
+    wiring = Wiring(config, metrics, state, CategoryLabels(lambda: state.config, directory))
     catalog = ModelCatalog(tiers.specs)
-    failed = metrics.background_failures_of
-    poller = LoadPoller(tiers.loads or EngineLoadSource(tiers.engines), on_failure=failed)
+    poller = LoadPoller(tiers.loads or EngineLoadSource(tiers.engines), on_failure=wiring.failed)
+    wiring.background.append(poller)
     policies = PolicyFactory(routing.started_with())
     router = LiveRouter(
         policies.build(config.routing), loads=poller.snapshot, version=policies.version, metrics=metrics.router
     )
-    directory = adapters.directory if adapters else None
-    service = CompletionService(
-        tiers.engines, catalog, router, metrics, directory, adapters.auto_select if adapters else True,
-        config.resilience,
-    )
-    guard = AdminGuard(edge.admin.api_key, edge.auth)
-    state = LiveConfigState(config)
-    routes, background = ConfigAdmin(state, guard).routes(), []
-    if adapters is not None:
-        adapters.directory.refresh()  # serve the registry's current set from the first request
-        catalog.add_cards(partial(adapter_cards, adapters.directory, tiers.specs["small"].served_name))
-        background.append(Periodic(adapters.directory.poll, adapters.poll_s, "adapter-directory", failed))
-        background.append(registry_pruner(adapters.directory.registry, failed))
-        if adapters.fleet is not None:
-            api = AdminApi(adapters.directory, adapters.fleet, metrics, guard, edge.admin.converge_timeout_s)
-            routes.extend(api.routes())
+    dispatcher = Dispatcher(tiers.engines, router, metrics, config.resilience)
     auth = edge.auth or Authenticator(None, LocalRateLimiter())
-    shadow_edge, answers, flagger = None, None, None
-    if shadow is not None:
-        categories = CategoryLabels(lambda: state.config, directory)
-        shadow_edge = _shadow_edge(tiers.engines, shadow, metrics, config, auth, directory, categories)
-        routes.extend(shadow_edge.routes())
-        background.append(shadow_edge.service)
-        shadow_service = shadow_edge.service
-        background.append(store_pruner(shadow.store, lambda: shadow_service.config.retention, failed))
-        flagger = AnswerFlagger(shadow.store, metrics, categories, config.flags, shadow.flag_support)
-        background.append(flagger)
-        answers = AnswerSinks([shadow_edge, flagger])
-    versions = None
-    if routing.registry is not None and routing.loader is not None:
-        versions = follow_versions(
-            routing.registry, routing.loader, routing.started_with(), policies, router,
-            lambda: state.config.routing,
-        )
-        background.append(Periodic(versions.step, routing.poll_s, "router_versions", failed))
-        routes.extend(RouterAdmin(routing.registry, versions, guard).routes())
-        if shadow is not None:
-            canary = RouterCanary(
-                shadow.store, routing.registry, versions, lambda: state.config.routing, metrics.router, failed
-            )
-            router.on_decision = canary.observe
-            background.append(Periodic(canary.review, routing.canary_interval_s, "router_canary", failed))
-    controls = None
-    if support is not None or gate is not None:
-        wiring = build_support(
-            support or SupportParts(), gate, lambda: state.config.support, metrics.support,
-            CategoryLabels(lambda: state.config, directory).label, shadow.store if shadow else None,
-        )
-        controls = wiring.controls
-        if wiring.rollout is not None:
-            admin = RolloutAdmin(
-                wiring.rollout, wiring.modes, lambda: state.config.support.rollout, guard
-            )
-            routes.extend(admin.routes())
-        background.extend(Periodic(p.step, p.interval_s, p.name, failed) for p in wiring.polls)
-    if grounder is not None:
-        # Grounded-query metrics and usage per category: the app's bounded labels.
-        grounder.label_categories(CategoryLabels(lambda: state.config, directory).label)
-        background.extend(grounder.background())  # the KB usage journal's writer and pruner
-    http = GatewayApp(
-        service, catalog, Readiness(tiers.engines), metrics, config.limits or limits, poller, auth,
-        edge.echo_request_id, extra_routes=routes, background=background, answers=answers,
-        grounder=grounder, support=controls,
-    )
-    if grounder is not None:
-        grounder.configure(config.grounding)
+    wiring.admin.append(ConfigAdmin(state))
+    chooser = _adapters(features.adapters, tiers, catalog, edge, wiring)
+    shadow = _shadow(features.shadow, dispatcher, directory, auth, wiring)
+    flagger = _flags(features.shadow, wiring)
+    _router_loop(routing, features.shadow, policies, router, wiring)
+    support = _support(features, wiring)
+    if features.grounder is not None:
+        _grounding(features.grounder, wiring)
+    stages = Stages(auth, catalog, router, dispatcher, chooser, features.grounder, support, wiring.sinks)
+    pipeline = Pipeline(stages, config.limits or limits)
+    wiring.routes.extend(admin_routes(AdminGuard(edge.admin.api_key, edge.auth), *wiring.admin))
+    ops = Operations(auth, catalog, Readiness(tiers.engines), metrics)
+    http = GatewayApp(pipeline, ops, wiring.routes, wiring.background, edge.echo_request_id)
     return Gateway(
-        app=http.build(), service=service, router=router, metrics=metrics, http=http,
-        state=state, policies=policies, base_limits=limits, shadow=shadow_edge, grounder=grounder,
+        app=http.build(), pipeline=pipeline, dispatcher=dispatcher, router=router, metrics=metrics,
+        state=state, policies=policies, base_limits=limits, shadow=shadow, grounder=features.grounder,
         flags=flagger,
     )
 
 
-def _shadow_edge(
-    engines: Mapping[Tier, Engine], shadow: ShadowParts, metrics: GatewayMetrics,
-    config: LiveConfig, auth: Authenticator, adapters: AdapterDirectory | None,
-    categories: CategoryLabels,
-) -> ShadowEdge:
+def _adapters(
+    parts: AdapterParts | None, tiers: Tiers, catalog: ModelCatalog, edge: Edge, wiring: Wiring,
+) -> AdapterChooser | None:
+    if parts is None:
+        return None
+    parts.directory.refresh()  # serve the registry's current set from the first request
+    catalog.add_cards(partial(adapter_cards, parts.directory, tiers.specs["small"].served_name))
+    wiring.background.append(Periodic(parts.directory.poll, parts.poll_s, "adapter-directory", wiring.failed))
+    wiring.background.append(registry_pruner(parts.directory.registry, wiring.failed))
+    if parts.fleet is not None:
+        changes = AdapterChanges(
+            parts.directory.registry, parts.fleet, parts.directory.refresh, wiring.metrics.adapters,
+            edge.admin.converge_timeout_s,
+        )
+        wiring.admin.append(AdapterAdmin(changes))
+    return AdapterChooser(parts.directory, wiring.metrics.adapters, parts.auto_select)
+
+
+def _shadow(
+    parts: ShadowParts | None, dispatcher: Dispatcher, directory: AdapterDirectory | None,
+    auth: Authenticator, wiring: Wiring,
+) -> ShadowService | None:
+    if parts is None:
+        return None
+    metrics = wiring.metrics
     canary = None
-    if adapters is not None:
+    if directory is not None:
         canary = CanaryMonitor(
-            shadow.store, adapters.registry,
+            parts.store, directory.registry,
             on_decision=lambda d, _v, decision: metrics.canary_decision(d, decision),
         )
-    service = ShadowService(engines, shadow.store, shadow.agreement, metrics, config.shadow, adapters, canary)
-    return ShadowEdge(service, shadow.agreement, metrics, auth, categories)
+    service = ShadowService(
+        dispatcher, parts.store, parts.agreement, metrics, wiring.config.shadow, directory, canary
+    )
+    wiring.routes.extend(Feedback(service, parts.agreement, metrics, auth, wiring.labels).routes())
+    wiring.background.append(service)
+    wiring.background.append(store_pruner(parts.store, lambda: service.config.retention, wiring.failed))
+    wiring.sinks.append(ShadowSink(service, metrics))
+    return service
+
+
+def _flags(parts: ShadowParts | None, wiring: Wiring) -> AnswerFlagger | None:
+    if parts is None:  # flags are kept in the shadow store
+        return None
+    flagger = AnswerFlagger(
+        parts.store, wiring.metrics.flags, wiring.labels.label, wiring.config.flags, parts.flag_support
+    )
+    wiring.background.append(flagger)
+    wiring.sinks.append(FlagSink(flagger, wiring.metrics))
+    return flagger
+
+
+def _router_loop(
+    routing: Routing, shadow: ShadowParts | None, policies: PolicyFactory, router: LiveRouter, wiring: Wiring,
+) -> None:
+    """Router versions from the registry, and the candidate's canary (with a shadow store)."""
+    if routing.registry is None or routing.loader is None:
+        return
+    state = wiring.state
+    versions = follow_versions(
+        routing.registry, routing.loader, routing.started_with(), policies, router, lambda: state.config.routing,
+    )
+    wiring.background.append(Periodic(versions.step, routing.poll_s, "router_versions", wiring.failed))
+    wiring.admin.append(RouterAdmin(routing.registry, versions))
+    if shadow is not None:
+        canary = RouterCanary(
+            shadow.store, routing.registry, versions, lambda: state.config.routing, wiring.metrics.router,
+            wiring.failed,
+        )
+        router.on_decision = canary.observe
+        wiring.background.append(Periodic(canary.review, routing.canary_interval_s, "router_canary", wiring.failed))
+
+
+def _support(features: Features, wiring: Wiring) -> SupportControls | None:
+    if features.support is None and features.gate is None:
+        return None
+    state = wiring.state
+    built = build_support(
+        features.support or SupportParts(), features.gate, lambda: state.config.support,
+        wiring.metrics.support, wiring.labels.label, features.shadow.store if features.shadow else None,
+    )
+    if built.rollout is not None:
+        wiring.admin.append(RolloutAdmin(built.rollout, built.modes, lambda: state.config.support.rollout))
+    wiring.background.extend(Periodic(p.step, p.interval_s, p.name, wiring.failed) for p in built.polls)
+    return built.controls
+
+
+def _grounding(grounder: Grounder, wiring: Wiring) -> None:
+    # Grounded-query metrics and usage per category: the app's bounded labels.
+    grounder.label_categories(wiring.labels.label)
+    grounder.configure(wiring.config.grounding)
+    wiring.background.extend(grounder.background())  # the KB usage journal's writer and pruner

@@ -181,6 +181,10 @@ def error_for_status(status: int) -> type[GatewayError]:
 # ---- a capability's exceptions, as the edge answers them ------------------------------
 
 
+# The capabilities' own exception trees: each answers as `translated` says.
+CAPABILITY_ERRORS: tuple[type[Exception], ...] = (AdapterError, RouterVersionError, SupportError, StateError)
+
+
 def translated(exc: Exception) -> GatewayError | None:
     """The gateway error `exc` answers as; None: not a capability's refusal (a crash, 500).
     Most specific first: the registries' errors are also the versioned-state kit's."""

@@ -21,7 +21,7 @@ from starlette.routing import BaseRoute, Route
 
 from gateway.auth import Authenticator
 from gateway.catalog import ModelCatalog
-from gateway.errors import EngineFailure, GatewayError, translated
+from gateway.errors import CAPABILITY_ERRORS, EngineFailure, GatewayError, translated
 from gateway.health import Readiness
 from gateway.metrics import GatewayMetrics
 from gateway.middleware import RequestIdMiddleware, request_id
@@ -112,7 +112,10 @@ class GatewayApp:
 
 
 def exception_handlers() -> dict:
-    return {GatewayError: _gateway_error, HTTPException: _http_error, Exception: _unexpected_error}
+    handlers = {GatewayError: _gateway_error, HTTPException: _http_error, Exception: _unexpected_error}
+    # A capability's refusal never reaches the catch-all (which would log it as a crash).
+    handlers.update({error: _capability_error for error in CAPABILITY_ERRORS})
+    return handlers
 
 
 async def _gateway_error(request: Request, exc: Exception) -> Response:
@@ -130,10 +133,13 @@ async def _http_error(request: Request, exc: Exception) -> Response:
     return JSONResponse(body, status_code=exc.status_code, headers=exc.headers)
 
 
+async def _capability_error(request: Request, exc: Exception) -> Response:
+    gateway_error = translated(exc)
+    assert gateway_error is not None
+    return await _gateway_error(request, gateway_error)
+
+
 async def _unexpected_error(request: Request, exc: Exception) -> Response:
-    gateway_error = translated(exc)  # a capability's own exception: its OpenAI error
-    if gateway_error is not None:
-        return await _gateway_error(request, gateway_error)
     logger.exception("request %s crashed", request_id(request))
     return JSONResponse(
         EngineFailure(f"Internal error ({type(exc).__name__}).", code="internal_error").body(),

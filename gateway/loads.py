@@ -12,8 +12,8 @@ from typing import Awaitable, Callable, Mapping
 
 from engines.types import Tier
 from engines.protocol import Engine
-from gateway.background import Periodic
-from gateway.failures import CountFailure, uncounted
+from background.periodic import Periodic
+from background.failures import CountFailure, uncounted
 from router.decision import TierLoad
 
 

@@ -6,6 +6,8 @@ from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
 from adapters.metrics import AdapterMetrics
 from router.telemetry import RouterMetrics
+from flags.metrics import FlagMetrics
+from retrieval.metrics import GroundingMetrics
 from support.metrics import SupportMetrics
 
 LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120)
@@ -88,43 +90,8 @@ class GatewayMetrics:
             "gateway_feedback_match", "Agreement of the gateway's draft with the text actually sent",
             ["tier", "adapter", "category"], buckets=tuple(i / 20 for i in range(1, 21)), registry=r,
         )
-        self.grounded = Counter(
-            "gateway_grounded_requests", "Grounded requests by the context they were answered with "
-            "(first-stage, reranked, none = retrieval failed) and category (a known one, else \"other\"; "
-            "\"\" = none)", ["context", "category"], registry=r,
-        )
-        self.rerank_outcomes = Counter(
-            "gateway_rerank_outcomes", "Cross-encoder outcomes: in_context (its top-1 already in the prompt), upgraded (upgrade rate = "
-            "upgraded / all), late (answer final first), deadline_miss (stream), failed", ["outcome"], registry=r,
-        )
-        self.retrieval_latency = Histogram(
-            "gateway_retrieval_latency_seconds", "Retrieval latency per stage (bm25, dense, rerank)",
-            ["stage"], buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5),
-            registry=r,
-        )
-        self.retrieval_failures = Counter(
-            "gateway_retrieval_failures", "Grounded requests answered without context: no chunk above "
-            "the relevance threshold (low_relevance), an empty KB, or an error; by category as "
-            "gateway_grounded_requests (the KB-rot canary: failures / grounded requests per category)",
-            ["reason", "category"], registry=r,
-        )
-        self.retrieval_usage_dropped = Counter(
-            "gateway_retrieval_usage_dropped", "Grounded-query usage records lost (the journal's queue "
-            "was full, or writing it failed)", registry=r,
-        )
-        self.answer_flags = Counter(
-            "gateway_answer_flags", "Flags raised on served answers by the request's category (a known "
-            "one, else \"other\") and kind (promise, tone, pii, unfaithful)", ["category", "kind"], registry=r,
-        )
-        self.flag_checks = Counter(
-            "gateway_flag_checks", "Sampled answers by check outcome: clean, flagged, failed (an evaluator "
-            "or the store), dropped (the check queue was full)", ["outcome"], registry=r,
-        )
-        # One series per chunk: the design note's concentration check (a few chunks taking
-        # most retrievals). Bounded by the KB's size.
-        self.chunk_retrievals = Counter(
-            "gateway_retrieval_chunk", "Times each chunk was put into a prompt", ["chunk"], registry=r,
-        )
+        self.grounding = GroundingMetrics(r)  # grounded answers, the reranker, the KB usage journal
+        self.flags = FlagMetrics(r)  # checks of sent answers
         self.support = SupportMetrics(r)  # the answerability gate and the per-category rollout
         self.router = RouterMetrics(r)  # routing decisions and the router canary
         self.adapters = AdapterMetrics(r)  # adapter requests, the auto choice, admin changes

@@ -30,7 +30,7 @@ from typing import AsyncIterator, Callable, Protocol, Sequence
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response, StreamingResponse
 
-from adapters.directory import AdapterAsk, AdapterChooser
+from adapters.choice import AdapterAsk, AdapterChooser
 from engines.streams import first_chunk
 from engines.types import GenerationChunk, GenerationRequest, GenerationResult, Usage
 from gateway.auth import Authenticator
@@ -157,7 +157,8 @@ class Pipeline:
                 tier=state.decision.tier, category=state.query.category, text=state.query.text,
             ))
         if state.adapter is not None:
-            self._s.adapters.served(state.adapter) if self._s.adapters else None
+            if self._s.adapters is not None:
+                self._s.adapters.served(state.adapter)
             state.decision = state.decision.model_copy(update={"adapter_version": state.adapter.version})
             state.generation = state.generation.model_copy(update={"adapter": state.adapter.spec()})
         self._s.router.record(state.decision)

@@ -117,8 +117,8 @@ class ChatCompletionRequest(SamplingFields):
 
     @model_validator(mode="after")
     def _last_turn_is_not_empty(self) -> "ChatCompletionRequest":
-        if not any(m.text().strip() for m in self.messages):
-            raise ValueError("messages must contain some text")
+        if not self.messages[-1].text().strip():
+            raise ValueError("the last message must contain some text")
         return self
 
     def turns(self) -> list[ChatTurn]:

@@ -14,8 +14,8 @@ from datetime import datetime, timedelta, timezone
 from typing import Callable
 
 from adapters.registry import AdapterRegistry
-from gateway.background import Periodic
-from gateway.failures import CountFailure
+from background.periodic import Periodic
+from background.failures import CountFailure
 from shadow.config import RetentionConfig
 from shadow.store import ShadowStore
 

@@ -1,4 +1,6 @@
-"""The one settings tree. This is the only module that reads the environment.
+"""The one settings tree, and the only reader of the `GATEWAY_*` environment. API keys,
+by the name of their variable, are read by `engines.environment.env_secret`, the one
+other reader of the environment.
 
 Sources, highest priority first: explicit init kwargs (CLI flags, the `args` of a
 `serve deploy` config), `GATEWAY_*` environment variables (nested with `__`, e.g.
@@ -13,7 +15,6 @@ synthetic engine for load tests. A remote tier's API key is read from the variab
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 from typing import Literal
 
@@ -23,6 +24,7 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 from adapters.config import AdapterSettings
 from adapters.workspace import AdapterWorkspace, SmallModel
 from engines.config import MockTierSettings, RemoteTierSettings
+from engines.environment import env_secret
 from engines.types import Tier
 from support.config import SupportSettings
 from flags.config import FlagsConfig
@@ -385,7 +387,7 @@ def api_key_from_env(name: str | None) -> SecretStr | None:
     variable's name, never a value."""
     if name is None:
         return None
-    value = os.environ.get(name)
+    value = env_secret(name)
     if not value:
         raise MissingSecret(f"the environment variable {name} (a remote tier's api_key_env) is not set")
     return SecretStr(value)

@@ -6,8 +6,11 @@ from __future__ import annotations
 
 import logging
 
+from flags.sink import AnswerFlagger, FlagAsk
+from flags.types import Passage
 from gateway.metrics import GatewayMetrics
 from gateway.state import RequestState
+from retrieval.grounding import retrieval_query
 from shadow.rules import Served
 from shadow.service import ShadowService
 
@@ -37,3 +40,28 @@ class ShadowSink:
             mode=state.mode, rollout_category=state.rollout_category,
         )
         self.service.completed(served, state.generation, state.query.text, text, latency_s)
+
+
+class FlagSink:
+    """A sample of answers checked by the flag evaluators (flags.sink), off the request."""
+
+    def __init__(self, flagger: AnswerFlagger, metrics: GatewayMetrics) -> None:
+        self.flagger = flagger
+        self._metrics = metrics
+
+    def completed(self, state: RequestState, text: str, latency_s: float) -> None:
+        try:
+            self.flagger.completed(_flag_ask(state, text))
+        except Exception:  # the answer is already the client's: flagging must not fail it
+            logger.exception("flagging request %s failed", state.request_id)
+            self._metrics.flags.flag_checks.labels("failed").inc()
+
+
+def _flag_ask(state: RequestState, text: str) -> FlagAsk:
+    assert state.decision is not None
+    hits = state.context.hits if state.context is not None else []
+    return FlagAsk(
+        request_id=state.request_id, category=state.category, tier=state.decision.tier,
+        user_text=retrieval_query(state.generation.messages, state.query.text), text=text,
+        passages=[Passage(id=h.chunk.id, text=h.chunk.text) for h in hits] or None,
+    )

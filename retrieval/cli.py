@@ -187,14 +187,14 @@ def review(
 
 
 def _recorded(path: Path, now: datetime, settings: RetrievalSettings):  # noqa: ANN202 - lazy import
-    from retrieval.review import Usage, window_start
+    from retrieval.review import WindowUsage, window_start
     from retrieval.usage import UsageStore
 
     if not path.exists():
         typer.echo(f"note: no usage journal at {path} yet: no query volume", err=True)
-        return Usage()
+        return WindowUsage()
     journal, since = UsageStore(path), window_start(now, settings.rot)
-    return Usage(total=journal.queries(since), volume=journal.document_volume(since), categories=journal.categories(since))
+    return WindowUsage(total=journal.queries(since), volume=journal.document_volume(since), categories=journal.categories(since))
 
 
 @app.command("rot-eval")

@@ -6,6 +6,11 @@ in the first-stage context) and arrives before the answer is final, a non-stream
 reranked context (the first attempt is cancelled, which aborts it in vLLM); a stream
 holds its first token until the reranker answers or the deadline passes, and never
 retracts a sent token. `sync` (rerank, then generate) and `off` exist for comparison.
+
+The grounder knows nothing of the edge: it is asked with a `GroundingAsk`, builds the
+grounded `GenerationRequest` of each attempt itself, and generates (or opens a stream)
+through the callable it is handed, which dispatches (retries, breaker, fallback) and
+returns whatever the caller needs back.
 """
 
 from __future__ import annotations
@@ -13,25 +18,25 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from functools import partial
-from typing import AsyncIterator, Callable, Literal
+from typing import AsyncIterator, Awaitable, Callable, Literal, Sequence, TypeVar
 
 from engines.streams import first_chunk
-from engines.types import ChatTurn, GenerationChunk, GenerationResult
-from gateway.kb_usage import UsageJournal
-from gateway.metrics import GatewayMetrics
-from gateway.serving import CompletionService, Plan
+from engines.types import ChatTurn, GenerationRequest
 from retrieval.config import GroundingConfig
 from retrieval.first_stage import FirstStage, Hit, Retrieval
 from retrieval.knowledge import reorder
+from retrieval.metrics import GroundingMetrics
 from retrieval.reranker import Reranker
-from retrieval.usage import Outcome, ServedChunk, Usage
+from retrieval.usage import Outcome, QueryUsage, ServedChunk
+from retrieval.usage_journal import UsageJournal
 
 logger = logging.getLogger(__name__)
 
 Source = Literal["first-stage", "reranked", "none"]
-Opened = tuple[Plan, AsyncIterator[GenerationChunk], GenerationChunk]
+T = TypeVar("T")  # what the caller's generation returns
+C = TypeVar("C")  # the items of the caller's stream
 
 # Fixed text, then the chunks in rank order: prompts that share a top chunk share a
 # prefix, which vLLM's prefix cache prefills once (on CPU a 750-token prompt costs
@@ -71,6 +76,16 @@ NO_CONTEXT = Context("none")
 
 
 @dataclass(frozen=True)
+class GroundingAsk:
+    """What the grounder needs of a request."""
+
+    request_id: str  # the usage journal's key
+    query: str  # what to retrieve for (`retrieval_query`)
+    domain: str | None  # the normalised category: the client's, else the adapter domain
+    requested: bool | None  # the client's `grounding` switch; None = by domain
+
+
+@dataclass(frozen=True)
 class Asker:
     """Who a grounded query is for: the usage journal's key and the metrics' category label."""
 
@@ -78,17 +93,11 @@ class Asker:
     category: str  # bounded label ("" = none)
 
 
-def raw_category(plan: Plan) -> str | None:
-    """The client's category, else the adapter domain that serves the request."""
-    return plan.query.category or plan.domain
-
-
-def with_context(plan: Plan, context: Context, attempt: str = "") -> Plan:
-    """The plan with the context in front: a system message (merged into the client's own
-    system message when there is one) for chat, a preamble for text completions."""
+def with_context(generation: GenerationRequest, context: Context, attempt: str = "") -> GenerationRequest:
+    """The generation with the context in front: a system message (merged into the client's
+    own system message when there is one) for chat, a preamble for text completions."""
     if not context.hits:
-        return plan
-    generation = plan.generation
+        return generation
     request_id = generation.request_id + attempt  # vLLM ids must be unique per attempt
     if generation.messages is not None:
         turns = list(generation.messages)
@@ -99,22 +108,22 @@ def with_context(plan: Plan, context: Context, attempt: str = "") -> Plan:
         update: dict[str, object] = {"messages": turns, "request_id": request_id}
     else:
         update = {"prompt": f"{context.prompt()}\n\n{generation.prompt}", "request_id": request_id}
-    return replace(plan, generation=generation.model_copy(update=update))
+    return generation.model_copy(update=update)
 
 
-def retrieval_query(plan: Plan) -> str:
-    """The last user turn: in a conversation it is what needs answering now."""
-    messages = plan.generation.messages
+def retrieval_query(messages: Sequence[ChatTurn] | None, fallback: str) -> str:
+    """The last non-empty user turn: in a conversation it is what needs answering now;
+    `fallback` (the user's text) for a text completion."""
     if messages:
         for turn in reversed(messages):
             if turn.role == "user" and turn.content.strip():
                 return turn.content
-    return plan.query.text
+    return fallback
 
 
 class Grounder:
     def __init__(
-        self, first_stage: FirstStage, reranker: Reranker, metrics: GatewayMetrics,
+        self, first_stage: FirstStage, reranker: Reranker, metrics: GroundingMetrics,
         config: GroundingConfig | None = None, clock: Callable[[], float] = time.perf_counter,
         usage: UsageJournal | None = None,
     ) -> None:
@@ -143,59 +152,70 @@ class Grounder:
             return ""
         return category.lower() if category.lower() in self._config.domains else "other"
 
-    def _asker(self, plan: Plan) -> Asker:
-        return Asker(plan.request_id, self._label(raw_category(plan)))
+    def _asker(self, ask: GroundingAsk) -> Asker:
+        return Asker(ask.request_id, self._label(ask.domain))
 
-    def applies(self, plan: Plan, requested: bool | None) -> bool:
-        if requested is not None:
-            return requested
-        domain = plan.domain or (plan.query.category or "").lower()
-        return domain in self._config.domains
+    def applies(self, ask: GroundingAsk) -> bool:
+        """The client's switch if it set one, else whether its category is a grounding domain."""
+        if ask.requested is not None:
+            return ask.requested
+        return ask.domain is not None and ask.domain in self._config.domains
 
     # ---- non-streamed --------------------------------------------------------
 
-    async def run(self, plan: Plan, service: CompletionService) -> tuple[Plan, GenerationResult, Context]:
+    async def run(
+        self, ask: GroundingAsk, generate: Callable[[GenerationRequest], Awaitable[T]], generation: GenerationRequest,
+    ) -> tuple[T, Context]:
+        """`generate` (which dispatches) called with `generation` grounded; a second call,
+        the first cancelled, when the reranker upgrades the context in time."""
         config = self._config  # one config for the whole request, even if ops push a new one
-        query, asker = retrieval_query(plan), self._asker(plan)
+        query, asker = ask.query, self._asker(ask)
         retrieval = await self._retrieve(query, config, asker)
         if retrieval is None:
-            return *await service.run(plan), self._served(asker, NO_CONTEXT)
+            return await generate(generation), self._served(asker, NO_CONTEXT)
         first = Context("first-stage", retrieval.hits[: config.top_k])
         served = partial(self._served, asker, relevance=retrieval.relevance)
         if config.rerank != "async":
             context = await self._settled(query, retrieval, config, first)
-            return *await service.run(with_context(plan, context)), served(context)
-        generation = asyncio.create_task(service.run(with_context(plan, first)))
+            return await generate(with_context(generation, context)), served(context)
+        answering = asyncio.create_task(_awaited(generate(with_context(generation, first))))
         rerank = asyncio.create_task(self._rerank(query, retrieval, config))
         try:
-            await asyncio.wait({generation, rerank}, return_when=asyncio.FIRST_COMPLETED)
+            await asyncio.wait({answering, rerank}, return_when=asyncio.FIRST_COMPLETED)
             if not rerank.done():
                 self._metrics.rerank_outcomes.labels("late").inc()  # the answer was final first
-                return *generation.result(), served(first)
+                return answering.result(), served(first)
             upgraded = self._upgrade(first, rerank.result())
-            if upgraded is None or generation.done():
-                return *await generation, served(first)
-            await _cancel(generation)
+            if upgraded is None or answering.done():
+                return await answering, served(first)
+            await _cancel(answering)
             self._metrics.rerank_outcomes.labels("upgraded").inc()
-            return *await service.run(with_context(plan, upgraded, "-reranked")), served(upgraded)
+            return await generate(with_context(generation, upgraded, "-reranked")), served(upgraded)
         finally:
             await _cancel(rerank)
-            await _cancel(generation)
+            await _cancel(answering)
 
     # ---- streamed ------------------------------------------------------------
 
-    async def open_stream(self, plan: Plan, service: CompletionService) -> tuple[Opened, Context]:
+    async def open_stream(
+        self, ask: GroundingAsk, opener: Callable[[GenerationRequest], Awaitable[AsyncIterator[C]]],
+        generation: GenerationRequest,
+    ) -> tuple[AsyncIterator[C], Context]:
+        """`opener` (which dispatches) called with `generation` grounded. It must return once
+        the stream's first item is ready (the dispatcher reads it before returning): the
+        first token is held while the reranker runs; an upgrade closes that stream unread
+        and opens another."""
         config = self._config
-        query, asker = retrieval_query(plan), self._asker(plan)
+        query, asker = ask.query, self._asker(ask)
         retrieval = await self._retrieve(query, config, asker)
         if retrieval is None:
-            return await _open(service, plan), self._served(asker, NO_CONTEXT)
+            return await opener(generation), self._served(asker, NO_CONTEXT)
         first = Context("first-stage", retrieval.hits[: config.top_k])
         served = partial(self._served, asker, relevance=retrieval.relevance)
         if config.rerank != "async":
             context = await self._settled(query, retrieval, config, first)
-            return await _open(service, with_context(plan, context)), served(context)
-        opening = asyncio.create_task(_open(service, with_context(plan, first)))
+            return await opener(with_context(generation, context)), served(context)
+        opening = asyncio.create_task(_awaited(opener(with_context(generation, first))))
         rerank = asyncio.create_task(self._rerank(query, retrieval, config))
         try:
             deadline = self._clock() + config.stream_deadline_s
@@ -219,7 +239,7 @@ class Grounder:
                 return await opening, served(first)
             await _discard(opening)
             self._metrics.rerank_outcomes.labels("upgraded").inc()
-            return await _open(service, with_context(plan, upgraded, "-reranked")), served(upgraded)
+            return await opener(with_context(generation, upgraded, "-reranked")), served(upgraded)
         finally:
             await _cancel(rerank)
 
@@ -242,7 +262,7 @@ class Grounder:
 
     def _failed(self, asker: Asker, reason: Outcome, relevance: float | None) -> None:
         self._metrics.retrieval_failures.labels(reason, asker.category).inc()
-        self._record(Usage(request_id=asker.request_id, category=asker.category, outcome=reason, relevance=relevance))
+        self._record(QueryUsage(request_id=asker.request_id, category=asker.category, outcome=reason, relevance=relevance))
 
     async def _rerank(self, query: str, retrieval: Retrieval, config: GroundingConfig) -> list[Hit] | None:
         """The candidates reranked, or None when the reranker failed (first stage stands)."""
@@ -294,13 +314,13 @@ class Grounder:
         for chunk_id in context.ids():
             self._metrics.chunk_retrievals.labels(chunk_id).inc()
         if context.hits:  # a failure was recorded when retrieval failed
-            self._record(Usage(
+            self._record(QueryUsage(
                 request_id=asker.request_id, category=asker.category, outcome="grounded", context=context.source,
                 relevance=relevance, chunks=[ServedChunk(chunk_id=h.chunk.id, doc_id=h.chunk.doc_id) for h in context.hits],
             ))
         return context
 
-    def _record(self, usage: Usage) -> None:
+    def _record(self, usage: QueryUsage) -> None:
         if self._usage is None:
             return
         try:
@@ -309,18 +329,28 @@ class Grounder:
             logger.exception("recording knowledge-base usage failed")
 
 
-async def _open(service: CompletionService, plan: Plan) -> Opened:
-    plan, chunks = await service.open_stream(plan)
-    return plan, chunks, await first_chunk(chunks)
+async def _awaited(awaitable: Awaitable[T]) -> T:
+    """The caller's awaitable as a coroutine, which a task needs."""
+    return await awaitable
 
 
-async def _discard(opening: "asyncio.Task[Opened]") -> None:
+async def _discard(opening: "asyncio.Task[AsyncIterator[C]]") -> None:
     """Drop a stream that was opened (or is opening) for a context that lost."""
     if not opening.done():
         await _cancel(opening)
         return
     if opening.exception() is None:
-        await opening.result()[1].aclose()  # type: ignore[attr-defined]
+        await _close(opening.result())
+
+
+async def _close(stream: AsyncIterator[C]) -> None:
+    """Close an opened stream nobody read. An async generator closed before it started runs
+    no cleanup (the engine stream inside would generate on for nobody): start it first."""
+    try:
+        await first_chunk(stream)  # closes it if reading fails
+    except Exception:  # noqa: BLE001 - a stream that lost: its failure no longer matters
+        return
+    await stream.aclose()  # type: ignore[attr-defined]
 
 
 async def _cancel(task: "asyncio.Task[object]") -> None:

@@ -52,7 +52,7 @@ class ReviewQueue(BaseModel):
     )
 
 
-class Usage(BaseModel):
+class WindowUsage(BaseModel):
     """What the usage journal says about the window."""
 
     total: int = 0
@@ -61,7 +61,7 @@ class Usage(BaseModel):
 
 
 def review(
-    documents: Sequence[DocumentInfo], usage: Usage, contradictions: Sequence[Contradiction] | None,
+    documents: Sequence[DocumentInfo], usage: WindowUsage, contradictions: Sequence[Contradiction] | None,
     settings: RotSettings, now: datetime,
 ) -> ReviewQueue:
     stale = stale_documents(documents, usage.volume, usage.total, now, settings.stale_after_days, settings.min_share)

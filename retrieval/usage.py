@@ -51,7 +51,7 @@ class ServedChunk(BaseModel):
     doc_id: str
 
 
-class Usage(BaseModel):
+class QueryUsage(BaseModel):
     """One grounded query: what retrieval gave it (nothing when it failed)."""
 
     request_id: str
@@ -86,7 +86,7 @@ class UsageStore:
     def _connect(self) -> sqlite3.Connection:
         return sqlite3.connect(self.path, timeout=5.0)
 
-    def add(self, records: Sequence[Usage]) -> None:
+    def add(self, records: Sequence[QueryUsage]) -> None:
         """Write a batch in one transaction (the gateway flushes its queue this way)."""
         with closing(self._connect()) as db, db:
             for record in records:

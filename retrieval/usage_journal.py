@@ -1,4 +1,4 @@
-"""The gateway's side of the knowledge-base usage journal (retrieval/usage.py).
+"""The serving side of the knowledge-base usage journal (the store: retrieval/usage.py).
 
 Every grounded query is recorded: which documents served it, or which retrieval
 failure it met, and its category. The request path only appends to a bounded buffer
@@ -15,11 +15,11 @@ from collections import deque
 from datetime import datetime, timedelta, timezone
 from typing import Callable
 
-from gateway.background import Periodic
-from gateway.failures import CountFailure, uncounted
-from gateway.metrics import GatewayMetrics
+from background.failures import CountFailure, uncounted
+from background.periodic import Periodic
 from retrieval.config import RotSettings
-from retrieval.usage import Usage, UsageStore
+from retrieval.metrics import GroundingMetrics
+from retrieval.usage import QueryUsage, UsageStore
 
 logger = logging.getLogger(__name__)
 
@@ -31,13 +31,13 @@ class UsageJournal:
     ) -> None:
         self.store = store
         self._settings = settings
-        self._pending: deque[Usage] = deque()
+        self._pending: deque[QueryUsage] = deque()
         self._on_dropped = on_dropped  # a metric: lost records must show, not only in logs
         self._clock = clock
         self._flusher = Periodic(self.flush, settings.flush_interval_s, "kb-usage-journal", on_failure)
         self._pruner = Periodic(self.prune, settings.prune_interval_s, "kb-usage-retention", on_failure)
 
-    def record(self, usage: Usage) -> None:
+    def record(self, usage: QueryUsage) -> None:
         """Queue one grounded query's record; the request path's only cost."""
         if len(self._pending) >= self._settings.queue_size:
             self._on_dropped(1)
@@ -78,9 +78,9 @@ class UsageJournal:
             logger.exception("knowledge-base usage journal: last flush failed")
 
 
-def usage_journal(settings: RotSettings, metrics: GatewayMetrics) -> UsageJournal:
-    """The journal at `settings.usage`, its losses and failures counted in `metrics`."""
+def usage_journal(settings: RotSettings, metrics: GroundingMetrics, on_failure: CountFailure) -> UsageJournal:
+    """The journal at `settings.usage`, its losses counted in `metrics`, the failures of its
+    writer and pruner in `on_failure` (the app's background-failure counter)."""
     return UsageJournal(
-        UsageStore(settings.usage), settings, on_dropped=metrics.retrieval_usage_dropped.inc,
-        on_failure=metrics.background_failures_of,
+        UsageStore(settings.usage), settings, on_dropped=metrics.retrieval_usage_dropped.inc, on_failure=on_failure,
     )

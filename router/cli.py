@@ -8,7 +8,6 @@ another package's store.
 from __future__ import annotations
 
 import json
-import os
 import time
 from datetime import datetime, timezone
 from pathlib import Path
@@ -16,6 +15,7 @@ from typing import TYPE_CHECKING, Annotated, Optional
 
 import typer
 
+from engines.environment import env_secret
 from router.data import OutcomeData, concat, data_digest, load_exclusions, load_outcomes, split_indices
 from router.flywheel import DEFAULT_THRESHOLD, ShadowRows, parse_since, shadow_outcomes
 from router.context import RouterContext
@@ -96,7 +96,7 @@ def _shadow_grader(kind: str, judge_base_url: str) -> Grader | None:
     if kind.startswith("judge:") and len(kind) > len("judge:"):
         from router.grading.judge import JudgeGrader, OpenAIChat, load_rubric
 
-        key = os.environ.get("OPENAI_API_KEY") or "EMPTY"
+        key = env_secret("OPENAI_API_KEY") or "EMPTY"
         return JudgeGrader(OpenAIChat(judge_base_url, kind.split(":", 1)[1], key), load_rubric(None))
     raise typer.BadParameter("agreement, reference or judge:<model>", param_hint="--shadow-grader")
 

@@ -6,7 +6,6 @@ Only option types are imported here: `router --help` must not pay for the OpenAI
 from __future__ import annotations
 
 import json
-import os
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Optional
 
@@ -54,6 +53,7 @@ def collect(
         OUTPUT_SUFFIXES, AskSettings, CheckpointError, Collection, GatewayUnavailable, load_queries,
         write_answers,
     )
+    from engines.environment import env_secret
     from router.data import DataError
 
     if out.suffix not in OUTPUT_SUFFIXES:
@@ -72,7 +72,7 @@ def collect(
         raise typer.BadParameter("must be a JSON object", param_hint="--extra-body")
     settings = AskSettings(max_tokens=max_tokens, concurrency=concurrency, extra_body=extra)
     # The key itself is never echoed: only the variable's name is an option.
-    key = os.environ.get(api_key_env) or "none"
+    key = env_secret(api_key_env) or "none"
     try:
         _run(job, settings, base_url, key, timeout)
     except GatewayUnavailable as exc:

@@ -16,13 +16,13 @@ agreement.
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 from typing import Annotated, Literal, Optional
 
 import typer
 from pydantic import BaseModel
 
+from engines.environment import env_secret
 from router.grading.answers import AnswersError, AnswerTable, read_answers
 from router.grading.batch import Columns, grade_pairs_table, grade_table
 from router.grading.human import HumanGrader, LabelsError, LabelSheet, read_labels, sheet_answers
@@ -67,7 +67,7 @@ def _chat(options: GraderOptions) -> OpenAIChat:
     if not options.judge_model:
         raise typer.BadParameter("the judge needs --judge-model (a gateway target or a model name)")
     # Local servers (the gateway without auth, vLLM) take any key; the client insists on one.
-    key = os.environ.get(options.judge_api_key_env) or "EMPTY"
+    key = env_secret(options.judge_api_key_env) or "EMPTY"
     return OpenAIChat(options.judge_base_url, options.judge_model, key, options.judge_max_tokens)
 
 

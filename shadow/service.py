@@ -19,7 +19,7 @@ from engines.types import AdapterSpec, GenerationRequest, GenerationResult, Tier
 from shadow.agreement import Agreement
 from shadow.canary import CanaryMonitor
 from shadow.config import ShadowConfig
-from shadow.mirror import Mirror
+from background.workers import WorkerQueue
 from shadow.rules import Served, select_targets
 from shadow.store import RequestRecord, ShadowPair, ShadowStore
 
@@ -91,10 +91,10 @@ class ShadowService:
         self._draw = draw
         self._clock = clock
         self.config = config
-        self.mirror = Mirror(
+        self.mirror = WorkerQueue(
             config.queue_size, config.concurrency, on_failure=lambda: metrics.shadow_outcome("mirror", "failed")
         )
-        self.journal = Mirror(
+        self.journal = WorkerQueue(
             queue_size=1024, concurrency=1, on_failure=lambda: metrics.shadow_outcome("journal", "failed")
         )
 

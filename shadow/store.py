@@ -22,6 +22,7 @@ from typing import Any, Mapping, Sequence
 
 from pydantic import BaseModel, Field, computed_field
 
+from flags.store import FlagRecord  # the answer flags' rows (flags table)
 from router.canary_store import RouterScore  # the router canary's rows (router_scores table)
 
 SCHEMA = (
@@ -144,18 +145,6 @@ class FeedbackRecord(BaseModel):
 class Stats(BaseModel):
     n: int
     mean: float | None
-
-
-class FlagRecord(BaseModel):
-    """A served answer an evaluator flagged for follow-up (flags/: promise, tone, pii, unfaithful)."""
-
-    request_id: str
-    created_at: datetime = Field(default_factory=_now)
-    category: str = ""
-    tier: str = ""
-    kind: str
-    detail: str
-    score: float | None = None
 
 
 class Ratings(BaseModel):

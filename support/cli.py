@@ -189,11 +189,11 @@ def _header() -> str:
 
 def _row(s: "CategoryStatus") -> str:
     if s.mode == "auto" and s.answers is not None and s.guardrail is not None:
-        ratings, verdict = s.answers, s.guardrail
-        gate = f"guardrail {'BREACHED' if verdict.cleared else 'ok'}: {verdict.why}"
+        ratings, guardrail = s.answers, s.guardrail
+        gate = f"guardrail {'BREACHED' if guardrail.breached else 'ok'}: {guardrail.why}"
     else:
-        ratings, verdict = s.drafts, s.promotion
-        gate = f"{'cleared' if verdict.cleared else 'not cleared'}: {verdict.why}"
+        ratings, promotion = s.drafts, s.promotion
+        gate = f"{'cleared' if promotion.cleared else 'not cleared'}: {promotion.why}"
     return (f"{s.category:<20} {s.mode:<6} {ratings.n:>7} {_share(ratings.match_rate):>6} "
             f"{_share(ratings.negative_share):>8}  {gate}")
 

@@ -5,8 +5,8 @@
     ├── GateUnavailable      a client asked for the gate (`gate: true`) and none is loaded
     └── GateNotCleared       a promotion to auto whose promotion gate is not cleared
 
-A change decided on a mode that moved meanwhile raises the state file's
-`support.rollout_state.StaleRolloutChange`.
+A change decided on a mode that moved meanwhile raises the versioned-state kit's
+`model_files.versioned.StaleChange` (`support.rollout_state.StaleRolloutChange`).
 """
 
 from __future__ import annotations

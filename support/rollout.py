@@ -18,7 +18,7 @@ from pydantic import BaseModel
 from support.config import MODES, Mode, RolloutConfig, category_key
 from support.errors import GateNotCleared
 from support.ratings import Ratings, RatingsJournal
-from support.rollout_gate import GateResult, guardrail_breached, promotion_gate
+from support.rollout_gate import GateResult, GuardrailResult, guardrail_breached, promotion_gate
 from support.rollout_state import Reason, RolloutBook, RolloutEvent, StaleRolloutChange, now_utc
 
 ROLLOUT_TAG = "rollout_category"  # the journal tag the edge writes (shadow.rules.Served)
@@ -32,7 +32,7 @@ class CategoryStatus(BaseModel):
     drafts: Ratings  # rated drafts: the promotion's evidence
     promotion: GateResult
     answers: Ratings | None = None  # rated auto answers (auto categories): the guardrail's
-    guardrail: GateResult | None = None
+    guardrail: GuardrailResult | None = None
 
     def evidence(self) -> dict[str, Any]:
         return self.model_dump(mode="json", exclude={"category", "since", "by"})
@@ -152,6 +152,6 @@ def _automatic(status: CategoryStatus, config: RolloutConfig) -> tuple[Mode, Rea
     if config.auto_promote and status.mode == "draft" and status.promotion.cleared:
         return "auto", "auto_promote", status.promotion.why
     guardrail = status.guardrail
-    if config.auto_demote and status.mode == "auto" and guardrail is not None and guardrail.cleared:
+    if config.auto_demote and status.mode == "auto" and guardrail is not None and guardrail.breached:
         return "draft", "auto_demote", guardrail.why
     return None

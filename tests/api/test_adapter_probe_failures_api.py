@@ -14,7 +14,7 @@ from engines.errors import EngineError, EngineRequestError, EngineUnavailable
 from engines.types import AdapterReport
 from engines.vllm_engine import EngineSpec, SchedulerState, VLLMEngine
 from adapters.directory import AdapterDirectory
-from gateway.assembly import AdapterParts, Edge, Tiers, build_gateway
+from gateway.assembly import AdapterParts, Edge, Features, Tiers, build_gateway
 from gateway.catalog import TierSpec
 from gateway.settings import AdminSettings, LimitSettings
 from tests.support.adapters import BASE, make_adapter
@@ -52,11 +52,7 @@ def admin(engines, registry, fleet):
         "large": TierSpec(served_name="big", max_model_len=128),
     }
     directory = AdapterDirectory(registry, None, "minilm", 0.9)
-    gateway = build_gateway(
-        Tiers(engines, tiers), LimitSettings(max_body_bytes=4096),
-        adapters=AdapterParts(directory, fleet),
-        edge=Edge(admin=AdminSettings(api_key=SecretStr("admin-secret"))),
-    )
+    gateway = build_gateway(Tiers(engines, tiers), LimitSettings(max_body_bytes=4096), edge=Edge(admin=AdminSettings(api_key=SecretStr("admin-secret"))), features=Features(adapters=AdapterParts(directory, fleet)))
     return TestClient(gateway.app, raise_server_exceptions=False)
 
 

@@ -8,7 +8,7 @@ from starlette.testclient import TestClient
 from adapters.registry import AdapterRegistry
 from engines.types import AdapterReport
 from adapters.directory import AdapterDirectory
-from gateway.assembly import AdapterParts, build_gateway, Edge, Tiers
+from gateway.assembly import AdapterParts, Edge, Features, Tiers, build_gateway
 from gateway.catalog import TierSpec
 from gateway.settings import AdminSettings, LimitSettings
 from router.config import RoutingConfig
@@ -68,11 +68,7 @@ def client(engines, registry):
     # Baseline policy, short prompts -> small: auto traffic exercises adapter selection.
     from gateway.live_config import LiveConfig
     config = LiveConfig(routing=RoutingConfig(policy="baseline"))
-    gateway = build_gateway(
-        Tiers(engines, tiers), LimitSettings(max_body_bytes=4096), config=config,
-        adapters=AdapterParts(directory, FakeFleet(engines["small"], registry)),
-        edge=Edge(admin=AdminSettings(api_key=SecretStr(KEY))),
-    )
+    gateway = build_gateway(Tiers(engines, tiers), LimitSettings(max_body_bytes=4096), config=config, edge=Edge(admin=AdminSettings(api_key=SecretStr(KEY))), features=Features(adapters=AdapterParts(directory, FakeFleet(engines["small"], registry))))
     with TestClient(gateway.app, raise_server_exceptions=False) as client:
         yield client
 
@@ -213,9 +209,7 @@ def test_admin_unknown_domain_and_bad_body(client):
 def test_admin_disabled_without_key(engines, registry):
     tiers = {"small": TierSpec(served_name="tiny", max_model_len=64), "large": TierSpec(served_name="big", max_model_len=128)}
     directory = AdapterDirectory(registry, None, "minilm", 0.9)
-    gateway = build_gateway(Tiers(engines, tiers), LimitSettings(),
-                            adapters=AdapterParts(directory, FakeFleet(engines["small"], registry)),
-                            edge=Edge(admin=AdminSettings()))
+    gateway = build_gateway(Tiers(engines, tiers), LimitSettings(), edge=Edge(admin=AdminSettings()), features=Features(adapters=AdapterParts(directory, FakeFleet(engines["small"], registry))))
     with TestClient(gateway.app) as client:
         response = client.get("/admin/adapters", headers=AUTH)
     assert response.status_code == 403 and response.json()["error"]["code"] == "admin_disabled"

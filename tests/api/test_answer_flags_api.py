@@ -10,9 +10,9 @@ import time
 import pytest
 from starlette.testclient import TestClient
 
-from gateway.assembly import build_gateway, ShadowParts, Tiers
+from gateway.assembly import Edge, Features, ShadowParts, Tiers, build_gateway
 from gateway.catalog import TierSpec
-from gateway.grounding import Grounder
+from retrieval.grounding import Grounder
 from gateway.live_config import LiveConfig
 from gateway.metrics import GatewayMetrics
 from gateway.settings import LimitSettings
@@ -52,13 +52,10 @@ class Rig:
         self.support = HeldSupport()
         self.metrics = GatewayMetrics()
         engines = {"small": FakeEngine("tiny", max_model_len=4096), "large": FakeEngine("big", max_model_len=4096)}
-        grounder = Grounder(first_stage(tmp_path), ScriptedReranker(lambda p: 0.0), self.metrics)
+        grounder = Grounder(first_stage(tmp_path), ScriptedReranker(lambda p: 0.0), self.metrics.grounding)
         live = LiveConfig(grounding=GroundingConfig(domains=[], rerank="off", top_k=1),
                           flags={"enabled": True, "sample_rate": 1.0, **flags})
-        self.gateway = build_gateway(
-            Tiers(engines, TIERS), LimitSettings(), config=live, metrics=self.metrics, grounder=grounder,
-            shadow=ShadowParts(self.store, SameText(), flag_support=self.support),
-        )
+        self.gateway = build_gateway(Tiers(engines, TIERS), LimitSettings(), config=live, edge=Edge(metrics=self.metrics), features=Features(grounder=grounder, shadow=ShadowParts(self.store, SameText(), flag_support=self.support)))
 
     def count(self, name: str, **labels: str) -> float:
         return self.metrics.registry.get_sample_value(name, labels) or 0.0

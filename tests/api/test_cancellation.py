@@ -1,5 +1,6 @@
 """A consumer that stops reading a stream must abort the engine's generation."""
 
+from tests.support.calls import plan_call
 from gateway.protocol import ChatCompletionRequest
 
 
@@ -8,8 +9,8 @@ async def test_closing_a_stream_aborts_the_engine(gateway, engines):
     request = ChatCompletionRequest.model_validate(
         {"model": "small", "messages": [{"role": "user", "content": "a b c"}], "max_tokens": 50}
     )
-    plan = await gateway.service.plan_chat(request, "req-1")
-    _, chunks = await gateway.service.open_stream(plan)
+    plan = await plan_call(gateway, request, "req-1")
+    _, chunks = await gateway.dispatcher.open_stream(plan)
     await anext(chunks)
     assert "req-1" in engines["small"].running
     await chunks.aclose()

@@ -10,7 +10,7 @@ import httpx
 import pytest
 from starlette.testclient import TestClient
 
-from gateway.assembly import ShadowParts, Tiers, build_gateway
+from gateway.assembly import Features, ShadowParts, Tiers, build_gateway
 from gateway.catalog import TierSpec
 from gateway.labels import OTHER, CategoryLabels
 from gateway.live_config import LiveConfig
@@ -81,7 +81,7 @@ def test_a_config_push_changes_the_known_set_at_once():
 async def test_a_thousand_random_categories_add_a_bounded_number_of_feedback_series():
     store = MemoryStore()
     engines = {"small": FakeEngine("tiny"), "large": FakeEngine("big")}
-    gateway = build_gateway(Tiers(engines, TIERS), LimitSettings(), shadow=ShadowParts(store, Overlap()))  # type: ignore[arg-type]
+    gateway = build_gateway(Tiers(engines, TIERS), LimitSettings(), features=Features(shadow=ShadowParts(store, Overlap())))  # type: ignore[arg-type]
     draw = random.Random(7)
     categories = [random_category(draw) for _ in range(1000)] + ["refund", "Refund", None]
     for i, category in enumerate(categories):
@@ -104,7 +104,7 @@ def test_feedback_labels_an_answer_by_its_known_category(tmp_path, category, lab
 
     engines = {"small": FakeEngine("tiny"), "large": FakeEngine("big")}
     store = ShadowStore(tmp_path / "shadow.sqlite")
-    gateway = build_gateway(Tiers(engines, TIERS), LimitSettings(), shadow=ShadowParts(store, Overlap()))
+    gateway = build_gateway(Tiers(engines, TIERS), LimitSettings(), features=Features(shadow=ShadowParts(store, Overlap())))
     store.add_request(RequestRecord(
         request_id="r1", target="small", tags={"tier": "small", "category": category}, prompt="p", draft="d",
     ))

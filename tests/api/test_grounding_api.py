@@ -6,9 +6,9 @@ import json
 
 from starlette.testclient import TestClient
 
-from gateway.assembly import build_gateway, Tiers
+from gateway.assembly import Edge, Features, Tiers, build_gateway
 from gateway.catalog import TierSpec
-from gateway.grounding import Grounder
+from retrieval.grounding import Grounder
 from gateway.live_config import LiveConfig
 from gateway.metrics import GatewayMetrics
 from gateway.settings import LimitSettings
@@ -36,12 +36,10 @@ class Rig:
         self.metrics = GatewayMetrics()
         self.stage = first_stage(tmp_path)
         self.reranker = reranker
-        grounder = Grounder(self.stage, reranker, self.metrics)
+        grounder = Grounder(self.stage, reranker, self.metrics.grounding)
         config.setdefault("top_k", 1)  # one chunk in the prompt: another top-1 is an upgrade
         live = LiveConfig(grounding=GroundingConfig(**config))
-        self.gateway = build_gateway(
-            Tiers(self.engines, TIERS), LimitSettings(), config=live, metrics=self.metrics, grounder=grounder
-        )
+        self.gateway = build_gateway(Tiers(self.engines, TIERS), LimitSettings(), config=live, edge=Edge(metrics=self.metrics), features=Features(grounder=grounder))
 
     def first_top(self) -> str:
         return self.stage.hybrid(QUESTION, 20).hits[0].chunk.id

@@ -7,10 +7,10 @@ from datetime import datetime, timedelta, timezone
 
 from starlette.testclient import TestClient
 
-from gateway.assembly import Tiers, build_gateway
+from gateway.assembly import Edge, Features, Tiers, build_gateway
 from gateway.catalog import TierSpec
-from gateway.grounding import Grounder
-from gateway.kb_usage import usage_journal
+from retrieval.grounding import Grounder
+from retrieval.usage_journal import usage_journal
 from gateway.live_config import LiveConfig
 from gateway.metrics import GatewayMetrics
 from gateway.settings import LimitSettings
@@ -30,10 +30,10 @@ class Rig:
             "large": FakeEngine("big", max_model_len=4096, token_delay_s=0.0),
         }
         self.metrics = GatewayMetrics()
-        self.journal = usage_journal(RotSettings(usage=tmp_path / "usage.sqlite", **(rot or {})), self.metrics)
-        grounder = Grounder(first_stage(tmp_path), ScriptedReranker(lambda p: 0.0), self.metrics, usage=self.journal)
+        self.journal = usage_journal(RotSettings(usage=tmp_path / "usage.sqlite", **(rot or {})), self.metrics.grounding, self.metrics.background_failures_of)
+        grounder = Grounder(first_stage(tmp_path), ScriptedReranker(lambda p: 0.0), self.metrics.grounding, usage=self.journal)
         live = LiveConfig(grounding=GroundingConfig(**{"rerank": "off", "min_relevance": 0.3, **grounding}))
-        self.gateway = build_gateway(Tiers(engines, TIERS), LimitSettings(), config=live, metrics=self.metrics, grounder=grounder)
+        self.gateway = build_gateway(Tiers(engines, TIERS), LimitSettings(), config=live, edge=Edge(metrics=self.metrics), features=Features(grounder=grounder))
 
     def sample(self, name: str, labels: dict[str, str]) -> float:
         return self.metrics.registry.get_sample_value(name, labels) or 0.0

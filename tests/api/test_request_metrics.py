@@ -7,6 +7,7 @@ import asyncio
 
 import pytest
 
+from tests.support.calls import plan_call
 from gateway.live_config import LiveConfig
 from gateway.protocol import ChatCompletionRequest
 
@@ -92,8 +93,8 @@ def request(model="small", max_tokens=2) -> ChatCompletionRequest:
 
 async def test_a_stream_is_in_flight_and_timed_while_it_waits_for_its_first_token(gateway, engines):
     engines["small"].token_delay_s = 0.05  # before each token, the first one included
-    plan = await gateway.service.plan_chat(request(max_tokens=1), "req-1")
-    opening = asyncio.create_task(gateway.service.open_stream(plan))
+    plan = await plan_call(gateway, request(max_tokens=1), "req-1")
+    opening = asyncio.create_task(gateway.dispatcher.open_stream(plan))
     await asyncio.sleep(0.02)
     assert value(gateway, "gateway_in_flight_requests", tier="small") == 1
     _, chunks = await opening
@@ -106,8 +107,8 @@ async def test_a_stream_is_in_flight_and_timed_while_it_waits_for_its_first_toke
 
 async def test_a_stream_cancelled_before_its_first_token_counts_as_499(gateway, engines):
     engines["small"].token_delay_s = 1.0
-    plan = await gateway.service.plan_chat(request(), "req-1")
-    opening = asyncio.create_task(gateway.service.open_stream(plan))
+    plan = await plan_call(gateway, request(), "req-1")
+    opening = asyncio.create_task(gateway.dispatcher.open_stream(plan))
     await asyncio.sleep(0.02)
     opening.cancel()
     with pytest.raises(asyncio.CancelledError):

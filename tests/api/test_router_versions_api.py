@@ -15,7 +15,7 @@ import pytest
 from pydantic import SecretStr
 from starlette.testclient import TestClient
 
-from gateway.assembly import Edge, Routing, ShadowParts, Tiers, build_gateway
+from gateway.assembly import Edge, Features, Routing, ShadowParts, Tiers, build_gateway
 from gateway.catalog import TierSpec
 from gateway.settings import AdminSettings, LimitSettings
 from router.loading import EmbedderCache, load_router
@@ -60,10 +60,7 @@ def gateway(tmp_path, registry):
         canary_interval_s=0.1,
     )
     store = ShadowStore(tmp_path / "shadow.sqlite")
-    return build_gateway(
-        Tiers(engines, tiers), LimitSettings(), routing=routing, shadow=ShadowParts(store, Same()),
-        edge=Edge(admin=AdminSettings(api_key=SecretStr(ADMIN))),
-    )
+    return build_gateway(Tiers(engines, tiers), LimitSettings(), routing=routing, edge=Edge(admin=AdminSettings(api_key=SecretStr(ADMIN))), features=Features(shadow=ShadowParts(store, Same())))
 
 
 @pytest.fixture
@@ -152,7 +149,7 @@ def test_canary_promotes_a_better_candidate_and_rejects_a_shuffled_one(client, g
     texts = prompts(models["outcomes"])
     good = registry.register(models["good"]).version
     registry.set_candidate(good)  # against the started-with model, which sends everything small
-    store = gateway.shadow.service.store
+    store = gateway.shadow.store
     assert replay(client, texts, lambda: registry.state().active == good), (
         registry.state(), [r.model_dump() for r in store.router_scores("started-with", good)][:5])
     assert wait_for(lambda: store.events(subject=good))  # written just after the activation

@@ -8,7 +8,7 @@ import time
 import pytest
 from starlette.testclient import TestClient
 
-from gateway.assembly import build_gateway, ShadowParts, Tiers
+from gateway.assembly import Features, ShadowParts, Tiers, build_gateway
 from gateway.catalog import TierSpec
 from gateway.settings import LimitSettings
 from shadow.store import ShadowStore
@@ -38,7 +38,7 @@ def store(tmp_path):
 @pytest.fixture
 def gateway(engines, store):
     tiers = {"small": TierSpec(served_name="tiny", max_model_len=64), "large": TierSpec(served_name="big", max_model_len=128)}
-    return build_gateway(Tiers(engines, tiers), LimitSettings(), shadow=ShadowParts(store, WordOverlap()))
+    return build_gateway(Tiers(engines, tiers), LimitSettings(), features=Features(shadow=ShadowParts(store, WordOverlap())))
 
 
 @pytest.fixture
@@ -157,6 +157,6 @@ def test_a_broken_shadow_hand_over_never_fails_the_primary(client, gateway, monk
     def boom(*_args, **_kwargs):
         raise RuntimeError("store on fire")
 
-    monkeypatch.setattr(gateway.shadow.service, "completed", boom)
+    monkeypatch.setattr(gateway.shadow, "completed", boom)
     assert chat(client, rid="b1").status_code == 200
     assert metric(client, 'gateway_shadow_dropped_total{queue="error"}') == 1

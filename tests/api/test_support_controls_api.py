@@ -16,7 +16,7 @@ from starlette.testclient import TestClient
 from adapters.registry import AdapterRegistry
 from gate.verdict import GateThresholds, GateVerdict
 from adapters.directory import AdapterDirectory
-from gateway.assembly import AdapterParts, Edge, ShadowParts, Tiers, build_gateway
+from gateway.assembly import AdapterParts, Edge, Features, ShadowParts, Tiers, build_gateway
 from gateway.catalog import TierSpec
 from gateway.live_config import LiveConfig
 from support.rollout_state import RolloutBook
@@ -90,11 +90,7 @@ def make(engines, store, gate, state_path, tmp_path):
             "routing": {"policy": "baseline"}, "shadow": {"journal": journal},
             "support": {"handoff_text": HANDOFF, **(support or {})},
         })
-        return build_gateway(
-            Tiers(engines, TIERS), LimitSettings(), config=config, shadow=ShadowParts(store, Exact()),
-            edge=Edge(admin=AdminSettings(api_key=SecretStr(ADMIN))), adapters=adapters,
-            support=SupportParts(state_path, poll_s=0.05, review_s=0.05), gate=gate if with_gate else None,
-        )
+        return build_gateway(Tiers(engines, TIERS), LimitSettings(), config=config, edge=Edge(admin=AdminSettings(api_key=SecretStr(ADMIN))), features=Features(shadow=ShadowParts(store, Exact()), adapters=adapters, support=SupportParts(state_path, poll_s=0.05, review_s=0.05), gate=gate if with_gate else None))
     return make
 
 

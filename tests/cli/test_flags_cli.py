@@ -8,7 +8,8 @@ from datetime import datetime, timedelta, timezone
 from typer.testing import CliRunner
 
 from gateway.cli import app
-from shadow.store import FlagRecord, ShadowStore
+from flags.store import FlagRecord
+from shadow.store import ShadowStore
 
 NOW = datetime.now(timezone.utc)
 

@@ -13,7 +13,7 @@ from gateway.settings import Settings
 from retrieval.cli import app
 from retrieval.documents import Document, Section
 from retrieval.store import KnowledgeStore
-from retrieval.usage import ServedChunk, Usage, UsageStore
+from retrieval.usage import QueryUsage, ServedChunk, UsageStore
 from tests.support.retrieval import WordEmbedder
 
 runner = CliRunner()
@@ -34,13 +34,13 @@ def build(tmp_path):
         article("shipping", "Shipping", "Standard delivery takes 3 to 5 business days.", days_old=20),
         article("archive", "Old newsletter", "Our newsletter is sent every Monday.", days_old=900),
     ], WordEmbedder(), "words")
-    records = [Usage(request_id=f"r{i}", created_at=NOW - timedelta(hours=i), category="refund", outcome="grounded",
+    records = [QueryUsage(request_id=f"r{i}", created_at=NOW - timedelta(hours=i), category="refund", outcome="grounded",
                      chunks=[ServedChunk(chunk_id="refunds#0", doc_id="refunds")]) for i in range(30)]
-    records += [Usage(request_id=f"s{i}", created_at=NOW - timedelta(hours=i), category="shipping", outcome="grounded",
+    records += [QueryUsage(request_id=f"s{i}", created_at=NOW - timedelta(hours=i), category="shipping", outcome="grounded",
                       chunks=[ServedChunk(chunk_id="shipping#0", doc_id="shipping")]) for i in range(50)]
-    records += [Usage(request_id=f"o{i}", created_at=NOW - timedelta(hours=i), category="refund", outcome="grounded",
+    records += [QueryUsage(request_id=f"o{i}", created_at=NOW - timedelta(hours=i), category="refund", outcome="grounded",
                       chunks=[ServedChunk(chunk_id="refunds-2024#0", doc_id="refunds-2024")]) for i in range(5)]
-    records += [Usage(request_id=f"f{i}", created_at=NOW - timedelta(hours=i), category="billing", outcome="low_relevance",
+    records += [QueryUsage(request_id=f"f{i}", created_at=NOW - timedelta(hours=i), category="billing", outcome="low_relevance",
                       relevance=0.1) for i in range(25)]
     UsageStore(usage).add(records)
     return ["--kb", str(kb), "--usage", str(usage)]

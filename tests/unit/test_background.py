@@ -6,7 +6,7 @@ from __future__ import annotations
 import logging
 from datetime import datetime, timedelta, timezone
 
-from gateway.background import Periodic
+from background.periodic import Periodic
 from gateway.metrics import GatewayMetrics
 from gateway.retention import store_pruner
 from shadow.config import RetentionConfig
@@ -25,7 +25,7 @@ class Flaky:
 async def test_failures_are_counted_and_a_streak_is_logged_once(caplog):
     metrics = GatewayMetrics()
     task = Periodic(Flaky([False, False, False, True]), 0.2, "load-poller", metrics.background_failures_of)
-    with caplog.at_level(logging.INFO, logger="gateway.background"):
+    with caplog.at_level(logging.INFO, logger="background.periodic"):
         for _ in range(4):
             await task.run_once()
     assert metrics.registry.get_sample_value("gateway_background_failures_total", {"task": "load-poller"}) == 3

@@ -1,4 +1,4 @@
-"""`gateway.failures`: how a background task's failures are logged and counted.
+"""`background.failures`: how a background task's failures are logged and counted.
 The clock is injected: a minute passes without sleeping."""
 
 from __future__ import annotations
@@ -8,7 +8,7 @@ import logging
 
 import pytest
 
-from gateway.failures import FailureLog, log_if_it_dies
+from background.failures import FailureLog, log_if_it_dies
 
 
 class Clock:

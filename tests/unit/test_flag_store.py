@@ -5,7 +5,8 @@ from __future__ import annotations
 
 from datetime import datetime, timedelta, timezone
 
-from shadow.store import FlagRecord, ShadowStore
+from flags.store import FlagRecord
+from shadow.store import ShadowStore
 
 NOW = datetime(2026, 11, 30, tzinfo=timezone.utc)
 

@@ -8,17 +8,17 @@ from pathlib import Path
 
 import pytest
 
-from gateway.kb_usage import UsageJournal
+from retrieval.usage_journal import UsageJournal
 from gateway.metrics import GatewayMetrics
 from retrieval.config import RotSettings
 from retrieval.contradictions import Contradiction, ContradictionFinder, candidate_pairs
 from retrieval.documents import Document, Section
 from retrieval.facts import conflicts, facts, split_sentences
 from retrieval.planted import PlantedDoc, PlantedSet, build_planted, score
-from retrieval.review import Usage as Recorded, contradicting_pairs, review
+from retrieval.review import WindowUsage as Recorded, contradicting_pairs, review
 from retrieval.staleness import stale_documents
 from retrieval.store import DocumentInfo, KnowledgeStore
-from retrieval.usage import ServedChunk, Usage, UsageStore
+from retrieval.usage import QueryUsage, ServedChunk, UsageStore
 from tests.support.retrieval import WordEmbedder
 
 NOW = datetime(2026, 12, 1, tzinfo=timezone.utc)
@@ -117,15 +117,15 @@ def test_stale_thresholds_are_strict_and_a_date_without_zone_is_utc():
 
 # ---- the usage journal ------------------------------------------------------------------------
 
-def served(request_id: str, when: datetime, *chunks: str, category: str = "refund") -> Usage:
-    return Usage(
+def served(request_id: str, when: datetime, *chunks: str, category: str = "refund") -> QueryUsage:
+    return QueryUsage(
         request_id=request_id, created_at=when, category=category, outcome="grounded", context="first-stage",
         relevance=0.8, chunks=[ServedChunk(chunk_id=c, doc_id=c.split("#")[0]) for c in chunks],
     )
 
 
-def failed(request_id: str, when: datetime, category: str = "refund") -> Usage:
-    return Usage(request_id=request_id, created_at=when, category=category, outcome="low_relevance", relevance=0.1)
+def failed(request_id: str, when: datetime, category: str = "refund") -> QueryUsage:
+    return QueryUsage(request_id=request_id, created_at=when, category=category, outcome="low_relevance", relevance=0.1)
 
 
 def test_usage_counts_queries_per_document_over_the_window(tmp_path):
@@ -157,7 +157,7 @@ def test_usage_pruning_bounds_rows_by_age_and_count_with_their_chunks(tmp_path):
 async def test_journal_writes_off_the_request_path_and_drops_when_full(tmp_path):
     metrics = GatewayMetrics()
     settings = RotSettings(usage=tmp_path / "usage.sqlite", queue_size=2)
-    journal = UsageJournal(UsageStore(settings.usage), settings, on_dropped=metrics.retrieval_usage_dropped.inc)
+    journal = UsageJournal(UsageStore(settings.usage), settings, on_dropped=metrics.grounding.retrieval_usage_dropped.inc)
     for i in range(3):
         journal.record(served(f"r{i}", NOW, "a#0"))
     assert journal.pending == 2 and journal.store.rows()["queries"] == 0  # nothing written on record
@@ -170,7 +170,7 @@ async def test_journal_prunes_with_its_clock_and_counts_a_failed_write(tmp_path)
     metrics = GatewayMetrics()
     settings = RotSettings(usage=tmp_path / "usage.sqlite", retention_days=120)
     journal = UsageJournal(
-        UsageStore(settings.usage), settings, on_dropped=metrics.retrieval_usage_dropped.inc, clock=lambda: NOW
+        UsageStore(settings.usage), settings, on_dropped=metrics.grounding.retrieval_usage_dropped.inc, clock=lambda: NOW
     )
     journal.store.add([served("old", NOW - timedelta(days=121), "a#0"), served("new", NOW - timedelta(days=1), "a#0")])
     await journal.prune()

@@ -55,6 +55,16 @@ def test_empty_conversation_is_rejected():
         chat(messages=[{"role": "user", "content": "   "}])
 
 
+@pytest.mark.parametrize("earlier", [
+    {"role": "system", "content": "be brief"},
+    {"role": "user", "content": "hi"},
+])
+def test_an_empty_last_turn_is_rejected_whatever_came_before(earlier):
+    with pytest.raises(ValidationError, match="last message"):
+        chat(messages=[earlier, {"role": "user", "content": " "}])
+    assert chat(messages=[{**earlier, "content": ""}, {"role": "user", "content": "hi"}])
+
+
 def test_unknown_fields_are_tolerated():
     assert chat(frequency_penalty=0.0, logit_bias={"a": 1}).model_extra
 

@@ -37,7 +37,7 @@ def test_every_unmet_condition_is_named():
 ])
 def test_guardrail(ratings, breached, why):
     result = guardrail_breached(ratings, 0.2, 20)
-    assert result.cleared is breached and result.why == why
+    assert result.breached is breached and result.why == why
 
 
 def test_ratings_shares():

@@ -7,6 +7,7 @@ import asyncio
 import threading
 import time
 
+from tests.support.calls import plan_call
 from gateway.assembly import Routing, Tiers, build_gateway
 from gateway.catalog import TierSpec
 from gateway.protocol import ChatCompletionRequest
@@ -47,7 +48,7 @@ async def test_scoring_does_not_stall_the_event_loop():
     stop = asyncio.Event()
     ticks = asyncio.create_task(ticker(stop))
     await asyncio.sleep(TICK_S)
-    plans = await asyncio.gather(*(gateway.service.plan_chat(request, f"r{i}") for i in range(10)))
+    plans = await asyncio.gather(*(plan_call(gateway, request, f"r{i}") for i in range(10)))
     stop.set()
     longest = await ticks
     assert all(p.decision.reason.startswith("learned:") for p in plans)

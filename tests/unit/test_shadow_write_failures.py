@@ -3,12 +3,12 @@ queue keeps working."""
 
 from __future__ import annotations
 
-from shadow.mirror import Mirror
+from background.workers import WorkerQueue
 
 
 async def test_failed_jobs_are_counted_and_the_queue_goes_on():
     failures = []
-    mirror = Mirror(queue_size=8, concurrency=1, on_failure=lambda: failures.append(1))
+    mirror = WorkerQueue(queue_size=8, concurrency=1, on_failure=lambda: failures.append(1))
     done = []
 
     async def full_disk() -> None:

@@ -1,14 +1,14 @@
-"""The mirror never blocks or fails the caller: full queue → dropped, failing job → counted."""
+"""A worker queue never blocks or fails the caller: full queue → dropped, failing job → counted."""
 
 from __future__ import annotations
 
 import asyncio
 
-from shadow.mirror import Mirror
+from background.workers import WorkerQueue
 
 
 async def test_offer_never_waits_and_drops_when_full():
-    mirror = Mirror(queue_size=2, concurrency=1)  # not started: nothing drains
+    mirror = WorkerQueue(queue_size=2, concurrency=1)  # not started: nothing drains
     ran: list[int] = []
 
     def job(i: int):
@@ -25,7 +25,7 @@ async def test_offer_never_waits_and_drops_when_full():
 
 
 async def test_concurrency_is_bounded():
-    mirror = Mirror(queue_size=10, concurrency=2)
+    mirror = WorkerQueue(queue_size=10, concurrency=2)
     active, peak = 0, 0
 
     async def job() -> None:
@@ -44,7 +44,7 @@ async def test_concurrency_is_bounded():
 
 
 async def test_a_failing_job_is_counted_and_the_workers_go_on():
-    mirror = Mirror(queue_size=4, concurrency=1)
+    mirror = WorkerQueue(queue_size=4, concurrency=1)
 
     async def boom() -> None:
         raise RuntimeError("shadow target down")

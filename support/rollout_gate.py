@@ -11,12 +11,21 @@ from __future__ import annotations
 
 from pydantic import BaseModel
 
-from gateway.support_config import PromotionGate
-from shadow.store import Ratings
+from support.config import PromotionGate
+from support.ratings import Ratings
 
 
 class GateResult(BaseModel):
+    """The promotion gate's verdict: `cleared` when every condition is met."""
+
     cleared: bool
+    why: str
+
+
+class GuardrailResult(BaseModel):
+    """The guardrail's verdict: `breached` when the demotion's condition holds."""
+
+    breached: bool
     why: str
 
 
@@ -41,13 +50,12 @@ def promotion_gate(drafts: Ratings, gate: PromotionGate) -> GateResult:
     ))
 
 
-def guardrail_breached(answers: Ratings, limit: float, min_samples: int) -> GateResult:
-    """Whether customer-facing answers are rated badly enough to go back to drafts
-    (`cleared` = breached: the demotion's condition holds)."""
+def guardrail_breached(answers: Ratings, limit: float, min_samples: int) -> GuardrailResult:
+    """Whether customer-facing answers are rated badly enough to go back to drafts."""
     share = answers.negative_share
     if answers.n < min_samples or share is None:
-        return GateResult(cleared=False, why=f"{answers.n} rated answers < {min_samples}")
+        return GuardrailResult(breached=False, why=f"{answers.n} rated answers < {min_samples}")
     if share >= limit:
-        return GateResult(cleared=True, why=f"negative share {share:.2f} >= guardrail {limit:.2f} "
-                                            f"over {answers.n} rated answers")
-    return GateResult(cleared=False, why=f"negative share {share:.2f} < guardrail {limit:.2f}")
+        return GuardrailResult(breached=True, why=f"negative share {share:.2f} >= guardrail {limit:.2f} "
+                                                 f"over {answers.n} rated answers")
+    return GuardrailResult(breached=False, why=f"negative share {share:.2f} < guardrail {limit:.2f}")
