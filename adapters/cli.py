@@ -4,7 +4,7 @@ Operations edit the registry directly; running replicas converge on it within th
 poll interval. Through the gateway, the admin API does the same and also waits until
 every small-tier replica has loaded the change (and reports how long that took).
 
-The commands read no settings: the entry point (`gateway.commands`) hands them an
+The commands read no settings: the entry point (`deployments.commands`) hands them an
 `AdapterWorkspace` as the click context's `obj`.
 """
 

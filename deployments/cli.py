@@ -13,7 +13,7 @@ import typer
 
 from deployments.app import build
 from deployments.haproxy import haproxy_env, shell_exports, throughput_env
-from gateway.cli import app
+from deployments.commands import app
 from gateway.keys import KeyStore
 from gateway.settings import Settings
 

@@ -36,7 +36,7 @@ from gateway.live_config import LiveConfig, LiveConfigState, describe
 from gateway.loads import EngineLoadSource, LoadPoller, LoadSource
 from gateway.metrics import GatewayMetrics
 from gateway.pipeline import AnswerSink, Pipeline, Stages
-from gateway.retention import registry_pruner, store_pruner
+from shadow.retention import registry_pruner, store_pruner
 from gateway.settings import AdminSettings, LimitSettings
 from gateway.sinks import FlagSink, ShadowSink
 from retrieval.grounding import Grounder

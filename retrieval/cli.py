@@ -1,6 +1,6 @@
 """`retrieval` command line: ingest a folder, build the default KB, train and evaluate.
 
-The commands read no settings: the entry point (`gateway.commands`) hands them the
+The commands read no settings: the entry point (`deployments.commands`) hands them the
 `RetrievalSettings` section as the click context's `obj`.
 """
 

@@ -1,7 +1,7 @@
 """`router train` and `router eval`.
 
 `--from-shadow` reads pairs through the `PairReader` the entry point
-(`gateway.commands`) hands in as the click context's `obj`: `router/` never opens
+(`deployments.commands`) hands in as the click context's `obj`: `router/` never opens
 another package's store.
 """
 

@@ -1,4 +1,4 @@
-"""What the `router` command line is handed by its entry point (`gateway.commands`).
+"""What the `router` command line is handed by its entry point (`deployments.commands`).
 
 `router/` reads no settings and opens no other package's store: the entry point reads
 the settings tree once and passes the shadow pair reader and the version registry here.

@@ -21,7 +21,7 @@ from router.registry import RouterRegistry, RouterState, RouterVersion
 def _registry(ctx: typer.Context) -> RouterRegistry:
     obj = ctx.find_root().obj
     if not isinstance(obj, RouterContext) or obj.registry is None:
-        raise RuntimeError("the router registry is handed in by the entry point (gateway.commands)")
+        raise RuntimeError("the router registry is handed in by the entry point (deployments.commands)")
     return obj.registry
 
 

@@ -7,7 +7,7 @@ from pathlib import Path
 import yaml
 from typer.testing import CliRunner
 
-from gateway.cli import app
+from deployments.commands import app
 
 SHIPPED = Path(__file__).resolve().parents[2] / "deployments" / "serve_config.yaml"
 

@@ -7,7 +7,7 @@ from datetime import datetime, timedelta, timezone
 
 from typer.testing import CliRunner
 
-from gateway.cli import app
+from deployments.commands import app
 from flags.store import FlagRecord
 from shadow.store import ShadowStore
 

@@ -10,7 +10,7 @@ import pytest
 import yaml
 from typer.testing import CliRunner
 
-from gateway.cli import app
+from deployments.commands import app
 from support.rollout_state import RolloutBook
 from shadow.store import FeedbackRecord, RequestRecord, ShadowStore
 

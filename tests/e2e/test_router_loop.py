@@ -30,7 +30,7 @@ PER_CATEGORY = {"facts": 8, "arithmetic": 8, "instructions": 8, "order": 4, "ref
 
 def router_cli(env: dict[str, str], *args: str, timeout: float = 900) -> str:
     result = subprocess.run(
-        [sys.executable, "-c", "from gateway.commands import router; router()", *args],
+        [sys.executable, "-c", "from deployments.commands import router; router()", *args],
         env={**os.environ, "HF_HUB_OFFLINE": "1", **env}, capture_output=True, text=True, timeout=timeout,
     )
     assert result.returncode == 0, f"router {' '.join(args)}:\n{result.stdout}\n{result.stderr}"

@@ -8,7 +8,7 @@ from datetime import datetime, timedelta, timezone
 
 from background.periodic import Periodic
 from gateway.metrics import GatewayMetrics
-from gateway.retention import store_pruner
+from shadow.retention import store_pruner
 from shadow.config import RetentionConfig
 from shadow.store import RequestRecord, ShadowStore
 

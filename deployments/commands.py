@@ -223,3 +223,25 @@ def _store_since(store: Optional[Path], since: str) -> tuple[ShadowStore, dateti
         typer.echo(f"error: no shadow store at {path}", err=True)
         raise typer.Exit(2)
     return ShadowStore(path), start
+
+
+# ---- the capability commands (`router`, `adapters`, `retrieval`): each reads no settings;
+# the settings tree is read once here and each is handed what it needs.
+def router() -> None:
+    from router.cli import main
+    from router.context import RouterContext
+    from shadow.store import read_pairs
+
+    main(RouterContext(read_pairs=read_pairs, registry=Settings().router_registry()))
+
+
+def adapters() -> None:
+    from adapters.cli import main
+
+    main(Settings().adapter_workspace())
+
+
+def retrieval() -> None:
+    from retrieval.cli import main
+
+    main(Settings().retrieval)
