@@ -22,7 +22,7 @@ from engines.types import Tier
 from engines.vllm_engine import EngineSpec
 from gateway.catalog import TierSpec
 from gateway.live_config import LiveConfig
-from gateway.settings import Settings
+from deployments.settings import Settings
 
 DEPLOYMENT_NAMES: dict[Tier, str] = {"small": "SmallEngine", "large": "LargeEngine"}
 

@@ -15,7 +15,7 @@ from deployments.app import build
 from deployments.haproxy import haproxy_env, shell_exports, throughput_env
 from deployments.commands import app
 from gateway.keys import KeyStore
-from gateway.settings import Settings
+from deployments.settings import Settings
 
 
 @app.command()

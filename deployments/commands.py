@@ -13,11 +13,11 @@ from typing import TYPE_CHECKING, Annotated, Optional
 import typer
 
 from gate.cli import build_app as build_gate_app
-from gateway.settings import Settings
+from deployments.settings import Settings
 from support.cli import build_app as build_rollout_app
 
 if TYPE_CHECKING:
-    from shadow.store import ShadowStore
+    from shadow.journal import Journal
     from support.config import SupportConfig
 
 SHIPPED_DATA = Path(__file__).resolve().parents[1] / "data"
@@ -34,12 +34,12 @@ app.add_typer(shadow_app, name="shadow")
 app.add_typer(build_gate_app(lambda: Settings().gate), name="gate")
 
 
-def _feedback_journal(path: Optional[Path]) -> Optional[ShadowStore]:
+def _feedback_journal(path: Optional[Path]) -> Optional[Journal]:
     """The rollout's feedback journal: the shadow store (the settings' unless given), when it exists."""
-    from shadow.store import ShadowStore
+    from shadow.journal import Journal
 
     path = path or Settings().shadow.store
-    return ShadowStore(path) if path.exists() else None
+    return Journal(path) if path.exists() else None
 
 
 def _ingress_support(path: Path) -> Optional[SupportConfig]:
@@ -88,10 +88,10 @@ def shadow_events(
     store: Annotated[Optional[Path], typer.Option(help="Shadow store (default: settings)")] = None,
 ) -> None:
     """Every automatic canary decision (rejections, passes, rollbacks), oldest first."""
-    from shadow.store import ShadowStore
+    from shadow.journal import Journal
 
     path = store or Settings().shadow.store
-    for event in ShadowStore(path).events():
+    for event in Journal(path).events():
         typer.echo(f"{event.created_at.isoformat(timespec='seconds')}  {event.kind:16s} {event.subject}  {event.detail}")
 
 
@@ -208,11 +208,11 @@ def prepare_models(
         ensure_knowledge(settings.retrieval)  # the support KB and its trained reranker
 
 
-def _store_since(store: Optional[Path], since: str) -> tuple[ShadowStore, datetime]:
+def _store_since(store: Optional[Path], since: str) -> tuple[Journal, datetime]:
     """The shadow store (the settings' unless given; exit 2 when missing) and the start of
     the `--since` window."""
     from router.flywheel import parse_since
-    from shadow.store import ShadowStore
+    from shadow.journal import Journal
 
     try:
         start = parse_since(since, datetime.now(timezone.utc))
@@ -222,7 +222,7 @@ def _store_since(store: Optional[Path], since: str) -> tuple[ShadowStore, dateti
     if not path.exists():
         typer.echo(f"error: no shadow store at {path}", err=True)
         raise typer.Exit(2)
-    return ShadowStore(path), start
+    return Journal(path), start
 
 
 # ---- the capability commands (`router`, `adapters`, `retrieval`): each reads no settings;
@@ -230,7 +230,7 @@ def _store_since(store: Optional[Path], since: str) -> tuple[ShadowStore, dateti
 def router() -> None:
     from router.cli import main
     from router.context import RouterContext
-    from shadow.store import read_pairs
+    from shadow.journal import read_pairs
 
     main(RouterContext(read_pairs=read_pairs, registry=Settings().router_registry()))
 

@@ -16,7 +16,7 @@ from __future__ import annotations
 from typing import Any
 
 from deployments.options import actor_options
-from gateway.settings import TierSettings
+from deployments.settings import TierSettings
 
 PLACEMENT_STRATEGY = "STRICT_PACK"
 

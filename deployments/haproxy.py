@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import shlex
 
-from gateway.settings import Settings
+from deployments.settings import Settings
 
 HEADER_ROOM = 64 * 1024  # bytes of headers on top of the largest body in one buffer
 

@@ -35,11 +35,12 @@ from retrieval.knowledge import open_first_stage
 from deployments.limit_board import BoardRateLimiter
 from gateway.auth import Authenticator, LocalRateLimiter
 from gateway.keys import KeyStore
-from gateway.settings import AdminSettings, AuthSettings, LimitSettings, RouterSettings, ShadowSettings
+from gateway.settings import AdminSettings, AuthSettings, LimitSettings
+from deployments.settings import RouterSettings, ShadowSettings
 from text.embedding import MiniLMEmbedder, build_embedder
 from flags.faithfulness import EmbeddingSupport
 from shadow.agreement import EmbeddingAgreement
-from shadow.store import ShadowStore
+from shadow.journal import Journal
 from gate.answerability import AnswerabilityGate
 from gate.config import GateSettings
 from gate.loading import load_gate
@@ -139,7 +140,7 @@ class Ingress:
         shadow = None
         if parts.shadow is not None and minilm is not None:
             shadow = ShadowParts(
-                ShadowStore(parts.shadow.store), EmbeddingAgreement(minilm), flag_support=EmbeddingSupport(minilm)
+                Journal(parts.shadow.store), EmbeddingAgreement(minilm), flag_support=EmbeddingSupport(minilm)
             )
         # Ray Serve's proxy already echoes x-request-id (and passes it in): don't add a second.
         edge = Edge(

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from gateway.settings import AutoscalingSettings, TierSettings
+from deployments.settings import AutoscalingSettings, TierSettings
 
 
 def deployment_scale(num_replicas: int, autoscaling: AutoscalingSettings | None) -> dict[str, object]:

@@ -13,7 +13,7 @@ from engines.openai_remote import OpenAIRemoteEngine, RemoteSpec
 from engines.protocol import ReplicaEngine
 from engines.vllm_engine import EngineSpec, VLLMEngine
 from background.failures import CountFailure, FailureLog, uncounted
-from gateway.settings import TierSettings, api_key_from_env
+from deployments.settings import TierSettings, api_key_from_env
 
 logger = logging.getLogger("ray.serve")
 

@@ -1,6 +1,6 @@
 """Settings sections of the engines that are not vLLM: a remote endpoint, and the mock.
 
-`gateway.settings` nests them under a tier (`GATEWAY_LARGE__OPENAI__BASE_URL`,
+`deployments.settings` nests them under a tier (`GATEWAY_LARGE__OPENAI__BASE_URL`,
 `GATEWAY_LARGE__MOCK__TTFT_S`); they live here, beside the engines that read them.
 """
 

@@ -1,7 +1,7 @@
 """Secrets from the process environment, by the name of their variable.
 
 An API key travels in no config and no argument: only its variable's name does (a remote
-tier's `api_key_env`, the `router` commands' key options). Besides `gateway.settings`,
+tier's `api_key_env`, the `router` commands' key options). Besides `deployments.settings`,
 which reads the `GATEWAY_*` settings tree, this is the product's one reader of the
 environment.
 """

@@ -1,6 +1,6 @@
 """What the answer flags keep: a row per flag raised on a sent answer.
 
-`flags/` opens no other package's store: the shadow store (`shadow.store.ShadowStore`)
+`flags/` opens no other package's store: the shadow store (`shadow.journal.Journal`)
 satisfies `FlagStore` as it is, and keeps `FlagRecord` rows in its `flags` table.
 """
 

@@ -49,7 +49,7 @@ from router.versions import Loader
 from shadow.agreement import Agreement
 from shadow.canary import CanaryMonitor
 from shadow.service import ShadowService
-from shadow.store import ShadowStore
+from shadow.journal import Journal
 from support.controls import SupportControls
 from support.wiring import SupportParts, build_support
 
@@ -165,7 +165,7 @@ class ShadowParts:
     """Shadow traffic: where pairs are stored and how answers are compared. The store also
     keeps answer flags; `flag_support` scores their faithfulness (None: that evaluator is off)."""
 
-    store: ShadowStore
+    store: Journal
     agreement: Agreement
     flag_support: SupportScorer | None = None
 

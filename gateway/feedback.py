@@ -19,7 +19,7 @@ from gateway.labels import CategoryLabels
 from gateway.metrics import GatewayMetrics
 from shadow.agreement import Agreement
 from shadow.service import ShadowService
-from shadow.store import FeedbackRecord
+from shadow.journal import FeedbackRecord
 
 logger = logging.getLogger(__name__)
 

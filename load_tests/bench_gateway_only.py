@@ -365,7 +365,7 @@ def gateway(name: str, args: argparse.Namespace, port: int, mock_port: int, remo
     model is the user's, read only); grounding and the answer journal off: the routing path.
     `fast`: Ray Serve's throughput-optimized mode (`--throughput-optimized`)."""
     sys.path.insert(0, str(ROOT))
-    from gateway.settings import Settings
+    from deployments.settings import Settings
 
     user = Settings()
     cache = logs / f"{name}-cache"

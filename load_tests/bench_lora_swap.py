@@ -43,7 +43,7 @@ def deploy(port: int, registry: Path, small_replicas: int) -> None:
     from ray import serve
 
     from deployments.app import build
-    from gateway.settings import Settings
+    from deployments.settings import Settings
 
     ray.init(namespace="bench-lora", include_dashboard=False)
     serve.start(http_options={"host": "127.0.0.1", "port": port})
@@ -166,7 +166,7 @@ def main() -> None:
     parser.add_argument("--small-replicas", type=int, default=2,
                         help="Small-tier replicas: every swap must converge on all of them")
     args = parser.parse_args()
-    from gateway.settings import Settings
+    from deployments.settings import Settings
 
     scratch = Path(tempfile.mkdtemp(prefix="bench-lora-"))
     registry = scratch / "registry"

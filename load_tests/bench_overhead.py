@@ -142,7 +142,7 @@ def start_gateway(port: int):
     from ray import serve
 
     from deployments.app import DEPLOYMENT_NAMES, build
-    from gateway.settings import Settings
+    from deployments.settings import Settings
 
     settings = Settings()
     ray.init(namespace="bench", include_dashboard=False)

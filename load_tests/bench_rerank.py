@@ -40,7 +40,7 @@ from plots import latency_cdf  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
-from gateway.settings import Settings  # noqa: E402
+from deployments.settings import Settings  # noqa: E402
 from retrieval.support_kb import read_queries  # noqa: E402
 
 RESULTS = Path(__file__).parent / "results"

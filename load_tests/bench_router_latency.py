@@ -22,7 +22,7 @@ BASE = ("My order arrived damaged and the refund I was promised has not shown up
 
 
 def main() -> None:
-    from gateway.settings import Settings
+    from deployments.settings import Settings
     from router.decision import RoutingQuery, TierLoad
     from text.embedding import build_embedder
     from router.learned import LearnedPolicy, LearnedRoutingConfig

@@ -27,7 +27,7 @@ from prometheus_client.parser import text_string_to_metric_families
 from prometheus_client.samples import Sample
 
 from deployments.haproxy import haproxy_env
-from gateway.settings import Settings
+from deployments.settings import Settings
 
 SERVE_CONFIG = Path(__file__).resolve().parents[1] / "deployments" / "serve_config.yaml"
 BIN = Path(sys.executable).parent

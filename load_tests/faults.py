@@ -219,7 +219,7 @@ def main() -> None:
     parser.add_argument("--proxy", default="", help="comma-separated ingress proxies (python, haproxy), "
                         "drilled in turn; default: the settings' (GATEWAY_HTTP__PROXY, else python)")
     args = parser.parse_args()
-    from gateway.settings import Settings
+    from deployments.settings import Settings
 
     proxies = [p.strip() for p in args.proxy.split(",") if p.strip()] or [Settings().http.proxy]
     if set(proxies) - {"python", "haproxy"}:
@@ -247,7 +247,7 @@ def write_report(proxies: list[str], args: argparse.Namespace, results: list[dic
 def drill(proxy: str, args: argparse.Namespace) -> list[dict]:
     """The chosen scenarios on a Ray of their own whose ingress proxy is `proxy`."""
     from gateway.keys import KeyStore
-    from gateway.settings import Settings
+    from deployments.settings import Settings
 
     print(f"--- ingress proxy: {proxy}")
     scratch = Path(tempfile.mkdtemp(prefix="faults-"))

@@ -162,7 +162,7 @@ def _cross_encoder(path: Path) -> Any:
 
 
 def main() -> None:
-    from gateway.settings import Settings
+    from deployments.settings import Settings
 
     settings = Settings()
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)

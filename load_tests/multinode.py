@@ -44,7 +44,7 @@ def main() -> None:
     from ray.util.state import list_actors, list_nodes
 
     from deployments.app import build
-    from gateway.settings import Settings
+    from deployments.settings import Settings
 
     cluster = Cluster(initialize_head=True, head_node_args={"num_cpus": 2, "resources": {EDGE: 1}})
     node_b = cluster.add_node(num_cpus=2, resources={ENGINES: 1})

@@ -40,7 +40,7 @@ RSS_GROWTH_MAX = 0.10
 def isolated_args(scratch: Path) -> dict:
     """Settings whose state lies under `scratch`; prepared models and trained artefacts are read
     from the user's cache."""
-    from gateway.settings import Settings
+    from deployments.settings import Settings
 
     user = Settings()
     shutil.copytree(user.adapters.registry_dir, scratch / "adapters", ignore=shutil.ignore_patterns(".lock"))

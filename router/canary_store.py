@@ -1,7 +1,7 @@
 """What the router canary keeps and reads: its scored requests, the mirrored pairs that
 grade them, and a journal of its verdicts.
 
-`router/` opens no other package's store: the shadow store (`shadow.store.ShadowStore`)
+`router/` opens no other package's store: the shadow store (`shadow.journal.Journal`)
 satisfies `CanaryStore` as it is, and keeps `RouterScore` rows in its own table.
 """
 

@@ -33,7 +33,7 @@ _UNITS = {"s": "seconds", "m": "minutes", "h": "hours", "d": "days", "w": "weeks
 
 
 class LabelledPair(Protocol):
-    """What the flywheel reads of a `shadow.store.ShadowPair`."""
+    """What the flywheel reads of a `shadow.journal.ShadowPair`."""
 
     @property
     def primary_target(self) -> str: ...

@@ -22,7 +22,7 @@ from pydantic import BaseModel
 from adapters.errors import StaleRollback
 from adapters.registry import AdapterRegistry, DomainState, previous_active
 from shadow.config import CanaryConfig
-from shadow.store import ShadowEvent, ShadowStore, Stats
+from shadow.journal import ShadowEvent, Journal, Stats
 
 logger = logging.getLogger(__name__)
 
@@ -73,7 +73,7 @@ class CanaryMonitor:
 
     def __init__(
         self,
-        store: ShadowStore,
+        store: Journal,
         registry: AdapterRegistry,
         on_decision: Callable[[str, str, Decision], None] = lambda domain, version, decision: None,
     ) -> None:

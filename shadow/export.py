@@ -6,7 +6,7 @@ import csv
 import io
 from typing import Literal, Sequence
 
-from shadow.store import ShadowPair
+from shadow.journal import ShadowPair
 
 Format = Literal["csv", "md"]
 COLUMNS = (

@@ -17,14 +17,14 @@ from adapters.registry import AdapterRegistry
 from background.periodic import Periodic
 from background.failures import CountFailure
 from shadow.config import RetentionConfig
-from shadow.store import ShadowStore
+from shadow.journal import Journal
 
 logger = logging.getLogger(__name__)
 REGISTRY_PRUNE_S = 3600.0
 
 
 def store_pruner(
-    store: ShadowStore, retention: Callable[[], RetentionConfig], on_failure: CountFailure,
+    store: Journal, retention: Callable[[], RetentionConfig], on_failure: CountFailure,
     clock: Callable[[], datetime] = lambda: datetime.now(timezone.utc),
 ) -> Periodic:
     async def step() -> None:

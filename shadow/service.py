@@ -21,7 +21,7 @@ from shadow.canary import CanaryMonitor
 from shadow.config import ShadowConfig
 from background.workers import WorkerQueue
 from shadow.rules import Served, select_targets
-from shadow.store import RequestRecord, ShadowPair, ShadowStore
+from shadow.journal import RequestRecord, ShadowPair, Journal
 
 logger = logging.getLogger(__name__)
 
@@ -73,7 +73,7 @@ class ShadowService:
     def __init__(
         self,
         dispatch: ShadowDispatch,
-        store: ShadowStore,
+        store: Journal,
         agreement: Agreement,
         metrics: ShadowMetrics,
         config: ShadowConfig,
@@ -99,7 +99,7 @@ class ShadowService:
         )
 
     @property
-    def store(self) -> ShadowStore:
+    def store(self) -> Journal:
         return self._store
 
     def configure(self, config: ShadowConfig) -> None:

@@ -1,6 +1,6 @@
 """The rollout's evidence: feedback on journaled answers, read through a protocol.
 
-The feedback journal is the shadow store today (`shadow.store.ShadowStore` satisfies
+The feedback journal is the shadow store today (`shadow.journal.Journal` satisfies
 `RatingsJournal` structurally); support does not import it, so either can change alone.
 """
 

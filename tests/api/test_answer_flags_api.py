@@ -17,7 +17,7 @@ from gateway.live_config import LiveConfig
 from gateway.metrics import GatewayMetrics
 from gateway.settings import LimitSettings
 from retrieval.config import GroundingConfig
-from shadow.store import ShadowStore
+from shadow.journal import Journal
 from tests.support.fake_engine import FakeEngine
 from tests.support.retrieval import ScriptedReranker, first_stage
 
@@ -48,7 +48,7 @@ class HeldSupport:
 
 class Rig:
     def __init__(self, tmp_path, **flags) -> None:
-        self.store = ShadowStore(tmp_path / "shadow.sqlite")
+        self.store = Journal(tmp_path / "shadow.sqlite")
         self.support = HeldSupport()
         self.metrics = GatewayMetrics()
         engines = {"small": FakeEngine("tiny", max_model_len=4096), "large": FakeEngine("big", max_model_len=4096)}

@@ -15,7 +15,7 @@ from gateway.catalog import TierSpec
 from gateway.labels import OTHER, CategoryLabels
 from gateway.live_config import LiveConfig
 from gateway.settings import LimitSettings
-from shadow.store import FeedbackRecord, RequestRecord
+from shadow.journal import FeedbackRecord, RequestRecord
 from tests.support.fake_engine import FakeEngine
 
 TIERS = {"small": TierSpec(served_name="tiny", max_model_len=64),
@@ -100,10 +100,10 @@ async def test_a_thousand_random_categories_add_a_bounded_number_of_feedback_ser
 
 @pytest.mark.parametrize("category, label", [("refund", "refund"), ("Refund", "refund"), ("zq-unheard-of", OTHER)])
 def test_feedback_labels_an_answer_by_its_known_category(tmp_path, category, label):
-    from shadow.store import ShadowStore
+    from shadow.journal import Journal
 
     engines = {"small": FakeEngine("tiny"), "large": FakeEngine("big")}
-    store = ShadowStore(tmp_path / "shadow.sqlite")
+    store = Journal(tmp_path / "shadow.sqlite")
     gateway = build_gateway(Tiers(engines, TIERS), LimitSettings(), features=Features(shadow=ShadowParts(store, Overlap())))
     store.add_request(RequestRecord(
         request_id="r1", target="small", tags={"tier": "small", "category": category}, prompt="p", draft="d",

@@ -23,7 +23,7 @@ from gateway.settings import LimitSettings
 from retrieval.config import GroundingConfig
 from retrieval.grounding import Grounder
 from router.loading import LoadedRouter
-from shadow.store import ShadowStore
+from shadow.journal import Journal
 from support.wiring import SupportParts
 from tests.support.fake_engine import FakeEngine
 from tests.support.retrieval import ScriptedReranker, first_stage
@@ -63,7 +63,7 @@ def wait_for(predicate, timeout_s: float = 5.0) -> bool:
 @pytest.fixture
 def rig(tmp_path):
     metrics = GatewayMetrics()
-    store = ShadowStore(tmp_path / "shadow.sqlite")
+    store = Journal(tmp_path / "shadow.sqlite")
     grounder = Grounder(first_stage(tmp_path), ScriptedReranker(lambda p: 0.0), metrics.grounding)
     config = LiveConfig.parse({
         "routing": {"policy": "learned", "learned": {"thresholds": {
@@ -125,7 +125,7 @@ def test_a_shadow_request_goes_through_the_breaker_and_is_counted_as_shadow(tmp_
     metrics = GatewayMetrics()
     tiers = engines()
     tiers["large"].unavailable_for = -1  # every call fails as if the replica were gone
-    store = ShadowStore(tmp_path / "shadow.sqlite")
+    store = Journal(tmp_path / "shadow.sqlite")
     config = LiveConfig.parse({
         "shadow": {"rules": [{"tier": "small", "target": "large", "sample_rate": 1.0}]},
         "resilience": {"retries": 0, "breaker": {"failure_threshold": 2, "reset_after_s": 60}},

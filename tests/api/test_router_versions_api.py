@@ -20,7 +20,7 @@ from gateway.catalog import TierSpec
 from gateway.settings import AdminSettings, LimitSettings
 from router.loading import EmbedderCache, load_router
 from router.registry import RouterRegistry
-from shadow.store import ShadowStore
+from shadow.journal import Journal
 from tests.support.fake_engine import FakeEngine
 from tests.support.router_models import outcomes_csv, train_tiny_router
 
@@ -59,7 +59,7 @@ def gateway(tmp_path, registry):
         loader=lambda path, version: load_router(path, version, embedders), poll_s=0.05,
         canary_interval_s=0.1,
     )
-    store = ShadowStore(tmp_path / "shadow.sqlite")
+    store = Journal(tmp_path / "shadow.sqlite")
     return build_gateway(Tiers(engines, tiers), LimitSettings(), routing=routing, edge=Edge(admin=AdminSettings(api_key=SecretStr(ADMIN))), features=Features(shadow=ShadowParts(store, Same())))
 
 

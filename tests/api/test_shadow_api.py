@@ -11,7 +11,7 @@ from starlette.testclient import TestClient
 from gateway.assembly import Features, ShadowParts, Tiers, build_gateway
 from gateway.catalog import TierSpec
 from gateway.settings import LimitSettings
-from shadow.store import ShadowStore
+from shadow.journal import Journal
 from tests.support.fake_engine import FakeEngine
 
 CHAT = "/v1/chat/completions"
@@ -32,7 +32,7 @@ def engines():
 
 @pytest.fixture
 def store(tmp_path):
-    return ShadowStore(tmp_path / "shadow.sqlite")
+    return Journal(tmp_path / "shadow.sqlite")
 
 
 @pytest.fixture

@@ -22,7 +22,7 @@ from gateway.live_config import LiveConfig
 from support.rollout_state import RolloutBook
 from gateway.settings import AdminSettings, LimitSettings
 from support.wiring import SupportParts
-from shadow.store import ShadowStore
+from shadow.journal import Journal
 from tests.support.adapters import BASE, make_adapter
 from tests.support.fake_engine import FakeEngine
 
@@ -70,7 +70,7 @@ def engines():
 
 @pytest.fixture
 def store(tmp_path):
-    return ShadowStore(tmp_path / "shadow.sqlite")
+    return Journal(tmp_path / "shadow.sqlite")
 
 
 @pytest.fixture

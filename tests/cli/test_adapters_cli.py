@@ -8,7 +8,7 @@ import pytest
 from typer.testing import CliRunner
 
 from adapters.cli import app
-from gateway.settings import Settings
+from deployments.settings import Settings
 from tests.support.adapters import BASE, make_adapter
 
 

@@ -9,13 +9,13 @@ from typer.testing import CliRunner
 
 from deployments.commands import app
 from flags.store import FlagRecord
-from shadow.store import ShadowStore
+from shadow.journal import Journal
 
 NOW = datetime.now(timezone.utc)
 
 
 def store_with_flags(tmp_path):
-    store = ShadowStore(tmp_path / "shadow.sqlite")
+    store = Journal(tmp_path / "shadow.sqlite")
     store.add_flags([
         FlagRecord(request_id="old", created_at=NOW - timedelta(days=3), category="refund", tier="large",
                    kind="tone", detail="lexicon: 'idiot'", score=1.0),

@@ -9,7 +9,7 @@ from datetime import datetime, timedelta, timezone
 
 from typer.testing import CliRunner
 
-from gateway.settings import Settings
+from deployments.settings import Settings
 from retrieval.cli import app
 from retrieval.documents import Document, Section
 from retrieval.store import KnowledgeStore

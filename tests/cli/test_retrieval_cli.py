@@ -9,7 +9,7 @@ import re
 import pytest
 from typer.testing import CliRunner
 
-from gateway.settings import Settings
+from deployments.settings import Settings
 from retrieval.cli import app
 from retrieval.store import KnowledgeStore
 

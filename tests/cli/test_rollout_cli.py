@@ -12,7 +12,7 @@ from typer.testing import CliRunner
 
 from deployments.commands import app
 from support.rollout_state import RolloutBook
-from shadow.store import FeedbackRecord, RequestRecord, ShadowStore
+from shadow.journal import FeedbackRecord, RequestRecord, Journal
 
 
 @pytest.fixture
@@ -20,7 +20,7 @@ def paths(tmp_path, monkeypatch):
     monkeypatch.setenv("GATEWAY_SUPPORT__CONFIG", json.dumps({"rollout": {
         "categories": {"billing": "draft"}, "promotion_gate": {"min_samples": 2, "min_match": 0.5, "max_negative": 0.5}}}))
     state, store = tmp_path / "rollout" / "state.json", tmp_path / "shadow.sqlite"
-    ShadowStore(store)
+    Journal(store)
     return ["--state", str(state), "--store", str(store)]
 
 
@@ -29,7 +29,7 @@ def run(*args):
 
 
 def rated_draft(store_path, rid, rating, matched, category="billing"):
-    store = ShadowStore(Path(store_path))
+    store = Journal(Path(store_path))
     at = datetime.now(timezone.utc) - timedelta(minutes=5)
     store.add_request(RequestRecord(request_id=rid, created_at=at, target="small", prompt="q", draft="d",
                                     tags={"mode": "draft", "rollout_category": category}))

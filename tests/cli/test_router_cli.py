@@ -12,7 +12,7 @@ from typer.testing import CliRunner
 
 from router.cli import app
 from router.context import RouterContext
-from shadow.store import ShadowPair, ShadowStore, read_pairs
+from shadow.journal import ShadowPair, Journal, read_pairs
 
 EASY = ["where is my order", "reset my password", "change my email", "track my parcel",
         "update my address", "download my invoice"]
@@ -116,7 +116,7 @@ def shadow_pair(i: int, prompt: str, agreement: float | None, days_ago: float = 
 def write_shadow(path: Path) -> Path:
     """20 recent scored large→small pairs (easy ones agree, hard ones do not), plus pairs the
     flywheel must skip: unscored, small primary, and older than 30 days."""
-    store = ShadowStore(path)
+    store = Journal(path)
     for i in range(20):
         hard = i % 2 == 0
         prompt = f"{(HARD if hard else EASY)[i % 4]} (shadow {i})"

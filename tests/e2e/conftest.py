@@ -51,7 +51,7 @@ def isolated_settings_env(cache: Path) -> dict[str, str]:
     knowledge base. Only what is read, never written (prepared models, the router model,
     the reranker), comes from the user's cache. A developer's own `gateway keys create`
     or adapter swap then changes nothing here."""
-    from gateway.settings import Settings
+    from deployments.settings import Settings
 
     user = Settings()
     registry, kb = cache / "adapters", cache / "kb" / "default.sqlite"

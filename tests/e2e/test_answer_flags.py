@@ -20,7 +20,7 @@ import time
 
 import pytest
 
-from shadow.store import ShadowStore
+from shadow.journal import Journal
 from tests.e2e.conftest import FLAGS_CATEGORY
 
 from tests.support.waiting import wait_for as wait_until
@@ -68,7 +68,7 @@ def test_an_echoed_email_is_flagged_stored_and_listed(client, admin, http, shado
     assert FLAGS_CATEGORY in flags_config["categories"]
 
     request_id = _echoing_answer(client)
-    store = ShadowStore(shadow_store)
+    store = Journal(shadow_store)
     flags = wait_for(lambda: [f for f in store.flags(kinds=["pii"]) if f.request_id == request_id])
     assert all(f.category == FLAGS_CATEGORY and f.tier in ("small", "large") for f in flags)
     assert any(f.detail.startswith("email j***@example.com (echoed") and f.score == 1.0 for f in flags), flags
@@ -95,4 +95,4 @@ def test_answers_of_other_categories_are_not_checked(client, shadow_store):
     )
     request_id = raw.headers["x-request-id"]
     time.sleep(3)  # a check would have been queued at once and run within this on an idle worker
-    assert not [f for f in ShadowStore(shadow_store).flags() if f.request_id == request_id]
+    assert not [f for f in Journal(shadow_store).flags() if f.request_id == request_id]

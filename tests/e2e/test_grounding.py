@@ -12,7 +12,7 @@ from __future__ import annotations
 import httpx
 import pytest
 
-from gateway.settings import Settings
+from deployments.settings import Settings
 from retrieval.knowledge import open_first_stage, reorder
 from retrieval.reranker import CrossEncoderScorer
 from retrieval.support_kb import read_queries

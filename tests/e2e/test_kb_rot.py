@@ -20,7 +20,7 @@ from pathlib import Path
 
 import pytest
 
-from gateway.settings import Settings
+from deployments.settings import Settings
 from retrieval.knowledge import open_first_stage
 from retrieval.support_kb import read_queries
 from retrieval.usage import UsageStore

@@ -18,7 +18,7 @@ from pathlib import Path
 import pytest
 
 from adapters.manifest import MANIFEST, AdapterManifest
-from shadow.store import ShadowStore
+from shadow.journal import Journal
 from tests.e2e.conftest import CANARY_CATEGORY, SHADOW_CATEGORY
 from tests.support.adapters import drill_adapter
 
@@ -57,7 +57,7 @@ def test_mirrored_requests_are_answered_as_without_shadowing(client, shadow_stor
         # Greedy decoding: the same answer as the request nobody mirrored.
         assert raw.parse().choices[0].message.content == plain.parse().choices[0].message.content
     ids = {raw.headers["x-request-id"] for raw in mirrored}
-    store = ShadowStore(shadow_store)
+    store = Journal(shadow_store)
     pairs = wait_for(lambda: [p for p in store.pairs() if p.request_id in ids] if len(
         [p for p in store.pairs() if p.request_id in ids]) == 2 else None)
     for pair in pairs:
@@ -68,7 +68,7 @@ def test_mirrored_requests_are_answered_as_without_shadowing(client, shadow_stor
 
 
 def test_pairs_are_exported_for_review(client, shadow_store, tmp_path):
-    wait_for(lambda: ShadowStore(shadow_store).pairs(), timeout=60)
+    wait_for(lambda: Journal(shadow_store).pairs(), timeout=60)
     out = tmp_path / "review.csv"
     done = subprocess.run(
         [sys.executable, "-m", "deployments.cli", "shadow", "sample", "--n", "20", "--since", "1d",
@@ -83,7 +83,7 @@ def test_pairs_are_exported_for_review(client, shadow_store, tmp_path):
 def test_feedback_is_stored_with_the_answer(client, http, shadow_store):
     raw = ask(client, "Can I change my delivery address?")
     request_id, draft = raw.headers["x-request-id"], raw.parse().choices[0].message.content
-    store = ShadowStore(shadow_store)
+    store = Journal(shadow_store)
     wait_for(lambda: store.request(request_id), timeout=30, every=0.2)
     r = http.post("/v1/feedback", json={"request_id": raw.parse().id, "rating": -1, "sent_text": draft + " Thanks!",
                                         "comment": "agent added a closing"})
@@ -114,7 +114,7 @@ def test_bad_adapter_is_rolled_back_automatically(client, admin, registry_dir, s
     good = _active(registry_dir, "refund")
     assert good is not None
     bad = _register_bad_adapter(admin, tmp_path)
-    store = ShadowStore(shadow_store)
+    store = Journal(shadow_store)
 
     def scored(version: str) -> int:
         return store.agreement(f"small:refund@{version}", "large").n

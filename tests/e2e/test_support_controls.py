@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pytest
 
-from shadow.store import ShadowStore
+from shadow.journal import Journal
 
 from tests.support.waiting import wait_for as wait_until
 
@@ -82,8 +82,8 @@ def test_draft_is_answered_journaled_rated_and_shown_in_status(client, admin, ht
     draft = raw.parse().choices[0].message.content
     assert draft.strip()
     request_id = raw.headers["x-request-id"]
-    wait_for(lambda: ShadowStore(shadow_store).request(request_id))
-    record = ShadowStore(shadow_store).request(request_id)
+    wait_for(lambda: Journal(shadow_store).request(request_id))
+    record = Journal(shadow_store).request(request_id)
     assert record.tags["mode"] == "draft" and record.tags["rollout_category"] == cat
     rated = http.post("/v1/feedback", json={"request_id": raw.parse().id, "rating": 1, "sent_text": draft})
     assert rated.status_code == 200, rated.text

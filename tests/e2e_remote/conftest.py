@@ -44,7 +44,7 @@ def _process(cmd: list[str], env: dict[str, str], log: Path) -> Iterator[subproc
 @pytest.fixture(scope="package")
 def upstream() -> Iterator[str]:
     """The OpenAI server of a real vLLM: what a team runs elsewhere for its large model."""
-    from gateway.settings import Settings
+    from deployments.settings import Settings
 
     large = Settings().large
     port = _free_port()
@@ -73,7 +73,7 @@ def upstream() -> Iterator[str]:
 
 @pytest.fixture(scope="package")
 def gateway_url(upstream: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    from gateway.settings import Settings
+    from deployments.settings import Settings
 
     large = Settings().large
     port = _free_port()

@@ -70,7 +70,7 @@ def drill_adapter(domain: str = "refund") -> Path:
     import shutil
     import tempfile
 
-    from gateway.settings import Settings
+    from deployments.settings import Settings
 
     cache = Settings().models_dir.parent / "drills" / f"{domain}-shuffled"
     if _is_drill(cache, domain):
@@ -94,7 +94,7 @@ def _train_drill(domain: str, registry: Path) -> Path:
     from typer.testing import CliRunner
 
     from adapters.cli import app
-    from gateway.settings import Settings
+    from deployments.settings import Settings
 
     args = ["train", "--domain", domain, "--shuffle-responses", "--force",
             "--registry", str(registry)]

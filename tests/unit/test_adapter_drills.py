@@ -15,7 +15,7 @@ from adapters.drills import derange, shuffle_responses
 from adapters.examples import DataError, SplitSpec, domain_examples, read_changes, read_support
 from adapters.manifest import EvalFigures, LossFigures
 from adapters.training import TrainingResult
-from gateway.settings import Settings
+from deployments.settings import Settings
 from tests.support.adapters import BASE
 
 

@@ -10,7 +10,7 @@ from background.periodic import Periodic
 from gateway.metrics import GatewayMetrics
 from shadow.retention import store_pruner
 from shadow.config import RetentionConfig
-from shadow.store import RequestRecord, ShadowStore
+from shadow.journal import RequestRecord, Journal
 
 
 class Flaky:
@@ -35,7 +35,7 @@ async def test_failures_are_counted_and_a_streak_is_logged_once(caplog):
 
 
 async def test_store_pruner_applies_the_live_retention(tmp_path):
-    store = ShadowStore(tmp_path / "shadow.sqlite")
+    store = Journal(tmp_path / "shadow.sqlite")
     now = datetime(2026, 11, 30, tzinfo=timezone.utc)
     for i, age in enumerate((1, 2, 60)):
         store.add_request(RequestRecord(request_id=f"r{i}", created_at=now - timedelta(days=age),

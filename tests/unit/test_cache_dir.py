@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from gateway.settings import Settings
+from deployments.settings import Settings
 
 
 def test_every_default_path_follows_the_cache_dir(tmp_path):

@@ -8,7 +8,7 @@ from engines.mock import MockEngine, MockSpec
 from engines.openai_remote import OpenAIRemoteEngine, RemoteSpec
 from model_files.preparation import prepare_embedded_models
 from deployments.options import deployment_scale
-from gateway.settings import AutoscalingSettings, MissingSecret, Settings
+from deployments.settings import AutoscalingSettings, MissingSecret, Settings
 
 
 def test_fixed_replicas_without_autoscaling():

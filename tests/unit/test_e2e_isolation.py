@@ -3,7 +3,7 @@ developer's key store, shadow store, registry and KB are never read or written b
 
 from __future__ import annotations
 
-from gateway.settings import Settings
+from deployments.settings import Settings
 from tests.e2e.conftest import isolated_settings_env
 
 

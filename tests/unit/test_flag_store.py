@@ -6,7 +6,7 @@ from __future__ import annotations
 from datetime import datetime, timedelta, timezone
 
 from flags.store import FlagRecord
-from shadow.store import ShadowStore
+from shadow.journal import Journal
 
 NOW = datetime(2026, 11, 30, tzinfo=timezone.utc)
 
@@ -17,7 +17,7 @@ def flag(request_id: str, kind: str, days_ago: float) -> FlagRecord:
 
 
 def test_flags_are_read_by_time_and_kind_and_pruned(tmp_path):
-    store = ShadowStore(tmp_path / "shadow.sqlite")
+    store = Journal(tmp_path / "shadow.sqlite")
     store.add_flags([flag("a", "pii", 40), flag("b", "tone", 2), flag("c", "pii", 1)])
     store.add_flags([])
     assert [f.request_id for f in store.flags()] == ["c", "b", "a"]

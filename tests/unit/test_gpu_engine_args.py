@@ -21,7 +21,7 @@ from deployments.app import engine_deployment, engine_spec
 from deployments.gpu_placement import PLACEMENT_STRATEGY, engine_placement, tensor_parallel_size
 from deployments.load_board import LoadBoard
 from engines.vllm_engine import engine_args
-from gateway.settings import Settings, TierSettings
+from deployments.settings import Settings, TierSettings
 
 ROOT = Path(__file__).resolve().parents[2]
 GiB = 1024**3

@@ -19,7 +19,7 @@ from typer.testing import CliRunner
 
 from deployments import cli
 from deployments.haproxy import throughput_env, BUFFER_REQUEST, haproxy_env, shell_exports
-from gateway.settings import HAProxySettings, Settings
+from deployments.settings import HAProxySettings, Settings
 
 HAPROXY = {"http": {"proxy": "haproxy"}}
 

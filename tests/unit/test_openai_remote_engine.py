@@ -16,7 +16,7 @@ from engines.openai_remote import OpenAIRemoteEngine, RemoteSpec, retry_after_s
 from engines.token_count import EstimatedCounter, TokenizerCounter
 from engines.types import AdapterSpec, ChatTurn, EngineLoad, GenerationRequest, SamplingSpec
 from engines.upstream_load import UpstreamLoad, parse_vllm_load
-from gateway.settings import MissingSecret, Settings, api_key_from_env
+from deployments.settings import MissingSecret, Settings, api_key_from_env
 from tests.support.openai_upstream import VLLM_METRICS, Upstream, closed_port, serving
 
 KEY = "sk-test-very-secret-0123456789"

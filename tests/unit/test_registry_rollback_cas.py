@@ -8,7 +8,7 @@ from adapters.errors import StaleRollback
 from adapters.registry import AdapterRegistry
 from shadow.canary import CanaryMonitor
 from shadow.config import CanaryConfig
-from shadow.store import ShadowPair, ShadowStore
+from shadow.journal import ShadowPair, Journal
 from tests.support.adapters import BASE, make_adapter
 
 DOMAIN = "refund"
@@ -50,7 +50,7 @@ def add_pairs(store, version, agreement, n, start):
 
 
 def test_canary_does_not_roll_back_a_version_activated_after_its_verdict(registry, tmp_path, monkeypatch, caplog):
-    store = ShadowStore(tmp_path / "shadow.sqlite")
+    store = Journal(tmp_path / "shadow.sqlite")
     add_pairs(store, V1, 0.8, 10, start=0)
     add_pairs(store, V2, 0.2, 10, start=100)  # V2 is clearly worse than V1: a rollback verdict
     decisions = []

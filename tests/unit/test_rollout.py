@@ -11,7 +11,7 @@ from support.config import RolloutConfig
 from support.errors import GateNotCleared
 from support.rollout import Rollout
 from support.rollout_state import RolloutBook
-from shadow.store import FeedbackRecord, RequestRecord, ShadowStore
+from shadow.journal import FeedbackRecord, RequestRecord, Journal
 
 T0 = datetime(2026, 3, 1, tzinfo=timezone.utc)
 
@@ -26,7 +26,7 @@ class Clock:
 
 @pytest.fixture
 def store(tmp_path):
-    return ShadowStore(tmp_path / "shadow.sqlite")
+    return Journal(tmp_path / "shadow.sqlite")
 
 
 @pytest.fixture

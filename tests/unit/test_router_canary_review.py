@@ -14,7 +14,7 @@ from router.canary_store import RouterScore
 from router.config import RoutingConfig
 from router.registry import RouterState
 from router.telemetry import RouterMetrics
-from shadow.store import ShadowPair, ShadowStore
+from shadow.journal import ShadowPair, Journal
 
 
 class Registry:
@@ -31,7 +31,7 @@ class Registry:
         self.calls.append(("candidate", version))
 
 
-def scored(store: ShadowStore, i: int, active: str, candidate: str, agreement: float) -> None:
+def scored(store: Journal, i: int, active: str, candidate: str, agreement: float) -> None:
     text = f"question {i}"
     store.add_router_score(RouterScore(
         request_id=f"r{i}", prompt_key=prompt_key(text), active_version="act", candidate_version="cand",
@@ -43,14 +43,14 @@ def scored(store: ShadowStore, i: int, active: str, candidate: str, agreement: f
     ))
 
 
-def review(store: ShadowStore, registry: Registry, config: RoutingConfig):
+def review(store: Journal, registry: Registry, config: RoutingConfig):
     versions = SimpleNamespace(active=SimpleNamespace(version="act"), candidate=SimpleNamespace(version="cand"))
     canary = RouterCanary(store, registry, versions, lambda: config, RouterMetrics(CollectorRegistry()))  # type: ignore[arg-type]
     return asyncio.run(canary.review())
 
 
 def test_mirrored_requests_grade_the_canary(tmp_path):
-    store = ShadowStore(tmp_path / "shadow.sqlite")
+    store = Journal(tmp_path / "shadow.sqlite")
     # The active version sent all of these large; the small answers agreed with the large
     # ones, so small was fine: the candidate, which keeps them small, loses nothing.
     for i in range(10):
@@ -63,7 +63,7 @@ def test_mirrored_requests_grade_the_canary(tmp_path):
 
 
 def test_a_candidate_that_keeps_failing_queries_small_is_rejected(tmp_path):
-    store = ShadowStore(tmp_path / "shadow.sqlite")
+    store = Journal(tmp_path / "shadow.sqlite")
     for i in range(10):
         scored(store, i, "large", "small", agreement=0.2)  # small's answers were off
     config = RoutingConfig.model_validate({"canary": {"min_samples": 10, "min_graded": 10, "max_share_drift": 1.0}})

@@ -9,7 +9,7 @@ import pytest
 
 from router.data import OutcomeData
 from router.flywheel import concat, parse_since, shadow_outcomes
-from shadow.store import ShadowPair
+from shadow.journal import ShadowPair
 
 NOW = datetime(2026, 3, 1, 12, 0, tzinfo=timezone.utc)
 

@@ -17,7 +17,7 @@ import pytest
 from typer.testing import CliRunner
 
 from deployments.ingress import load_routing
-from gateway.settings import RouterSettings
+from deployments.settings import RouterSettings
 from router.cli import app as router_cli
 from router.model import ARTIFACT_FORMAT, SchemaMismatch, expected_schema
 

@@ -2,7 +2,7 @@ import pytest
 from pydantic import ValidationError
 
 from gateway.live_config import LiveConfig
-from gateway.settings import Settings
+from deployments.settings import Settings
 
 
 def test_embedded_defaults():

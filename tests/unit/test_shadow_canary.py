@@ -5,7 +5,7 @@ import pytest
 from adapters.registry import AdapterRegistry
 from shadow.canary import CanaryMonitor, judge
 from shadow.config import CanaryConfig
-from shadow.store import FeedbackRecord, RequestRecord, ShadowPair, ShadowStore, Stats
+from shadow.journal import FeedbackRecord, RequestRecord, ShadowPair, Journal, Stats
 from tests.support.adapters import BASE, make_adapter
 
 
@@ -45,7 +45,7 @@ def registry(tmp_path):
 
 @pytest.fixture
 def store(tmp_path):
-    return ShadowStore(tmp_path / "shadow.sqlite")
+    return Journal(tmp_path / "shadow.sqlite")
 
 
 def add_pairs(store, version, agreement, n, start=0, reference="large"):

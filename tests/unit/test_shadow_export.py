@@ -5,7 +5,7 @@ import io
 from datetime import datetime, timezone
 
 from shadow.export import COLUMNS, render
-from shadow.store import ShadowPair
+from shadow.journal import ShadowPair
 
 NOW = datetime(2026, 11, 21, 12, 0, tzinfo=timezone.utc)
 

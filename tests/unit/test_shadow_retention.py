@@ -7,7 +7,7 @@ import sqlite3
 from contextlib import closing
 from datetime import datetime, timedelta, timezone
 
-from shadow.store import FeedbackRecord, RequestRecord, ShadowPair, ShadowStore
+from shadow.journal import FeedbackRecord, RequestRecord, ShadowPair, Journal
 
 NOW = datetime(2026, 11, 30, tzinfo=timezone.utc)
 
@@ -19,7 +19,7 @@ def pair(i: int, days_ago: float) -> ShadowPair:
 
 
 def test_old_rows_go_and_each_table_is_capped(tmp_path):
-    store = ShadowStore(tmp_path / "shadow.sqlite")
+    store = Journal(tmp_path / "shadow.sqlite")
     for i in range(10):
         store.add_pair(pair(i, days_ago=40 if i < 3 else 1))
         store.add_request(RequestRecord(request_id=f"r{i}", created_at=NOW - timedelta(days=40 if i < 3 else 1),
@@ -32,7 +32,7 @@ def test_old_rows_go_and_each_table_is_capped(tmp_path):
 
 
 def test_the_wal_is_checkpointed(tmp_path):
-    store = ShadowStore(tmp_path / "shadow.sqlite")
+    store = Journal(tmp_path / "shadow.sqlite")
     # A long-lived reader (the review export, another replica) keeps the WAL file open,
     # so closing the writer's connection does not checkpoint it.
     with closing(sqlite3.connect(store.path)) as reader:

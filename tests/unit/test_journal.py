@@ -5,7 +5,7 @@ from __future__ import annotations
 import sqlite3
 from datetime import datetime, timedelta, timezone
 
-from shadow.store import ShadowEvent, ShadowPair, ShadowStore
+from shadow.journal import ShadowEvent, ShadowPair, Journal
 
 
 def pair(i: int, at: datetime) -> ShadowPair:
@@ -18,11 +18,11 @@ def pair(i: int, at: datetime) -> ShadowPair:
 
 
 def test_pairs_round_trip_newest_first_and_since(tmp_path):
-    store = ShadowStore(tmp_path / "shadow.sqlite")
+    store = Journal(tmp_path / "shadow.sqlite")
     now = datetime.now(timezone.utc)
     for i in range(5):
         store.add_pair(pair(i, now - timedelta(hours=i * 10)))
-    again = ShadowStore(tmp_path / "shadow.sqlite")  # a second process sees the same rows
+    again = Journal(tmp_path / "shadow.sqlite")  # a second process sees the same rows
     assert [p.request_id for p in again.pairs()] == [f"req-{i}" for i in range(5)]
     recent = again.pairs(since=now - timedelta(days=1))
     assert [p.request_id for p in recent] == ["req-0", "req-1", "req-2"]
@@ -30,7 +30,7 @@ def test_pairs_round_trip_newest_first_and_since(tmp_path):
 
 
 def test_sample_is_reproducible_and_bounded(tmp_path):
-    store = ShadowStore(tmp_path / "shadow.sqlite")
+    store = Journal(tmp_path / "shadow.sqlite")
     now = datetime.now(timezone.utc)
     for i in range(30):
         store.add_pair(pair(i, now - timedelta(minutes=i)))
@@ -40,7 +40,7 @@ def test_sample_is_reproducible_and_bounded(tmp_path):
 
 
 def test_events_are_kept_in_order_per_subject(tmp_path):
-    store = ShadowStore(tmp_path / "shadow.sqlite")
+    store = Journal(tmp_path / "shadow.sqlite")
     store.add_event(ShadowEvent(kind="canary_started", subject="refund-v3", detail={"min_samples": 50}))
     store.add_event(ShadowEvent(kind="canary_rejected", subject="refund-v3", detail={"agreement_drop": 0.12}))
     store.add_event(ShadowEvent(kind="canary_started", subject="order-v2"))
@@ -51,6 +51,6 @@ def test_events_are_kept_in_order_per_subject(tmp_path):
 
 
 def test_store_uses_wal(tmp_path):
-    ShadowStore(tmp_path / "shadow.sqlite")
+    Journal(tmp_path / "shadow.sqlite")
     with sqlite3.connect(tmp_path / "shadow.sqlite") as db:
         assert db.execute("PRAGMA journal_mode").fetchone()[0] == "wal"

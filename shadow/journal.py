@@ -1,11 +1,17 @@
-"""Durable store of answers, shadow pairs, feedback and canary decisions (SQLite, WAL).
+"""The gateway's journal: one SQLite file (WAL) of what the gateway answered and what
+became of it. Each reader takes it through a protocol of its own concern: the rollout's
+ratings (support.ratings.RatingsJournal), the router canary's scores and events
+(router.canary_store.CanaryStore), the flags (flags.store.FlagStore), the router
+flywheel's pairs (router's PairReader); shadow itself writes pairs and reads the rest.
+
 
 - requests: each served answer (the draft) with its route, so feedback can find it;
 - pairs: two answers to one request (primary and shadow, or a canary and its reference):
   who answered, what each said, how long each took, how much they agree;
 - feedback: ratings and the text actually sent, per request;
 - events: every automatic canary decision;
-- flags: answers the flag evaluators (flags/) marked for follow-up.
+- flags: answers the flag evaluators (flags/) marked for follow-up;
+- router_scores: the active and candidate router's scores of one request (router canary).
 The daily review samples pairs; the router flywheel reads its labels from pairs; the
 canary reads agreement and negative-feedback rates per adapter version.
 """
@@ -167,7 +173,7 @@ class Ratings(BaseModel):
         return self.matched / self.with_sent if self.with_sent else None
 
 
-class ShadowStore:
+class Journal:
     def __init__(self, path: Path) -> None:
         self.path = path
         path.parent.mkdir(parents=True, exist_ok=True)
@@ -401,4 +407,4 @@ def _pair(row: sqlite3.Row) -> ShadowPair:
 
 def read_pairs(store: Path, since: datetime | None) -> list[ShadowPair]:
     """The pairs of the store at `store` (the router flywheel's `PairReader`)."""
-    return ShadowStore(store).pairs(since=since)
+    return Journal(store).pairs(since=since)
