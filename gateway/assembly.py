@@ -268,10 +268,10 @@ def _shadow(
     if directory is not None:
         canary = CanaryMonitor(
             parts.store, directory.registry,
-            on_decision=lambda d, _v, decision: metrics.canary_decision(d, decision),
+            on_decision=lambda d, _v, decision: metrics.shadow.canary_decision(d, decision),
         )
     service = ShadowService(
-        dispatcher, parts.store, parts.agreement, metrics, wiring.config.shadow, directory, canary
+        dispatcher, parts.store, parts.agreement, metrics.shadow, wiring.config.shadow, directory, canary
     )
     wiring.routes.extend(Feedback(service, parts.agreement, metrics, auth, wiring.labels).routes())
     wiring.background.append(service)

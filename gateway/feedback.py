@@ -93,9 +93,9 @@ class Feedback:
     def _observe(self, tags: dict[str, str], rating: int, match: float | None) -> None:
         tier, adapter = tags.get("tier", ""), tags.get("version", "")
         category = self._categories.label(tags.get("category"))  # the client's: bounded first
-        self._metrics.feedback.labels(tier, adapter, category, str(rating)).inc()
+        self._metrics.shadow.feedback.labels(tier, adapter, category, str(rating)).inc()
         if match is not None:
-            self._metrics.feedback_match.labels(tier, adapter, category).observe(match)
+            self._metrics.shadow.feedback_match.labels(tier, adapter, category).observe(match)
 
 
 def _feedback_body(record: FeedbackRecord, target: str) -> dict[str, Any]:

@@ -6,6 +6,7 @@ from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
 from adapters.metrics import AdapterMetrics
 from router.telemetry import RouterMetrics
+from shadow.metrics import ShadowMetrics
 from flags.metrics import FlagMetrics
 from retrieval.metrics import GroundingMetrics
 from support.metrics import SupportMetrics
@@ -61,55 +62,12 @@ class GatewayMetrics:
             "gateway_breaker_state", "Circuit breaker per tier: 0 closed, 1 half-open, 2 open",
             ["tier"], registry=r,
         )
-        self.shadow_requests = Counter(
-            "gateway_shadow_requests", "Shadow calls by target kind (large, small, adapter, "
-            "candidate) and outcome (stored, failed)", ["target", "outcome"], registry=r,
-        )
-        self.shadow_dropped_jobs = Counter(
-            "gateway_shadow_dropped", "Shadow jobs dropped because their queue was full "
-            "(mirror: shadow calls; journal: answers recorded for feedback)", ["queue"], registry=r,
-        )
-        self.shadow_agreement = Histogram(
-            "gateway_shadow_agreement", "Agreement of a shadow answer with the answer it is compared to",
-            ["primary", "target"], buckets=tuple(i / 20 for i in range(1, 21)), registry=r,
-        )
-        self.shadow_latency = Histogram(
-            "gateway_shadow_latency_seconds", "Latency of shadow calls", ["target"],
-            buckets=LATENCY_BUCKETS, registry=r,
-        )
-        self.canary_decisions = Counter(
-            "gateway_canary_decisions", "Automatic canary decisions (reject, pass, rollback) per domain",
-            ["domain", "decision"], registry=r,
-        )
-        self.feedback = Counter(
-            "gateway_feedback", "Feedback ratings by tier, adapter version and category (a known one, "
-            "else \"other\") (negative rate = rating=\"-1\" / all)",
-            ["tier", "adapter", "category", "rating"], registry=r,
-        )
-        self.feedback_match = Histogram(
-            "gateway_feedback_match", "Agreement of the gateway's draft with the text actually sent",
-            ["tier", "adapter", "category"], buckets=tuple(i / 20 for i in range(1, 21)), registry=r,
-        )
+        self.shadow = ShadowMetrics(r)  # shadow calls, pairs, the journal, adapter canaries, feedback
         self.grounding = GroundingMetrics(r)  # grounded answers, the reranker, the KB usage journal
         self.flags = FlagMetrics(r)  # checks of sent answers
         self.support = SupportMetrics(r)  # the answerability gate and the per-category rollout
         self.router = RouterMetrics(r)  # routing decisions and the router canary
         self.adapters = AdapterMetrics(r)  # adapter requests, the auto choice, admin changes
 
-    # ---- the shadow service's metrics seam (shadow.service.ShadowMetrics) ----------
-
-    def shadow_outcome(self, target: str, outcome: str) -> None:
-        self.shadow_requests.labels(target, outcome).inc()
-
-    def shadow_pair(self, primary_tier: str, target: str, agreement: float, latency_s: float) -> None:
-        self.shadow_agreement.labels(primary_tier, target).observe(agreement)
-        self.shadow_latency.labels(target).observe(latency_s)
-
-    def shadow_dropped(self, queue: str) -> None:
-        self.shadow_dropped_jobs.labels(queue).inc()
-
     def background_failures_of(self, task: str) -> None:
         self.background_failures.labels(task).inc()
-
-    def canary_decision(self, domain: str, decision: str) -> None:
-        self.canary_decisions.labels(domain, decision).inc()

@@ -29,7 +29,7 @@ class ShadowSink:
             self._hand_over(state, text, latency_s)
         except Exception:  # the answer is already the client's: shadowing must not fail it
             logger.exception("shadowing request %s failed", state.request_id)
-            self._metrics.shadow_dropped("error")
+            self._metrics.shadow.shadow_dropped("error")
 
     def _hand_over(self, state: RequestState, text: str, latency_s: float) -> None:
         decision = state.decision

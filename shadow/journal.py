@@ -26,7 +26,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Mapping, Sequence
 
-from pydantic import BaseModel, Field, computed_field
+from pydantic import BaseModel, Field
 
 from flags.store import FlagRecord  # the answer flags' rows (flags table)
 from router.canary_store import RouterScore  # the router canary's rows (router_scores table)
@@ -154,23 +154,14 @@ class Stats(BaseModel):
 
 
 class Ratings(BaseModel):
-    """Feedback on a set of journaled answers (e.g. one category's drafts)."""
+    """Counts of feedback on a set of journaled answers (e.g. one category's drafts); what
+    they mean for a rollout is support.ratings.Ratings."""
 
     n: int = Field(0, description="Ratings")
     negative: int = Field(0, description="Ratings of -1")
     with_sent: int = Field(0, description="Ratings that came with the text actually sent (a match score)")
     matched: int = Field(0, description="Of those, matches at or above the match threshold")
     mean_match: float | None = None
-
-    @computed_field  # type: ignore[prop-decorator]
-    @property
-    def negative_share(self) -> float | None:
-        return self.negative / self.n if self.n else None
-
-    @computed_field  # type: ignore[prop-decorator]
-    @property
-    def match_rate(self) -> float | None:
-        return self.matched / self.with_sent if self.with_sent else None
 
 
 class Journal:

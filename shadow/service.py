@@ -42,7 +42,7 @@ class ShadowDispatch(Protocol):
     async def shadow(self, tier: Tier, request: GenerationRequest) -> GenerationResult: ...
 
 
-class ShadowMetrics(Protocol):
+class ShadowCounts(Protocol):
     def shadow_outcome(self, target: str, outcome: str) -> None: ...
 
     def shadow_pair(self, primary_tier: str, target: str, agreement: float, latency_s: float) -> None: ...
@@ -75,7 +75,7 @@ class ShadowService:
         dispatch: ShadowDispatch,
         store: Journal,
         agreement: Agreement,
-        metrics: ShadowMetrics,
+        metrics: ShadowCounts,
         config: ShadowConfig,
         adapters: AdapterLookup | None = None,
         canary: CanaryMonitor | None = None,
