@@ -18,11 +18,12 @@ from deployments.load_board import LoadBoard
 from deployments.options import deployment_scale, io_placement, pinned
 from deployments.reranker import RerankerDeployment
 from deployments.tier_engines import EngineRecipe, mock_spec, remote_spec
+from engines.capabilities import tier_capabilities
 from engines.types import Tier
 from engines.vllm_engine import EngineSpec
 from gateway.catalog import TierSpec
 from gateway.live_config import LiveConfig
-from deployments.settings import Settings
+from deployments.settings import Settings, TierSettings
 
 DEPLOYMENT_NAMES: dict[Tier, str] = {"small": "SmallEngine", "large": "LargeEngine"}
 
@@ -100,11 +101,18 @@ def build(settings: Settings) -> Application:
     ).bind(handles, ingress_parts(settings, registry))
 
 
+def tier_spec(tier: TierSettings) -> TierSpec:
+    """What the catalog says of a tier, its capabilities (tools, json_schema, n, logprobs)
+    by its engine kind, narrowed by what ops declared of a remote upstream."""
+    declared = tier.openai.capabilities if tier.openai is not None else None
+    return TierSpec(
+        served_name=tier.served_name, max_model_len=tier.max_model_len,
+        capabilities=tier_capabilities(tier.kind, declared),
+    )
+
+
 def ingress_parts(settings: Settings, registry: AdapterRegistry | None) -> IngressParts:
-    tiers = {
-        tier: TierSpec(served_name=settings.tier(tier).served_name, max_model_len=settings.tier(tier).max_model_len)
-        for tier in DEPLOYMENT_NAMES
-    }
+    tiers = {tier: tier_spec(settings.tier(tier)) for tier in DEPLOYMENT_NAMES}
     direct = {tier: remote_spec(settings.tier(tier)) for tier in DEPLOYMENT_NAMES if settings.tier(tier).direct}
     return IngressParts(
         tiers=tiers, direct=direct, limits=settings.limits, router=settings.router, adapters=settings.adapters,

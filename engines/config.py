@@ -8,6 +8,8 @@ from __future__ import annotations
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
+from engines.capabilities import Capability
+
 # What a variable name may look like; anything else (say, a key pasted here) is refused.
 ENV_NAME = r"^[A-Za-z_][A-Za-z0-9_]*$"
 
@@ -53,6 +55,10 @@ class RemoteTierSettings(BaseModel):
         None, description="HF tokenizer (directory or hub id) of the upstream model: exact token counts when the "
         "upstream sends no usage, and context-length checks before sending. None = counts estimated and marked, "
         "the upstream's own 400 for an overlong prompt"
+    )
+    capabilities: list[Capability] | None = Field(
+        None, description="What the upstream honours of tools, json_schema, n and logprobs; a request "
+        "needing one not listed is refused at the gateway (400) instead of sent. None = all four"
     )
 
     @field_validator("base_url", "metrics_url")

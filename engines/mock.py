@@ -5,6 +5,12 @@ of `max_concurrency` slots (vLLM's batch), its first token comes `ttft_s` after 
 running and each next one `itl_s` later, and its load is reported as running and waiting.
 The text is a fixed function of the prompt, so a load test can check what came back.
 
+Of what an agent asks (engines/capabilities.py) it serves `n`: n answers, each drawn
+with its own seed, sharing one slot and arriving a token of each per step. Tools, JSON
+output and logprobs it refuses (EngineRequestError naming the field): with no model, a
+tool call, a schema-valid answer or a logprob would be made up. The gateway refuses them
+before dispatch; this is the second line.
+
 Not a test fake (that is `tests.support.fake_engine.FakeEngine`): no end-to-end test uses it in place
 of vLLM to show that a feature works.
 """
@@ -19,9 +25,19 @@ from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from typing import AsyncIterator, Awaitable, Callable
 
+from engines.capabilities import CAPABILITIES, PARAMS, missing
 from engines.config import MockTierSettings
-from engines.errors import ContextLengthExceeded
-from engines.types import AdapterSpec, EngineLoad, GenerationChunk, GenerationRequest, GenerationResult, Usage
+from engines.errors import ContextLengthExceeded, EngineRequestError
+from engines.types import (
+    AdapterSpec,
+    EngineLoad,
+    FinishReason,
+    GeneratedChoice,
+    GenerationChunk,
+    GenerationRequest,
+    GenerationResult,
+    Usage,
+)
 
 VOCABULARY = tuple(
     "the a of and to in is that for it as with on be by this are from at or an which not have has but "
@@ -57,27 +73,36 @@ class MockEngine:
     # ---- Engine protocol -----------------------------------------------------
 
     async def generate(self, request: GenerationRequest) -> GenerationResult:
-        text, finish, usage = "", "stop", Usage()
+        texts: dict[int, str] = {}
+        finishes: dict[int, FinishReason] = {}
+        usage = Usage()
         async for chunk in self.stream(request):
-            text += chunk.text
-            finish, usage = chunk.finish_reason or finish, chunk.usage
-        return GenerationResult(text=text, finish_reason=finish, usage=usage)
+            texts[chunk.index] = texts.get(chunk.index, "") + chunk.text
+            if chunk.finish_reason is not None:
+                finishes[chunk.index] = chunk.finish_reason
+            usage = chunk.usage
+        more = [GeneratedChoice(index=i, text=texts[i], finish_reason=finishes[i]) for i in sorted(texts)[1:]]
+        return GenerationResult(text=texts[0], finish_reason=finishes[0], usage=usage, more=more)
 
     async def stream(self, request: GenerationRequest) -> AsyncIterator[GenerationChunk]:
+        _refuse_what_it_cannot_honour(request)
         prompt_tokens = len(_prompt_text(request).split())
         budget = self._budget(request, prompt_tokens)
-        words = mock_words(request, budget)
-        finish = "length" if budget < self._spec.settings.output_tokens else "stop"
+        n = request.agentic.n
+        answers = [mock_words(request, budget, choice) for choice in range(n)]
+        finish: FinishReason = "length" if budget < self._spec.settings.output_tokens else "stop"
         async with self._slot():
             started = self._clock()
-            for i, word in enumerate(words):
-                await self._until(started + self._spec.settings.ttft_s + i * self._spec.settings.itl_s)
-                last = i == len(words) - 1
-                yield GenerationChunk(
-                    text=word if i == 0 else f" {word}",
-                    finish_reason=finish if last else None,
-                    usage=Usage(prompt_tokens=prompt_tokens, completion_tokens=i + 1),
-                )
+            for step in range(budget):
+                await self._until(started + self._spec.settings.ttft_s + step * self._spec.settings.itl_s)
+                last = step == budget - 1
+                for choice, words in enumerate(answers):
+                    yield GenerationChunk(
+                        text=words[step] if step == 0 else f" {words[step]}",
+                        finish_reason=finish if last else None,
+                        usage=Usage(prompt_tokens=prompt_tokens, completion_tokens=step * n + choice + 1),
+                        index=choice,
+                    )
 
     async def load(self) -> EngineLoad:
         return self.load_now()
@@ -137,11 +162,18 @@ class MockEngine:
         await self._sleep(max(0.0, deadline - self._clock()))
 
 
-def mock_words(request: GenerationRequest, count: int) -> list[str]:
-    """`count` words drawn from a generator seeded with the prompt's hash: the same prompt
-    always gets the same answer, in every process."""
+def mock_words(request: GenerationRequest, count: int, choice: int = 0) -> list[str]:
+    """`count` words drawn from a generator seeded with the prompt's hash (and the choice's
+    index): the same prompt always gets the same answers, in every process."""
     digest = hashlib.blake2b(_prompt_text(request).encode(), digest_size=8).digest()
-    return random.Random(int.from_bytes(digest, "big")).choices(VOCABULARY, k=count)
+    return random.Random(int.from_bytes(digest, "big") + choice).choices(VOCABULARY, k=count)
+
+
+def _refuse_what_it_cannot_honour(request: GenerationRequest) -> None:
+    unmet = missing(request.agentic, CAPABILITIES["mock"])
+    if unmet:
+        field = PARAMS[unmet[0]]
+        raise EngineRequestError(f"the mock engine can't honour `{field}`: it has no model", param=field)
 
 
 def _prompt_text(request: GenerationRequest) -> str:

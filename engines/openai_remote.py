@@ -11,6 +11,10 @@ breaker and the fallback treat a remote tier like any other:
     unreachable, reset, timed out                     EngineUnavailable
     an error in a stream it already started           EngineError
 
+What an agent asks (tools, response_format, n, logprobs) goes upstream unchanged and
+every choice comes back (engines/openai_wire.py): the upstream honours a field or refuses
+it with its own 400, which comes back as above.
+
 The API key is read from the environment by the caller and kept as a SecretStr; it is
 sent only with generation calls and appears in no repr, log or error.
 """
@@ -30,11 +34,21 @@ from pydantic import SecretStr
 
 from engines.config import RemoteTierSettings
 from engines.errors import ContextLengthExceeded, EngineError, EngineRequestError, EngineUnavailable
+from engines.openai_wire import (
+    agentic_fields,
+    chat_turn,
+    choice_of,
+    chunk_index,
+    delta_text,
+    delta_tool_calls,
+    finish,
+    logprobs,
+)
 from engines.token_count import EstimatedCounter, TokenCounter, TokenizerCounter
 from engines.types import (
     AdapterSpec,
     EngineLoad,
-    FinishReason,
+    GeneratedChoice,
     GenerationChunk,
     GenerationRequest,
     GenerationResult,
@@ -105,10 +119,12 @@ class OpenAIRemoteEngine:
         prompt_tokens = self._checked_prompt(request)
         with self._tracked():
             body = _json(await self._send(request))
-        choice = _first_choice(body)
-        text = (choice.get("message") or {}).get("content") or choice.get("text") or ""
-        usage = _usage(body.get("usage"), prompt_tokens, text, self._counter)
-        return GenerationResult(text=text, finish_reason=_finish(choice.get("finish_reason")), usage=usage)
+        first, *more = _choices(body)
+        usage = _usage(body.get("usage"), prompt_tokens, _produced([first, *more]), self._counter)
+        return GenerationResult(
+            text=first.text, finish_reason=first.finish_reason, usage=usage, tool_calls=first.tool_calls,
+            logprobs=first.logprobs, more=more,
+        )
 
     async def stream(self, request: GenerationRequest) -> AsyncIterator[GenerationChunk]:
         prompt_tokens = self._checked_prompt(request)
@@ -233,8 +249,9 @@ class OpenAIRemoteEngine:
             body["seed"] = sampling.seed
         if stream:
             body["stream_options"] = {"include_usage": True}
+        body.update(agentic_fields(request.agentic, chat=request.messages is not None))
         if request.messages is not None:
-            body["messages"] = [turn.model_dump() for turn in request.messages]
+            body["messages"] = [chat_turn(turn) for turn in request.messages]
             return "/chat/completions", body
         body["prompt"] = request.prompt or ""
         return "/completions", body
@@ -260,38 +277,55 @@ class OpenAIRemoteEngine:
 
 
 class _Relay:
-    """One upstream stream turned into engine chunks with cumulative usage.
+    """One upstream stream turned into engine chunks with cumulative usage (over all its
+    choices).
 
-    The upstream's usage comes in its own event after the finish: the finishing chunk is
-    held until then so it carries the exact count. Until that, one token per delta."""
+    The upstream's usage comes in its own event after the finish: the last finishing chunk
+    is held until then so it carries the exact count (an earlier one goes on when the next
+    choice finishes). Until that, a token per logprob, else per delta."""
 
     def __init__(self, counter: TokenCounter, prompt_tokens: int) -> None:
         self._counter = counter
         self._prompt_tokens = prompt_tokens
-        self._deltas = 0
-        self._text: list[str] = []
+        self._tokens = 0
+        self._produced: list[str] = []
         self._usage: Any = None
+        self._unfinished: set[int] = set()
 
     async def chunks(self, events: AsyncIterator[dict[str, Any]]) -> AsyncIterator[GenerationChunk]:
-        held: tuple[str, FinishReason] | None = None
+        held: GenerationChunk | None = None
         async for event in events:
             self._usage = event.get("usage") or self._usage
             for choice in event.get("choices") or []:
-                text = _delta_text(choice)
-                finish = choice.get("finish_reason")
-                self._text.append(text)
-                if finish is not None:
-                    held = (text, _finish(finish))
-                elif text:
-                    self._deltas += 1
-                    yield GenerationChunk(text=text, usage=self._interim())
-        if held is None:
+                chunk = self._chunk(choice)
+                if chunk.finish_reason is not None:
+                    if held is not None:
+                        yield held
+                    held = chunk
+                elif chunk.text or chunk.tool_calls or chunk.logprobs:
+                    yield chunk
+        if held is None or self._unfinished:
             raise EngineError("the upstream ended its stream without a finish reason")
-        final = _usage(self._usage, self._prompt_tokens, "".join(self._text), self._counter)
-        yield GenerationChunk(text=held[0], finish_reason=held[1], usage=final)
+        final = _usage(self._usage, self._prompt_tokens, "".join(self._produced), self._counter)
+        yield held.model_copy(update={"usage": final})
+
+    def _chunk(self, choice: dict[str, Any]) -> GenerationChunk:
+        index, text, calls = chunk_index(choice), delta_text(choice), delta_tool_calls(choice)
+        tokens = logprobs(choice.get("logprobs"))
+        finish_reason = choice.get("finish_reason")
+        self._produced += [text, *((call.name or "") + call.arguments for call in calls)]
+        self._tokens += len(tokens) if tokens else int(bool(text or calls))
+        if finish_reason is None:
+            self._unfinished.add(index)
+        else:
+            self._unfinished.discard(index)
+        return GenerationChunk(
+            text=text, finish_reason=finish(finish_reason) if finish_reason is not None else None,
+            usage=self._interim(), index=index, tool_calls=calls, logprobs=tokens,
+        )
 
     def _interim(self) -> Usage:
-        return Usage(prompt_tokens=self._prompt_tokens, completion_tokens=self._deltas, estimated=True)
+        return Usage(prompt_tokens=self._prompt_tokens, completion_tokens=self._tokens, estimated=True)
 
 
 def _usage(raw: Any, prompt_tokens: int, text: str, counter: TokenCounter) -> Usage:
@@ -319,18 +353,18 @@ async def _events(response: httpx.Response) -> AsyncIterator[dict[str, Any]]:
         yield event
 
 
-def _delta_text(choice: dict[str, Any]) -> str:
-    delta = choice.get("delta")
-    if isinstance(delta, dict):
-        return delta.get("content") or ""
-    return choice.get("text") or ""
-
-
-def _first_choice(body: dict[str, Any]) -> dict[str, Any]:
-    choices = body.get("choices")
-    if not choices or not isinstance(choices[0], dict):
+def _choices(body: dict[str, Any]) -> list[GeneratedChoice]:
+    """Every choice of a whole answer, choice 0 first."""
+    raw = [choice for choice in body.get("choices") or [] if isinstance(choice, dict)]
+    if not raw:
         raise EngineError("the upstream answered without a choice")
-    return choices[0]
+    return sorted((choice_of(choice, i) for i, choice in enumerate(raw)), key=lambda choice: choice.index)
+
+
+def _produced(choices: list[GeneratedChoice]) -> str:
+    """What the choices generated, to count when the upstream sends no usage."""
+    calls = (call.name + call.arguments for choice in choices for call in choice.tool_calls)
+    return "".join(choice.text for choice in choices) + "".join(calls)
 
 
 def _json(response: httpx.Response) -> dict[str, Any]:
@@ -395,9 +429,3 @@ def retry_after_s(value: str | None, now: float | None = None) -> float | None:
     except (TypeError, ValueError):
         return None
     return max(0.0, when - (time.time() if now is None else now))
-
-
-def _finish(reason: Any) -> FinishReason:
-    if reason in ("stop", "length", "abort"):
-        return reason
-    return "stop"  # tool_calls, content_filter, ...: the answer ended

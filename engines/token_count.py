@@ -6,9 +6,11 @@ are estimated and say so (`Usage.estimated`).
 
 from __future__ import annotations
 
+import json
 from typing import Any, Protocol
 
-from engines.types import GenerationRequest
+from engines.openai_wire import chat_turn, tool_wire
+from engines.types import ChatTurn, GenerationRequest
 
 CHARS_PER_TOKEN = 4  # OpenAI's rule of thumb for English text
 
@@ -30,8 +32,10 @@ class EstimatedCounter:
     def prompt(self, request: GenerationRequest) -> int:
         if request.messages is None:
             return self.text(request.prompt or "")
-        # A chat template adds a few tokens per turn around its text.
-        return sum(self.text(turn.content) + 4 for turn in request.messages)
+        # A chat template adds a few tokens per turn around its text, and renders the tools.
+        tools = [tool_wire(function) for function in request.agentic.tools]
+        turns = sum(self.text(_turn_text(turn)) + 4 for turn in request.messages)
+        return turns + (self.text(json.dumps(tools)) if tools else 0)
 
     def text(self, text: str) -> int:
         return -(-len(text) // CHARS_PER_TOKEN)
@@ -52,9 +56,23 @@ class TokenizerCounter:
     def prompt(self, request: GenerationRequest) -> int:
         if request.messages is None:
             return len(self._tokenizer.encode(request.prompt or "", add_special_tokens=True))
-        turns = [turn.model_dump() for turn in request.messages]
-        text = self._tokenizer.apply_chat_template(turns, tokenize=False, add_generation_prompt=True)
+        # Content as text, never null: many templates concatenate it.
+        turns = [{**chat_turn(turn), "content": turn.content} for turn in request.messages]
+        tools = [tool_wire(function) for function in request.agentic.tools] or None
+        try:
+            text = self._tokenizer.apply_chat_template(
+                turns, tools=tools, tokenize=False, add_generation_prompt=True
+            )
+        except Exception:  # noqa: BLE001 - jinja raises anything; the upstream renders its own
+            # A template that can't render this history (tool turns it doesn't know) must
+            # not fail the request: the turns' own tokens, a few more each for the template.
+            return sum(self.text(_turn_text(turn)) + 4 for turn in request.messages)
         return self.text(text)  # the template already holds any BOS token
 
     def text(self, text: str) -> int:
         return len(self._tokenizer.encode(text, add_special_tokens=False))
+
+
+def _turn_text(turn: ChatTurn) -> str:
+    calls = "".join(call.name + call.arguments for call in turn.tool_calls or [])
+    return turn.content + calls

@@ -3,6 +3,11 @@
 The gateway hands over chat turns or a prompt; this module owns everything that
 needs the tokenizer: the chat template, the context-length check (so an overlong
 prompt is a clear 400 before it reaches the scheduler) and token counting.
+
+Agentic requests (tools, response formats, n, logprobs) use vLLM's own machinery:
+the chat template rendered with the tools (engines.agentic_messages), structured
+outputs for JSON and forced calls (engines.agentic_plan, agentic_vllm) and the tier's
+vLLM tool parser for `auto` (engines.agentic_choices reads each choice back).
 """
 
 from __future__ import annotations
@@ -12,14 +17,21 @@ import uuid
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, AsyncIterator
 
+from engines.agentic_choices import ChoiceStream, ToolReader, choice_stream, final_choice
+from engines.agentic_logprobs import token_logprobs
+from engines.agentic_messages import Message, plain_messages, template_knows_tools, template_messages, tool_dicts
+from engines.agentic_plan import Plan, plan
+from engines.agentic_vllm import VllmToolReader, structured_outputs, tool_parser_class
 from engines.errors import ContextLengthExceeded, EngineError, EngineRequestError, EngineUnavailable
 from engines.types import (
     AdapterSpec,
     EngineLoad,
     FinishReason,
+    GeneratedChoice,
     GenerationChunk,
     GenerationRequest,
     GenerationResult,
+    TokenLogprob,
     Usage,
 )
 
@@ -52,6 +64,12 @@ class EngineSpec:
     distributed_executor_backend: str | None = None  # None = vLLM's choice (one GPU, or CPU)
     chat_template: str | None = None  # template text; None = the tokenizer's own
     stop: tuple[str, ...] = ()
+    # vLLM's tool-call parser for tool_choice `auto` (vllm.tool_parsers.ToolParserManager);
+    # None: the tier refuses `auto`. `hermes` reads the format the tool description shows a
+    # model whose template ignores tools (engines.agentic_messages).
+    tool_parser: str | None = "hermes"
+    max_logprobs: int = 20  # the most top_logprobs a request may ask (OpenAI's cap)
+    structured_outputs_backend: str = "xgrammar"
 
 
 @dataclass
@@ -68,6 +86,7 @@ class SchedulerState:
 
 
 def engine_args(spec: EngineSpec) -> "AsyncEngineArgs":
+    from vllm.config import StructuredOutputsConfig
     from vllm.engine.arg_utils import AsyncEngineArgs
 
     return AsyncEngineArgs(
@@ -85,6 +104,8 @@ def engine_args(spec: EngineSpec) -> "AsyncEngineArgs":
         gpu_memory_utilization=spec.gpu_memory_utilization,
         tensor_parallel_size=spec.tensor_parallel_size,
         distributed_executor_backend=spec.distributed_executor_backend,
+        max_logprobs=spec.max_logprobs,
+        structured_outputs_config=StructuredOutputsConfig(backend=spec.structured_outputs_backend),
         disable_log_stats=False,
         enable_log_requests=False,
     )
@@ -117,17 +138,35 @@ def build_async_llm(spec: EngineSpec, state: SchedulerState, placement_group: An
     )
 
 
+@dataclass(frozen=True)
+class Prepared:
+    """A request ready for vLLM."""
+
+    ids: list[int]  # the prompt
+    params: Any  # vllm.SamplingParams
+    plan: Plan
+    logprobs: int | None  # top logprobs per token; None = none asked
+
+
 class VLLMEngine:
     def __init__(self, engine: "AsyncLLM", spec: EngineSpec, state: SchedulerState) -> None:
         self._engine = engine
         self._spec = spec
         self._state = state
         self._tokenizer = engine.get_tokenizer()
+        # Asked once: a template that ignores tools gets them described in the system turn.
+        self._knows_tools = template_knows_tools(self._render)
+        if not self._knows_tools and spec.tool_parser not in (None, "hermes"):
+            logger.warning("the chat template of %s ignores tools: they are described in the Hermes format, "
+                           "which the tool parser %r may not read", spec.served_name, spec.tool_parser)
+        self._tool_parser: Any = None  # vLLM's parser class, imported on the first `auto` request
         # vLLM names adapters by integer id: stable per name for this engine's lifetime.
         self._lora_ids: dict[str, int] = {}
 
     @classmethod
     def build(cls, spec: EngineSpec, placement_group: Any = None) -> "VLLMEngine":
+        if spec.tool_parser is not None:
+            tool_parser_class(spec.tool_parser)  # an unknown name fails the replica's start, not a request
         state = SchedulerState()
         return cls(build_async_llm(spec, state, placement_group), spec, state)
 
@@ -136,32 +175,47 @@ class VLLMEngine:
     async def generate(self, request: GenerationRequest) -> GenerationResult:
         from vllm.sampling_params import RequestOutputKind
 
-        ids, params = self._prepare(request, RequestOutputKind.FINAL_ONLY)
+        prepared = self._prepare(request, RequestOutputKind.FINAL_ONLY)
         final = None
-        async for output in self._run(request, ids, params):
+        async for output in self._run(request, prepared):
             final = output
         if final is None:
             raise EngineError("the engine returned no output")
-        completion = final.outputs[0]
+        completions = sorted(final.outputs, key=lambda completion: completion.index)
+        first, *more = [self._choice(prepared, completion) for completion in completions]
         return GenerationResult(
-            text=completion.text,
-            finish_reason=_finish(completion.finish_reason),
-            usage=Usage(prompt_tokens=len(ids), completion_tokens=len(completion.token_ids)),
+            text=first.text,
+            finish_reason=first.finish_reason,
+            usage=Usage(prompt_tokens=len(prepared.ids), completion_tokens=sum(len(c.token_ids) for c in completions)),
+            tool_calls=first.tool_calls,
+            logprobs=first.logprobs,
+            more=more,
         )
 
     async def stream(self, request: GenerationRequest) -> AsyncIterator[GenerationChunk]:
         from vllm.sampling_params import RequestOutputKind
 
-        ids, params = self._prepare(request, RequestOutputKind.DELTA)
-        produced = 0
-        async for output in self._run(request, ids, params):
-            completion = output.outputs[0]
-            produced += len(completion.token_ids)
-            yield GenerationChunk(
-                text=completion.text,
-                finish_reason=_finish(completion.finish_reason) if output.finished else None,
-                usage=Usage(prompt_tokens=len(ids), completion_tokens=produced),
-            )
+        prepared = self._prepare(request, RequestOutputKind.DELTA)
+        choices: dict[int, ChoiceStream] = {}
+        produced = 0  # over all choices
+        async for output in self._run(request, prepared):
+            for completion in output.outputs:
+                produced += len(completion.token_ids)
+                if completion.index not in choices:
+                    choices[completion.index] = choice_stream(prepared.plan, self._reader(prepared.plan))
+                finish = _finish(completion.finish_reason) if completion.finish_reason is not None else None
+                piece = choices[completion.index].feed(completion.text, completion.token_ids, finish)
+                logprobs = self._logprobs(prepared, completion)
+                if not (piece.text or piece.tool_calls or piece.finish_reason or logprobs):
+                    continue  # held back (a stop string or a call still forming)
+                yield GenerationChunk(
+                    text=piece.text,
+                    finish_reason=piece.finish_reason,
+                    usage=Usage(prompt_tokens=len(prepared.ids), completion_tokens=produced),
+                    index=completion.index,
+                    tool_calls=piece.tool_calls,
+                    logprobs=logprobs,
+                )
 
     async def load(self) -> EngineLoad:
         return self.load_now()
@@ -220,10 +274,13 @@ class VLLMEngine:
 
     # ---- internals -------------------------------------------------------------
 
-    def _prepare(self, request: GenerationRequest, output_kind: Any) -> tuple[list[int], Any]:
+    def _prepare(self, request: GenerationRequest, output_kind: Any) -> Prepared:
+        from vllm.exceptions import VLLMClientError
         from vllm.sampling_params import SamplingParams
 
-        ids = self._prompt_ids(request)
+        agentic = request.agentic
+        chosen = plan(agentic, request.messages is not None, self._spec.served_name, self._spec.tool_parser)
+        ids = self._prompt_ids(request, chosen)
         limit = self._spec.max_model_len
         wanted = request.sampling.max_tokens
         if len(ids) + (wanted or 1) > limit:
@@ -232,32 +289,76 @@ class VLLMEngine:
                 f"{len(ids) + (wanted or 1)} tokens ({len(ids)} in the prompt, "
                 f"{wanted or 1} for the completion). Shorten the prompt or max_tokens."
             )
+        reader = self._reader(chosen)
         sampling = request.sampling
-        params = SamplingParams(
-            max_tokens=wanted or limit - len(ids),
-            temperature=sampling.temperature,
-            top_p=sampling.top_p,
-            seed=sampling.seed,
-            stop=[*sampling.stop, *self._spec.stop] or None,
-            output_kind=output_kind,
-        )
-        return ids, params
-
-    def _prompt_ids(self, request: GenerationRequest) -> list[int]:
-        tok = self._tokenizer
-        if request.messages is not None:
-            turns = [turn.model_dump() for turn in request.messages]
-            text = tok.apply_chat_template(
-                turns,
-                tokenize=False,
-                add_generation_prompt=True,
-                chat_template=self._spec.chat_template,
+        try:
+            params = SamplingParams(
+                n=agentic.n,
+                max_tokens=wanted or limit - len(ids),
+                temperature=sampling.temperature,
+                top_p=sampling.top_p,
+                seed=sampling.seed,
+                stop=[*sampling.stop, *self._spec.stop] or None,
+                logprobs=agentic.logprobs,
+                structured_outputs=structured_outputs(chosen),
+                skip_special_tokens=reader.skip_special_tokens if reader is not None else True,
+                output_kind=output_kind,
             )
-            # The template already holds any BOS token.
-            return tok.encode(text, add_special_tokens=False)
-        return tok.encode(request.prompt or "", add_special_tokens=True)
+        except (VLLMClientError, ValueError) as exc:
+            raise _refused(exc, chosen) from exc
+        return Prepared(ids, params, chosen, agentic.logprobs)
 
-    async def _run(self, request: GenerationRequest, ids: list[int], params: Any) -> AsyncIterator[Any]:
+    def _prompt_ids(self, request: GenerationRequest, chosen: Plan) -> list[int]:
+        tok = self._tokenizer
+        if request.messages is None:
+            return tok.encode(request.prompt or "", add_special_tokens=True)
+        if self._knows_tools:
+            messages, tools = template_messages(request.messages), tool_dicts(chosen.tools) or None
+        else:
+            messages, tools = plain_messages(request.messages, chosen.tools), None
+        try:
+            text = self._render(messages, tools)
+        except Exception as exc:  # jinja's TemplateError, e.g. roles that must alternate
+            raise EngineRequestError(
+                f"the chat template of '{self._spec.served_name}' can't render these messages: {exc}",
+                param="messages",
+            ) from exc
+        # The template already holds any BOS token.
+        return tok.encode(text, add_special_tokens=False)
+
+    def _render(self, messages: list[Message], tools: list[Message] | None) -> str:
+        return self._tokenizer.apply_chat_template(
+            messages, tools=tools, tokenize=False, add_generation_prompt=True,
+            chat_template=self._spec.chat_template,
+        )
+
+    def _reader(self, chosen: Plan) -> ToolReader | None:
+        """A fresh tool parser for one choice of an `auto` request: parsers keep state."""
+        if chosen.mode != "auto":
+            return None
+        if self._tool_parser is None:
+            assert self._spec.tool_parser is not None, "agentic_plan refuses auto without a parser"
+            self._tool_parser = tool_parser_class(self._spec.tool_parser)
+        return VllmToolReader(self._tool_parser, self._tokenizer, chosen.tools)
+
+    def _choice(self, prepared: Prepared, completion: Any) -> GeneratedChoice:
+        finish = _finish(completion.finish_reason)
+        answer = final_choice(prepared.plan, completion.text, finish, self._reader(prepared.plan))
+        return GeneratedChoice(
+            index=completion.index, text=answer.text, finish_reason=answer.finish_reason,
+            tool_calls=answer.tool_calls, logprobs=self._logprobs(prepared, completion),
+        )
+
+    def _logprobs(self, prepared: Prepared, completion: Any) -> list[TokenLogprob] | None:
+        if prepared.logprobs is None or completion.logprobs is None:
+            return None
+        return token_logprobs(completion.token_ids, completion.logprobs, prepared.logprobs, self._decode)
+
+    def _decode(self, token_id: int) -> str:
+        return self._tokenizer.decode([token_id])
+
+    async def _run(self, request: GenerationRequest, prepared: Prepared) -> AsyncIterator[Any]:
+        from vllm.exceptions import VLLMClientError
         from vllm.v1.engine.exceptions import EngineDeadError
 
         lora = None
@@ -271,11 +372,13 @@ class VLLMEngine:
         engine_id = f"{request.request_id}-{uuid.uuid4().hex[:8]}"
         try:
             async for output in self._engine.generate(
-                {"prompt_token_ids": ids}, params, engine_id, lora_request=lora
+                {"prompt_token_ids": prepared.ids}, prepared.params, engine_id, lora_request=lora
             ):
                 yield output
         except EngineDeadError as exc:
             raise EngineUnavailable(f"engine is dead: {exc}") from exc
+        except VLLMClientError as exc:  # e.g. a JSON schema xgrammar can't compile
+            raise _refused(exc, prepared.plan) from exc
         except ValueError as exc:  # vLLM's request validation
             raise EngineRequestError(str(exc)) from exc
         except EngineError:
@@ -283,6 +386,15 @@ class VLLMEngine:
         except Exception as exc:
             logger.exception("generation %s failed", engine_id)
             raise EngineError(f"{type(exc).__name__}: {exc}") from exc
+
+
+def _refused(exc: Exception, chosen: Plan) -> EngineRequestError:
+    """vLLM's refusal of a request, named by the field the client sent: vLLM's own
+    parameter names (`structured_outputs`) are not the OpenAI API's."""
+    param = getattr(exc, "parameter", None)
+    if chosen.guided and param in (None, "structured_outputs", "json"):
+        param = "response_format" if chosen.mode == "json" else "tools"
+    return EngineRequestError(str(exc), param=param)
 
 
 def _finish(reason: str | None) -> FinishReason:

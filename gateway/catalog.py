@@ -1,4 +1,6 @@
-"""Which `model` names the gateway serves, and where each one goes."""
+"""Which `model` names the gateway serves, where each one goes, and what each tier can do
+beyond plain text (tools, JSON schemas, n, logprobs): a request asking a tier for what it
+cannot do is refused naming the field and the tier, never served with the field dropped."""
 
 from __future__ import annotations
 
@@ -7,16 +9,21 @@ from typing import Callable, Mapping
 from pydantic import BaseModel
 
 from adapters.directory import AdapterDirectory
+from engines.capabilities import ALL_CAPABILITIES, PARAMS
 from engines.types import Tier
-from gateway.errors import ModelNotFound
+from gateway.errors import InvalidRequest, ModelNotFound
 from gateway.protocol import ModelCard
 
 AUTO = "auto"
 
 
+CAPABILITIES = PARAMS  # a capability, and the request field that asks for it
+
+
 class TierSpec(BaseModel):
     served_name: str
     max_model_len: int
+    capabilities: frozenset[str] = ALL_CAPABILITIES
 
 
 class AdapterPin(BaseModel):
@@ -76,17 +83,33 @@ class ModelCatalog:
         pin = AdapterPin(domain=domain.lower(), version=version or None)
         return ModelTarget(tier="small", adapter=pin)
 
+    def check_capable(self, tier: Tier, needs: set[str]) -> None:
+        """Refuse what `tier` cannot honour, naming the first such field."""
+        for capability in sorted(needs - self._tiers[tier].capabilities):
+            field = CAPABILITIES[capability]
+            raise InvalidRequest(
+                f"The {tier} tier ({self._tiers[tier].served_name}) cannot honour '{field}' "
+                f"(it does not serve {capability}).", param=field, code="unsupported_by_tier",
+            )
+
+    def capable(self, needs: set[str]) -> list[Tier]:
+        """The tiers that can honour everything in `needs`."""
+        return [tier for tier, spec in self._tiers.items() if needs <= spec.capabilities]
+
     def served_name(self, tier: Tier, adapter_version: str | None = None) -> str:
         name = self._tiers[tier].served_name
         return f"{name}:{adapter_version}" if adapter_version else name
 
     def cards(self) -> list[ModelCard]:
-        cards = [ModelCard(id=AUTO, owned_by="gateway-router")]
+        # `auto` can serve what any tier can: it routes a request only among the tiers that can.
+        every = sorted(set().union(*(spec.capabilities for spec in self._tiers.values())))
+        cards = [ModelCard(id=AUTO, owned_by="gateway-router", capabilities=every)]
         for tier, spec in self._tiers.items():
-            cards.append(
-                ModelCard(id=tier, tier=tier, parent=spec.served_name, max_model_len=spec.max_model_len)
-            )
-            cards.append(ModelCard(id=spec.served_name, tier=tier, max_model_len=spec.max_model_len))
+            can = sorted(spec.capabilities)
+            cards.append(ModelCard(
+                id=tier, tier=tier, parent=spec.served_name, max_model_len=spec.max_model_len, capabilities=can,
+            ))
+            cards.append(ModelCard(id=spec.served_name, tier=tier, max_model_len=spec.max_model_len, capabilities=can))
         for source in self._extra_cards:
             cards.extend(source())
         return cards

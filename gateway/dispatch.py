@@ -59,8 +59,9 @@ class Call:
         return "messages" if self.generation.messages is not None else "prompt"
 
     def may_fall_back(self) -> bool:
-        """A pinned tier is what the client asked for; a shadow targets its tier."""
-        return self.decision.reason != "explicit" and self.endpoint != "shadow"
+        """A pinned tier is what the client asked for; a shadow targets its tier; a request
+        only one tier can honour (tools, a schema, ...) has nowhere else to go."""
+        return self.decision.reason not in ("explicit", "capability") and self.endpoint != "shadow"
 
 
 class Dispatcher:

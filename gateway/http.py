@@ -66,6 +66,7 @@ class GatewayApp:
         routes = [
             Route("/v1/chat/completions", self.chat, methods=["POST"]),
             Route("/v1/completions", self.completions, methods=["POST"]),
+            Route("/v1/responses", self.responses, methods=["POST"]),
             Route("/v1/models", self.models, methods=["GET"]),
             Route("/health", self.health, methods=["GET"]),
             Route("/ready", self.ready, methods=["GET"]),
@@ -92,6 +93,9 @@ class GatewayApp:
 
     async def completions(self, request: Request) -> Response:
         return await self.pipeline.serve(request, "completions")
+
+    async def responses(self, request: Request) -> Response:
+        return await self.pipeline.serve(request, "responses")
 
     async def models(self, request: Request) -> Response:
         await self._ops.auth.key(request)

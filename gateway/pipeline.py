@@ -24,24 +24,26 @@ state is one `RequestState` the stages fill in.
 from __future__ import annotations
 
 import time
+from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import AsyncIterator, Callable, Protocol, Sequence
+from typing import AsyncIterator, Callable, Iterator, Literal, Protocol, Sequence
 
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response, StreamingResponse
 
 from adapters.choice import AdapterAsk, AdapterChooser
 from engines.streams import first_chunk
-from engines.types import GenerationChunk, GenerationRequest, GenerationResult, Usage
+from engines.types import GenerationChunk, GenerationRequest, GenerationResult, ToolCall, Usage
 from gateway.auth import Authenticator
 from gateway.catalog import ModelCatalog
 from gateway.dispatch import Call, Dispatcher
 from gateway.errors import AdapterNotFoundError, InvalidRequest
-from gateway.bodies import check_limits, parse_body
+from gateway.bodies import check_limits, parse_body, read_json, validated
 from gateway.middleware import request_id
 from gateway.protocol import ChatCompletionRequest
 from gateway.responses import SSE_HEADERS, completion_body, event_stream, route_headers
 from gateway.settings import LimitSettings
+from gateway.openai_responses import ResponsesEncoder, ResponsesRequest, responses_param, to_chat
 from gateway.state import Body, Endpoint, RequestState
 from retrieval.grounding import Grounder, GroundingAsk, retrieval_query
 from router.decision import RoutingQuery
@@ -51,9 +53,10 @@ from text.category import normalise_category
 
 
 class AnswerSink(Protocol):
-    """Receives each finished answer (journal, shadow, flags); returns at once, never raises."""
+    """Receives each finished answer, choice 0 (journal, shadow, flags): its text and the
+    tools it called; returns at once, never raises."""
 
-    def completed(self, state: RequestState, text: str, latency_s: float) -> None: ...
+    def completed(self, state: RequestState, text: str, latency_s: float, calls: Sequence[ToolCall] = ()) -> None: ...
 
 
 @dataclass(frozen=True)
@@ -78,10 +81,11 @@ class Pipeline:
         self.limits = limits  # replaced live (user_config.limits)
         self._clock = clock
 
-    async def serve(self, request: Request, endpoint: Endpoint) -> Response:
+    async def serve(self, request: Request, endpoint: Endpoint | Literal["responses"]) -> Response:
         key = await self._s.auth.key(request)
         state = await self._parse(request, endpoint, key)
-        self._validate(state)
+        with in_terms_of(state):
+            self._validate(state)
         await self._s.auth.admit(key)
         handoff = await self._support(state)
         if handoff is not None:
@@ -97,26 +101,36 @@ class Pipeline:
 
     # ---- parse and validate: before any work is spent --------------------------------
 
-    async def _parse(self, request: Request, endpoint: Endpoint, key: object) -> RequestState:
-        body = await parse_body(request, endpoint, self.limits.max_body_bytes)
+    async def _parse(self, request: Request, endpoint: Endpoint | Literal["responses"], key: object) -> RequestState:
+        encoder = None
+        if endpoint == "responses":  # the Responses API: a chat request in other shapes
+            body, encoder = await parse_responses(request, self.limits.max_body_bytes)
+            endpoint = "chat"
+        else:
+            body = await parse_body(request, endpoint, self.limits.max_body_bytes)
         rid = request_id(request)
         query = RoutingQuery(text=_user_text(body), category=normalise_category(body.category()))
         sampling = body.sampling(
             body.requested_max_tokens() if isinstance(body, ChatCompletionRequest) else body.max_tokens
         )
         if isinstance(body, ChatCompletionRequest):
-            generation = GenerationRequest(request_id=rid, messages=body.turns(), sampling=sampling)
+            generation = GenerationRequest(
+                request_id=rid, messages=body.turns(), sampling=sampling, agentic=body.agentic()
+            )
         else:
-            generation = GenerationRequest(request_id=rid, prompt=body.text(), sampling=sampling)
+            generation = GenerationRequest(
+                request_id=rid, prompt=body.text(), sampling=sampling, agentic=body.agentic()
+            )
         return RequestState(
             request_id=rid, endpoint=endpoint, body=body, key=key,  # type: ignore[arg-type]
             target=self._s.catalog.resolve(body.model), query=query, generation=generation,
-            started=self._clock(),
+            started=self._clock(), encoder=encoder,
         )
 
     def _validate(self, state: RequestState) -> None:
         body = state.body
         check_limits(body, self.limits)
+        self._capable(state)
         if body.grounding and self._s.grounder is None:
             raise InvalidRequest(
                 "grounding was requested but this gateway serves no knowledge base.",
@@ -137,6 +151,17 @@ class Pipeline:
                 )
             state.pinned_adapter = self._s.adapters.resolve(pin.domain, pin.version)
 
+    def _capable(self, state: RequestState) -> None:
+        """What the request asks beyond text (tools, a schema, n, logprobs) against what the
+        tiers can do: a pinned tier must honour all of it, `auto` needs one tier that does."""
+        needs = state.generation.agentic.asks()
+        catalog = self._s.catalog
+        if state.target.tier is not None:
+            catalog.check_capable(state.target.tier, needs)
+        elif not catalog.capable(needs):
+            for tier in ("small", "large"):
+                catalog.check_capable(tier, needs)
+
     # ---- support controls, route, adapter, mode -----------------------------------------
 
     async def _support(self, state: RequestState) -> Handoff | None:
@@ -145,7 +170,14 @@ class Pipeline:
         return await self._s.support.before_routing(self._support_ask(state))
 
     async def _route(self, state: RequestState) -> None:
-        state.decision = await self._s.router.decide(state.target.tier, state.query, state.request_id)
+        pinned = state.target.tier
+        capable = self._s.catalog.capable(state.generation.agentic.asks())
+        if pinned is None and len(capable) == 1:
+            # `auto` chooses only among the tiers that can serve the request: here, one.
+            decision = await self._s.router.decide(capable[0], state.query, state.request_id)
+            state.decision = decision.model_copy(update={"reason": "capability"})
+            return
+        state.decision = await self._s.router.decide(pinned, state.query, state.request_id)
 
     async def _adapter(self, state: RequestState) -> None:
         assert state.decision is not None
@@ -181,8 +213,8 @@ class Pipeline:
         else:
             result, state.context = await grounder.run(self._grounding_ask(state), lambda g: self._generate(state, g), state.generation)
         await self._s.auth.charge(state.key, result.usage.total_tokens)
-        self._completed(state, result.text)
-        return JSONResponse(completion_body(state, result), headers=route_headers(state))
+        self._completed(state, result.text, result.tool_calls)
+        return JSONResponse(_body(state, result), headers=route_headers(state))
 
     async def _stream(self, state: RequestState) -> Response:
         # Failures before the first chunk (retries and fallback included) get a real status.
@@ -193,7 +225,7 @@ class Pipeline:
             chunks, state.context = await grounder.open_stream(self._grounding_ask(state), lambda g: self._open(state, g), state.generation)
         first = await first_chunk(chunks)
         return StreamingResponse(
-            event_stream(state, first, self._sunk(state, first, chunks)),
+            _events(state, first, self._sunk(state, first, chunks)),
             media_type="text/event-stream", headers={**route_headers(state), **SSE_HEADERS},
         )
 
@@ -212,21 +244,22 @@ class Pipeline:
     ) -> AsyncIterator[GenerationChunk]:
         """The rest of the stream (after `first`), passed through; the sinks run when it
         ends (charged even when cut)."""
-        tokens, parts = first.usage.total_tokens, [first.text]
+        tokens, answer = first.usage.total_tokens, StreamedAnswer()
+        answer.add(first)
         try:
             async for chunk in chunks:
                 tokens = chunk.usage.total_tokens
-                parts.append(chunk.text)
+                answer.add(chunk)
                 yield chunk
-            self._completed(state, "".join(parts))
+            self._completed(state, answer.text(), answer.calls())
         finally:
             await chunks.aclose()  # type: ignore[attr-defined]
             await self._s.auth.charge(state.key, tokens)
 
-    def _completed(self, state: RequestState, text: str) -> None:
+    def _completed(self, state: RequestState, text: str, calls: Sequence[ToolCall] = ()) -> None:
         latency_s = self._clock() - state.started
         for sink in self._s.sinks:
-            sink.completed(state, text, latency_s)
+            sink.completed(state, text, latency_s, calls)
 
     # ---- helpers ----------------------------------------------------------------------
 
@@ -252,19 +285,77 @@ class Pipeline:
         )
 
     def _support_ask(self, state: RequestState) -> SupportAsk:
-        return SupportAsk(user_text=state.query.text, category=state.query.category, gate=state.body.gate)
+        # A message right after a tool result continues an agent's turn: never gated as chit-chat.
+        after_tool = bool(state.generation.messages) and state.generation.messages[-1].role == "tool"
+        gate = False if after_tool else state.body.gate
+        return SupportAsk(user_text=state.query.text, category=state.query.category, gate=gate)
 
     def _handoff(self, state: RequestState, handoff: Handoff) -> Response:
         """No tier is called: the hand-off text as a complete answer, usage zero."""
         state.model_name = state.body.model
         result = GenerationResult(text=handoff.text, finish_reason="stop", usage=Usage())
         if not state.body.stream:
-            return JSONResponse(completion_body(state, result), headers=handoff.headers)
+            return JSONResponse(_body(state, result), headers=handoff.headers)
         first = GenerationChunk(text=handoff.text, finish_reason="stop", usage=Usage())
         return StreamingResponse(
-            event_stream(state, first, _nothing()), media_type="text/event-stream",
+            _events(state, first, _nothing()), media_type="text/event-stream",
             headers={**handoff.headers, **SSE_HEADERS},
         )
+
+
+class StreamedAnswer:
+    """Choice 0 of a stream, put back together for the sinks: its text and its tool calls."""
+
+    def __init__(self) -> None:
+        self._parts: list[str] = []
+        self._calls: dict[int, ToolCall] = {}
+
+    def add(self, chunk: GenerationChunk) -> None:
+        if chunk.index != 0:
+            return
+        self._parts.append(chunk.text)
+        for delta in chunk.tool_calls:
+            call = self._calls.setdefault(delta.index, ToolCall(id=delta.id or "", name=delta.name or "", arguments=""))
+            call.arguments += delta.arguments
+
+    def text(self) -> str:
+        return "".join(self._parts)
+
+    def calls(self) -> list[ToolCall]:
+        return [self._calls[i] for i in sorted(self._calls)]
+
+
+def _body(state: RequestState, result: GenerationResult) -> dict:
+    return state.encoder.body(state, result) if state.encoder else completion_body(state, result)
+
+
+def _events(
+    state: RequestState, first: GenerationChunk, rest: AsyncIterator[GenerationChunk]
+) -> AsyncIterator[bytes]:
+    encoder = state.encoder
+    return encoder.events(state, first, rest) if encoder else event_stream(state, first, rest)
+
+
+async def parse_responses(request: Request, limit: int) -> tuple[ChatCompletionRequest, ResponsesEncoder]:
+    """A Responses request, as the chat request it amounts to; its refusals name its own fields."""
+    responses = validated(ResponsesRequest, await read_json(request, limit))
+    try:
+        chat = validated(ChatCompletionRequest, to_chat(responses))
+    except InvalidRequest as exc:
+        exc.param = responses_param(exc.param)
+        raise
+    return chat, ResponsesEncoder(responses)
+
+
+@contextmanager
+def in_terms_of(state: RequestState) -> Iterator[None]:
+    """Refusals of a Responses request name its fields (`max_output_tokens`, not `max_tokens`)."""
+    try:
+        yield
+    except InvalidRequest as exc:
+        if state.encoder is not None:
+            exc.param = responses_param(exc.param)
+        raise
 
 
 async def _nothing() -> AsyncIterator[GenerationChunk]:

@@ -1,8 +1,10 @@
 """OpenAI wire models: what clients send and what the gateway answers.
 
 Requests tolerate unknown fields (clients send vendor extensions) but the names are
-logged; fields whose semantics the gateway cannot honour (n > 1, echo, tools, non-text
-content) are rejected rather than silently ignored.
+logged; fields whose semantics the gateway cannot honour (echo, best_of, suffix, non-text
+content) are rejected rather than silently ignored. The agent fields (tools, tool_choice,
+response_format, n, logprobs) become `engines.types.Agentic`; a tier that cannot honour
+one refuses it before dispatch (gateway/capabilities.py).
 """
 
 from __future__ import annotations
@@ -13,7 +15,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
-from engines.types import ChatTurn, SamplingSpec
+from engines.types import Agentic, ChatTurn, OutputFormat, SamplingSpec, ToolCall, ToolFunction
 
 logger = logging.getLogger(__name__)
 
@@ -35,16 +37,43 @@ class TextPart(BaseModel):
     text: str
 
 
+class FunctionCall(BaseModel):
+    name: str = Field(min_length=1)
+    arguments: str
+
+
+class ToolCallWire(BaseModel):
+    """`tool_calls[]` of an assistant message, as OpenAI sends and answers it."""
+
+    id: str
+    type: Literal["function"] = "function"
+    function: FunctionCall
+
+    def to_call(self) -> ToolCall:
+        return ToolCall(id=self.id, name=self.function.name, arguments=self.function.arguments)
+
+
 class ChatMessage(BaseModel):
     model_config = ConfigDict(extra="ignore")
 
-    role: Literal["system", "developer", "user", "assistant"]
+    role: Literal["system", "developer", "user", "assistant", "tool"]
     content: str | list[TextPart] | None = None
     name: str | None = None
+    tool_calls: list[ToolCallWire] | None = None  # assistant turns
+    tool_call_id: str | None = None  # tool turns: the call this result answers
+
+    @model_validator(mode="after")
+    def _tool_fields(self) -> "ChatMessage":
+        if self.tool_calls and self.role != "assistant":
+            raise ValueError("only an assistant message carries tool_calls")
+        if self.role == "tool" and not self.tool_call_id:
+            raise ValueError("a tool message needs the tool_call_id it answers")
+        return self
 
     def to_turn(self) -> ChatTurn:
         role = "system" if self.role == "developer" else self.role
-        return ChatTurn(role=role, content=self.text())
+        calls = [call.to_call() for call in self.tool_calls] if self.tool_calls else None
+        return ChatTurn(role=role, content=self.text(), tool_calls=calls, tool_call_id=self.tool_call_id)
 
     def text(self) -> str:
         if self.content is None:
@@ -67,7 +96,7 @@ class SamplingFields(WireModel):
     top_p: float = Field(1.0, gt=0.0, le=1.0)
     stop: str | list[str] | None = None
     seed: int | None = Field(None, ge=-MAX_SEED, le=MAX_SEED)
-    n: int = Field(1, ge=1, le=1, description="Only one choice per request is served")
+    n: int = Field(1, ge=1, le=8, description="Choices per request")
     stream: bool = False
     stream_options: StreamOptions | None = None
     user: str | None = None
@@ -109,17 +138,89 @@ class SamplingFields(WireModel):
         )
 
 
+class FunctionSpec(BaseModel):
+    name: str = Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_-]+$")
+    description: str | None = None
+    parameters: dict[str, Any] | None = None
+    strict: bool | None = None
+
+
+class ToolSpec(BaseModel):
+    type: Literal["function"]
+    function: FunctionSpec
+
+
+class NamedFunction(BaseModel):
+    name: str
+
+
+class NamedToolChoice(BaseModel):
+    type: Literal["function"]
+    function: NamedFunction
+
+
+class JsonSchemaSpec(BaseModel):
+    name: str = Field(min_length=1, max_length=64)
+    description: str | None = None
+    schema_: dict[str, Any] | None = Field(None, alias="schema")
+    strict: bool | None = None
+
+
+class ResponseFormat(BaseModel):
+    type: Literal["text", "json_object", "json_schema"]
+    json_schema: JsonSchemaSpec | None = None
+
+    @model_validator(mode="after")
+    def _schema_given(self) -> "ResponseFormat":
+        if self.type == "json_schema" and self.json_schema is None:
+            raise ValueError("type json_schema needs a json_schema")
+        return self
+
+    def to_output(self) -> OutputFormat:
+        spec = self.json_schema
+        if self.type != "json_schema" or spec is None:
+            return OutputFormat(type=self.type)
+        return OutputFormat(type="json_schema", name=spec.name, json_schema=spec.schema_ or {}, strict=spec.strict)
+
+
 class ChatCompletionRequest(SamplingFields):
     messages: list[ChatMessage] = Field(min_length=1)
     max_completion_tokens: int | None = Field(None, ge=1)
-    tools: None = Field(None, description="Tool calling is not served by this gateway")
-    logprobs: Literal[False] | None = None
+    tools: list[ToolSpec] | None = Field(None, max_length=128)
+    tool_choice: Literal["none", "auto", "required"] | NamedToolChoice | None = None
+    parallel_tool_calls: bool | None = None
+    response_format: ResponseFormat | None = None
+    logprobs: bool | None = None
+    top_logprobs: int | None = Field(None, ge=0, le=20)
 
     @model_validator(mode="after")
     def _last_turn_is_not_empty(self) -> "ChatCompletionRequest":
-        if not self.messages[-1].text().strip():
+        last = self.messages[-1]
+        if not last.text().strip() and not last.tool_calls:
             raise ValueError("the last message must contain some text")
         return self
+
+    @model_validator(mode="after")
+    def _agent_fields_agree(self) -> "ChatCompletionRequest":
+        names = {tool.function.name for tool in self.tools or []}
+        choice = self.tool_choice
+        if choice == "required" and not names:
+            raise ValueError("tool_choice 'required' needs tools")
+        if isinstance(choice, NamedToolChoice) and choice.function.name not in names:
+            raise ValueError(f"tool_choice names '{choice.function.name}', which is not among the tools")
+        if self.top_logprobs is not None and not self.logprobs:
+            raise ValueError("top_logprobs needs logprobs: true")
+        return self
+
+    def agentic(self) -> Agentic:
+        choice = self.tool_choice
+        named = choice.function.name if isinstance(choice, NamedToolChoice) else choice
+        return Agentic(
+            tools=[ToolFunction(**tool.function.model_dump()) for tool in self.tools or []],
+            tool_choice=named, parallel_tool_calls=self.parallel_tool_calls is not False,
+            output=self.response_format.to_output() if self.response_format else None, n=self.n,
+            logprobs=(self.top_logprobs or 0) if self.logprobs else None,
+        )
 
     def turns(self) -> list[ChatTurn]:
         return [m.to_turn() for m in self.messages]
@@ -133,7 +234,7 @@ class CompletionRequest(SamplingFields):
     max_tokens: int | None = Field(16, ge=1)
     echo: Literal[False] = False
     best_of: Literal[1] | None = None
-    logprobs: None = None
+    logprobs: int | None = Field(None, ge=0, le=5)
     suffix: None = None
 
     @field_validator("prompt")
@@ -149,6 +250,9 @@ class CompletionRequest(SamplingFields):
     def text(self) -> str:
         return self.prompt if isinstance(self.prompt, str) else self.prompt[0]
 
+    def agentic(self) -> Agentic:
+        return Agentic(n=self.n, logprobs=self.logprobs)
+
 
 # ---- responses -------------------------------------------------------------------
 
@@ -159,16 +263,45 @@ class UsageInfo(BaseModel):
     total_tokens: int
 
 
+def _omitted_when_none(value: object) -> bool:
+    return value is None
+
+
 class AssistantMessage(BaseModel):
     role: Literal["assistant"] = "assistant"
-    content: str
+    content: str | None
+    # Present only when the model called tools, as OpenAI answers.
+    tool_calls: list[ToolCallWire] | None = Field(None, exclude_if=_omitted_when_none)
+
+
+class TopLogprobWire(BaseModel):
+    token: str
+    logprob: float
+    bytes: list[int] | None = None
+
+
+class TokenLogprobWire(TopLogprobWire):
+    top_logprobs: list[TopLogprobWire] = Field(default_factory=list)
+
+
+class ChoiceLogprobs(BaseModel):
+    content: list[TokenLogprobWire] | None = None
+
+
+class TextLogprobs(BaseModel):
+    """The completions endpoint's (legacy) logprobs shape."""
+
+    tokens: list[str]
+    token_logprobs: list[float]
+    top_logprobs: list[dict[str, float]]
+    text_offset: list[int]
 
 
 class ChatChoice(BaseModel):
     index: int = 0
     message: AssistantMessage
     finish_reason: str | None
-    logprobs: None = None
+    logprobs: ChoiceLogprobs | None = None
 
 
 class ChatCompletion(BaseModel):
@@ -180,16 +313,29 @@ class ChatCompletion(BaseModel):
     usage: UsageInfo
 
 
+class DeltaFunction(BaseModel):
+    name: str | None = None
+    arguments: str | None = None
+
+
+class DeltaToolCall(BaseModel):
+    index: int
+    id: str | None = None
+    type: Literal["function"] | None = None
+    function: DeltaFunction
+
+
 class Delta(BaseModel):
     role: Literal["assistant"] | None = None
     content: str | None = None
+    tool_calls: list[DeltaToolCall] | None = Field(None, exclude_if=_omitted_when_none)
 
 
 class ChatChunkChoice(BaseModel):
     index: int = 0
     delta: Delta
     finish_reason: str | None = None
-    logprobs: None = None
+    logprobs: ChoiceLogprobs | None = None
 
 
 class ChatCompletionChunk(BaseModel):
@@ -205,7 +351,7 @@ class TextChoice(BaseModel):
     index: int = 0
     text: str
     finish_reason: str | None
-    logprobs: None = None
+    logprobs: TextLogprobs | None = None
 
 
 class Completion(BaseModel):
@@ -226,6 +372,9 @@ class ModelCard(BaseModel):
     tier: str | None = None
     max_model_len: int | None = None
     active_version: str | None = Field(None, description="Adapters: the domain's active version")
+    capabilities: list[str] | None = Field(
+        None, description="What the model serves beyond text: tools, json_schema, n, logprobs"
+    )
     status: str | None = Field(None, description="Adapter versions: active, candidate or available")
 
 

@@ -14,7 +14,7 @@ from typing import Any, AsyncIterator
 
 from pydantic import BaseModel
 
-from engines.types import GenerationChunk, GenerationResult, Usage
+from engines.types import GeneratedChoice, GenerationChunk, GenerationResult, TokenLogprob, ToolCall, Usage
 from gateway.errors import EngineFailure, GatewayError
 from gateway.protocol import (
     AssistantMessage,
@@ -22,9 +22,17 @@ from gateway.protocol import (
     ChatChunkChoice,
     ChatCompletion,
     ChatCompletionChunk,
+    ChoiceLogprobs,
     Completion,
     Delta,
+    DeltaFunction,
+    DeltaToolCall,
+    FunctionCall,
     TextChoice,
+    TextLogprobs,
+    TokenLogprobWire,
+    ToolCallWire,
+    TopLogprobWire,
     UsageInfo,
 )
 from gateway.state import RequestState
@@ -76,46 +84,106 @@ def completion_body(state: RequestState, result: GenerationResult) -> dict[str, 
     usage = usage_info(result.usage)
     if state.endpoint == "chat":
         body: BaseModel = ChatCompletion(
-            id=state.response_id,
-            model=state.model_name,
+            id=state.response_id, model=state.model_name, usage=usage,
             choices=[
                 ChatChoice(
-                    message=AssistantMessage(content=result.text), finish_reason=result.finish_reason
+                    index=c.index, message=message(c), finish_reason=c.finish_reason,
+                    logprobs=chat_logprobs(c.logprobs),
                 )
+                for c in result.choices()
             ],
-            usage=usage,
         )
     else:
         body = Completion(
-            id=state.response_id,
-            model=state.model_name,
-            choices=[TextChoice(text=result.text, finish_reason=result.finish_reason)],
-            usage=usage,
+            id=state.response_id, model=state.model_name, usage=usage,
+            choices=[
+                TextChoice(
+                    index=c.index, text=c.text, finish_reason=c.finish_reason,
+                    logprobs=text_logprobs(c.logprobs),
+                )
+                for c in result.choices()
+            ],
         )
     return body.model_dump(mode="json")
 
 
+def message(choice: GeneratedChoice) -> AssistantMessage:
+    calls = [wire_call(call) for call in choice.tool_calls] or None
+    # A turn that only calls tools has no content (null), as OpenAI answers it.
+    return AssistantMessage(content=choice.text if choice.text or not calls else None, tool_calls=calls)
+
+
+def wire_call(call: ToolCall) -> ToolCallWire:
+    return ToolCallWire(id=call.id, function=FunctionCall(name=call.name, arguments=call.arguments))
+
+
+def chat_logprobs(logprobs: list[TokenLogprob] | None) -> ChoiceLogprobs | None:
+    if logprobs is None:
+        return None
+    return ChoiceLogprobs(content=[
+        TokenLogprobWire(
+            token=t.token, logprob=t.logprob, bytes=t.bytes,
+            top_logprobs=[TopLogprobWire(token=x.token, logprob=x.logprob, bytes=x.bytes) for x in t.top],
+        )
+        for t in logprobs
+    ])
+
+
+def text_logprobs(logprobs: list[TokenLogprob] | None, offset: int = 0) -> TextLogprobs | None:
+    """The completions endpoint's shape: parallel lists, offsets into the text."""
+    if logprobs is None:
+        return None
+    offsets = []
+    for t in logprobs:
+        offsets.append(offset)
+        offset += len(t.token)
+    return TextLogprobs(
+        tokens=[t.token for t in logprobs], token_logprobs=[t.logprob for t in logprobs],
+        top_logprobs=[{x.token: x.logprob for x in t.top} for t in logprobs], text_offset=offsets,
+    )
+
+
 class ChunkEncoder:
-    """Encodes engine chunks as OpenAI chunk events for one request."""
+    """Encodes engine chunks as OpenAI chunk events for one request (each choice its own
+    `index`: the role goes with a choice's first event)."""
 
     def __init__(self, state: RequestState) -> None:
         self._state = state
         self._created = int(time.time())
-        self._role_sent = False
+        self._roles_sent: set[int] = set()
+        self._offsets: dict[int, int] = {}
 
     def chunk(self, chunk: GenerationChunk) -> bytes:
         state = self._state
         if state.endpoint == "completions":
+            offset = self._offsets.get(chunk.index, 0)
+            self._offsets[chunk.index] = offset + len(chunk.text)
+            choice = TextChoice(
+                index=chunk.index, text=chunk.text, finish_reason=chunk.finish_reason,
+                logprobs=text_logprobs(chunk.logprobs, offset),
+            )
             body = Completion(
-                id=state.response_id, created=self._created, model=state.model_name,
-                choices=[TextChoice(text=chunk.text, finish_reason=chunk.finish_reason)],
+                id=state.response_id, created=self._created, model=state.model_name, choices=[choice],
             ).model_dump(mode="json", exclude={"usage"})
             return sse(body)
-        delta = Delta(content=chunk.text, role=None if self._role_sent else "assistant")
-        self._role_sent = True
-        return sse(self._chat(
-            [ChatChunkChoice(delta=delta, finish_reason=chunk.finish_reason)], usage=None
-        ))
+        first = chunk.index not in self._roles_sent
+        self._roles_sent.add(chunk.index)
+        calls = [
+            DeltaToolCall(
+                index=d.index, id=d.id, type="function" if d.id else None,
+                function=DeltaFunction(name=d.name, arguments=d.arguments),
+            )
+            for d in chunk.tool_calls
+        ] or None
+        delta = Delta(
+            content=chunk.text if chunk.text or not calls else None, role="assistant" if first else None,
+            tool_calls=calls,
+        )
+        choice = ChatChunkChoice(
+            index=chunk.index, delta=delta, finish_reason=chunk.finish_reason,
+            logprobs=chat_logprobs(chunk.logprobs),
+        )
+        return sse(self._chat([choice], usage=None))
 
     def usage(self, usage: Usage) -> bytes:
         state = self._state

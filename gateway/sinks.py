@@ -5,7 +5,9 @@ answer is already the client's."""
 from __future__ import annotations
 
 import logging
+from typing import Sequence
 
+from engines.types import ToolCall
 from flags.sink import AnswerFlagger, FlagAsk
 from flags.types import Passage
 from gateway.metrics import GatewayMetrics
@@ -24,14 +26,14 @@ class ShadowSink:
         self.service = service
         self._metrics = metrics
 
-    def completed(self, state: RequestState, text: str, latency_s: float) -> None:
+    def completed(self, state: RequestState, text: str, latency_s: float, calls: Sequence[ToolCall] = ()) -> None:
         try:
-            self._hand_over(state, text, latency_s)
+            self._hand_over(state, text, latency_s, calls)
         except Exception:  # the answer is already the client's: shadowing must not fail it
             logger.exception("shadowing request %s failed", state.request_id)
             self._metrics.shadow.shadow_dropped("error")
 
-    def _hand_over(self, state: RequestState, text: str, latency_s: float) -> None:
+    def _hand_over(self, state: RequestState, text: str, latency_s: float, calls: Sequence[ToolCall]) -> None:
         decision = state.decision
         assert decision is not None
         served = Served(
@@ -39,7 +41,7 @@ class ShadowSink:
             domain=state.domain, version=decision.adapter_version, category=state.query.category,
             mode=state.mode, rollout_category=state.rollout_category,
         )
-        self.service.completed(served, state.generation, state.query.text, text, latency_s)
+        self.service.completed(served, state.generation, state.query.text, text, latency_s, calls)
 
 
 class FlagSink:
@@ -49,8 +51,8 @@ class FlagSink:
         self.flagger = flagger
         self._metrics = metrics
 
-    def completed(self, state: RequestState, text: str, latency_s: float) -> None:
-        try:
+    def completed(self, state: RequestState, text: str, latency_s: float, calls: Sequence[ToolCall] = ()) -> None:
+        try:  # the customer reads the text: the flags check it, not tool arguments
             self.flagger.completed(_flag_ask(state, text))
         except Exception:  # the answer is already the client's: flagging must not fail it
             logger.exception("flagging request %s failed", state.request_id)

@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Literal
+from typing import Any, AsyncIterator, Literal, Protocol
 
 from adapters.directory import LiveAdapter
-from engines.types import GenerationRequest
+from engines.types import GenerationChunk, GenerationRequest, GenerationResult
 from gateway.catalog import ModelTarget
 from gateway.keys import KeyRecord
 from gateway.protocol import ChatCompletionRequest, CompletionRequest
@@ -15,6 +15,16 @@ from router.decision import RoutingDecision, RoutingQuery
 
 Body = ChatCompletionRequest | CompletionRequest
 Endpoint = Literal["chat", "completions"]
+
+
+class Encoder(Protocol):
+    """Another API's rendering of a chat answer (the Responses API's, say)."""
+
+    def body(self, state: "RequestState", result: GenerationResult) -> dict[str, Any]: ...
+
+    def events(
+        self, state: "RequestState", first: GenerationChunk, rest: AsyncIterator[GenerationChunk]
+    ) -> AsyncIterator[bytes]: ...
 
 
 @dataclass
@@ -37,6 +47,7 @@ class RequestState:
     rollout_category: str | None = None  # support: the category the rollout keyed it by
     context: Context | None = None  # ground: None = not grounded
     model_name: str = ""  # the served model's name, for the response
+    encoder: Encoder | None = None  # parse: /v1/responses answers in its own shapes
 
     @property
     def include_usage(self) -> bool:

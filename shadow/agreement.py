@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
-from typing import Protocol
+import json
+from typing import Protocol, Sequence
 
 import numpy as np
 
+from engines.types import ToolCall
 from text.embedding import Embedder
 
 
@@ -28,3 +30,33 @@ class EmbeddingAgreement:
             return 1.0 if a.strip() == b.strip() else 0.0
         vectors = self._embedder.embed([a, b])
         return float(max(0.0, min(1.0, float(np.dot(vectors[0], vectors[1])))))
+
+
+def call_agreement(a: Sequence[ToolCall], b: Sequence[ToolCall]) -> float:
+    """Agreement of two answers that call tools: by function name and parsed arguments,
+    not by text (argument order and spacing do not matter). The share of calls matched,
+    over the longer side's count; 1.0 when neither called anything."""
+    if not a and not b:
+        return 1.0
+    left = [_canonical(call) for call in a]
+    matched = 0
+    for call in b:
+        key = _canonical(call)
+        if key in left:
+            left.remove(key)
+            matched += 1
+    return matched / max(len(a), len(b))
+
+
+def shown(text: str, calls: Sequence[ToolCall]) -> str:
+    """What an answer said, for the journal and pair review: its text, then its calls."""
+    rendered = [f"{call.name}({call.arguments})" for call in calls]
+    return "\n".join([text, *rendered] if text else rendered)
+
+
+def _canonical(call: ToolCall) -> tuple[str, str]:
+    try:
+        arguments = json.dumps(json.loads(call.arguments), sort_keys=True)
+    except (json.JSONDecodeError, TypeError):
+        arguments = call.arguments  # not JSON: compared as sent
+    return call.name, arguments

@@ -13,10 +13,10 @@ import logging
 import random
 import time
 from dataclasses import dataclass
-from typing import Callable, Protocol
+from typing import Callable, Protocol, Sequence
 
-from engines.types import AdapterSpec, GenerationRequest, GenerationResult, Tier
-from shadow.agreement import Agreement
+from engines.types import AdapterSpec, GenerationRequest, GenerationResult, Tier, ToolCall
+from shadow.agreement import Agreement, call_agreement, shown
 from shadow.canary import CanaryMonitor
 from shadow.config import ShadowConfig
 from background.workers import WorkerQueue
@@ -67,6 +67,10 @@ class ShadowAnswer:
     target: ShadowTarget
     text: str
     latency_s: float
+    calls: tuple[ToolCall, ...] = ()  # the tools it called, compared by name and arguments
+
+    def shown(self) -> str:
+        return shown(self.text, self.calls)
 
 
 class ShadowService:
@@ -116,24 +120,29 @@ class ShadowService:
 
     # ---- the primary path: never waits, never raises --------------------------------
 
-    def completed(self, served: Served, generation: GenerationRequest, prompt: str, text: str, latency_s: float) -> None:
+    def completed(
+        self, served: Served, generation: GenerationRequest, prompt: str, text: str, latency_s: float,
+        calls: Sequence[ToolCall] = (),
+    ) -> None:
         if self.config.journal or served.mode == "draft":  # a draft is journaled for its feedback
             record = RequestRecord(
-                request_id=served.request_id, target=served.target, tags=served.tags(), prompt=prompt, draft=text,
+                request_id=served.request_id, target=served.target, tags=served.tags(), prompt=prompt,
+                draft=shown(text, calls),
             )
             if not self.journal.offer(lambda: asyncio.to_thread(self._store.add_request, record)):
                 self._metrics.shadow_dropped("journal")
         targets = select_targets(self.config.rules, served, self._draw)
         if not targets:
             return
-        job = lambda: self._mirror_job(served, generation, prompt, text, latency_s, targets)  # noqa: E731
+        primary = ShadowAnswer(ShadowTarget(served.target, served.tier, served.tier), text, latency_s, tuple(calls))
+        job = lambda: self._mirror_job(served, generation, prompt, primary, targets)  # noqa: E731
         if not self.mirror.offer(job):
             self._metrics.shadow_dropped("mirror")
 
     # ---- shadow workers ---------------------------------------------------------------
 
     async def _mirror_job(
-        self, served: Served, generation: GenerationRequest, prompt: str, text: str, latency_s: float,
+        self, served: Served, generation: GenerationRequest, prompt: str, primary: ShadowAnswer,
         targets: list[str],
     ) -> None:
         resolved = self._resolve_all(targets, served)
@@ -142,7 +151,6 @@ class ShadowService:
             answer = await self._ask(target, generation, f"{served.request_id}-shadow-{i}")
             if answer is not None:
                 answers[target.label] = answer
-        primary = ShadowAnswer(ShadowTarget(served.target, served.tier, served.tier), text, latency_s)
         for answer in answers.values():
             await self._store_pair(served, prompt, primary, answer)
         reference = answers.get(self.config.canary.reference)
@@ -206,14 +214,17 @@ class ShadowService:
             logger.info("shadow call to %s failed: %s", target.label, exc)
             self._metrics.shadow_outcome(target.kind, "failed")
             return None
-        return ShadowAnswer(target, result.text, self._clock() - started)
+        return ShadowAnswer(target, result.text, self._clock() - started, tuple(result.tool_calls))
 
     async def _store_pair(self, served: Served, prompt: str, first: ShadowAnswer, second: ShadowAnswer) -> None:
-        agreement = await asyncio.to_thread(self._agreement.score, first.text, second.text)
+        if first.calls or second.calls:
+            agreement = call_agreement(first.calls, second.calls)
+        else:
+            agreement = await asyncio.to_thread(self._agreement.score, first.text, second.text)
         pair = ShadowPair(
             request_id=served.request_id, tags=served.tags(), primary_target=first.target.label,
-            shadow_target=second.target.label, prompt=prompt, primary_text=first.text,
-            shadow_text=second.text, primary_latency_s=first.latency_s, shadow_latency_s=second.latency_s,
+            shadow_target=second.target.label, prompt=prompt, primary_text=first.shown(),
+            shadow_text=second.shown(), primary_latency_s=first.latency_s, shadow_latency_s=second.latency_s,
             agreement=agreement,
         )
         await asyncio.to_thread(self._store.add_pair, pair)

@@ -13,9 +13,14 @@ from engines.errors import ContextLengthExceeded, EngineError, EngineRequestErro
 from engines.types import (
     AdapterSpec,
     EngineLoad,
+    GeneratedChoice,
     GenerationChunk,
     GenerationRequest,
     GenerationResult,
+    TokenLogprob,
+    ToolCall,
+    ToolCallDelta,
+    TopLogprob,
     Usage,
 )
 
@@ -41,11 +46,21 @@ class FakeEngine:
         self.calls = 0
 
     async def generate(self, request: GenerationRequest) -> GenerationResult:
-        text, finish, usage = "", "length", Usage()
+        choices: dict[int, GeneratedChoice] = {}
+        usage = Usage()
         async for chunk in self.stream(request):
-            text += chunk.text
-            finish, usage = chunk.finish_reason or finish, chunk.usage
-        return GenerationResult(text=text, finish_reason=finish, usage=usage)
+            c = choices.setdefault(chunk.index, GeneratedChoice(index=chunk.index, text="", finish_reason="length"))
+            c.text += chunk.text
+            c.finish_reason = chunk.finish_reason or c.finish_reason
+            c.tool_calls += [ToolCall(id=d.id or "", name=d.name or "", arguments=d.arguments) for d in chunk.tool_calls]
+            if chunk.logprobs is not None:
+                c.logprobs = (c.logprobs or []) + chunk.logprobs
+            usage = chunk.usage
+        first, *more = [choices[i] for i in sorted(choices)]
+        return GenerationResult(
+            text=first.text, finish_reason=first.finish_reason, usage=usage, tool_calls=first.tool_calls,
+            logprobs=first.logprobs, more=more,
+        )
 
     async def stream(self, request: GenerationRequest) -> AsyncIterator[GenerationChunk]:
         self.calls += 1
@@ -58,17 +73,28 @@ class FakeEngine:
         words = (prompt * (budget // max(1, len(prompt)) + 1))[:budget]
         self.running.add(request.request_id)
         finished = False
+        agentic = request.agentic
         try:
-            for i, word in enumerate(words, start=1):
-                if self.fail_after is not None and i > self.fail_after:
-                    raise EngineError("injected failure")
-                await asyncio.sleep(self.token_delay_s)
-                last = i == len(words)
+            call = _forced_call(request)
+            if call is not None:  # tool_choice required / a named tool: one call, no text
                 yield GenerationChunk(
-                    text=(" " if i > 1 else "") + word,
-                    finish_reason="length" if last else None,
-                    usage=Usage(prompt_tokens=len(prompt), completion_tokens=i),
+                    text="", finish_reason="tool_calls", tool_calls=[call],
+                    usage=Usage(prompt_tokens=len(prompt), completion_tokens=1),
                 )
+                finished = True
+                return
+            for index in range(agentic.n):  # each choice the same words, one after the other
+                for i, word in enumerate(words, start=1):
+                    if self.fail_after is not None and i > self.fail_after:
+                        raise EngineError("injected failure")
+                    await asyncio.sleep(self.token_delay_s)
+                    last = i == len(words)
+                    piece = (" " if i > 1 else "") + word
+                    yield GenerationChunk(
+                        text=piece, index=index, finish_reason="length" if last else None,
+                        usage=Usage(prompt_tokens=len(prompt), completion_tokens=index * len(words) + i),
+                        logprobs=_logprobs(piece, agentic.logprobs),
+                    )
             finished = True
         finally:
             self.running.discard(request.request_id)
@@ -95,6 +121,22 @@ class FakeEngine:
 
     async def adapters(self) -> set[str]:
         return set(self.loaded)
+
+
+def _forced_call(request: GenerationRequest) -> ToolCallDelta | None:
+    agentic = request.agentic
+    if not agentic.tools or agentic.tool_choice in (None, "none", "auto"):
+        return None
+    name = agentic.tools[0].name if agentic.tool_choice == "required" else agentic.tool_choice
+    return ToolCallDelta(index=0, id="call_fake0", name=name, arguments="{}")
+
+
+def _logprobs(piece: str, top: int | None) -> list[TokenLogprob] | None:
+    """Made-up numbers, fine for a test double: -0.5 for the token, less for the others."""
+    if top is None:
+        return None
+    others = [TopLogprob(token=f"alt{k}", logprob=-1.0 - k) for k in range(top)]
+    return [TokenLogprob(token=piece, logprob=-0.5, top=others)]
 
 
 def _prompt_words(request: GenerationRequest) -> list[str]:

@@ -1,6 +1,11 @@
 """An OpenAI-compatible upstream for the remote tier's tests, served by uvicorn on a free
 loopback port in a thread: scripted failures, and a record of what it saw (the bearer
-key, the bodies, the streams whose client went away)."""
+key, the bodies, the streams whose client went away).
+
+It honours what an agent asks the way vLLM answers it: `n` choices (choice i starts i
+words later), logprobs in the chat or the completions format, and with `tool_choice`
+`required` or a named function a tool call (`{"city": "Paris"}`), streamed as vLLM
+streams one: id and name first, the arguments in two fragments."""
 
 from __future__ import annotations
 
@@ -82,31 +87,27 @@ class Upstream:
                            "code": "model_not_found"}}, status_code=404,
             )
         chat = request.url.path.endswith("chat/completions")
-        words = [WORDS[i % len(WORDS)] for i in range(body.get("max_tokens") or 5)]
+        answer = _Answer(body, chat)
         if body.get("stream"):
             include_usage = (body.get("stream_options") or {}).get("include_usage", False)
-            return StreamingResponse(self._events(words, chat, include_usage), media_type="text/event-stream")
-        text = " ".join(words)
-        choice = {"index": 0, "finish_reason": "length"}
-        choice.update({"message": {"role": "assistant", "content": text}} if chat else {"text": text})
-        answer: dict[str, Any] = {"id": "up-1", "object": "chat.completion", "choices": [choice]}
+            events = self._events(answer, include_usage)
+            return StreamingResponse(events, media_type="text/event-stream")
+        payload: dict[str, Any] = {"id": "up-1", "object": "chat.completion", "choices": answer.whole()}
         if self.usage:
-            answer["usage"] = _usage(len(words))
-        return JSONResponse(answer)
+            payload["usage"] = _usage(answer.tokens())
+        return JSONResponse(payload)
 
-    async def _events(self, words: list[str], chat: bool, include_usage: bool) -> AsyncIterator[str]:
+    async def _events(self, answer: "_Answer", include_usage: bool) -> AsyncIterator[str]:
         finished = False
         try:
-            if chat:  # like vLLM and OpenAI: the role first, with no content
-                yield _sse({"choices": [{"index": 0, "delta": {"role": "assistant", "content": ""}}]})
-            for i, word in enumerate(words):
+            if answer.chat:  # like vLLM and OpenAI: the role first, with no content
+                roles = [{"index": i, "delta": {"role": "assistant", "content": ""}} for i in range(answer.n)]
+                yield _sse({"choices": roles})
+            for choices in answer.steps():
                 await asyncio.sleep(self.token_delay_s)
-                text = word if i == 0 else f" {word}"
-                choice: dict[str, Any] = {"index": 0, "finish_reason": "length" if i == len(words) - 1 else None}
-                choice.update({"delta": {"content": text}} if chat else {"text": text})
-                yield _sse({"choices": [choice], "usage": None})
+                yield _sse({"choices": choices, "usage": None})
             if include_usage and self.usage:
-                yield _sse({"choices": [], "usage": _usage(len(words))})
+                yield _sse({"choices": [], "usage": _usage(answer.tokens())})
             yield "data: [DONE]\n\n"
             finished = True
         finally:
@@ -118,6 +119,97 @@ class Upstream:
 
     async def _metrics(self, request: Request) -> Response:
         return PlainTextResponse(self.metrics, status_code=self.metrics_status)
+
+
+ARGUMENT_PIECES = ('{"city": ', '"Paris"}')
+
+
+class _Answer:
+    """What the upstream answers one body: whole, or step by step as stream events."""
+
+    def __init__(self, body: dict[str, Any], chat: bool) -> None:
+        self.chat = chat
+        self.n = body.get("n") or 1
+        self.words = body.get("max_tokens") or 5
+        self.top = _top_k(body, chat)
+        self.tool = _forced_tool(body) if chat else None
+
+    def tokens(self) -> int:
+        return self.n * (len(ARGUMENT_PIECES) if self.tool else self.words)
+
+    def whole(self) -> list[dict[str, Any]]:
+        return [self._whole(i) for i in range(self.n)]
+
+    def steps(self) -> list[list[dict[str, Any]]]:
+        pieces = [self._pieces(i) for i in range(self.n)]
+        return [[choice[step] for choice in pieces] for step in range(len(pieces[0]))]
+
+    def _text(self, i: int) -> list[str]:
+        return [WORDS[(i + j) % len(WORDS)] for j in range(self.words)]
+
+    def _whole(self, i: int) -> dict[str, Any]:
+        if self.tool:
+            function = {"name": self.tool, "arguments": "".join(ARGUMENT_PIECES)}
+            call = {"id": f"call-{i}", "type": "function", "function": function}
+            message = {"role": "assistant", "content": None, "tool_calls": [call]}
+            return {"index": i, "finish_reason": "tool_calls", "message": message, "logprobs": None}
+        words = self._text(i)
+        choice: dict[str, Any] = {"index": i, "finish_reason": "length", "logprobs": self._logprobs(words)}
+        text = " ".join(words)
+        choice.update({"message": {"role": "assistant", "content": text}} if self.chat else {"text": text})
+        return choice
+
+    def _pieces(self, i: int) -> list[dict[str, Any]]:
+        if self.tool:
+            function = {"name": self.tool, "arguments": ""}
+            first = {"index": 0, "id": f"call-{i}", "type": "function", "function": function}
+            rest = [{"index": 0, "function": {"arguments": piece}} for piece in ARGUMENT_PIECES]
+            calls = [first, *rest]
+            finishes = [None] * (len(calls) - 1) + ["tool_calls"]
+            return [{"index": i, "delta": {"tool_calls": [call]}, "finish_reason": finish}
+                    for call, finish in zip(calls, finishes)]
+        words = self._text(i)
+        pieces = []
+        for j, word in enumerate(words):
+            text = word if j == 0 else f" {word}"
+            piece: dict[str, Any] = {"index": i, "finish_reason": "length" if j == len(words) - 1 else None}
+            piece.update({"delta": {"content": text}} if self.chat else {"text": text})
+            piece["logprobs"] = self._logprobs([word])
+            pieces.append(piece)
+        return pieces
+
+    def _logprobs(self, words: list[str]) -> dict[str, Any] | None:
+        if self.top is None:
+            return None
+        # Each word was chosen at -0.5; its runner-up is always "omega", at -2.0.
+        tops = [[(word, -0.5), ("omega", -2.0)][: self.top] for word in words]
+        if self.chat:
+            return {"content": [
+                {**_chat_logprob(word, -0.5), "top_logprobs": [_chat_logprob(*top) for top in alternatives]}
+                for word, alternatives in zip(words, tops)
+            ]}
+        return {"tokens": words, "token_logprobs": [-0.5] * len(words), "text_offset": [0] * len(words),
+                "top_logprobs": [dict(alternatives) for alternatives in tops]}
+
+
+def _top_k(body: dict[str, Any], chat: bool) -> int | None:
+    if chat:
+        return (body.get("top_logprobs") or 0) if body.get("logprobs") else None
+    return body.get("logprobs")
+
+
+def _chat_logprob(token: str, logprob: float) -> dict[str, Any]:
+    return {"token": token, "logprob": logprob, "bytes": list(token.encode())}
+
+
+def _forced_tool(body: dict[str, Any]) -> str | None:
+    """The function a tool_choice forces: `required` takes the first tool."""
+    choice, tools = body.get("tool_choice"), body.get("tools") or []
+    if isinstance(choice, dict):
+        return choice["function"]["name"]
+    if choice == "required" and tools:
+        return tools[0]["function"]["name"]
+    return None
 
 
 def _usage(completion_tokens: int) -> dict[str, int]:

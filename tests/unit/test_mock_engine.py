@@ -10,9 +10,17 @@ import time
 import pytest
 
 from engines.config import MockTierSettings
-from engines.errors import ContextLengthExceeded
+from engines.errors import ContextLengthExceeded, EngineRequestError
 from engines.mock import MockEngine, MockSpec
-from engines.types import ChatTurn, EngineLoad, GenerationRequest, SamplingSpec
+from engines.types import (
+    Agentic,
+    ChatTurn,
+    EngineLoad,
+    GenerationRequest,
+    OutputFormat,
+    SamplingSpec,
+    ToolFunction,
+)
 
 
 def mock(max_model_len: int = 512, **settings) -> MockEngine:
@@ -77,3 +85,52 @@ async def test_a_closed_or_cancelled_request_frees_its_slot():
     await asyncio.gather(waiting, return_exceptions=True)
     await stream.aclose()
     assert engine.load_now() == EngineLoad()
+
+
+# ---- what an agent asks: n answers; tools, JSON output and logprobs refused ---------------------
+
+
+def asking(max_tokens: int = 3, **agentic) -> GenerationRequest:
+    return GenerationRequest(request_id="a", prompt="tell me a story", sampling=SamplingSpec(max_tokens=max_tokens),
+                             agentic=Agentic(**agentic))
+
+
+async def test_n_answers_each_with_its_own_seed_choice_0_as_without_n():
+    engine = mock(ttft_s=0, itl_s=0, output_tokens=10)
+    result = await engine.generate(asking(n=3))
+    texts = [choice.text for choice in result.choices()]
+    assert texts[0] == (await engine.generate(asking())).text and len(set(texts)) == 3
+    assert [c.index for c in result.choices()] == [0, 1, 2]
+    assert all(c.finish_reason == "length" and len(c.text.split()) == 3 for c in result.choices())
+    assert result.usage.completion_tokens == 9 and result.usage.prompt_tokens == 4
+
+
+async def test_streamed_n_answers_come_a_token_of_each_per_step():
+    chunks = [chunk async for chunk in mock(ttft_s=0, itl_s=0).stream(asking(max_tokens=2, n=2))]
+    assert [c.index for c in chunks] == [0, 1, 0, 1]
+    assert [c.usage.completion_tokens for c in chunks] == [1, 2, 3, 4]
+    assert [c.finish_reason for c in chunks] == [None, None, "length", "length"]
+
+
+@pytest.mark.parametrize("agentic, param", [
+    ({"tools": [ToolFunction(name="f")]}, "tools"),
+    ({"tools": [ToolFunction(name="f")], "tool_choice": "required"}, "tools"),
+    ({"output": OutputFormat(type="json_object")}, "response_format"),
+    ({"output": OutputFormat(type="json_schema", name="x", json_schema={"type": "object"})}, "response_format"),
+    ({"logprobs": 0}, "logprobs"),
+])
+@pytest.mark.parametrize("streamed", [False, True])
+async def test_what_it_cannot_honour_is_refused_naming_the_field(agentic, param, streamed):
+    engine = mock(ttft_s=0, itl_s=0)
+    with pytest.raises(EngineRequestError) as caught:
+        if streamed:
+            await anext(engine.stream(asking(**agentic)))
+        else:
+            await engine.generate(asking(**agentic))
+    assert caught.value.data["param"] == param and caught.value.status == 400
+    assert engine.load_now() == EngineLoad()
+
+
+async def test_tools_it_is_told_not_to_call_are_no_reason_to_refuse():
+    result = await mock(ttft_s=0, itl_s=0).generate(asking(tools=[ToolFunction(name="f")], tool_choice="none"))
+    assert result.tool_calls == [] and result.text

@@ -11,10 +11,21 @@ import pytest
 from pydantic import SecretStr, ValidationError
 
 from engines.config import RemoteTierSettings
-from engines.errors import ContextLengthExceeded, EngineRequestError, EngineUnavailable
+from engines.errors import ContextLengthExceeded, EngineError, EngineRequestError, EngineUnavailable
 from engines.openai_remote import OpenAIRemoteEngine, RemoteSpec, retry_after_s
 from engines.token_count import EstimatedCounter, TokenizerCounter
-from engines.types import AdapterSpec, ChatTurn, EngineLoad, GenerationRequest, SamplingSpec
+from engines.types import (
+    AdapterSpec,
+    Agentic,
+    ChatTurn,
+    EngineLoad,
+    GenerationRequest,
+    OutputFormat,
+    SamplingSpec,
+    ToolCall,
+    ToolCallDelta,
+    ToolFunction,
+)
 from engines.upstream_load import UpstreamLoad, parse_vllm_load
 from deployments.settings import MissingSecret, Settings, api_key_from_env
 from tests.support.openai_upstream import VLLM_METRICS, Upstream, closed_port, serving
@@ -143,6 +154,11 @@ def test_a_configured_tokenizer_counts_prompts_with_the_chat_template():
     counter = TokenizerCounter.load(str(SMOLLM))
     templated = counter.prompt(chat())
     assert not counter.estimated and templated > counter.text("hello there") > 0
+    # SmolLM2's template knows no tool turns: the turns are still counted, not refused.
+    call = ToolCall(id="c1", name="get_weather", arguments='{"city": "Paris"}')
+    history = [ChatTurn(role="user", content="weather?"), ChatTurn(role="assistant", content="", tool_calls=[call]),
+               ChatTurn(role="tool", content='{"temp": 21}', tool_call_id="c1")]
+    assert counter.prompt(GenerationRequest(request_id="t", messages=history)) > counter.text(call.arguments)
 
 
 async def test_a_tokenizer_refuses_an_overlong_prompt_before_sending(base_url, upstream):
@@ -384,3 +400,166 @@ def _client(base_url: str):
     import httpx
 
     return httpx.AsyncClient(base_url=base_url, timeout=5)
+
+
+# ---- what an agent asks goes up unchanged, and every choice comes back -------------------------
+
+WEATHER = ToolFunction(
+    name="get_weather", description="The weather in a city",
+    parameters={"type": "object", "properties": {"city": {"type": "string"}}, "required": ["city"]}, strict=True,
+)
+WEATHER_WIRE = {"type": "function", "function": {
+    "name": "get_weather", "description": "The weather in a city", "strict": True,
+    "parameters": {"type": "object", "properties": {"city": {"type": "string"}}, "required": ["city"]},
+}}
+CALL = ToolCall(id="call-0", name="get_weather", arguments='{"city": "Paris"}')
+
+
+def agentic_chat(max_tokens: int = 3, **fields) -> GenerationRequest:
+    return chat(max_tokens, agentic=Agentic(**fields))
+
+
+def agentic_completion(max_tokens: int = 3, **fields) -> GenerationRequest:
+    return GenerationRequest(request_id="c", prompt="x", sampling=SamplingSpec(max_tokens=max_tokens),
+                             agentic=Agentic(**fields))
+
+
+BOTH = pytest.mark.parametrize("request_of", [agentic_chat, agentic_completion], ids=["chat", "completions"])
+
+
+@pytest.mark.parametrize("choice, wire", [
+    ("none", "none"), ("auto", "auto"), ("required", "required"),
+    ("get_weather", {"type": "function", "function": {"name": "get_weather"}}),
+])
+async def test_tools_and_tool_choice_reach_the_upstream_as_sent(engine, upstream, choice, wire):
+    bare = ToolFunction(name="now")  # fields it leaves out are not sent as nulls
+    await engine.generate(agentic_chat(tools=[WEATHER, bare], tool_choice=choice, parallel_tool_calls=False))
+    body = upstream.seen[-1]["body"]
+    assert body["tools"] == [WEATHER_WIRE, {"type": "function", "function": {"name": "now"}}]
+    assert body["tool_choice"] == wire and body["parallel_tool_calls"] is False
+
+
+async def test_plain_requests_send_none_of_the_agent_fields(engine, upstream):
+    await engine.generate(chat())
+    await engine.generate(completion())
+    for call in upstream.seen:
+        assert not {"tools", "tool_choice", "parallel_tool_calls", "response_format", "n", "logprobs",
+                    "top_logprobs"} & set(call["body"])
+
+
+@pytest.mark.parametrize("output, wire", [
+    (OutputFormat(type="json_object"), {"type": "json_object"}),
+    (OutputFormat(type="json_schema", name="city", json_schema={"type": "object"}, strict=True),
+     {"type": "json_schema", "json_schema": {"name": "city", "schema": {"type": "object"}, "strict": True}}),
+    (OutputFormat(type="json_schema", name="city", json_schema={"type": "object"}),
+     {"type": "json_schema", "json_schema": {"name": "city", "schema": {"type": "object"}}}),
+])
+@BOTH
+async def test_response_format_reaches_the_upstream_as_sent(engine, upstream, output, wire, request_of):
+    await engine.generate(request_of(output=output))
+    assert upstream.seen[-1]["body"]["response_format"] == wire
+
+
+async def test_history_with_tool_calls_and_tool_turns_goes_up_in_openais_shape(engine, upstream):
+    turns = [
+        ChatTurn(role="user", content="weather in Paris?"),
+        ChatTurn(role="assistant", content="", tool_calls=[CALL]),
+        ChatTurn(role="tool", content='{"temp": 21}', tool_call_id="call-0"),
+        ChatTurn(role="assistant", content="Let me check again.", tool_calls=[CALL]),
+    ]
+    await engine.generate(GenerationRequest(request_id="h", messages=turns, sampling=SamplingSpec(max_tokens=2)))
+    wire_call = {"id": "call-0", "type": "function", "function": {"name": "get_weather", "arguments": '{"city": "Paris"}'}}
+    assert upstream.seen[-1]["body"]["messages"] == [
+        {"role": "user", "content": "weather in Paris?"},
+        {"role": "assistant", "content": None, "tool_calls": [wire_call]},
+        {"role": "tool", "content": '{"temp": 21}', "tool_call_id": "call-0"},
+        {"role": "assistant", "content": "Let me check again.", "tool_calls": [wire_call]},
+    ]
+
+
+async def test_tools_on_a_completion_are_refused_before_sending(engine, upstream):
+    with pytest.raises(EngineRequestError) as caught:
+        await engine.generate(agentic_completion(tools=[WEATHER]))
+    assert caught.value.data["param"] == "tools" and upstream.seen == []
+
+
+async def test_a_forced_tool_call_comes_back(engine, upstream):
+    result = await engine.generate(agentic_chat(tools=[WEATHER], tool_choice="required"))
+    assert (result.text, result.finish_reason, result.tool_calls) == ("", "tool_calls", [CALL])
+    assert result.usage.completion_tokens == 2
+
+
+async def test_without_upstream_usage_tool_call_arguments_are_counted(engine, upstream):
+    upstream.usage = False
+    result = await engine.generate(agentic_chat(tools=[WEATHER], tool_choice="get_weather"))
+    assert result.usage.estimated and result.usage.completion_tokens == EstimatedCounter().text(
+        "get_weather" + CALL.arguments
+    )
+
+
+@BOTH
+async def test_n_choices_come_back_choice_0_on_top(engine, upstream, request_of):
+    result = await engine.generate(request_of(n=3))
+    assert upstream.seen[-1]["body"]["n"] == 3
+    assert [(c.index, c.text) for c in result.choices()] == [
+        (0, "alpha beta gamma"), (1, "beta gamma delta"), (2, "gamma delta epsilon"),
+    ]
+    assert result.usage.completion_tokens == 9  # the usage of all choices
+
+
+async def test_chat_logprobs_are_asked_for_and_come_back(engine, upstream):
+    result = await engine.generate(agentic_chat(max_tokens=2, logprobs=2))
+    body = upstream.seen[-1]["body"]
+    assert (body["logprobs"], body["top_logprobs"]) == (True, 2)
+    assert [lp.token for lp in result.logprobs] == ["alpha", "beta"]
+    first = result.logprobs[0]
+    assert first.logprob == -0.5 and first.bytes == list(b"alpha")
+    assert [(top.token, top.logprob) for top in first.top] == [("alpha", -0.5), ("omega", -2.0)]
+
+
+async def test_completion_logprobs_are_asked_for_and_come_back(engine, upstream):
+    result = await engine.generate(agentic_completion(max_tokens=2, logprobs=1))
+    assert upstream.seen[-1]["body"]["logprobs"] == 1 and "top_logprobs" not in upstream.seen[-1]["body"]
+    assert [(lp.token, lp.logprob, [t.token for t in lp.top]) for lp in result.logprobs] == [
+        ("alpha", -0.5, ["alpha"]), ("beta", -0.5, ["beta"]),
+    ]
+
+
+async def test_a_streamed_tool_call_comes_as_deltas(engine, upstream):
+    chunks = await collect(engine.stream(agentic_chat(tools=[WEATHER], tool_choice="get_weather")))
+    deltas = [delta for chunk in chunks for delta in chunk.tool_calls]
+    assert deltas[0] == ToolCallDelta(index=0, id="call-0", name="get_weather", arguments="")
+    assert "".join(delta.arguments for delta in deltas) == CALL.arguments
+    assert all(delta.index == 0 for delta in deltas) and "".join(c.text for c in chunks) == ""
+    assert [c.finish_reason for c in chunks] == [None, None, "tool_calls"]
+    assert chunks[-1].usage.model_dump() == {"prompt_tokens": 11, "completion_tokens": 2, "estimated": False}
+
+
+@BOTH
+async def test_streamed_n_choices_are_told_apart_by_index(engine, upstream, request_of):
+    chunks = await collect(engine.stream(request_of(n=2)))
+    texts = {i: "".join(c.text for c in chunks if c.index == i) for i in (0, 1)}
+    assert texts == {0: "alpha beta gamma", 1: "beta gamma delta"}
+    assert sorted(c.index for c in chunks if c.finish_reason) == [0, 1]
+    assert chunks[-1].finish_reason == "length" and chunks[-1].usage.completion_tokens == 6
+    assert not chunks[-1].usage.estimated
+
+
+@BOTH
+async def test_streamed_logprobs_come_with_each_chunk(engine, upstream, request_of):
+    chunks = await collect(engine.stream(request_of(logprobs=1)))
+    assert [[lp.token for lp in c.logprobs] for c in chunks] == [["alpha"], ["beta"], ["gamma"]]
+    assert all(c.logprobs[0].logprob == -0.5 and len(c.logprobs[0].top) == 1 for c in chunks)
+    # Interim counts go by the logprobs' tokens; the last is the upstream's own.
+    assert [c.usage.completion_tokens for c in chunks] == [1, 2, 3]
+
+
+async def test_a_stream_that_leaves_a_choice_unfinished_is_an_error(engine, upstream):
+    from engines.openai_remote import _Relay
+
+    async def events():
+        yield {"choices": [{"index": 0, "delta": {"content": "a"}, "finish_reason": "stop"},
+                           {"index": 1, "delta": {"content": "b"}, "finish_reason": None}]}
+
+    with pytest.raises(EngineError, match="without a finish reason"):
+        await collect(_Relay(EstimatedCounter(), 1).chunks(events()))
