@@ -10,7 +10,7 @@ from pydantic import BaseModel, ValidationError
 from starlette.requests import Request
 
 from gateway.errors import InvalidRequest, PayloadTooLarge, UnsupportedMediaType
-from gateway.protocol import ChatCompletionRequest, CompletionRequest
+from wire.chat import ChatCompletionRequest, CompletionRequest
 from gateway.settings import LimitSettings
 
 W = TypeVar("W", bound=BaseModel)

@@ -12,7 +12,7 @@ from adapters.directory import AdapterDirectory
 from engines.capabilities import ALL_CAPABILITIES, PARAMS
 from engines.types import Tier
 from gateway.errors import InvalidRequest, ModelNotFound
-from gateway.protocol import ModelCard
+from wire.chat import ModelCard
 
 AUTO = "auto"
 

@@ -25,7 +25,7 @@ from gateway.errors import (
     error_for_status,
 )
 from gateway.metrics import GatewayMetrics
-from gateway.resilience import BreakerState, ResilienceConfig, TierGuard
+from engines.resilience import BreakerState, ResilienceConfig, TierGuard
 from router.decision import RoutingDecision
 
 # The `endpoint` label of the request metrics: a shadow request is counted apart.

@@ -26,7 +26,7 @@ from gateway.health import Readiness
 from gateway.metrics import GatewayMetrics
 from gateway.middleware import RequestIdMiddleware, request_id
 from gateway.pipeline import Pipeline
-from gateway.protocol import ModelList
+from wire.chat import ModelList
 
 logger = logging.getLogger(__name__)
 

@@ -12,7 +12,7 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from gateway.resilience import ResilienceConfig
+from engines.resilience import ResilienceConfig
 from gateway.settings import LimitSettings
 from support.config import SupportConfig
 from flags.config import FlagsConfig

@@ -40,10 +40,11 @@ from gateway.dispatch import Call, Dispatcher
 from gateway.errors import AdapterNotFoundError, InvalidRequest
 from gateway.bodies import check_limits, parse_body, read_json, validated
 from gateway.middleware import request_id
-from gateway.protocol import ChatCompletionRequest
+from wire.chat import ChatCompletionRequest
 from gateway.responses import SSE_HEADERS, completion_body, event_stream, route_headers
 from gateway.settings import LimitSettings
-from gateway.openai_responses import ResponsesEncoder, ResponsesRequest, responses_param, to_chat
+from gateway.openai_responses import ResponsesEncoder
+from wire.responses import ResponsesRequest, responses_param, to_chat
 from gateway.state import Body, Endpoint, RequestState
 from retrieval.grounding import Grounder, GroundingAsk, retrieval_query
 from router.decision import RoutingQuery

@@ -16,7 +16,7 @@ from pydantic import BaseModel
 
 from engines.types import GeneratedChoice, GenerationChunk, GenerationResult, TokenLogprob, ToolCall, Usage
 from gateway.errors import EngineFailure, GatewayError
-from gateway.protocol import (
+from wire.chat import (
     AssistantMessage,
     ChatChoice,
     ChatChunkChoice,

@@ -9,7 +9,7 @@ from adapters.directory import LiveAdapter
 from engines.types import GenerationChunk, GenerationRequest, GenerationResult
 from gateway.catalog import ModelTarget
 from gateway.keys import KeyRecord
-from gateway.protocol import ChatCompletionRequest, CompletionRequest
+from wire.chat import ChatCompletionRequest, CompletionRequest
 from retrieval.grounding import Context
 from router.decision import RoutingDecision, RoutingQuery
 

@@ -1,7 +1,7 @@
 """A consumer that stops reading a stream must abort the engine's generation."""
 
 from tests.support.calls import plan_call
-from gateway.protocol import ChatCompletionRequest
+from wire.chat import ChatCompletionRequest
 
 
 async def test_closing_a_stream_aborts_the_engine(gateway, engines):

@@ -9,7 +9,7 @@ import pytest
 
 from tests.support.calls import plan_call
 from gateway.live_config import LiveConfig
-from gateway.protocol import ChatCompletionRequest
+from wire.chat import ChatCompletionRequest
 
 CHAT = "/v1/chat/completions"
 TOO_LONG = 100  # max_tokens over the small tier's 64-token context: the engine refuses it

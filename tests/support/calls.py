@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from engines.types import GenerationRequest
 from gateway.dispatch import Call
-from gateway.protocol import ChatCompletionRequest
+from wire.chat import ChatCompletionRequest
 from router.decision import RoutingQuery
 
 

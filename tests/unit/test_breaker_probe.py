@@ -5,7 +5,7 @@ import asyncio
 import pytest
 
 from engines.errors import ContextLengthExceeded, EngineRequestError, EngineUnavailable
-from gateway.resilience import BreakerConfig, BreakerState, ResilienceConfig, TierGuard
+from engines.resilience import BreakerConfig, BreakerState, ResilienceConfig, TierGuard
 
 RESET_S = 10.0
 

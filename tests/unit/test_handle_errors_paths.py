@@ -1,6 +1,6 @@
 """`deployments.handle_client`: Ray's failures from a DeploymentHandle call become engine errors.
 
-The mapping decides retries and fallback (`gateway.resilience` retries only
+The mapping decides retries and fallback (`engines.resilience` retries only
 `EngineUnavailable`), so each branch is pinned here against a fake handle; no Ray runtime.
 """
 

@@ -25,8 +25,9 @@ from engines.types import (
 from gateway.bodies import validated
 from gateway.catalog import ModelTarget
 from gateway.errors import InvalidRequest, ServiceUnavailable
-from gateway.openai_responses import ResponsesEncoder, ResponsesRequest, responses_param, to_chat
-from gateway.protocol import ChatCompletionRequest
+from gateway.openai_responses import ResponsesEncoder
+from wire.responses import ResponsesRequest, responses_param, to_chat
+from wire.chat import ChatCompletionRequest
 from gateway.state import RequestState
 from router.decision import RoutingQuery
 

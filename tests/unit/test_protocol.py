@@ -1,7 +1,7 @@
 import pytest
 from pydantic import ValidationError
 
-from gateway.protocol import ChatCompletionRequest, CompletionRequest
+from wire.chat import ChatCompletionRequest, CompletionRequest
 
 
 def chat(**fields):

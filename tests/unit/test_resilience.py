@@ -1,7 +1,7 @@
 import pytest
 
 from engines.errors import EngineRequestError, EngineUnavailable
-from gateway.resilience import BreakerConfig, BreakerOpen, BreakerState, CircuitBreaker, ResilienceConfig, TierGuard
+from engines.resilience import BreakerConfig, BreakerOpen, BreakerState, CircuitBreaker, ResilienceConfig, TierGuard
 
 
 class Clock:
@@ -77,7 +77,7 @@ async def test_open_breaker_fails_fast_without_calling():
 async def test_slow_tier_times_out_without_retry():
     import asyncio
 
-    from gateway.resilience import TierTimeout
+    from engines.resilience import TierTimeout
 
     guard = TierGuard(ResilienceConfig(retries=2, retry_backoff_s=0, timeout_s={"large": 0.05}))
     calls = []

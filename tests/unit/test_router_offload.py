@@ -10,7 +10,7 @@ import time
 from tests.support.calls import plan_call
 from gateway.assembly import Routing, Tiers, build_gateway
 from gateway.catalog import TierSpec
-from gateway.protocol import ChatCompletionRequest
+from wire.chat import ChatCompletionRequest
 from router.live import LiveRouter
 from gateway.settings import LimitSettings
 from router.decision import RoutingDecision, RoutingQuery
