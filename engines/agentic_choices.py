@@ -118,8 +118,7 @@ class RequiredStream:
         calls = parse_required_calls(self._text)
         if calls is None:
             return Piece(self._text, [], finish)
-        pieces = [ToolCallDelta(index=i, id=c.id, name=c.name, arguments=c.arguments) for i, c in enumerate(calls)]
-        return Piece("", pieces, _called(finish))
+        return Piece("", _whole(calls), _called(finish))
 
 
 class AutoStream:
@@ -137,7 +136,8 @@ class AutoStream:
         previous, previous_ids = self._text, list(self._ids)
         self._text += delta
         self._ids.extend(ids)
-        content, calls = self._keep(*self._reader.feed(previous, self._text, delta, previous_ids, self._ids, ids))
+        fed = self._reader.feed(previous, self._text, delta, previous_ids, self._ids, ids)
+        content, calls = self._keep(*fed)
         if finish is None:
             return Piece(content, calls)
         more_content, more_calls = self._keep(*self._flush())
@@ -158,10 +158,14 @@ class AutoStream:
         # No call streamed: the whole answer read at once says what was held back.
         content, calls = self._reader.extract(self._text)
         tail = content[len(self._sent):] if content.startswith(self._sent) else ""
-        pieces = [ToolCallDelta(index=i, id=c.id, name=c.name, arguments=c.arguments) for i, c in enumerate(calls)]
-        return tail, pieces
+        return tail, _whole(calls)
 
     @staticmethod
     def _own_id(call: ToolCallDelta) -> ToolCallDelta:
         # The parsers' ids have their own format; every call this gateway makes reads call_...
         return call.model_copy(update={"id": call_id()}) if call.id is not None else call
+
+
+def _whole(calls: list[ToolCall]) -> list[ToolCallDelta]:
+    """Calls sent in one piece each."""
+    return [ToolCallDelta(index=i, id=c.id, name=c.name, arguments=c.arguments) for i, c in enumerate(calls)]

@@ -19,7 +19,13 @@ from typing import TYPE_CHECKING, Any, AsyncIterator
 
 from engines.agentic_choices import ChoiceStream, ToolReader, choice_stream, final_choice
 from engines.agentic_logprobs import token_logprobs
-from engines.agentic_messages import Message, plain_messages, template_knows_tools, template_messages, tool_dicts
+from engines.agentic_messages import (
+    Message,
+    plain_messages,
+    template_knows_tools,
+    template_messages,
+    tool_dicts,
+)
 from engines.agentic_plan import Plan, plan
 from engines.agentic_vllm import VllmToolReader, structured_outputs, tool_parser_class
 from engines.errors import ContextLengthExceeded, EngineError, EngineRequestError, EngineUnavailable
@@ -183,10 +189,11 @@ class VLLMEngine:
             raise EngineError("the engine returned no output")
         completions = sorted(final.outputs, key=lambda completion: completion.index)
         first, *more = [self._choice(prepared, completion) for completion in completions]
+        produced = sum(len(completion.token_ids) for completion in completions)
         return GenerationResult(
             text=first.text,
             finish_reason=first.finish_reason,
-            usage=Usage(prompt_tokens=len(prepared.ids), completion_tokens=sum(len(c.token_ids) for c in completions)),
+            usage=Usage(prompt_tokens=len(prepared.ids), completion_tokens=produced),
             tool_calls=first.tool_calls,
             logprobs=first.logprobs,
             more=more,
@@ -298,7 +305,9 @@ class VLLMEngine:
                 temperature=sampling.temperature,
                 top_p=sampling.top_p,
                 seed=sampling.seed,
-                stop=[*sampling.stop, *self._spec.stop] or None,
+                # The tier's own stops end free text; a guided answer ends with its JSON,
+                # and a stop inside a JSON string would cut it short.
+                stop=[*sampling.stop, *(() if chosen.guided else self._spec.stop)] or None,
                 logprobs=agentic.logprobs,
                 structured_outputs=structured_outputs(chosen),
                 skip_special_tokens=reader.skip_special_tokens if reader is not None else True,

@@ -96,6 +96,10 @@ def validation_error(exc: ValidationError) -> InvalidRequest:
     if first.get("type") == "model_type":
         return InvalidRequest("The request body must be a JSON object.")
     param = ".".join(str(part) for part in first["loc"]) or None
+    if first.get("type") == "extra_forbidden":
+        return InvalidRequest(
+            f"Unrecognized request argument supplied: {param}", param=param, code="unknown_parameter"
+        )
     message = first["msg"]
     if param:
         message = f"Invalid value for '{param}': {message}"

@@ -1,8 +1,7 @@
 """OpenAI wire models: what clients send and what the gateway answers.
 
-Requests tolerate unknown fields (clients send vendor extensions) but the names are
-logged; fields whose semantics the gateway cannot honour (echo, best_of, suffix, non-text
-content) are rejected rather than silently ignored. The agent fields (tools, tool_choice,
+A request field is honoured or refused with a 400 naming it: unknown fields too, and
+those whose semantics the gateway cannot honour (echo, best_of, suffix, non-text content). The agent fields (tools, tool_choice,
 response_format, n, logprobs) become `engines.types.Agentic`; a tier that cannot honour
 one refuses it before dispatch (gateway/capabilities.py).
 """
@@ -23,13 +22,9 @@ MAX_SEED = 2**63 - 1
 
 
 class WireModel(BaseModel):
-    model_config = ConfigDict(extra="allow")
-
-    @model_validator(mode="after")
-    def _log_unknown(self) -> "WireModel":
-        if self.model_extra:
-            logger.info("ignoring unknown request fields: %s", sorted(self.model_extra))
-        return self
+    # A field the gateway does not know is refused by name, as OpenAI does: a client that
+    # relies on it (a penalty, a bias) must not get an answer made without it.
+    model_config = ConfigDict(extra="forbid")
 
 
 class TextPart(BaseModel):

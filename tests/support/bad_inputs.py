@@ -77,6 +77,7 @@ def cases(max_body_bytes: int) -> list[Case]:
         Case("top_logprobs without logprobs", 400, chat(top_logprobs=2)),
         Case("json_schema without a schema", 400, chat(response_format={"type": "json_schema"})),
         Case("metadata not an object", 400, chat(metadata="billing")),
+        Case("an unknown field", 400, chat(frequency_penalty=0.5)),
         Case("too many messages", 400, chat(messages=USER * 300)),
         Case("max_tokens over the cap", 400, chat(max_tokens=5000)),
         Case("prompt over the context", 400, chat(messages=[{"role": "user", "content": "word " * 5000}], max_tokens=2)),

@@ -166,7 +166,7 @@ IMAGE = [{"role": "user", "content": [{"type": "input_image", "image_url": "x"}]
 @pytest.mark.parametrize("fields, param, words", [
     ({"previous_response_id": "resp_1"}, "previous_response_id", "stateless; send the conversation in `input`"),
     ({"store": True}, "store", "keeps no responses"),
-    ({"reasoning": {"effort": "low"}}, "reasoning", "Extra inputs"),
+    ({"reasoning": {"effort": "low"}}, "reasoning", "Unrecognized request argument"),
     ({"tools": [{"type": "web_search"}]}, "tools", "only function tools"),
     ({"tools": [WEATHER], "tool_choice": {"type": "function", "name": "x"}}, "tool_choice", "not among the tools"),
     ({"tool_choice": "required"}, "tool_choice", "needs tools"),

@@ -15,7 +15,12 @@ from engines.agentic_choices import AutoStream, NamedStream, RequiredStream, cho
 from engines.agentic_logprobs import FLOOR, token_logprobs
 from engines.agentic_messages import plain_messages, template_knows_tools, template_messages, tool_dicts
 from engines.agentic_plan import plan
-from engines.agentic_schema import named_call_schema, parse_named_call, parse_required_calls, required_calls_schema
+from engines.agentic_schema import (
+    named_call_schema,
+    parse_named_call,
+    parse_required_calls,
+    required_calls_schema,
+)
 from engines.errors import EngineRequestError
 from engines.types import Agentic, ChatTurn, OutputFormat, ToolCall, ToolCallDelta, ToolFunction
 
@@ -73,7 +78,8 @@ def test_auto_without_a_tool_parser_and_tools_on_a_prompt_are_refused_naming_the
         plan(Agentic(tools=[WEATHER]), chat=True, tier="small-model", tool_parser=None)
     assert refused.value.data["param"] == "tool_choice"
     with pytest.raises(EngineRequestError, match="small-model"):
-        plan(Agentic(tools=[WEATHER], tool_choice="required"), chat=False, tier="small-model", tool_parser="hermes")
+        plan(Agentic(tools=[WEATHER], tool_choice="required"), chat=False, tier="small-model",
+             tool_parser="hermes")
     assert plan(Agentic(n=2, logprobs=1), chat=False, tier="t", tool_parser=None).mode == "text"
 
 
@@ -88,7 +94,8 @@ def test_required_schema_takes_each_tools_own_arguments():
         {"name": "ping", "arguments": {}},
     ], schema)
     for wrong in ([], [{"name": "get_weather", "arguments": {"zone": "UTC"}}],
-                  [{"name": "get_time", "arguments": {"zone": "Mars"}}], [{"name": "other", "arguments": {}}]):
+                  [{"name": "get_time", "arguments": {"zone": "Mars"}}],
+                  [{"name": "other", "arguments": {}}]):
         with pytest.raises(jsonschema.ValidationError):
             jsonschema.validate(wrong, schema)
 
@@ -143,19 +150,24 @@ HISTORY = [
 def test_template_messages_are_openai_style_with_arguments_as_mappings():
     messages = template_messages(HISTORY)
     assert messages[2] == {"role": "assistant", "content": "", "tool_calls": [
-        {"id": "call_1", "type": "function", "function": {"name": "get_weather", "arguments": {"city": "Paris"}}}]}
-    assert messages[3] == {"role": "tool", "content": '{"temp": 21}', "tool_call_id": "call_1", "name": "get_weather"}
+        {"id": "call_1", "type": "function",
+         "function": {"name": "get_weather", "arguments": {"city": "Paris"}}}]}
+    assert messages[3] == {"role": "tool", "content": '{"temp": 21}', "tool_call_id": "call_1",
+                           "name": "get_weather"}
     assert tool_dicts([PING]) == [{"type": "function", "function": {"name": "ping", "parameters": {
         "type": "object", "properties": {}}}}]
 
 
 def test_plain_messages_describe_the_tools_and_write_calls_and_results_as_text():
-    messages = plain_messages([*HISTORY, ChatTurn(role="tool", content="second", tool_call_id="call_2")], [WEATHER])
+    second = ChatTurn(role="tool", content="second", tool_call_id="call_2")
+    messages = plain_messages([*HISTORY, second], [WEATHER])
     assert [m["role"] for m in messages] == ["system", "user", "assistant", "user"]
     assert messages[0]["content"].startswith("Be brief.\n\n# Tools")
     assert '"name": "get_weather"' in messages[0]["content"] and "<tool_call>" in messages[0]["content"]
-    assert messages[2]["content"] == '<tool_call>\n{"name": "get_weather", "arguments": {"city": "Paris"}}\n</tool_call>'
-    assert messages[3]["content"] == "<tool_response>\n{\"temp\": 21}\n</tool_response>\n<tool_response>\nsecond\n</tool_response>"
+    assert messages[2]["content"] == (
+        '<tool_call>\n{"name": "get_weather", "arguments": {"city": "Paris"}}\n</tool_call>')
+    assert messages[3]["content"] == (
+        '<tool_response>\n{"temp": 21}\n</tool_response>\n<tool_response>\nsecond\n</tool_response>')
 
 
 def test_plain_messages_without_tools_offered_add_no_system_turn():
@@ -229,7 +241,8 @@ def test_final_choice_reads_calls_by_mode():
     assert (answer.text, answer.finish_reason, answer.tool_calls[0].name) == ("", "tool_calls", "get_weather")
     cut = final_choice(required, '[{"name": "get_w', "length", None)
     assert (cut.text, cut.finish_reason, cut.tool_calls) == ('[{"name": "get_w', "length", [])
-    named = final_choice(planned(tools=[WEATHER], tool_choice="get_weather"), '{"city": "Oslo"}', "stop", None)
+    forced = planned(tools=[WEATHER], tool_choice="get_weather")
+    named = final_choice(forced, '{"city": "Oslo"}', "stop", None)
     assert (named.finish_reason, named.tool_calls[0].arguments) == ("tool_calls", '{"city": "Oslo"}')
     text = final_choice(planned(), "hello", "length", None)
     assert (text.text, text.finish_reason) == ("hello", "length")
@@ -237,7 +250,8 @@ def test_final_choice_reads_calls_by_mode():
 
 def test_auto_keeps_one_call_without_parallel_calls():
     reader = FakeReader()
-    reader.extract = lambda text: ("", [ToolCall(id="a", name="f1", arguments="{}"), ToolCall(id="b", name="f2", arguments="{}")])
+    two = [ToolCall(id="a", name="f1", arguments="{}"), ToolCall(id="b", name="f2", arguments="{}")]
+    reader.extract = lambda text: ("", two)
     single = final_choice(planned(tools=[WEATHER], parallel_tool_calls=False), "...", "stop", reader)
     assert [c.name for c in single.tool_calls] == ["f1"] and single.finish_reason == "tool_calls"
     both = final_choice(planned(tools=[WEATHER]), "...", "stop", reader)
@@ -246,7 +260,9 @@ def test_auto_keeps_one_call_without_parallel_calls():
 
 def test_named_stream_sends_the_name_first_then_argument_pieces():
     stream = NamedStream("get_weather")
-    first, second, last = stream.feed('{"city"', [1], None), stream.feed(': "Oslo"}', [2], None), stream.feed("", [3], "stop")
+    first = stream.feed('{"city"', [1], None)
+    second = stream.feed(': "Oslo"}', [2], None)
+    last = stream.feed("", [3], "stop")
     assert (first.tool_calls[0].name, first.tool_calls[0].arguments) == ("get_weather", '{"city"')
     assert first.tool_calls[0].id.startswith("call_") and second.tool_calls[0].id is None
     assert (last.tool_calls, last.finish_reason, first.text) == ([], "tool_calls", "")
@@ -256,7 +272,8 @@ def test_required_stream_sends_the_calls_whole_at_the_end():
     stream = RequiredStream()
     assert stream.feed('[{"name": "get_weather", ', [1], None).tool_calls == []
     end = stream.feed('"arguments": {"city": "Oslo"}}]', [2], "stop")
-    assert [(c.index, c.name, c.arguments) for c in end.tool_calls] == [(0, "get_weather", '{"city": "Oslo"}')]
+    assert [(c.index, c.name, c.arguments) for c in end.tool_calls] == [
+        (0, "get_weather", '{"city": "Oslo"}')]
     assert end.finish_reason == "tool_calls"
     cut = RequiredStream()
     cut.feed('[{"na', [1], None)
