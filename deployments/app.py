@@ -48,6 +48,8 @@ def engine_spec(settings: Settings, tier: Tier) -> EngineSpec:
         distributed_executor_backend=executor_backend(tier_settings.num_gpus),
         chat_template=Path(template).read_text() if template else None,
         stop=tuple(tier_settings.stop),
+        tool_parser=tier_settings.tool_parser,
+        max_logprobs=tier_settings.max_logprobs,
     )
 
 

@@ -65,6 +65,11 @@ class TierSettings(BaseModel):
     )
     openai: RemoteTierSettings | None = Field(None, description="The endpoint of a kind=openai tier")
     mock: MockTierSettings = Field(default_factory=MockTierSettings, description="Timing of a kind=mock tier")
+    tool_parser: str | None = Field(
+        "hermes", description="vLLM's tool-call parser for tool_choice auto (a name in vLLM's "
+        "ToolParserManager); None: the tier refuses tool_choice auto"
+    )
+    max_logprobs: int = Field(20, ge=0, le=20, description="Most top_logprobs a request may ask of a vLLM tier")
     model: str | None = Field(
         None,
         description="HF model directory or hub id; None = the embedded default prepared in the cache",

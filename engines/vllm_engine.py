@@ -111,7 +111,11 @@ def engine_args(spec: EngineSpec) -> "AsyncEngineArgs":
         tensor_parallel_size=spec.tensor_parallel_size,
         distributed_executor_backend=spec.distributed_executor_backend,
         max_logprobs=spec.max_logprobs,
-        structured_outputs_config=StructuredOutputsConfig(backend=spec.structured_outputs_backend),
+        # Compact JSON: a small model given free whitespace spends its max_tokens on indentation
+        # and a tool call or a schema answer is cut off before it closes.
+        structured_outputs_config=StructuredOutputsConfig(
+            backend=spec.structured_outputs_backend, disable_any_whitespace=True
+        ),
         disable_log_stats=False,
         enable_log_requests=False,
     )

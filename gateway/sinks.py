@@ -39,9 +39,17 @@ class ShadowSink:
         served = Served(
             request_id=state.request_id, tier=decision.tier, reason=decision.reason,
             domain=state.domain, version=decision.adapter_version, category=state.query.category,
-            mode=state.mode, rollout_category=state.rollout_category,
+            mode=state.mode, rollout_category=state.rollout_category, client_tags=client_tags(state),
         )
         self.service.completed(served, state.generation, state.query.text, text, latency_s, calls)
+
+
+def client_tags(state: RequestState) -> dict[str, str]:
+    """The client's own tags of the request: `user`, and `metadata` (string values, as OpenAI allows)."""
+    tags = {f"metadata.{k}": v for k, v in (state.body.metadata or {}).items() if isinstance(v, str)}
+    if state.body.user:
+        tags["user"] = state.body.user
+    return tags
 
 
 class FlagSink:

@@ -21,6 +21,9 @@ class Served(BaseModel):
     category: str | None = None
     mode: str | None = None  # the category's rollout mode (draft, auto), when the controls are on
     rollout_category: str | None = None  # the category the rollout keyed it by (client's or domain)
+    # What the client tagged the request with: OpenAI's end-user id and its metadata
+    # (journaled with the answer, for review and feedback by them).
+    client_tags: dict[str, str] = {}
 
     @property
     def target(self) -> str:
@@ -30,7 +33,8 @@ class Served(BaseModel):
         return self.tier
 
     def tags(self) -> dict[str, str]:
-        tags = {"tier": self.tier, "reason": self.reason}
+        tags = {f"client.{key}": value for key, value in self.client_tags.items()}
+        tags.update({"tier": self.tier, "reason": self.reason})
         for key in ("domain", "version", "category", "mode", "rollout_category"):
             value = getattr(self, key)
             if value:

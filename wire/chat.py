@@ -10,9 +10,9 @@ from __future__ import annotations
 
 import logging
 import time
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints, field_validator, model_validator
 
 from engines.types import Agentic, ChatTurn, OutputFormat, SamplingSpec, ToolCall, ToolFunction
 
@@ -95,8 +95,9 @@ class SamplingFields(WireModel):
     stream: bool = False
     stream_options: StreamOptions | None = None
     user: str | None = None
-    metadata: dict[str, Any] | None = Field(
-        None, description="OpenAI metadata; `category` feeds routing (overrides, known rates)"
+    metadata: dict[Annotated[str, StringConstraints(max_length=64)], Annotated[str, StringConstraints(max_length=512)]] | None = Field(
+        None, max_length=16, description="OpenAI metadata (up to 16 string pairs): `category` feeds routing, "
+        "grounding, the gate and rollout; every pair is journaled with the answer"
     )
     grounding: bool | None = Field(
         None, description="Gateway extension: answer from the knowledge base (true), never (false); "

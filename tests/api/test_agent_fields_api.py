@@ -109,3 +109,145 @@ def test_a_message_after_a_tool_result_is_served(client, engines):
     assert r.status_code == 200, r.text
     turns = engines["small"].seen[-1].messages
     assert turns[1].tool_calls[0].name == "lookup" and turns[2].role == "tool" and turns[2].tool_call_id == "c1"
+
+
+def test_shadow_compares_tool_calls_by_name_and_arguments(engines, tmp_path):
+    import time
+
+    from gateway.assembly import Features, ShadowParts
+    from shadow.journal import Journal
+
+    class NeverAgree:  # text agreement would say 0: the pair's score must come from the calls
+        def score(self, a: str, b: str) -> float:
+            return 0.0
+
+    journal = Journal(tmp_path / "journal.sqlite")
+    tiers = {"small": TierSpec(served_name="tiny", max_model_len=256), "large": TierSpec(served_name="big", max_model_len=256)}
+    gateway = build_gateway(
+        Tiers(engines, tiers), LimitSettings(), features=Features(shadow=ShadowParts(journal, NeverAgree())),
+    )
+    assert gateway.reconfigure({"shadow": {"rules": [{"tier": "small", "target": "large", "sample_rate": 1.0}]}})
+    with TestClient(gateway.app) as client:
+        r = ask(client, **FIELDS["tools"])
+        assert r.status_code == 200
+        rid = r.headers["x-request-id"]
+        deadline = time.monotonic() + 5
+        while not journal.pairs_of([rid]) and time.monotonic() < deadline:
+            time.sleep(0.02)
+    pair = journal.pairs_of([rid])[0]
+    assert pair.agreement == 1.0 and pair.primary_text == "lookup({})" == pair.shadow_text
+
+
+# ---- nothing accepted is ignored ---------------------------------------------------------
+# Every field of the wire models, with a value and what must follow from it: a field added to
+# a wire model without a case here fails `test_every_field_has_a_case`.
+
+def _sampling(**expected):
+    return lambda seen, r, tags: all(getattr(seen.sampling, k) == v for k, v in expected.items())
+
+
+CHAT_CASES = {
+    "model": ("large", lambda seen, r, tags: r.headers["x-gateway-tier"] == "large"),
+    "messages": ([{"role": "user", "content": "alpha beta"}], lambda seen, r, tags: seen.messages[-1].content == "alpha beta"),
+    "max_tokens": (2, _sampling(max_tokens=2)),
+    "max_completion_tokens": (3, _sampling(max_tokens=3)),
+    "temperature": (0.25, _sampling(temperature=0.25)),
+    "top_p": (0.5, _sampling(top_p=0.5)),
+    "stop": (["zz"], _sampling(stop=["zz"])),
+    "seed": (7, _sampling(seed=7)),
+    "n": (2, lambda seen, r, tags: len(r.json()["choices"]) == 2),
+    "stream": (True, lambda seen, r, tags: r.text.rstrip().endswith("data: [DONE]")),
+    "stream_options": ({"include_usage": True}, lambda seen, r, tags: '"usage":{' in r.text),
+    "user": ("end-user-9", lambda seen, r, tags: tags.get("client.user") == "end-user-9"),
+    "metadata": ({"category": "billing", "ticket": "T-1"},
+                 lambda seen, r, tags: tags.get("client.metadata.ticket") == "T-1" and tags.get("category") == "billing"),
+    "tools": ([TOOL], lambda seen, r, tags: seen.agentic.tools[0].name == "lookup"),
+    "tool_choice": ("required", lambda seen, r, tags: r.json()["choices"][0]["finish_reason"] == "tool_calls"),
+    "parallel_tool_calls": (False, lambda seen, r, tags: seen.agentic.parallel_tool_calls is False),
+    "response_format": (SCHEMA, lambda seen, r, tags: seen.agentic.output.type == "json_schema"),
+    "logprobs": (True, lambda seen, r, tags: r.json()["choices"][0]["logprobs"] is not None),
+    "top_logprobs": (2, lambda seen, r, tags: seen.agentic.logprobs == 2),
+    # Gateway extensions: this gateway serves no knowledge base and no gate, so they are refused.
+    "grounding": (True, lambda seen, r, tags: r.status_code == 400 and r.json()["error"]["param"] == "grounding"),
+    "gate": (True, lambda seen, r, tags: r.status_code == 400 and r.json()["error"]["param"] == "gate"),
+}
+# Fields a case needs alongside its own.
+NEEDS = {"tool_choice": {"tools": [TOOL]}, "parallel_tool_calls": {"tools": [TOOL]}, "top_logprobs": {"logprobs": True},
+         "stream_options": {"stream": True}}
+COMPLETION_CASES = {
+    "model": ("large", lambda seen, r, tags: r.headers["x-gateway-tier"] == "large"),
+    "prompt": ("gamma delta", lambda seen, r, tags: seen.prompt == "gamma delta"),
+    "max_tokens": (2, _sampling(max_tokens=2)),
+    "temperature": (0.25, _sampling(temperature=0.25)),
+    "top_p": (0.5, _sampling(top_p=0.5)),
+    "stop": ("zz", _sampling(stop=["zz"])),
+    "seed": (7, _sampling(seed=7)),
+    "n": (2, lambda seen, r, tags: len(r.json()["choices"]) == 2),
+    "stream": (True, lambda seen, r, tags: r.text.rstrip().endswith("data: [DONE]")),
+    "stream_options": ({"include_usage": True}, lambda seen, r, tags: '"usage":{' in r.text),
+    "user": ("end-user-9", lambda seen, r, tags: tags.get("client.user") == "end-user-9"),
+    "metadata": ({"ticket": "T-2"}, lambda seen, r, tags: tags.get("client.metadata.ticket") == "T-2"),
+    "logprobs": (1, lambda seen, r, tags: r.json()["choices"][0]["logprobs"]["tokens"]),
+    # Only the value that changes nothing is accepted; any other is refused (400).
+    "echo": (True, lambda seen, r, tags: r.status_code == 400 and r.json()["error"]["param"] == "echo"),
+    "best_of": (2, lambda seen, r, tags: r.status_code == 400 and r.json()["error"]["param"] == "best_of"),
+    "suffix": ("x", lambda seen, r, tags: r.status_code == 400 and r.json()["error"]["param"] == "suffix"),
+    "grounding": (True, lambda seen, r, tags: r.status_code == 400 and r.json()["error"]["param"] == "grounding"),
+    "gate": (True, lambda seen, r, tags: r.status_code == 400 and r.json()["error"]["param"] == "gate"),
+}
+
+
+def test_every_field_has_a_case():
+    from wire.chat import ChatCompletionRequest, CompletionRequest
+
+    assert set(ChatCompletionRequest.model_fields) == set(CHAT_CASES)
+    assert set(CompletionRequest.model_fields) == set(COMPLETION_CASES)
+
+
+@pytest.fixture
+def journaled(engines, tmp_path):
+    from gateway.assembly import Features, ShadowParts
+    from shadow.journal import Journal
+
+    class Same:
+        def score(self, a: str, b: str) -> float:
+            return float(a == b)
+
+    journal = Journal(tmp_path / "journal.sqlite")
+    tiers = {"small": TierSpec(served_name="tiny", max_model_len=256), "large": TierSpec(served_name="big", max_model_len=256)}
+    gateway = build_gateway(Tiers(engines, tiers), LimitSettings(), features=Features(shadow=ShadowParts(journal, Same())))
+    assert gateway.reconfigure({"shadow": {"journal": True}})
+    with TestClient(gateway.app) as client:
+        yield client, journal
+
+
+def _tags(journal, rid: str) -> dict[str, str]:
+    import time
+
+    deadline = time.monotonic() + 5
+    while (record := journal.request(rid)) is None and time.monotonic() < deadline:
+        time.sleep(0.02)
+    return record.tags if record is not None else {}
+
+
+@pytest.mark.parametrize("field", sorted(CHAT_CASES))
+def test_every_chat_field_has_its_effect_or_is_refused(journaled, engines, field):
+    client, journal = journaled
+    value, holds = CHAT_CASES[field]
+    body = {"model": "small", "messages": [{"role": "user", "content": "hi there"}], "max_tokens": 3,
+            **NEEDS.get(field, {}), field: value}
+    r = client.post(CHAT, json=body)
+    tags = _tags(journal, r.headers["x-request-id"]) if r.status_code == 200 else {}
+    seen = engines[r.headers.get("x-gateway-tier", "small")].seen[-1] if r.status_code == 200 else None
+    assert holds(seen, r, tags), (field, r.status_code, r.text[:300])
+
+
+@pytest.mark.parametrize("field", sorted(COMPLETION_CASES))
+def test_every_completions_field_has_its_effect_or_is_refused(journaled, engines, field):
+    client, journal = journaled
+    value, holds = COMPLETION_CASES[field]
+    body = {"model": "small", "prompt": "hi there", "max_tokens": 3, **NEEDS.get(field, {}), field: value}
+    r = client.post("/v1/completions", json=body)
+    tags = _tags(journal, r.headers["x-request-id"]) if r.status_code == 200 else {}
+    seen = engines[r.headers.get("x-gateway-tier", "small")].seen[-1] if r.status_code == 200 else None
+    assert holds(seen, r, tags), (field, r.status_code, r.text[:300])

@@ -17,7 +17,9 @@ WEATHER = {
         "description": "The weather in a city",
         "parameters": {
             "type": "object",
-            "properties": {"city": {"type": "string"}, "unit": {"type": "string", "enum": ["c", "f"]}},
+            "properties": {
+                "city": {"type": "string", "maxLength": 40}, "unit": {"type": "string", "enum": ["c", "f"]},
+            },
             "required": ["city", "unit"],
             "additionalProperties": False,
         },
@@ -29,7 +31,9 @@ ORDER = {
         "name": "lookup_order",
         "description": "An order by its number",
         "parameters": {
-            "type": "object", "properties": {"order_id": {"type": "integer"}}, "required": ["order_id"],
+            # Bounded, as real tool schemas are: a 135M model given an unbounded number or
+            # string may repeat a digit until max_tokens (valid JSON so far, never closed).
+            "type": "object", "properties": {"order_id": {"type": "string", "maxLength": 12}}, "required": ["order_id"],
             "additionalProperties": False,
         },
     },
@@ -55,8 +59,10 @@ def assert_valid_calls(calls) -> None:
 
 @pytest.mark.parametrize("model", ["small", "large"])
 def test_tool_choice_required_gives_a_call_that_validates(client, model):
+    # One call: with parallel calls allowed a 135M model may list calls until max_tokens.
     answer = client.chat.completions.create(
-        model=model, messages=ASK, tools=[WEATHER, ORDER], tool_choice="required", max_tokens=60, temperature=0,
+        model=model, messages=ASK, tools=[WEATHER, ORDER], tool_choice="required", parallel_tool_calls=False,
+        max_tokens=60, temperature=0,
     )
     choice = answer.choices[0]
     assert choice.finish_reason == "tool_calls"
@@ -75,7 +81,7 @@ def test_a_named_tool_is_the_one_called(client):
 
 def test_the_tool_result_continues_the_conversation(client):
     first = client.chat.completions.create(
-        model="small", messages=ASK, tools=[WEATHER], tool_choice="required", max_tokens=60, temperature=0,
+        model="small", messages=ASK, tools=[WEATHER], tool_choice="required", parallel_tool_calls=False, max_tokens=60, temperature=0,
     )
     call = first.choices[0].message.tool_calls[0]
     history = [
@@ -89,7 +95,7 @@ def test_the_tool_result_continues_the_conversation(client):
 
 def test_streamed_tool_calls_assemble(client):
     stream = client.chat.completions.create(
-        model="small", messages=ASK, tools=[WEATHER], tool_choice="required", max_tokens=60, temperature=0,
+        model="small", messages=ASK, tools=[WEATHER], tool_choice="required", parallel_tool_calls=False, max_tokens=60, temperature=0,
         stream=True,
     )
     calls: dict[int, dict[str, str]] = {}
@@ -142,7 +148,7 @@ def test_logprobs_come_back(client):
 def test_auto_picks_a_tier_that_can(client, http):
     # Both embedded tiers can; the answer says which served it, and it was a tool call.
     raw = client.chat.completions.with_raw_response.create(
-        model="auto", messages=ASK, tools=[WEATHER], tool_choice="required", max_tokens=60, temperature=0,
+        model="auto", messages=ASK, tools=[WEATHER], tool_choice="required", parallel_tool_calls=False, max_tokens=60, temperature=0,
     )
     assert raw.headers["x-gateway-tier"] in ("small", "large")
     assert_valid_calls(raw.parse().choices[0].message.tool_calls)
@@ -153,7 +159,7 @@ def test_auto_picks_a_tier_that_can(client, http):
 def test_responses_api_with_a_tool(client):
     tool = {"type": "function", "name": "get_weather", "parameters": WEATHER["function"]["parameters"]}
     response = client.responses.create(
-        model="small", input="What is the weather in Paris?", tools=[tool], tool_choice="required",
+        model="small", input="What is the weather in Paris?", tools=[tool], tool_choice="required", parallel_tool_calls=False,
         max_output_tokens=60, temperature=0,
     )
     calls = [item for item in response.output if item.type == "function_call"]

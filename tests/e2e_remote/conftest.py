@@ -57,6 +57,11 @@ def upstream() -> Iterator[str]:
         "--served-model-name", large.served_name, "--dtype", large.dtype,
         "--max-model-len", str(large.max_model_len), "--max-num-seqs", str(large.max_num_seqs),
         "--enforce-eager", "--host", "127.0.0.1", "--port", str(port),
+        # Compact guided JSON, as the gateway's own vLLM tiers run it (a small model given free
+        # whitespace spends max_tokens on indentation before a tool call closes).
+        "--structured-outputs-config", '{"backend": "xgrammar", "disable_any_whitespace": true}',
+        # Tool calls: vLLM's server refuses any tool_choice without a parser.
+        "--enable-auto-tool-choice", "--tool-call-parser", "hermes",
     ]
     env = {
         **os.environ, "HF_HUB_OFFLINE": "1", "VLLM_CPU_KVCACHE_SPACE": str(large.kv_cache_gib),

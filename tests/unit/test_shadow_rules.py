@@ -64,3 +64,14 @@ def test_served_target_and_tags():
 def test_config_rejects_bad_values(bad):
     with pytest.raises(ValidationError):
         ShadowConfig.model_validate(bad)
+
+
+def test_tool_calls_agree_by_name_and_parsed_arguments():
+    from engines.types import ToolCall
+    from shadow.agreement import call_agreement
+
+    a = [ToolCall(id="1", name="f", arguments='{"x": 1, "y": [2]}')]
+    assert call_agreement(a, [ToolCall(id="9", name="f", arguments='{"y":[2],"x":1}')]) == 1.0
+    assert call_agreement(a, [ToolCall(id="9", name="g", arguments='{"x": 1, "y": [2]}')]) == 0.0
+    assert call_agreement(a, [*a, ToolCall(id="2", name="f", arguments="{}")]) == 0.5
+    assert call_agreement([], []) == 1.0
