@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import re
 from datetime import datetime
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, field_validator
+
+from adapters.errors import InvalidAdapter
 
 MANIFEST = "manifest.json"
 WEIGHTS = "adapter_model.safetensors"
@@ -63,6 +66,18 @@ class Centroid(BaseModel):
 
 SELECTOR_EMBEDDERS = ("minilm", "static")  # centroids are stored for each
 
+# A version is a directory name under the registry: no separator, no leading dot, so no
+# `..` or absolute path can reach outside it.
+VERSION = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
+
+
+def check_version(version: str) -> str:
+    if not VERSION.match(version) or ".." in version:
+        raise InvalidAdapter(
+            f"'{version[:80]}' is not a valid adapter version (letters, digits, '.', '_', '-'; at most 64)"
+        )
+    return version
+
 
 class AdapterManifest(BaseModel):
     version: str = Field(description="<domain>-v<N>-<date>")
@@ -77,6 +92,14 @@ class AdapterManifest(BaseModel):
     forced: bool = Field(False, description="Registered despite failing its evaluation")
     training: dict[str, float | int | str] = Field(default_factory=dict)
     centroids: list[Centroid] = Field(default_factory=list)
+
+    @field_validator("version")
+    @classmethod
+    def _safe_version(cls, version: str) -> str:
+        try:
+            return check_version(version)
+        except InvalidAdapter as exc:
+            raise ValueError(exc.message) from None
 
     def centroid(self, embedder: str) -> list[float] | None:
         return next((c.vector for c in self.centroids if c.embedder == embedder), None)

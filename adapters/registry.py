@@ -32,7 +32,7 @@ from adapters.errors import (
     RollbackUnavailable,
     StaleRollback,
 )
-from adapters.manifest import MANIFEST, PEFT_CONFIG, WEIGHTS, AdapterManifest, BaseFingerprint
+from adapters.manifest import MANIFEST, PEFT_CONFIG, WEIGHTS, AdapterManifest, BaseFingerprint, check_version
 from model_files.state_file import read_state, sha256_file
 from model_files.versioned import (
     Change,
@@ -109,7 +109,8 @@ class AdapterRegistry:
         return read_state(self.state_path, RegistryState)
 
     def version_dir(self, version: str) -> Path:
-        return self.root / "versions" / version
+        """Every path to a version is made here: the name is checked before it is joined."""
+        return self.root / "versions" / check_version(version)
 
     def manifest(self, version: str) -> AdapterManifest:
         path = self.version_dir(version) / MANIFEST

@@ -10,13 +10,13 @@ import shutil
 from datetime import datetime, timezone
 from pathlib import Path
 
-from adapters.manifest import MANIFEST, AdapterManifest
+from adapters.manifest import MANIFEST, AdapterManifest, check_version
 
 
 def reissue(registry_dir: Path, version: str, new_version: str, out: Path) -> Path:
     """`version`'s directory copied to `out/new_version`, its manifest renamed and dated now."""
-    target = out / new_version
-    shutil.copytree(registry_dir / "versions" / version, target)
+    target = out / check_version(new_version)
+    shutil.copytree(registry_dir / "versions" / check_version(version), target)
     manifest = AdapterManifest.model_validate_json((target / MANIFEST).read_bytes())
     manifest = manifest.model_copy(update={"version": new_version, "created_at": datetime.now(timezone.utc)})
     (target / MANIFEST).write_text(manifest.model_dump_json())

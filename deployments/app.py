@@ -57,7 +57,7 @@ def engine_recipe(settings: Settings, tier: Tier) -> EngineRecipe:
     """What the tier's replicas build their engine from, by the tier's kind."""
     tier_settings = settings.tier(tier)
     if tier_settings.kind == "openai":
-        return remote_spec(tier_settings)
+        return remote_spec(tier_settings, settings.limits.max_tokens)
     if tier_settings.kind == "mock":
         return mock_spec(tier_settings)
     return engine_spec(settings, tier)
@@ -115,7 +115,10 @@ def tier_spec(tier: TierSettings) -> TierSpec:
 
 def ingress_parts(settings: Settings, registry: AdapterRegistry | None) -> IngressParts:
     tiers = {tier: tier_spec(settings.tier(tier)) for tier in DEPLOYMENT_NAMES}
-    direct = {tier: remote_spec(settings.tier(tier)) for tier in DEPLOYMENT_NAMES if settings.tier(tier).direct}
+    direct = {
+        tier: remote_spec(settings.tier(tier), settings.limits.max_tokens)
+        for tier in DEPLOYMENT_NAMES if settings.tier(tier).direct
+    }
     return IngressParts(
         tiers=tiers, direct=direct, limits=settings.limits, router=settings.router, adapters=settings.adapters,
         registry=registry, admin=settings.admin, auth=settings.auth, shadow=settings.shadow,

@@ -20,11 +20,12 @@ logger = logging.getLogger("ray.serve")
 EngineRecipe = EngineSpec | RemoteSpec | MockSpec
 
 
-def remote_spec(tier: TierSettings) -> RemoteSpec:
+def remote_spec(tier: TierSettings, max_tokens: int) -> RemoteSpec:
+    """`max_tokens`: the gateway's cap (limits.max_tokens), sent upstream when a client omits it."""
     assert tier.openai is not None, "validated by TierSettings: kind=openai has its section"
     return RemoteSpec(
         settings=tier.openai, model=tier.upstream_model, max_model_len=tier.max_model_len,
-        stop=tuple(tier.stop), enable_lora=tier.enable_lora,
+        stop=tuple(tier.stop), enable_lora=tier.enable_lora, max_tokens=max_tokens,
     )
 
 

@@ -11,6 +11,10 @@ breaker and the fallback treat a remote tier like any other:
     unreachable, reset, timed out                     EngineUnavailable
     an error in a stream it already started           EngineError
 
+An upstream's error text can quote part of the gateway's own key (a 401 from a hosted API
+does), so it never travels on: the exception carries the status and the upstream's `code`
+and `param`, and the text goes to the log (warning) with anything key-like masked.
+
 What an agent asks (tools, response_format, n, logprobs) goes upstream unchanged and
 every choice comes back (engines/openai_wire.py): the upstream honours a field or refuses
 it with its own 400, which comes back as above.
@@ -24,6 +28,8 @@ from __future__ import annotations
 import asyncio
 import email.utils
 import json
+import logging
+import re
 import time
 from contextlib import asynccontextmanager, contextmanager
 from dataclasses import dataclass
@@ -56,8 +62,13 @@ from engines.types import (
 )
 from engines.upstream_load import FailureSink, UpstreamLoad
 
+logger = logging.getLogger(__name__)
+
 # Refusals that say nothing about the request: the tier is unusable for now.
 UNAVAILABLE_4XX = frozenset({401, 403, 408, 429})
+# What looks like a credential in an upstream's error text: `sk-...` keys (also masked ones,
+# `sk-ab***yz`), a bearer token, an `api_key=...` pair.
+SECRET_LIKE = re.compile(r"\b(?:sk|pk|rk)-[\w*.~+/=-]{3,}|\bbearer\s+\S+|\bapi[_-]?key\s*[:=]\s*\S+", re.IGNORECASE)
 
 
 @dataclass(frozen=True)
@@ -69,6 +80,9 @@ class RemoteSpec:
     max_model_len: int  # checked before sending only when a tokenizer is configured
     stop: tuple[str, ...] = ()
     enable_lora: bool = False
+    # Sent when a request names no max_tokens (an upstream would otherwise generate up to its
+    # whole context): the gateway's own default cap, and never past the context left.
+    max_tokens: int = 4096
 
 
 class OpenAIRemoteEngine:
@@ -118,7 +132,7 @@ class OpenAIRemoteEngine:
     async def generate(self, request: GenerationRequest) -> GenerationResult:
         prompt_tokens = self._checked_prompt(request)
         with self._tracked():
-            body = _json(await self._send(request))
+            body = _json(await self._send(request, prompt_tokens))
         first, *more = _choices(body)
         usage = _usage(body.get("usage"), prompt_tokens, _produced([first, *more]), self._counter)
         return GenerationResult(
@@ -129,7 +143,7 @@ class OpenAIRemoteEngine:
     async def stream(self, request: GenerationRequest) -> AsyncIterator[GenerationChunk]:
         prompt_tokens = self._checked_prompt(request)
         with self._tracked():
-            async with self._streaming(request) as response:
+            async with self._streaming(request, prompt_tokens) as response:
                 # Leaving this block early (the consumer closed us, or was cancelled)
                 # closes the response, and with it the connection: the upstream aborts.
                 async for chunk in _Relay(self._counter, prompt_tokens).chunks(_events(response)):
@@ -213,8 +227,8 @@ class OpenAIRemoteEngine:
         return prompt
 
     @asynccontextmanager
-    async def _streaming(self, request: GenerationRequest) -> AsyncIterator[httpx.Response]:
-        path, body = self._payload(request, stream=True)
+    async def _streaming(self, request: GenerationRequest, prompt_tokens: int) -> AsyncIterator[httpx.Response]:
+        path, body = self._payload(request, prompt_tokens, stream=True)
         try:
             async with self._client.stream("POST", path, json=body, headers=self._headers()) as response:
                 if response.status_code >= 400:
@@ -224,8 +238,8 @@ class OpenAIRemoteEngine:
         except httpx.HTTPError as exc:
             raise _unreachable(exc) from exc
 
-    async def _send(self, request: GenerationRequest) -> httpx.Response:
-        path, body = self._payload(request, stream=False)
+    async def _send(self, request: GenerationRequest, prompt_tokens: int) -> httpx.Response:
+        path, body = self._payload(request, prompt_tokens, stream=False)
         try:
             response = await self._client.post(path, json=body, headers=self._headers())
         except httpx.HTTPError as exc:
@@ -233,16 +247,15 @@ class OpenAIRemoteEngine:
         _raise_for_status(response)
         return response
 
-    def _payload(self, request: GenerationRequest, stream: bool) -> tuple[str, dict[str, Any]]:
+    def _payload(self, request: GenerationRequest, prompt_tokens: int, stream: bool) -> tuple[str, dict[str, Any]]:
         sampling = request.sampling
         body: dict[str, Any] = {
             "model": self._model(request.adapter),
             "temperature": sampling.temperature,
             "top_p": sampling.top_p,
             "stream": stream,
+            "max_tokens": sampling.max_tokens or self._default_max_tokens(prompt_tokens),
         }
-        if sampling.max_tokens is not None:
-            body["max_tokens"] = sampling.max_tokens
         if stop := [*sampling.stop, *self._spec.stop]:
             body["stop"] = stop
         if sampling.seed is not None:
@@ -255,6 +268,10 @@ class OpenAIRemoteEngine:
             return "/chat/completions", body
         body["prompt"] = request.prompt or ""
         return "/completions", body
+
+    def _default_max_tokens(self, prompt_tokens: int) -> int:
+        left = self._spec.max_model_len - prompt_tokens
+        return max(1, min(self._spec.max_tokens, left))
 
     def _model(self, adapter: AdapterSpec | None) -> str:
         if adapter is None:
@@ -349,7 +366,9 @@ async def _events(response: httpx.Response) -> AsyncIterator[dict[str, Any]]:
             raise EngineError("the upstream sent an event that is not JSON") from exc
         if isinstance(event, dict) and "error" in event:
             # Already answered 200: the failure can only go on in-band, as an engine error.
-            raise EngineError(f"the upstream failed mid-stream: {_message(event, data)}")
+            error = event["error"] if isinstance(event["error"], dict) else {"message": event["error"]}
+            code = _logged(error, "a stream it had started")
+            raise EngineError("the upstream failed mid-stream" + (f" ({code})" if code else ""))
         yield event
 
 
@@ -382,15 +401,37 @@ def _raise_for_status(response: httpx.Response) -> None:
     if status < 400:
         return
     error = _error_fields(response)
-    message = str(error.get("message") or f"the upstream answered {status}")
+    code = _logged(error, f"{status}")
+    param = _field(error, "param")
     if status in UNAVAILABLE_4XX or status >= 500:
         retry_after = retry_after_s(response.headers.get("retry-after"))
         data = {"retry_after_s": retry_after} if retry_after is not None else {}
-        raise EngineUnavailable(f"the upstream answered {status}: {message}", **data)
-    code = error.get("code") if isinstance(error.get("code"), str) else None
-    if code == "context_length_exceeded" or "maximum context length" in message:
-        raise ContextLengthExceeded(message, status=400)
-    raise EngineRequestError(message, status=status, code=code, param=error.get("param"))
+        raise EngineUnavailable(f"the upstream answered {status}", **data)
+    if code == "context_length_exceeded" or "maximum context length" in str(error.get("message") or ""):
+        raise ContextLengthExceeded("the prompt and max_tokens exceed the upstream model's context length", status=400)
+    raise EngineRequestError(_summary(status, code, param), status=status, code=code, param=param)
+
+
+def _summary(status: int, code: str | None, param: str | None) -> str:
+    named = ", ".join(part for part in (code, f"param '{param}'" if param else None) if part)
+    return f"the upstream refused the request ({status}" + (f", {named})" if named else ")")
+
+
+def _logged(error: dict[str, Any], what: str) -> str | None:
+    """Log an upstream error's text, masked; its `code`, the one part passed on."""
+    code = _field(error, "code")
+    logger.warning("the upstream failed (%s, code %s): %s", what, code, redacted(str(error.get("message") or "")))
+    return code
+
+
+def _field(error: dict[str, Any], name: str) -> str | None:
+    value = error.get(name)
+    return redacted(value)[:64] if isinstance(value, str) and value else None
+
+
+def redacted(text: str) -> str:
+    """`text` with whatever looks like a key or a bearer token masked, cut to 500 characters."""
+    return SECRET_LIKE.sub("[redacted]", text)[:500]
 
 
 def _error_fields(response: httpx.Response) -> dict[str, Any]:
@@ -403,13 +444,6 @@ def _error_fields(response: httpx.Response) -> dict[str, Any]:
         return {}
     error = body.get("error", body)
     return error if isinstance(error, dict) else {"message": str(error)}
-
-
-def _message(event: dict[str, Any], raw: str) -> str:
-    error = event.get("error")
-    if isinstance(error, dict):
-        return str(error.get("message") or raw)
-    return str(error)
 
 
 def _unreachable(exc: httpx.HTTPError) -> EngineUnavailable:

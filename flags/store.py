@@ -10,7 +10,9 @@ from collections.abc import Sequence
 from datetime import datetime, timezone
 from typing import Protocol
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, field_validator
+
+MAX_CATEGORY = 64  # a client names the category: what is kept of it is bounded
 
 
 def _now() -> datetime:
@@ -27,6 +29,11 @@ class FlagRecord(BaseModel):
     kind: str
     detail: str
     score: float | None = None
+
+    @field_validator("category")
+    @classmethod
+    def _bounded(cls, category: str) -> str:
+        return category[:MAX_CATEGORY]
 
 
 class FlagStore(Protocol):

@@ -67,7 +67,7 @@ class CalibratedLinear:
 
     @classmethod
     def load(cls, path: Path) -> CalibratedLinear:
-        with np.load(path) as arrays:
+        with np.load(path, allow_pickle=False) as arrays:
             k = int(arrays["coef"].shape[0])
             return cls(
                 mean=arrays["mean"], scale=arrays["scale"], coef=arrays["coef"], intercept=arrays["intercept"],

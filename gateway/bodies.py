@@ -61,6 +61,8 @@ def parse_json(raw: bytes) -> Any:
         ) from None
     except RecursionError:  # a body of thousands of nested brackets
         raise InvalidRequest("The JSON body is nested too deeply.") from None
+    except ValueError:  # Python's int-conversion limit: an integer of over 4,300 digits
+        raise InvalidRequest("The JSON body holds a number too long to read.") from None
 
 
 def check_limits(body: ChatCompletionRequest | CompletionRequest, limits: LimitSettings) -> None:

@@ -16,6 +16,8 @@ from typing import Literal
 
 from pydantic import BaseModel
 
+from model_files.private_db import connect_private, create_private
+
 Role = Literal["user", "admin"]
 
 SCHEMA = """
@@ -53,13 +55,13 @@ class KeyNotFound(LookupError):
 class KeyStore:
     def __init__(self, path: Path) -> None:
         self.path = path
-        path.parent.mkdir(parents=True, exist_ok=True)
+        create_private(path)  # key hashes: 0600 in a 0700 directory
         with closing(self._connect()) as db, db:
             db.execute("PRAGMA journal_mode=WAL")
             db.execute(SCHEMA)
 
     def _connect(self) -> sqlite3.Connection:
-        db = sqlite3.connect(self.path, timeout=5.0)
+        db = connect_private(self.path)
         db.row_factory = sqlite3.Row
         return db
 

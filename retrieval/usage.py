@@ -17,6 +17,8 @@ from typing import Literal, Sequence
 
 from pydantic import BaseModel, Field
 
+from model_files.private_db import connect_private, create_private
+
 Outcome = Literal["grounded", "low_relevance", "empty", "error"]
 FAILURES: tuple[Outcome, ...] = ("low_relevance", "empty", "error")
 
@@ -76,7 +78,7 @@ class CategoryOutcomes(BaseModel):
 class UsageStore:
     def __init__(self, path: Path) -> None:
         self.path = Path(path)
-        self.path.parent.mkdir(parents=True, exist_ok=True)
+        create_private(self.path)  # request ids and categories: 0600 in a 0700 directory
         with closing(self._connect()) as db, db:
             db.execute("PRAGMA journal_mode=WAL")  # the review reads while the gateway writes
             db.execute("PRAGMA synchronous=NORMAL")  # WAL: a crash loses at most the last commits
@@ -84,7 +86,7 @@ class UsageStore:
                 db.execute(statement)
 
     def _connect(self) -> sqlite3.Connection:
-        return sqlite3.connect(self.path, timeout=5.0)
+        return connect_private(self.path)
 
     def add(self, records: Sequence[QueryUsage]) -> None:
         """Write a batch in one transaction (the gateway flushes its queue this way)."""

@@ -10,6 +10,9 @@
 The score is the calibrated probability that the small model's answer is not acceptable
 *and* the large model's is: ranking by what escalation gains (not by "small is wrong",
 which also escalates queries neither model answers) is what routing quality measures.
+
+The artifact is text and arrays only (LightGBM's text models, .npz loaded without pickle,
+JSON): loading a model an admin points at never runs code from it.
 """
 
 from __future__ import annotations
@@ -19,7 +22,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Sequence
 
-import joblib
 import numpy as np
 from numpy.typing import NDArray
 from pydantic import BaseModel, Field
@@ -38,7 +40,11 @@ from router.single_row import SingleRowPredictor
 # Also versions the scoring pipeline after the features (the rank-ensemble components):
 # an artifact calibrated on another ensemble must be retrained, not silently rescaled.
 FEATURE_VERSION = "4"
-ARTIFACT_FORMAT = 1
+# 2: the stacked models and the calibrator as arrays (stack.npz, calibration.npz); format 1
+# kept them in a pickle (models.joblib), which no version of this code loads.
+ARTIFACT_FORMAT = 2
+STACK_FILE = "stack.npz"
+CALIBRATION_FILE = "calibration.npz"
 STACK_FEATURES = ("lr4_gain", "lr4_helps", "lr4_both_wrong")
 # Predicted-category rates (always), then the named category's rates when the client
 # supplies a known one (NaN otherwise: LightGBM learns a branch for "not given").
@@ -94,23 +100,105 @@ def text_features(texts: Sequence[str], lists: BoundaryLists) -> NDArray[np.floa
     return np.asarray(rows, dtype=np.float32)
 
 
+@dataclass(frozen=True)
+class Logistic:
+    """A fitted `LogisticRegression` (lbfgs: multinomial, or binary) as its arrays.
+
+    `proba` is `predict_proba` in plain numpy: sklearn's input validation costs ~1 ms per
+    call, a tenth of the decision budget on the serving path.
+    """
+
+    coef: NDArray[np.float64]  # (classes, features); (1, features) when binary
+    intercept: NDArray[np.float64]
+    classes: NDArray[np.int64]  # the outcome codes seen in training
+
+    @classmethod
+    def from_sklearn(cls, model: Any) -> Logistic:
+        return cls(
+            coef=np.asarray(model.coef_, dtype=np.float64),
+            intercept=np.asarray(model.intercept_, dtype=np.float64),
+            classes=np.asarray(model.classes_, dtype=np.int64),
+        )
+
+    def proba(self, x: NDArray[np.float32]) -> NDArray[np.float64]:
+        scores = np.asarray(x, dtype=np.float64) @ self.coef.T + self.intercept
+        if scores.shape[1] == 1:
+            positive = 1.0 / (1.0 + np.exp(-scores[:, 0]))
+            return np.stack([1.0 - positive, positive], axis=1)
+        scores -= scores.max(axis=1, keepdims=True)
+        np.exp(scores, out=scores)
+        return scores / scores.sum(axis=1, keepdims=True)
+
+    def full_proba(self, x: NDArray[np.float32], n_classes: int) -> NDArray[np.float64]:
+        """One column per class 0..n_classes-1, zero for a class never seen in training."""
+        proba = np.zeros((len(x), n_classes))
+        proba[:, self.classes] = self.proba(x)
+        return proba
+
+    def arrays(self, prefix: str) -> dict[str, NDArray[Any]]:
+        return {
+            f"{prefix}_coef": self.coef, f"{prefix}_intercept": self.intercept,
+            f"{prefix}_classes": self.classes,
+        }
+
+    @classmethod
+    def from_arrays(cls, arrays: Any, prefix: str) -> Logistic:
+        return cls(
+            coef=arrays[f"{prefix}_coef"], intercept=arrays[f"{prefix}_intercept"],
+            classes=arrays[f"{prefix}_classes"],
+        )
+
+
+@dataclass(frozen=True)
+class IsotonicCurve:
+    """A fitted `IsotonicRegression(out_of_bounds="clip")` as its curve.
+
+    `predict` is sklearn's as one `np.interp`, without its ~0.5 ms of input validation per
+    call; `np.interp` holds the end values outside the curve, as "clip" does.
+    """
+
+    x: NDArray[np.float64]
+    y: NDArray[np.float64]
+
+    @classmethod
+    def from_sklearn(cls, calibrator: Any) -> IsotonicCurve:
+        if calibrator.out_of_bounds != "clip":
+            raise ValueError(f"expected out_of_bounds='clip', not {calibrator.out_of_bounds!r}")
+        return cls(
+            x=np.asarray(calibrator.X_thresholds_, dtype=np.float64),
+            y=np.asarray(calibrator.y_thresholds_, dtype=np.float64),
+        )
+
+    def predict(self, x: NDArray[np.float64]) -> NDArray[np.float64]:
+        return np.interp(np.asarray(x, dtype=np.float64), self.x, self.y)
+
+    def save(self, path: Path) -> None:
+        with path.open("wb") as f:  # a file object: np.savez would append ".npz" to the name
+            np.savez(f, x=self.x, y=self.y)
+
+    @classmethod
+    def load(cls, path: Path) -> IsotonicCurve:
+        with np.load(path, allow_pickle=False) as arrays:
+            return cls(x=arrays["x"], y=arrays["y"])
+
+
 @dataclass
 class StackModels:
     """Models over the embedding whose outputs are features for the heads."""
 
-    lr4: Any  # LogisticRegression over outcome classes 2*small_ok + large_ok
-    category: Any | None  # LogisticRegression over categories
+    lr4: Logistic  # over outcome classes 2*small_ok + large_ok
+    category: Logistic | None  # over categories
     category_rates: NDArray[np.float32] | None  # per category: small_ok, large_ok, gain
     category_names: list[str] | None = None
 
     def features(
         self, emb: NDArray[np.float32], categories: Sequence[str | None] | None = None
     ) -> NDArray[np.float32]:
-        proba = _full_proba(self.lr4, emb, 4)
+        proba = self.lr4.full_proba(emb, 4)
         cols = [proba[:, 1] - proba[:, 2], proba[:, 1], proba[:, 0]]
         out = np.stack(cols, axis=1)
         if self.category is not None and self.category_rates is not None:
-            soft = _full_proba(self.category, emb, len(self.category_rates)) @ self.category_rates
+            soft = self.category.full_proba(emb, len(self.category_rates)) @ self.category_rates
             out = np.hstack([out, soft, self._known(categories, len(emb))])
         return out.astype(np.float32)
 
@@ -122,35 +210,26 @@ class StackModels:
                 known[row] = self.category_rates[index[name]]
         return known
 
+    def save(self, path: Path) -> None:
+        arrays = self.lr4.arrays("lr4")
+        if self.category is not None and self.category_rates is not None:
+            arrays |= self.category.arrays("category")
+            arrays["category_rates"] = self.category_rates
+            arrays["category_names"] = np.asarray(self.category_names or [], dtype=np.str_)
+        with path.open("wb") as f:
+            np.savez(f, **arrays)
 
-def _full_proba(model: Any, x: NDArray[np.float32], n_classes: int) -> NDArray[np.float64]:
-    proba = np.zeros((len(x), n_classes))
-    proba[:, model.classes_] = logistic_proba(model, x)
-    return proba
-
-
-def isotonic_predict(calibrator: Any, x: NDArray[np.float64]) -> NDArray[np.float64]:
-    """`IsotonicRegression.predict` (out_of_bounds="clip") as one `np.interp`, without
-    sklearn's ~0.5 ms of input validation per call."""
-    if calibrator.out_of_bounds != "clip":
-        return calibrator.predict(x)
-    points = np.clip(np.asarray(x, dtype=calibrator.X_thresholds_.dtype), calibrator.X_min_, calibrator.X_max_)
-    return np.interp(points, calibrator.X_thresholds_, calibrator.y_thresholds_)
-
-
-def logistic_proba(model: Any, x: NDArray[np.float32]) -> NDArray[np.float64]:
-    """`LogisticRegression.predict_proba` (lbfgs: multinomial, or binary) in plain numpy.
-
-    sklearn's input validation costs ~1 ms per call, a tenth of the decision budget on
-    the serving path; this is the same arithmetic without it.
-    """
-    scores = np.asarray(x, dtype=np.float64) @ model.coef_.T.astype(np.float64) + model.intercept_
-    if scores.shape[1] == 1:
-        positive = 1.0 / (1.0 + np.exp(-scores[:, 0]))
-        return np.stack([1.0 - positive, positive], axis=1)
-    scores -= scores.max(axis=1, keepdims=True)
-    np.exp(scores, out=scores)
-    return scores / scores.sum(axis=1, keepdims=True)
+    @classmethod
+    def load(cls, path: Path) -> StackModels:
+        with np.load(path, allow_pickle=False) as arrays:
+            lr4 = Logistic.from_arrays(arrays, "lr4")
+            if "category_coef" not in arrays:
+                return cls(lr4=lr4, category=None, category_rates=None)
+            return cls(
+                lr4=lr4, category=Logistic.from_arrays(arrays, "category"),
+                category_rates=arrays["category_rates"],
+                category_names=[str(name) for name in arrays["category_names"]],
+            )
 
 
 @dataclass
@@ -160,7 +239,7 @@ class RouterModel:
     stack: StackModels
     heads: dict[str, Any]  # lightgbm.Booster per name in HEADS
     rank_reference: dict[str, NDArray[np.float64]]  # sorted component scores
-    calibrator: Any  # IsotonicRegression: ensemble rank -> P(large helps)
+    calibrator: IsotonicCurve | None  # ensemble rank -> P(large helps); None until fitted
     lists: BoundaryLists
     _single_row: dict[str, SingleRowPredictor] = field(default_factory=dict, repr=False, compare=False)
 
@@ -205,7 +284,9 @@ class RouterModel:
 
     def calibrate(self, ensemble: NDArray[np.float64]) -> NDArray[np.float64]:
         # The tiny ensemble term breaks isotonic ties without changing the probability.
-        return np.clip(isotonic_predict(self.calibrator, ensemble), 0.0, 1.0) + 1e-6 * ensemble
+        if self.calibrator is None:
+            raise RuntimeError("the router model is not calibrated yet")
+        return np.clip(self.calibrator.predict(ensemble), 0.0, 1.0) + 1e-6 * ensemble
 
     def score_embedded(
         self, emb: NDArray[np.float32], texts: Sequence[str],
@@ -218,6 +299,8 @@ class RouterModel:
     # ---- persistence ---------------------------------------------------------
 
     def save(self, out: Path) -> None:
+        if self.calibrator is None:
+            raise RuntimeError("the router model is not calibrated yet")
         out.mkdir(parents=True, exist_ok=True)
         for name, booster in self.heads.items():
             booster.save_model(str(out / f"head_{name}.txt"))
@@ -227,7 +310,9 @@ class RouterModel:
             ks=np.asarray(self.history.ks),
         )
         np.savez_compressed(out / "rank_reference.npz", **self.rank_reference)
-        joblib.dump({"stack": self.stack, "calibrator": self.calibrator}, out / "models.joblib")
+        self.stack.save(out / STACK_FILE)
+        self.calibrator.save(out / CALIBRATION_FILE)
+        (out / "models.joblib").unlink(missing_ok=True)  # format 1's pickle, if retrained over
         (out / "boundary_lists.json").write_text(self.lists.model_dump_json(indent=2))
         (out / "manifest.json").write_text(self.manifest.model_dump_json(indent=2))
 
@@ -239,23 +324,26 @@ class RouterModel:
         if not manifest_file.exists():
             raise FileNotFoundError(f"{path} is not a router model (no manifest.json)")
         manifest = Manifest.model_validate_json(manifest_file.read_text())
-        hist = np.load(path / "history.npz")
+        with np.load(path / "history.npz", allow_pickle=False) as npz:
+            hist = dict(npz)
         ks = tuple(int(k) for k in hist["ks"])
         expected = expected_schema(manifest.embedding_dim, manifest.uses_categories, ks)
         if manifest.schema_hash != expected or manifest.format != ARTIFACT_FORMAT:
+            pickled = " (its models are a pickle, never loaded)" if manifest.format < 2 else ""
             raise SchemaMismatch(
                 f"router model {path} has feature schema {manifest.schema_hash} (format "
-                f"{manifest.format}); this gateway builds {expected} (format {ARTIFACT_FORMAT}). "
-                "Retrain it with `router train`."
+                f"{manifest.format}){pickled}; this gateway builds {expected} "
+                f"(format {ARTIFACT_FORMAT}). Retrain it with `router train`."
             )
-        models = joblib.load(path / "models.joblib")
+        with np.load(path / "rank_reference.npz", allow_pickle=False) as npz:
+            rank_reference = dict(npz)
         return cls(
             manifest=manifest,
             history=KnnHistory(hist["embeddings"], hist["small_ok"], hist["large_ok"], ks=ks),
-            stack=models["stack"],
+            stack=StackModels.load(path / STACK_FILE),
             heads={n: lgb.Booster(model_file=str(path / f"head_{n}.txt")) for n in HEADS},
-            rank_reference=dict(np.load(path / "rank_reference.npz")),
-            calibrator=models["calibrator"],
+            rank_reference=rank_reference,
+            calibrator=IsotonicCurve.load(path / CALIBRATION_FILE),
             lists=BoundaryLists.model_validate(json.loads((path / "boundary_lists.json").read_text())),
         )
 

@@ -34,6 +34,8 @@ from router.history import DEFAULT_KS, KnnHistory
 from router.metrics import apgr, auc, expected_calibration_error, quality_curve
 from router.model import (
     EmbedderSpec,
+    IsotonicCurve,
+    Logistic,
     Manifest,
     RouterModel,
     StackModels,
@@ -54,7 +56,7 @@ def _fit_stack(emb: Arr, data: OutcomeData, categories: list[str], weights: Arr)
     outcome = (2 * data.small_ok + data.large_ok).astype(int)
     lr4 = LogisticRegression(C=0.3, max_iter=2000).fit(emb, outcome, sample_weight=weights)
     if not categories:
-        return StackModels(lr4=lr4, category=None, category_rates=None)
+        return StackModels(lr4=Logistic.from_sklearn(lr4), category=None, category_rates=None)
     # Rows without a category (shadow traffic whose client sent none) count in the
     # overall rates but cannot teach the category model.
     codes = np.array([categories.index(c) if c is not None else -1 for c in data.categories])
@@ -67,7 +69,8 @@ def _fit_stack(emb: Arr, data: OutcomeData, categories: list[str], weights: Arr)
         )
     category = LogisticRegression(C=1.0, max_iter=500).fit(emb[known], codes[known], sample_weight=weights[known])
     return StackModels(
-        lr4=lr4, category=category, category_rates=_category_rates(data, codes, len(categories), weights),
+        lr4=Logistic.from_sklearn(lr4), category=Logistic.from_sklearn(category),
+        category_rates=_category_rates(data, codes, len(categories), weights),
         category_names=list(categories),
     )
 
@@ -189,9 +192,8 @@ def train_router(
     # Ranks are positions among our own traffic's scores, whatever the prior adds.
     model.rank_reference = {n: np.sort(v[own]) for n, v in comps.items()}
     ensemble = model.ensemble(comps)
-    model.calibrator = IsotonicRegression(out_of_bounds="clip", y_min=0.0, y_max=1.0).fit(
-        ensemble, rows.large_better, sample_weight=weights
-    )
+    isotonic = IsotonicRegression(out_of_bounds="clip", y_min=0.0, y_max=1.0)
+    model.calibrator = IsotonicCurve.from_sklearn(isotonic.fit(ensemble, rows.large_better, sample_weight=weights))
     model.manifest.metrics = {
         **_fit_metrics(model.calibrate(ensemble[own]), data),
         "rows_own": len(data), "rows_prior": len(rows) - len(data),

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import io
+import re
 from typing import Literal, Sequence
 
 from shadow.journal import ShadowPair
@@ -13,6 +14,11 @@ COLUMNS = (
     "created_at", "request_id", "primary_target", "shadow_target", "agreement", "length_delta",
     "primary_latency_s", "shadow_latency_s", "tags", "prompt", "primary_text", "shadow_text",
 )
+# A spreadsheet runs a cell that starts so as a formula; user text can (CSV injection).
+FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
+NUMBER = re.compile(r"^[+-]?\d+(\.\d+)?$")
+
+
 def _row(pair: ShadowPair) -> dict[str, str]:
     values = {
         "created_at": pair.created_at.isoformat(timespec="seconds"),
@@ -37,9 +43,16 @@ def render(pairs: Sequence[ShadowPair], fmt: Format) -> str:
         out = io.StringIO()
         writer = csv.DictWriter(out, fieldnames=COLUMNS)
         writer.writeheader()
-        writer.writerows(rows)
+        writer.writerows({column: _inert(value) for column, value in row.items()} for row in rows)
         return out.getvalue()
     return _markdown(rows)
+
+
+def _inert(cell: str) -> str:
+    """The cell as a spreadsheet shows it but never evaluates it (a number stays a number)."""
+    if cell.startswith(FORMULA_START) and not NUMBER.match(cell):
+        return "'" + cell
+    return cell
 
 
 def _markdown(rows: list[dict[str, str]]) -> str:

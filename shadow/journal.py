@@ -29,6 +29,7 @@ from typing import Any, Mapping, Sequence
 from pydantic import BaseModel, Field
 
 from flags.store import FlagRecord  # the answer flags' rows (flags table)
+from model_files.private_db import connect_private, create_private
 from router.canary_store import RouterScore  # the router canary's rows (router_scores table)
 
 SCHEMA = (
@@ -167,7 +168,7 @@ class Ratings(BaseModel):
 class Journal:
     def __init__(self, path: Path) -> None:
         self.path = path
-        path.parent.mkdir(parents=True, exist_ok=True)
+        create_private(path)  # users' text: 0600 in a 0700 directory
         with closing(self._connect()) as db, db:
             db.execute("PRAGMA journal_mode=WAL")  # readers (review, training) never block the writer
             db.execute("PRAGMA synchronous=NORMAL")  # WAL: a crash loses at most the last commits
@@ -175,7 +176,7 @@ class Journal:
                 db.execute(statement)
 
     def _connect(self) -> sqlite3.Connection:
-        db = sqlite3.connect(self.path, timeout=5.0)
+        db = connect_private(self.path)
         db.row_factory = sqlite3.Row
         return db
 

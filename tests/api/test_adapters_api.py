@@ -206,6 +206,15 @@ def test_admin_unknown_domain_and_bad_body(client):
     assert junk.status_code == 400
 
 
+@pytest.mark.parametrize("version", ["../../registry/versions/refund-v2-2026-11-02", "/etc"])
+@pytest.mark.parametrize("change", ["activate", "candidate", "rollback"])
+def test_admin_version_that_is_not_a_plain_name_is_400(client, change, version):
+    response = client.post(f"/admin/adapters/refund/{change}", json={"version": version}, headers=AUTH)
+    assert response.status_code == 400, response.text
+    assert response.json()["error"]["code"] == "invalid_adapter"
+    assert chat(client, "small:refund").headers["x-gateway-adapter"] == "refund-v1-2026-11-01"
+
+
 def test_admin_disabled_without_key(engines, registry):
     tiers = {"small": TierSpec(served_name="tiny", max_model_len=64), "large": TierSpec(served_name="big", max_model_len=128)}
     directory = AdapterDirectory(registry, None, "minilm", 0.9)

@@ -1,51 +1,66 @@
 """Agent fields through a remote tier (a real `vllm serve` upstream): passed through
-unchanged, answered by the upstream's own structured outputs, read back whole."""
+unchanged and read back whole, so the gateway's answer is the upstream's own answer to the
+same request (greedy): tool calls, a JSON-schema answer, n choices, logprobs."""
 
 from __future__ import annotations
 
-import json
+import openai
 
-import jsonschema
+from tests.e2e.test_agents import ASK, TICKET
+from tests.e2e_remote.test_remote_tier import LARGE
 
-from tests.e2e.test_agents import ASK, ORDER, SCHEMAS, TICKET, WEATHER, assert_valid_calls
-
-
-def test_required_and_named_tools_through_the_remote_tier(client):
-    raw = client.chat.completions.with_raw_response.create(
-        model="large", messages=ASK, tools=[WEATHER, ORDER], tool_choice="required", parallel_tool_calls=False,
-        max_tokens=60, temperature=0,
-    )
-    assert raw.headers["x-gateway-tier"] == "large"
-    assert_valid_calls(raw.parse().choices[0].message.tool_calls)
-    named = client.chat.completions.create(
-        model="large", messages=ASK, tools=[WEATHER, ORDER], max_tokens=60, temperature=0,
-        tool_choice={"type": "function", "function": {"name": "get_weather"}},
-    )
-    calls = named.choices[0].message.tool_calls
-    assert [c.function.name for c in calls] == ["get_weather"]
-    assert_valid_calls(calls)
+UNIT = {
+    "type": "function",
+    "function": {
+        "name": "set_unit", "description": "The temperature unit to answer in",
+        "parameters": {
+            "type": "object", "properties": {"unit": {"type": "string", "enum": ["c", "f"]}}, "required": ["unit"],
+            "additionalProperties": False,
+        },
+    },
+}
 
 
-def test_a_streamed_named_call_assembles_through_the_remote_tier(client):
-    stream = client.chat.completions.create(
-        model="large", messages=ASK, tools=[WEATHER], max_tokens=60, temperature=0, stream=True,
-        tool_choice={"type": "function", "function": {"name": "get_weather"}},
-    )
-    arguments = "".join(
-        delta.function.arguments or ""
-        for chunk in stream if chunk.choices
-        for delta in chunk.choices[0].delta.tool_calls or []
-    )
-    jsonschema.validate(json.loads(arguments), SCHEMAS["get_weather"])
+def direct(upstream: str) -> openai.OpenAI:
+    return openai.OpenAI(base_url=f"{upstream}/v1", api_key="unused", max_retries=0, timeout=300)
 
 
-def test_json_schema_n_and_logprobs_through_the_remote_tier(client):
-    answer = client.chat.completions.create(
-        model="large", max_tokens=60, temperature=0.7, seed=3, n=2, logprobs=True, top_logprobs=1,
+def calls_of(answer) -> list[tuple[str, str]]:
+    return [(c.function.name, c.function.arguments) for c in answer.choices[0].message.tool_calls or []]
+
+
+def test_tool_choices_reach_the_upstream_and_its_calls_come_back(client, upstream):
+    for choice in ("required", {"type": "function", "function": {"name": "set_unit"}}):
+        args = dict(messages=ASK, tools=[UNIT], tool_choice=choice, max_tokens=40, temperature=0)
+        mine = direct(upstream).chat.completions.create(model=LARGE, **args)
+        raw = client.chat.completions.with_raw_response.create(model="large", **args)
+        via = raw.parse()
+        assert raw.headers["x-gateway-tier"] == "large"
+        assert calls_of(via) == calls_of(mine)
+        assert via.choices[0].finish_reason == mine.choices[0].finish_reason
+
+
+def test_a_streamed_named_call_is_the_upstreams_own(client, upstream):
+    args = dict(messages=ASK, tools=[UNIT], tool_choice={"type": "function", "function": {"name": "set_unit"}},
+                max_tokens=40, temperature=0)
+    mine = direct(upstream).chat.completions.create(model=LARGE, **args)
+    arguments, names = "", ""
+    for chunk in client.chat.completions.create(model="large", stream=True, **args):
+        for delta in (chunk.choices[0].delta.tool_calls or []) if chunk.choices else []:
+            names += delta.function.name or ""
+            arguments += delta.function.arguments or ""
+    assert [(names, arguments)] == calls_of(mine)
+
+
+def test_json_schema_n_and_logprobs_reach_the_upstream(client, upstream):
+    args = dict(
+        max_tokens=30, temperature=0, logprobs=True, top_logprobs=1,
         messages=[{"role": "user", "content": "Classify: I was charged twice for my order."}],
         response_format={"type": "json_schema", "json_schema": {"name": "ticket", "schema": TICKET}},
     )
-    assert [c.index for c in answer.choices] == [0, 1]
-    for choice in answer.choices:
-        jsonschema.validate(json.loads(choice.message.content), TICKET)
-        assert choice.logprobs.content and choice.logprobs.content[0].top_logprobs
+    mine = direct(upstream).chat.completions.create(model=LARGE, **args)
+    via = client.chat.completions.create(model="large", **args)
+    assert via.choices[0].message.content == mine.choices[0].message.content
+    assert [t.token for t in via.choices[0].logprobs.content] == [t.token for t in mine.choices[0].logprobs.content]
+    two = client.chat.completions.create(model="large", messages=ASK, max_tokens=4, n=2, temperature=0.8, seed=1)
+    assert [c.index for c in two.choices] == [0, 1]

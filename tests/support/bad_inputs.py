@@ -40,6 +40,7 @@ def cases(max_body_bytes: int) -> list[Case]:
         Case("json string body", 400, b'"hello"'),
         Case("json null body", 400, b"null"),
         Case("deeply nested json", 400, b"[" * 5000 + b"]" * 5000),
+        Case("integer over 4,300 digits", 400, b'{"model": "small", "messages": [], "max_tokens": ' + b"9" * 5000 + b"}"),
         Case("missing model", 400, without("model")),
         Case("empty model", 400, chat(model="")),
         Case("model wrong type", 400, chat(model=42)),

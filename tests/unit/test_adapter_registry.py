@@ -153,3 +153,25 @@ def test_register_and_activate_is_one_generation(registry, src):
     registry.register(make_adapter(src, "refund", "refund-v1-2026-11-01"), activate=True)
     state = registry.state()
     assert state.generation == before + 1 and state.domains["refund"].active == "refund-v1-2026-11-01"
+
+
+@pytest.mark.parametrize("version", ["../../x", "/abs", "..", ".hidden", "a/b", "x" * 65])
+def test_manifest_version_that_is_not_a_plain_name_is_refused(registry, src, tmp_path, version):
+    import json
+
+    path = make_adapter(src, "refund", "refund-v1-2026-11-01")
+    manifest = json.loads((path / "manifest.json").read_text())
+    (path / "manifest.json").write_text(json.dumps({**manifest, "version": version}))
+    with pytest.raises(InvalidAdapter, match="not a valid adapter version"):
+        registry.register(path)
+    assert not (tmp_path / "x").exists() and not (registry.root / "versions").exists()
+
+
+@pytest.mark.parametrize("version", ["../../x", "/etc", "refund-v1/../../.."])
+def test_state_changes_refuse_a_version_that_is_not_a_plain_name(registry, src, version):
+    registry.register(make_adapter(src, "refund", "refund-v1-2026-11-01"))
+    registry.activate("refund", "refund-v1-2026-11-01")
+    for change in (registry.activate, registry.set_candidate, registry.rollback):
+        with pytest.raises(InvalidAdapter, match="not a valid adapter version"):
+            change("refund", version)
+    assert registry.state().domains["refund"].active == "refund-v1-2026-11-01"

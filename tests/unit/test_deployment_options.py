@@ -66,9 +66,9 @@ def test_a_replica_builds_its_engine_by_kind_with_the_key_from_the_named_variabl
         "base_url": "http://up:8000/v1", "api_key_env": "UPSTREAM_TEST_KEY"}})
     monkeypatch.delenv("UPSTREAM_TEST_KEY", raising=False)
     with pytest.raises(MissingSecret, match="UPSTREAM_TEST_KEY"):
-        build_engine(remote_spec(settings.large))
+        build_engine(remote_spec(settings.large, settings.limits.max_tokens))
     monkeypatch.setenv("UPSTREAM_TEST_KEY", "sk-never-shown")
-    remote = build_engine(remote_spec(settings.large))
+    remote = build_engine(remote_spec(settings.large, settings.limits.max_tokens))
     assert isinstance(remote, OpenAIRemoteEngine) and "sk-never-shown" not in repr(remote)
     asyncio.run(remote.aclose())
     assert isinstance(build_engine(mock_spec(settings.small)), MockEngine)

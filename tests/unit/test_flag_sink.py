@@ -58,3 +58,12 @@ def test_a_full_queue_drops_the_check_and_counts_it():
     sink.completed(sent())  # not started: nothing drains
     sink.completed(sent())
     assert registry.get_sample_value("gateway_flag_checks_total", {"outcome": "dropped"}) == 1
+
+
+async def test_a_long_category_reaches_the_store_cut_to_64_characters():
+    sink, store, _ = flagger(FlagsConfig(enabled=True, sample_rate=1.0))
+    sink.start()
+    sink.completed(sent("b" * 5000))
+    await sink.queue.drain()
+    await sink.stop()
+    assert store.records and {record.category for record in store.records} == {"b" * 64}

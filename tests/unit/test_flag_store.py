@@ -25,3 +25,9 @@ def test_flags_are_read_by_time_and_kind_and_pruned(tmp_path):
     assert [f.request_id for f in store.flags(kinds=["pii"], limit=1)] == ["c"]
     assert store.prune(older_than=NOW - timedelta(days=30), max_rows=1)["flags"] == 2
     assert [f.request_id for f in store.flags()] == ["c"]
+
+
+def test_a_long_category_is_stored_cut_to_64_characters(tmp_path):
+    store = Journal(tmp_path / "shadow.sqlite")
+    store.add_flags([FlagRecord(request_id="a", category="x" * 10_000, tier="small", kind="pii", detail="d")])
+    assert [f.category for f in store.flags()] == ["x" * 64]

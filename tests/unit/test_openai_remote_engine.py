@@ -183,14 +183,32 @@ async def test_the_tiers_stop_strings_go_with_the_requests(base_url, upstream):
     assert upstream.seen[-1]["auth"] is None  # no api_key_env: no key sent
 
 
+@pytest.mark.parametrize("streamed", [False, True])
+async def test_a_request_without_max_tokens_goes_up_capped_by_the_context_left(engine, upstream, streamed):
+    request = chat(max_tokens=None)
+    await (collect(engine.stream(request)) if streamed else engine.generate(request))
+    prompt = EstimatedCounter().prompt(request)
+    assert upstream.seen[-1]["body"]["max_tokens"] == 64 - prompt  # the spec's max_model_len is 64
+
+
+async def test_a_request_without_max_tokens_goes_up_capped_by_the_gateway_limit(base_url, upstream):
+    spec = RemoteSpec(settings=RemoteTierSettings(base_url=base_url), model="big-upstream", max_model_len=131072)
+    engine = OpenAIRemoteEngine(spec, _client(base_url))
+    try:
+        await engine.generate(completion(max_tokens=None))
+    finally:
+        await engine.aclose()
+    assert upstream.seen[-1]["body"]["max_tokens"] == 4096
+
+
 # ---- upstream failures ---------------------------------------------------------------------
 
 
-async def test_an_upstream_400_is_a_request_error_with_its_message(engine, upstream):
+async def test_an_upstream_400_is_a_request_error_with_its_status_and_code(engine, upstream):
     upstream.fail_next(400, "temperature must be at most 2", code="invalid_value")
     with pytest.raises(EngineRequestError) as caught:
         await engine.generate(chat())
-    assert caught.value.message == "temperature must be at most 2"
+    assert caught.value.message == "the upstream refused the request (400, invalid_value)"
     assert caught.value.status == 400 and caught.value.data["code"] == "invalid_value"
     assert not isinstance(caught.value, ContextLengthExceeded)
 
@@ -203,7 +221,7 @@ async def test_an_unknown_upstream_model_is_a_404_request_error(base_url, upstre
     finally:
         await engine.aclose()
     assert caught.value.status == 404 and caught.value.data["code"] == "model_not_found"
-    assert "no-such-model" in caught.value.message
+    assert caught.value.data["param"] == "model" and "model_not_found" in caught.value.message
 
 
 async def test_an_upstream_context_length_400_is_a_context_length_error(engine, upstream):
@@ -228,6 +246,26 @@ async def test_upstream_5xx_and_auth_failures_are_unavailable(engine, upstream, 
     with pytest.raises(EngineUnavailable) as caught:
         await (collect(engine.stream(chat())) if streamed else engine.generate(chat()))
     assert caught.value.retry_after_s is None and str(status) in caught.value.message
+
+
+@pytest.mark.parametrize("status", [400, 401, 404, 500])
+@pytest.mark.parametrize("streamed", [False, True])
+async def test_upstream_error_text_never_reaches_the_error_and_is_logged_masked(
+    engine, upstream, status, streamed, caplog,
+):
+    text = "Incorrect API key provided: sk-secret123. Authorization: Bearer sk-secret123"
+    upstream.fail_next(status, text, code="invalid_api_key")
+    with pytest.raises(EngineError) as caught:
+        await (collect(engine.stream(chat())) if streamed else engine.generate(chat()))
+    assert "secret123" not in caught.value.message and "Incorrect" not in caught.value.message
+    assert str(status) in caught.value.message and "secret123" not in repr(caught.value.data)
+    [record] = [r for r in caught_warnings(caplog) if "upstream failed" in r.getMessage()]
+    assert "Incorrect API key provided: [redacted]" in record.getMessage()
+    assert "secret123" not in caplog.text
+
+
+def caught_warnings(caplog):
+    return [record for record in caplog.records if record.levelname == "WARNING"]
 
 
 @pytest.mark.parametrize("streamed", [False, True])
@@ -563,3 +601,15 @@ async def test_a_stream_that_leaves_a_choice_unfinished_is_an_error(engine, upst
 
     with pytest.raises(EngineError, match="without a finish reason"):
         await collect(_Relay(EstimatedCounter(), 1).chunks(events()))
+
+
+async def test_an_error_event_mid_stream_is_summarised_not_echoed(caplog):
+    import httpx
+
+    from engines.openai_remote import _events
+
+    raw = b'data: {"error": {"message": "bad key sk-secret123", "code": "upstream_crash"}}\n\n'
+    with pytest.raises(EngineError) as caught:
+        await collect(_events(httpx.Response(200, content=raw)))
+    assert caught.value.message == "the upstream failed mid-stream (upstream_crash)"
+    assert "secret123" not in caplog.text and "bad key [redacted]" in caplog.text

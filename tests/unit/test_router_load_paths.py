@@ -153,3 +153,52 @@ def test_one_query_scores_what_the_batch_path_scores(model):
     for name, values in whole.items():
         np.testing.assert_allclose([r[name][0] for r in rows], values, atol=1e-12)
     assert np.ptp(whole["b_helps"]) > 1e-3  # the heads really tell the texts apart
+
+
+class _RunsCodeWhenUnpickled:
+    """A pickle that leaves a mark when loaded: what a hostile models.joblib would do."""
+
+    def __init__(self, mark: Path) -> None:
+        self.mark = mark
+
+    def __reduce__(self):
+        return (exec, (f"open({str(self.mark)!r}, 'w').write('unpickled')",))
+
+
+def test_old_pickled_format_is_refused_without_unpickling(model, tmp_path):
+    import pickle
+
+    mark = tmp_path / "mark"
+    (model / "models.joblib").write_bytes(pickle.dumps(_RunsCodeWhenUnpickled(mark)))
+    edit_manifest(model, format=1)
+    with pytest.raises(SchemaMismatch, match=r"format 1\) \(its models are a pickle, never loaded\).*Retrain"):
+        load_scorer(RouterSettings(model_dir=model))
+    assert not mark.exists()
+
+
+def test_a_format_2_manifest_over_a_pickle_never_loads_it(model, tmp_path):
+    """The current format reads arrays only: a pickle left in the directory is not opened."""
+    import pickle
+
+    mark = tmp_path / "mark"
+    (model / "models.joblib").write_bytes(pickle.dumps(_RunsCodeWhenUnpickled(mark)))
+    score, _ = load_scorer(RouterSettings(model_dir=model, required=True))
+    assert 0.0 <= score("where is my order") <= 1.0
+    assert not mark.exists()
+
+
+def test_train_if_stale_retrains_an_old_pickled_artifact(trained, model, tmp_path):
+    """What `gateway models prepare` does to a cached format-1 router: retrain, never unpickle."""
+    import pickle
+
+    mark = tmp_path / "mark"
+    (model / "models.joblib").write_bytes(pickle.dumps(_RunsCodeWhenUnpickled(mark)))
+    edit_manifest(model, format=1)
+    result = CliRunner().invoke(router_cli, ["train", "--if-stale", "--data", str(trained.parent / "train.csv"),
+                                             "--small-col", "s", "--large-col", "l", "--out", str(model),
+                                             "--threads", "1"])
+    assert result.exit_code == 0, result.output
+    assert "(re)training" in result.output and "pickle" in result.output
+    assert json.loads((model / "manifest.json").read_text())["format"] == ARTIFACT_FORMAT
+    assert not (model / "models.joblib").exists() and not mark.exists()
+    assert load_scorer(RouterSettings(model_dir=model, required=True))[0] is not None

@@ -1,4 +1,4 @@
-"""The serving path's numpy logistic probabilities equal sklearn's."""
+"""The serving path's numpy logistic probabilities and calibration equal sklearn's."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 from sklearn.linear_model import LogisticRegression
 
-from router.model import logistic_proba
+from router.model import IsotonicCurve, Logistic
 
 
 @pytest.mark.parametrize("n_classes", [2, 4, 9])
@@ -16,20 +16,20 @@ def test_logistic_proba_matches_sklearn(n_classes):
     y = rng.integers(0, n_classes, size=300)
     model = LogisticRegression(C=0.3, max_iter=2000).fit(x, y)
     queries = rng.normal(size=(7, 16)).astype(np.float32)
-    np.testing.assert_allclose(logistic_proba(model, queries), model.predict_proba(queries), rtol=1e-6, atol=1e-9)
+    np.testing.assert_allclose(
+        Logistic.from_sklearn(model).proba(queries), model.predict_proba(queries), rtol=1e-6, atol=1e-9
+    )
 
 
 def test_isotonic_predict_matches_sklearn():
     from sklearn.isotonic import IsotonicRegression
-
-    from router.model import isotonic_predict
 
     rng = np.random.default_rng(0)
     x = rng.random(500)
     y = (rng.random(500) < x).astype(float)
     calibrator = IsotonicRegression(out_of_bounds="clip", y_min=0.0, y_max=1.0).fit(x, y)
     points = np.concatenate([np.linspace(-0.5, 1.5, 2001), rng.random(300)])
-    np.testing.assert_array_equal(isotonic_predict(calibrator, points), calibrator.predict(points))
+    np.testing.assert_array_equal(IsotonicCurve.from_sklearn(calibrator).predict(points), calibrator.predict(points))
 
 
 def test_cue_patterns_on_lowered_text_match_case_insensitive_search():

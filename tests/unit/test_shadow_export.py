@@ -27,3 +27,14 @@ def test_markdown_escapes_pipes_and_newlines():
     lines = render([PAIR], "md").splitlines()
     assert len(lines) == 3  # header, rule, one row
     assert "Where is \\| my refund?<br>It's late" in lines[2]
+
+
+def test_csv_cells_a_spreadsheet_would_run_as_formulas_are_quoted():
+    texts = ["=HYPERLINK(\"http://x\")", "+1+cmd|' /C calc'!A0", "-2+3", "@SUM(A1)", "\tx", "\rx"]
+    pairs = [PAIR.model_copy(update={"prompt": text, "primary_text": text, "request_id": text}) for text in texts]
+    rows = list(csv.DictReader(io.StringIO(render(pairs, "csv"), newline="")))
+    for text, row in zip(texts, rows):
+        assert row["prompt"] == row["primary_text"] == row["request_id"] == "'" + text
+    shorter = PAIR.model_copy(update={"shadow_text": "Five."})
+    assert shorter.length_delta < 0  # a negative number is data, not a formula: left as it is
+    assert list(csv.DictReader(io.StringIO(render([shorter], "csv"))))[0]["length_delta"] == str(shorter.length_delta)
