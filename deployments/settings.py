@@ -23,6 +23,7 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from adapters.config import AdapterSettings
 from adapters.workspace import AdapterWorkspace, SmallModel
+from engines.capabilities import EngineKind
 from engines.config import MockTierSettings, RemoteTierSettings
 from engines.environment import env_secret
 from engines.types import Tier
@@ -53,7 +54,6 @@ class AutoscalingSettings(BaseModel):
     downscale_delay_s: float = Field(600.0, ge=0)
 
 
-EngineKind = Literal["vllm", "openai", "mock"]
 
 
 class TierSettings(BaseModel):

@@ -17,7 +17,6 @@ from wire.chat import ModelCard
 AUTO = "auto"
 
 
-CAPABILITIES = PARAMS  # a capability, and the request field that asks for it
 
 
 class TierSpec(BaseModel):
@@ -86,11 +85,17 @@ class ModelCatalog:
     def check_capable(self, tier: Tier, needs: set[str]) -> None:
         """Refuse what `tier` cannot honour, naming the first such field."""
         for capability in sorted(needs - self._tiers[tier].capabilities):
-            field = CAPABILITIES[capability]
+            field = PARAMS[capability]  # the request field that asks for it
             raise InvalidRequest(
                 f"The {tier} tier ({self._tiers[tier].served_name}) cannot honour '{field}' "
                 f"(it does not serve {capability}).", param=field, code="unsupported_by_tier",
             )
+
+    def check_any_capable(self, needs: set[str]) -> None:
+        """Refuse what no tier can honour (for `auto`), naming the field."""
+        if not self.capable(needs):
+            for tier in self._tiers:
+                self.check_capable(tier, needs)
 
     def capable(self, needs: set[str]) -> list[Tier]:
         """The tiers that can honour everything in `needs`."""

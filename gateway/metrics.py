@@ -6,12 +6,11 @@ from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
 from adapters.metrics import AdapterMetrics
 from router.telemetry import RouterMetrics
-from shadow.metrics import ShadowMetrics
+from shadow.metrics import LATENCY_BUCKETS, ShadowMetrics
 from flags.metrics import FlagMetrics
 from retrieval.metrics import GroundingMetrics
 from support.metrics import SupportMetrics
 
-LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120)
 
 
 class GatewayMetrics:

@@ -50,6 +50,7 @@ from retrieval.grounding import Grounder, GroundingAsk, retrieval_query
 from router.decision import RoutingQuery
 from router.live import LiveRouter
 from support.controls import Handoff, SupportAsk, SupportControls
+from support.errors import GateUnavailable
 from text.category import normalise_category
 
 
@@ -140,10 +141,7 @@ class Pipeline:
         if self._s.support is not None:
             self._s.support.check(self._support_ask(state))
         elif body.gate:
-            raise InvalidRequest(
-                "gate was requested but this gateway has no answerability classifier loaded.",
-                param="gate", code="gate_unavailable",
-            )
+            raise GateUnavailable()  # the same refusal the support controls make
         pin = state.target.adapter
         if pin is not None:
             if self._s.adapters is None:
@@ -156,12 +154,10 @@ class Pipeline:
         """What the request asks beyond text (tools, a schema, n, logprobs) against what the
         tiers can do: a pinned tier must honour all of it, `auto` needs one tier that does."""
         needs = state.generation.agentic.asks()
-        catalog = self._s.catalog
         if state.target.tier is not None:
-            catalog.check_capable(state.target.tier, needs)
-        elif not catalog.capable(needs):
-            for tier in ("small", "large"):
-                catalog.check_capable(tier, needs)
+            self._s.catalog.check_capable(state.target.tier, needs)
+        else:
+            self._s.catalog.check_any_capable(needs)
 
     # ---- support controls, route, adapter, mode -----------------------------------------
 
