@@ -79,7 +79,7 @@ class RouterCanary:
     ) -> None:
         try:
             loop = asyncio.get_running_loop()
-            score = await loop.run_in_executor(self._executor, candidate.score, query.text, query.category)
+            score = await loop.run_in_executor(self._executor, candidate.score, query.text, query.category, query.asks)
             share = self._share(candidate)
             tier: Tier = "large" if score >= base_threshold(self._config().learned.thresholds, share) else "small"
             share.observe(score)

@@ -22,6 +22,7 @@ import numpy as np
 import pandas as pd
 from numpy.typing import NDArray
 
+from router.asks import ASK_FEATURES, PLAIN, TAG_PREFIX, RequestAsks, asks_from_tags
 from router.canary import prompt_key
 
 
@@ -40,6 +41,8 @@ class OutcomeData:
     large_score: NDArray[np.float32] | None = None
     # Rows of the source left out when it was loaded because a chosen column was empty.
     ungraded: int = 0
+    # What each request asked beyond its text; None: plain prompts (data without ask columns).
+    asks: list[RequestAsks] | None = None
 
     def __post_init__(self) -> None:
         if self.small_score is None:
@@ -75,6 +78,7 @@ class OutcomeData:
             small_score=self.small[idx],
             large_score=self.large[idx],
             ungraded=self.ungraded,
+            asks=[self.asks[i] for i in idx] if self.asks is not None else None,
         )
 
 
@@ -88,7 +92,14 @@ def concat(*parts: OutcomeData) -> OutcomeData:
         small_score=np.concatenate([part.small for part in parts]).astype(np.float32),
         large_score=np.concatenate([part.large for part in parts]).astype(np.float32),
         ungraded=sum(part.ungraded for part in parts),
+        asks=concat_asks(parts),
     )
+
+
+def concat_asks(parts: Sequence[OutcomeData]) -> list[RequestAsks] | None:
+    if all(part.asks is None for part in parts):
+        return None
+    return [a for part in parts for a in (part.asks or [PLAIN] * len(part))]
 
 
 def _read_table(path: Path) -> pd.DataFrame:
@@ -160,7 +171,21 @@ def load_outcomes(
         small_score=small,
         large_score=large,
         ungraded=int((~graded).sum()),
+        asks=_asks(frame),
     )
+
+
+def _asks(frame: pd.DataFrame) -> list[RequestAsks] | None:
+    """`ask_*` columns (an own-pair export of agent traffic), all of them or none."""
+    present = [name for name in ASK_FEATURES if name in frame.columns]
+    if not present:
+        return None
+    if len(present) != len(ASK_FEATURES):
+        missing = ", ".join(n for n in ASK_FEATURES if n not in present)
+        raise DataError(f"ask columns come together: missing {missing}")
+    tags = frame[list(ASK_FEATURES)].fillna(0).astype(float).astype(int).astype(str)
+    return [asks_from_tags({TAG_PREFIX + k.removeprefix("ask_"): v for k, v in row.items()})
+            for row in tags.to_dict("records")]
 
 
 def data_digest(path: Path) -> str:

@@ -5,6 +5,7 @@ from __future__ import annotations
 from pydantic import BaseModel, Field
 
 from engines.types import Tier
+from router.asks import PLAIN, RequestAsks
 
 
 class RoutingQuery(BaseModel):
@@ -12,6 +13,7 @@ class RoutingQuery(BaseModel):
 
     text: str = Field(description="User-visible prompt text, messages joined")
     category: str | None = Field(None, description="Client-supplied category, if any")
+    asks: RequestAsks = Field(PLAIN, description="Tools, a schema, turns: what the request asks beyond text")
 
 
 class TierLoad(BaseModel):

@@ -24,7 +24,8 @@ from typing import Protocol
 
 import numpy as np
 
-from router.data import OutcomeData
+from router.asks import asks_from_tags
+from router.data import OutcomeData, concat_asks
 from router.grading.protocol import GradeItem, Grader
 
 DEFAULT_THRESHOLD = 0.8
@@ -100,6 +101,7 @@ def shadow_outcomes(
             large_ok=np.ones(len(kept), dtype=np.float32),
             # An empty tag means the client sent none, the same as a missing one.
             categories=[p.tags.get("category") or None for p in kept],
+            asks=[asks_from_tags(p.tags) for p in kept],  # a journaled request's ask.* tags
         ),
         threshold=threshold,
     )
@@ -111,6 +113,7 @@ def concat(first: OutcomeData, second: OutcomeData) -> OutcomeData:
         small_ok=np.concatenate([first.small_ok, second.small_ok]).astype(np.float32),
         large_ok=np.concatenate([first.large_ok, second.large_ok]).astype(np.float32),
         categories=[*first.categories, *second.categories],
+        asks=concat_asks([first, second]),
     )
 
 

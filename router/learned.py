@@ -7,11 +7,12 @@ from typing import Callable, Mapping
 from pydantic import BaseModel, ConfigDict, Field
 
 from engines.types import Tier
+from router.asks import RequestAsks
 from router.decision import RoutingDecision, RoutingQuery, TierLoad
 from router.queue import QueueConfig, shift_threshold
 from router.thresholds import ShareThreshold, ThresholdConfig, base_threshold
 
-ScoreFn = Callable[[str, str | None], float]  # (text, client category) -> score
+ScoreFn = Callable[[str, str | None, RequestAsks], float]  # (text, client category, asks) -> score
 
 
 class LearnedRoutingConfig(BaseModel):
@@ -35,7 +36,7 @@ class LearnedPolicy:
         override = self._config.thresholds.category_overrides.get(query.category or "")
         if override is not None:
             return RoutingDecision(tier=override, reason="learned:category_override")
-        score = self._score(query.text, query.category)
+        score = self._score(query.text, query.category, query.asks)
         base = base_threshold(self._config.thresholds, self._share)
         load = loads.get("large")
         shift = shift_threshold(base, load, self._config.queue, loads.get("small"))

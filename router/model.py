@@ -27,6 +27,7 @@ from numpy.typing import NDArray
 from pydantic import BaseModel, Field
 
 from text.embedding import Embedder
+from router.asks import ASK_FEATURES, PLAIN, RequestAsks
 from router.features import (
     BOUNDARY_FEATURES,
     LEXICAL_FEATURES,
@@ -39,7 +40,7 @@ from router.single_row import SingleRowPredictor
 
 # Also versions the scoring pipeline after the features (the rank-ensemble components):
 # an artifact calibrated on another ensemble must be retrained, not silently rescaled.
-FEATURE_VERSION = "4"
+FEATURE_VERSION = "5"  # 5: the request's asks (router.asks)
 # 2: the stacked models and the calibrator as arrays (stack.npz, calibration.npz); format 1
 # kept them in a pickle (models.joblib), which no version of this code loads.
 ARTIFACT_FORMAT = 2
@@ -85,7 +86,7 @@ class Manifest(BaseModel):
 
 def feature_names(embedding_dim: int, uses_categories: bool, ks: tuple[int, ...]) -> list[str]:
     names = [f"emb{i}" for i in range(embedding_dim)]
-    names += [*LEXICAL_FEATURES, *BOUNDARY_FEATURES, *history_feature_names(ks), *STACK_FEATURES]
+    names += [*LEXICAL_FEATURES, *BOUNDARY_FEATURES, *ASK_FEATURES, *history_feature_names(ks), *STACK_FEATURES]
     if uses_categories:
         names += list(CATEGORY_FEATURES)
     return names
@@ -95,8 +96,12 @@ def expected_schema(embedding_dim: int, uses_categories: bool, ks: tuple[int, ..
     return schema_hash(feature_names(embedding_dim, uses_categories, ks), FEATURE_VERSION)
 
 
-def text_features(texts: Sequence[str], lists: BoundaryLists) -> NDArray[np.float32]:
-    rows = [query_features(t, lists) for t in texts]
+def text_features(
+    texts: Sequence[str], lists: BoundaryLists, asks: Sequence[RequestAsks] | None = None
+) -> NDArray[np.float32]:
+    """The text's own features, then what the request asks (a plain prompt when not given)."""
+    asked = asks if asks is not None else [PLAIN] * len(texts)
+    rows = [query_features(t, lists) + a.features() for t, a in zip(texts, asked, strict=True)]
     return np.asarray(rows, dtype=np.float32)
 
 
@@ -247,12 +252,12 @@ class RouterModel:
 
     def feature_matrix(
         self, emb: NDArray[np.float32], texts: Sequence[str], history: NDArray[np.float32] | None = None,
-        stack: NDArray[np.float32] | None = None,
+        stack: NDArray[np.float32] | None = None, asks: Sequence[RequestAsks] | None = None,
     ) -> tuple[NDArray[np.float32], NDArray[np.float32]]:
         """(A features, B features); B is A without the raw embedding."""
         hist = history if history is not None else self.history.features(emb)
         stacked = stack if stack is not None else self.stack.features(emb)
-        b = np.hstack([text_features(texts, self.lists), hist, stacked])
+        b = np.hstack([text_features(texts, self.lists, asks), hist, stacked])
         return np.hstack([emb, b]), b
 
     def components(self, a: NDArray[np.float32], b: NDArray[np.float32], stacked: NDArray[np.float32]) -> dict[str, NDArray[np.float64]]:
@@ -290,10 +295,10 @@ class RouterModel:
 
     def score_embedded(
         self, emb: NDArray[np.float32], texts: Sequence[str],
-        categories: Sequence[str | None] | None = None,
+        categories: Sequence[str | None] | None = None, asks: Sequence[RequestAsks] | None = None,
     ) -> NDArray[np.float64]:
         stacked = self.stack.features(emb, categories)
-        a, b = self.feature_matrix(emb, texts, stack=stacked)
+        a, b = self.feature_matrix(emb, texts, stack=stacked, asks=asks)
         return self.calibrate(self.ensemble(self.components(a, b, stacked)))
 
     # ---- persistence ---------------------------------------------------------
@@ -360,6 +365,6 @@ class Scorer:
         self.model = model
         self._embedder = embedder
 
-    def score(self, text: str, category: str | None = None) -> float:
+    def score(self, text: str, category: str | None = None, asks: RequestAsks = PLAIN) -> float:
         emb = self._embedder.embed([text])
-        return float(self.model.score_embedded(emb, [text], [category])[0])
+        return float(self.model.score_embedded(emb, [text], [category], [asks])[0])

@@ -180,7 +180,8 @@ def train_router(
         calibrator=None, lists=lists,
     )
     a, b = model.feature_matrix(
-        emb, rows.prompts, history=_history_features(history, emb, len(data)), stack=stack_oof
+        emb, rows.prompts, history=_history_features(history, emb, len(data)), stack=stack_oof,
+        asks=rows.asks,
     )
 
     progress("LightGBM heads (cross-fitted for calibration)")

@@ -22,7 +22,7 @@ SCORE_S = 0.05  # one decision's CPU, as a sleep: on the loop it would stall it 
 TICK_S = 0.005
 
 
-def slow_score(_text: str, _category: str | None) -> float:
+def slow_score(_text: str, _category: str | None, _asks: object = None) -> float:
     time.sleep(SCORE_S)
     return 0.4
 
@@ -57,7 +57,7 @@ async def test_scoring_does_not_stall_the_event_loop():
 
 def test_the_decision_does_not_feed_the_share_window():
     share = ShareThreshold(window=100)
-    policy = LearnedPolicy(lambda _t, _c: 0.7, LearnedRoutingConfig(), share)
+    policy = LearnedPolicy(lambda _t, _c, _a: 0.7, LearnedRoutingConfig(), share)
     decision = policy.decide(RoutingQuery(text="q"), {})
     assert len(share) == 0, "decide() added its score to the live window"
     policy.observe(decision)
@@ -67,7 +67,7 @@ def test_the_decision_does_not_feed_the_share_window():
 def test_a_category_override_feeds_nothing():
     share = ShareThreshold(window=100)
     config = LearnedRoutingConfig.model_validate({"thresholds": {"category_overrides": {"billing": "large"}}})
-    policy = LearnedPolicy(lambda _t, _c: 0.7, config, share)
+    policy = LearnedPolicy(lambda _t, _c, _a: 0.7, config, share)
     policy.observe(policy.decide(RoutingQuery(text="q", category="billing"), {}))
     assert len(share) == 0
 
@@ -90,7 +90,7 @@ async def test_router_decides_on_a_worker_and_observes_on_the_loop():
 
 async def test_router_feeds_the_learned_window_once_per_decision():
     share = ShareThreshold(window=100)
-    router = LiveRouter(LearnedPolicy(lambda _t, _c: 0.7, LearnedRoutingConfig(), share))
+    router = LiveRouter(LearnedPolicy(lambda _t, _c, _a: 0.7, LearnedRoutingConfig(), share))
     for _ in range(3):
         await router.decide(None, RoutingQuery(text="q"))
     await router.decide("large", RoutingQuery(text="q"))  # explicit: not scored

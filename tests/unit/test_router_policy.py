@@ -11,7 +11,7 @@ from router.thresholds import ShareThreshold, ThresholdConfig, base_threshold
 
 def policy(score, **config):
     cfg = LearnedRoutingConfig.model_validate(config)
-    return LearnedPolicy(lambda _text, _category: score, cfg, ShareThreshold(cfg.thresholds.window))
+    return LearnedPolicy(lambda _text, _category, _asks: score, cfg, ShareThreshold(cfg.thresholds.window))
 
 
 @pytest.mark.parametrize(
