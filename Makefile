@@ -5,7 +5,7 @@ PY := $(VENV)/bin/python
 export HF_HUB_OFFLINE := 1
 export TOKENIZERS_PARALLELISM := false
 
-.PHONY: setup models run test test-unit bench locust multinode faults soak clean
+.PHONY: setup models run test test-unit bench locust multinode faults soak fuzz clean
 
 setup:
 	bash scripts/setup.sh
@@ -52,3 +52,11 @@ faults: models
 # Writes load_tests/results/soak.json and soak.png.
 soak: models
 	$(PY) load_tests/soak.py --minutes $${SOAK_MINUTES:-30}
+
+# Fuzz: 10,000 requests generated from the gateway's own request models (well-formed and
+# malformed: bad JSON, wrong types, huge numbers, deep nesting, odd headers, methods, paths,
+# oversized bodies) against the app deployed with keys on; then a health check. Run it alone.
+# Writes load_tests/results/fuzz.json; fails on a 5xx (a documented 503 aside), a hang, or an
+# error body that is not OpenAI-shaped.
+fuzz: models
+	$(PY) load_tests/fuzz.py

@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-import re
 from datetime import datetime
 
 from pydantic import BaseModel, Field, field_validator
 
 from adapters.errors import InvalidAdapter
+from model_files.version_names import RULE, is_version_name
 
 MANIFEST = "manifest.json"
 WEIGHTS = "adapter_model.safetensors"
@@ -66,16 +66,10 @@ class Centroid(BaseModel):
 
 SELECTOR_EMBEDDERS = ("minilm", "static")  # centroids are stored for each
 
-# A version is a directory name under the registry: no separator, no leading dot, so no
-# `..` or absolute path can reach outside it.
-VERSION = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
-
-
 def check_version(version: str) -> str:
-    if not VERSION.match(version) or ".." in version:
-        raise InvalidAdapter(
-            f"'{version[:80]}' is not a valid adapter version (letters, digits, '.', '_', '-'; at most 64)"
-        )
+    """A version is a directory name under the registry (model_files.version_names)."""
+    if not is_version_name(version):
+        raise InvalidAdapter(f"'{version[:80]}' is not a valid adapter version ({RULE})")
     return version
 
 

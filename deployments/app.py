@@ -4,10 +4,12 @@ both build the app here, from the same settings tree.
 
 from __future__ import annotations
 
+import logging
 from pathlib import Path
 from typing import Any
 
 from ray.serve import Application
+from ray.serve.config import BackpressureConfig
 
 from adapters.registry import AdapterRegistry
 from deployments.engine_deployment import EngineDeployment
@@ -21,11 +23,18 @@ from deployments.tier_engines import EngineRecipe, mock_spec, remote_spec
 from engines.capabilities import tier_capabilities
 from engines.types import Tier
 from engines.vllm_engine import EngineSpec
+from gateway.access import Access, decide_access
 from gateway.catalog import TierSpec
+from gateway.keys import census
 from gateway.live_config import LiveConfig
 from deployments.settings import Settings, TierSettings
 
 DEPLOYMENT_NAMES: dict[Tier, str] = {"small": "SmallEngine", "large": "LargeEngine"}
+# A tier's queue at each caller, in max_ongoing_requests (already far past vLLM's batch:
+# the rest wait in vLLM's own queue, where the router sees them).
+ENGINE_QUEUE_FACTOR = 2
+
+logger = logging.getLogger(__name__)
 
 
 def engine_spec(settings: Settings, tier: Tier) -> EngineSpec:
@@ -72,15 +81,22 @@ def engine_deployment(
         return None
     # Only a vLLM tier computes; a remote or mock tier's replica just waits on I/O.
     placement = engine_placement(tier_settings) if tier_settings.kind == "vllm" else io_placement(tier_settings)
+    queued = tier_settings.max_queued_requests or ENGINE_QUEUE_FACTOR * EngineDeployment.max_ongoing_requests
     return EngineDeployment.options(
         name=DEPLOYMENT_NAMES[tier],
         **deployment_scale(tier_settings.num_replicas, tier_settings.autoscaling),  # type: ignore[arg-type]
         **placement,
+        **bounded_queue(queued, settings.ingress.busy_retry_after_s),
         logging_config={"encoding": settings.log_encoding},
     ).bind(engine_recipe(settings, tier), tier, board, registry, settings.adapters.poll_interval_s)
 
 
-def build(settings: Settings) -> Application:
+def build(settings: Settings, access: Access | None = None) -> Application:
+    """The application; `access` (open or closed) is decided here, once, unless the caller
+    did (`gateway serve` decides before it starts Ray). Raises AccessRefused for a gateway
+    nobody could call."""
+    if access is None:
+        access = decide_access(settings.auth, serve_bind_host(settings.http.host), census(settings.auth.keys_db))
     live = LiveConfig(
         routing=settings.routing, shadow=settings.shadow.config, grounding=settings.retrieval.grounding,
         support=settings.support.config, flags=settings.flags,
@@ -98,9 +114,39 @@ def build(settings: Settings) -> Application:
     return Ingress.options(
         **deployment_scale(settings.ingress.num_replicas, settings.ingress.autoscaling),  # type: ignore[arg-type]
         ray_actor_options=pinned({"num_cpus": 0}, settings.ingress.resources),
+        **bounded_queue(settings.ingress.max_queued_requests, settings.ingress.busy_retry_after_s),
         user_config=live.model_dump(mode="json"),
         logging_config={"encoding": settings.log_encoding},
-    ).bind(handles, ingress_parts(settings, registry))
+    ).bind(handles, ingress_parts(settings, registry, access))
+
+
+def serve_bind_host(configured: str) -> str | None:
+    """The address Ray Serve's HTTP proxies bind. `serve deploy` takes it from the config
+    file's `http_options`, which the settings never see, so the running Serve instance is
+    asked; building with no Ray connected (tests) takes the setting. None (unknown) counts
+    as a public bind: the gateway stays closed."""
+    import ray
+
+    if not ray.is_initialized():
+        return configured
+    try:
+        from ray.serve.context import _get_global_client  # no public API says the bind address
+
+        client = _get_global_client(raise_if_no_controller_running=False)
+        return client.http_config.host if client is not None else None
+    except Exception:  # an unknown bind must not open the API
+        logger.warning("could not ask Ray Serve for its HTTP bind address: treated as public", exc_info=True)
+        return None
+
+
+def bounded_queue(max_queued: int, retry_after_s: float) -> dict[str, Any]:
+    """Ray Serve's queue of a deployment at each caller, bounded (Ray's default is no bound):
+    past it the caller gets BackPressureError (a handle: `EngineBusy`, 503 tier_busy) or
+    Ray's own 503 (the proxy, for the ingress), with Retry-After either way."""
+    return {
+        "max_queued_requests": max_queued,
+        "backpressure_config": BackpressureConfig(status_code=503, retry_after_s=retry_after_s),
+    }
 
 
 def tier_spec(tier: TierSettings) -> TierSpec:
@@ -113,7 +159,7 @@ def tier_spec(tier: TierSettings) -> TierSpec:
     )
 
 
-def ingress_parts(settings: Settings, registry: AdapterRegistry | None) -> IngressParts:
+def ingress_parts(settings: Settings, registry: AdapterRegistry | None, access: Access) -> IngressParts:
     tiers = {tier: tier_spec(settings.tier(tier)) for tier in DEPLOYMENT_NAMES}
     direct = {
         tier: remote_spec(settings.tier(tier), settings.limits.max_tokens)
@@ -121,7 +167,7 @@ def ingress_parts(settings: Settings, registry: AdapterRegistry | None) -> Ingre
     }
     return IngressParts(
         tiers=tiers, direct=direct, limits=settings.limits, router=settings.router, adapters=settings.adapters,
-        registry=registry, admin=settings.admin, auth=settings.auth, shadow=settings.shadow,
+        registry=registry, admin=settings.admin, auth=settings.auth, access=access, shadow=settings.shadow,
         retrieval=settings.retrieval, support=settings.support, gate=settings.gate,
     )
 

@@ -11,10 +11,11 @@ from typing import Annotated, Literal, Optional
 
 import typer
 
-from deployments.app import build
+from deployments.app import build, serve_bind_host
 from deployments.haproxy import haproxy_env, shell_exports, throughput_env
 from deployments.commands import app
-from gateway.keys import KeyStore
+from gateway.access import Access, AccessRefused, decide_access
+from gateway.keys import census
 from deployments.settings import Settings
 
 
@@ -62,7 +63,25 @@ def _print_haproxy_env(settings: Settings) -> None:
     typer.echo(shell_exports(env), nl=False)
 
 
+def decided_access(settings: Settings, bind_host: str | None) -> Access:
+    """Open or closed, decided once: a gateway nobody could call exits here (2)."""
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    try:
+        return decide_access(settings.auth, bind_host, census(settings.auth.keys_db))
+    except AccessRefused as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(2) from None
+
+
+def access_line(settings: Settings, access: Access) -> str:
+    if not access.open:
+        return f"API keys required ({settings.auth.keys_db})"
+    where = "loopback: this machine's user" if access.local else "ANY CALLER on this address"
+    return f"OPEN, no API key needed ({where}; GATEWAY_AUTH__OPEN / `gateway keys create` close it)"
+
+
 def run(settings: Settings) -> None:
+    access = decided_access(settings, settings.http.host)  # before Ray starts
     proxy_env = haproxy_env(settings) | throughput_env(settings)
     if proxy_env and settings.ray_address:
         # The proxy is chosen by the Ray processes when they start, not by this driver.
@@ -77,14 +96,14 @@ def run(settings: Settings) -> None:
     import ray
     from ray import serve as ray_serve
 
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     ray.init(address=settings.ray_address, namespace="gateway")
     ray_serve.start(http_options={"host": settings.http.host, "port": settings.http.port})
-    ray_serve.run(build(settings), name=settings.app_name, route_prefix="/")
+    bound = serve_bind_host(settings.http.host)
+    if bound != settings.http.host:  # a Serve already running keeps the address it started with
+        access = decided_access(settings, bound)
+    ray_serve.run(build(settings, access), name=settings.app_name, route_prefix="/")
     url = f"http://{settings.http.host}:{settings.http.port}"
-    keys = KeyStore(settings.auth.keys_db).active_count()
-    access = f"{keys} API key(s) required" if keys else f"no API keys: open on {settings.http.host}"
-    typer.echo(f"gateway ready at {url}/v1 ({access})")
+    typer.echo(f"gateway ready at {url}/v1 ({access_line(settings, access)})")
     admin = "on" if settings.admin.api_key else "off (set GATEWAY_ADMIN__API_KEY to enable it)"
     typer.echo(f"admin API at {url}/admin: {admin}")
     wait_for_signal()

@@ -17,6 +17,7 @@ from deployments.settings import Settings
 from support.cli import build_app as build_rollout_app
 
 if TYPE_CHECKING:
+    from gateway.keys import KeyStore
     from shadow.journal import Journal
     from support.config import SupportConfig
 
@@ -25,7 +26,7 @@ SHIPPED_DATA = Path(__file__).resolve().parents[1] / "data"
 app = typer.Typer(no_args_is_help=True, add_completion=False, help=__doc__)
 models_app = typer.Typer(no_args_is_help=True, help="Prepare the embedded default models.")
 app.add_typer(models_app, name="models")
-keys_app = typer.Typer(no_args_is_help=True, help="API keys (stored hashed; with none, the API is open).")
+keys_app = typer.Typer(no_args_is_help=True, help="API keys (stored hashed; every /v1 call needs one unless auth.open).")
 app.add_typer(keys_app, name="keys")
 config_app = typer.Typer(no_args_is_help=True, help="Live config (the ingress user_config).")
 app.add_typer(config_app, name="config")
@@ -145,34 +146,66 @@ def check_config(path: Annotated[Path, typer.Argument(help="A `serve deploy` con
 @keys_app.command("create")
 def create_key(
     name: Annotated[str, typer.Option(help="Who the key is for")],
-    admin: Annotated[bool, typer.Option(help="May call the admin API")] = False,
-    rpm: Annotated[Optional[int], typer.Option(help="Requests per minute (default: unlimited)")] = None,
-    tpm: Annotated[Optional[int], typer.Option(help="Tokens per minute (default: unlimited)")] = None,
+    admin: Annotated[bool, typer.Option(help="May call the admin API (same as --role admin)")] = False,
+    role: Annotated[Optional[str], typer.Option(
+        help="user (calls /v1), admin (also /admin, /metrics, detail headers) or metrics (reads /metrics "
+        "and /ready only: a scrape token)"
+    )] = None,
+    rpm: Annotated[Optional[int], typer.Option(min=1, help="Requests per minute (default: unlimited)")] = None,
+    tpm: Annotated[Optional[int], typer.Option(min=1, help="Tokens per minute (default: unlimited)")] = None,
+    max_concurrent: Annotated[Optional[int], typer.Option(
+        min=1, help="Requests in flight at once per ingress replica (default: auth.default_max_concurrent, 16)"
+    )] = None,
+    allow_switch: Annotated[Optional[list[str]], typer.Option(
+        "--allow-switch", help="A client switch this key may turn off (repeatable): gate (`gate: false` "
+        "skips the answerability gate), grounding (`grounding: false` skips the knowledge base)"
+    )] = None,
 ) -> None:
     """Create a key; it is printed once and stored only as a hash."""
-    from gateway.keys import KeyStore
+    from gateway.keys import SWITCHES, KeyStore
 
-    record, secret = KeyStore(Settings().auth.keys_db).create(name, "admin" if admin else "user", rpm, tpm)
+    chosen = role or ("admin" if admin else "user")
+    if chosen not in ("user", "admin", "metrics") or (admin and chosen != "admin"):
+        raise typer.BadParameter("use user, admin or metrics (--admin is --role admin)", param_hint="--role")
+    unknown = sorted(set(allow_switch or ()) - set(SWITCHES))
+    if unknown:
+        raise typer.BadParameter(f"unknown switch {', '.join(unknown)}; use {', '.join(SWITCHES)}",
+                                 param_hint="--allow-switch")
+    record, secret = KeyStore(Settings().auth.keys_db).create(
+        name, chosen, rpm, tpm, max_concurrent, tuple(allow_switch or ()),  # type: ignore[arg-type]
+    )
     typer.echo(f"{record.id}  {secret}")
 
 
 @keys_app.command("list")
 def list_keys() -> None:
     """Keys with their role, limits and state (never the key itself)."""
-    from gateway.keys import KeyStore
-
-    for r in KeyStore(Settings().auth.keys_db).list():
+    for r in _existing_keys().list():
         state = f"revoked {r.revoked_at:%Y-%m-%d}" if r.revoked_at else "active"
-        typer.echo(f"{r.id}  {r.name:<20} {r.role:<6} rpm={r.rpm} tpm={r.tpm}  {state}")
+        switches = ",".join(r.switches) or "-"
+        typer.echo(f"{r.id}  {r.name:<20} {r.role:<7} rpm={r.rpm} tpm={r.tpm} max_concurrent={r.max_concurrent} "
+                   f"switches={switches}  {state}")
+
+
+def _existing_keys() -> KeyStore:
+    """The key store; only `keys create` makes one."""
+    from gateway.keys import KeyStore, KeyStoreMissing
+
+    try:
+        return KeyStore(Settings().auth.keys_db, create=False)
+    except KeyStoreMissing as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(2) from None
 
 
 @keys_app.command("revoke")
 def revoke_key(key_id: str) -> None:
-    """Revoke a key (effective within the gateway's key cache TTL, 5 s by default)."""
-    from gateway.keys import KeyNotFound, KeyStore
+    """Revoke a key (effective within the gateway's key cache TTL, 5 s by default). Revoking the
+    last key does not open the API: every call is then refused."""
+    from gateway.keys import KeyNotFound
 
     try:
-        record = KeyStore(Settings().auth.keys_db).revoke(key_id)
+        record = _existing_keys().revoke(key_id)
     except KeyNotFound as exc:
         typer.echo(f"error: {exc}", err=True)
         raise typer.Exit(2) from None

@@ -33,6 +33,7 @@ from deployments.reranker import HandleReranker
 from retrieval.config import RetrievalSettings
 from retrieval.knowledge import open_first_stage
 from deployments.limit_board import BoardRateLimiter
+from gateway.access import Access
 from gateway.auth import Authenticator, LocalRateLimiter
 from gateway.keys import KeyStore
 from gateway.settings import AdminSettings, AuthSettings, LimitSettings
@@ -112,6 +113,7 @@ class IngressParts:
     registry: AdapterRegistry | None = None  # None: the small tier serves no adapters
     admin: AdminSettings = field(default_factory=AdminSettings)
     auth: AuthSettings = field(default_factory=AuthSettings)
+    access: Access = field(default_factory=Access)  # decided by the app builder, once; default closed
     shadow: ShadowSettings | None = None
     retrieval: RetrievalSettings | None = None
     direct: Mapping[Tier, RemoteSpec] = field(default_factory=dict)  # remote tiers with no replica
@@ -144,7 +146,7 @@ class Ingress:
             )
         # Ray Serve's proxy already echoes x-request-id (and passes it in): don't add a second.
         edge = Edge(
-            auth=_authenticator(parts.auth, handles.limit_board), admin=parts.admin, echo_request_id=False,
+            auth=_authenticator(parts.auth, parts.access, handles.limit_board), admin=parts.admin, echo_request_id=False,
             metrics=metrics,
         )
         features = Features(
@@ -188,9 +190,15 @@ def _load_gate(settings: GateSettings | None, embedders: EmbedderCache) -> Answe
     return load_gate(settings, lambda spec: embedders.get(EmbedderSpec(kind=spec.kind, max_tokens=spec.max_tokens)))
 
 
-def _authenticator(auth: AuthSettings, limit_board: DeploymentHandle | None) -> Authenticator:
+def _authenticator(auth: AuthSettings, access: Access, limit_board: DeploymentHandle | None) -> Authenticator:
     limiter = BoardRateLimiter(limit_board) if limit_board is not None else LocalRateLimiter()
-    return Authenticator(KeyStore(auth.keys_db), limiter, auth.cache_ttl_s)
+    # Closed, the store must be there (a missing file is a misconfiguration, never an empty
+    # store); open, a store that is there still identifies the keys callers present.
+    store = KeyStore(auth.keys_db, create=False) if not access.open or auth.keys_db.is_file() else None
+    return Authenticator(
+        store, limiter, auth.cache_ttl_s, access=access, default_max_concurrent=auth.default_max_concurrent,
+        detail_headers=auth.detail_headers,
+    )
 
 
 def _adapter_parts(parts: IngressParts, small: Engine, board: DeploymentHandle) -> AdapterParts | None:

@@ -98,6 +98,11 @@ class TierSettings(BaseModel):
     stop: list[str] = Field(default_factory=list, description="Stop strings always applied")
     num_replicas: int = Field(1, ge=1)
     autoscaling: AutoscalingSettings | None = Field(None, description="None = a fixed num_replicas")
+    max_queued_requests: int | None = Field(
+        None, ge=1, description="Requests each ingress replica queues for this tier while every tier "
+        "replica is at its max_ongoing_requests (Ray Serve's max_queued_requests); above it a 503 "
+        "tier_busy with Retry-After (auto traffic falls back first). None = 2 x max_ongoing_requests"
+    )
     num_cpus: float = Field(0, ge=0, description="Ray CPUs per replica (0 on CPU: vLLM binds cores itself)")
     num_gpus: float = Field(0, ge=0, description="Ray GPUs per replica (1 per replica on GPU workers)")
     resources: dict[str, float] = Field(
@@ -256,6 +261,14 @@ DEFAULT_ROUTER = DEFAULT_CACHE_DIR / "router" / "default"
 class IngressSettings(BaseModel):
     num_replicas: int = Field(1, ge=1, description="HTTP ingress replicas (rate limits are shared)")
     autoscaling: AutoscalingSettings | None = Field(None, description="None = a fixed num_replicas")
+    max_queued_requests: int = Field(
+        1024, ge=1, description="Requests the proxy queues while every ingress replica is at its "
+        "max_ongoing_requests (Ray Serve's max_queued_requests, per proxy); above it Ray answers 503 "
+        "with Retry-After. Never unbounded: a flood would queue in the proxy's memory"
+    )
+    busy_retry_after_s: float = Field(
+        1.0, ge=0, description="Retry-After of the 503 a full queue answers (the ingress's or a tier's)"
+    )
     resources: dict[str, float] = Field(
         default_factory=dict, description="Ray custom resources per replica (e.g. the CPU worker type)"
     )

@@ -4,6 +4,10 @@
     ├── EngineUnavailable       not started / shutting down / dead; a remote tier's upstream
     │                           answered 5xx, 429, 401/403 or could not be reached (503).
     │                           data: retry_after_s, when the upstream asked for a pause
+    │   ├── EngineBusy          the tier's queue is full (Ray Serve back-pressure): alive, just
+    │   │                       loaded; never a breaker failure (503 with Retry-After)
+    │   └── EngineTimedOut      the engine's own wait for an answer ran out (a remote upstream's
+    │                           read timeout): slow, which a long answer on a live tier also is
     └── EngineRequestError      the request itself is unservable (400). data: param; a remote
         │                       tier's upstream refusal also carries its 4xx `status` and `code`
         └── ContextLengthExceeded   prompt (+ max_tokens) over the tier's context
@@ -33,6 +37,14 @@ class EngineUnavailable(EngineError):
     def retry_after_s(self) -> float | None:
         """How long the upstream asked callers to wait (its Retry-After), if it said."""
         return self.data.get("retry_after_s")
+
+
+class EngineBusy(EngineUnavailable):
+    pass
+
+
+class EngineTimedOut(EngineUnavailable):
+    pass
 
 
 class EngineRequestError(EngineError):

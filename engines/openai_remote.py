@@ -39,7 +39,9 @@ import httpx
 from pydantic import SecretStr
 
 from engines.config import RemoteTierSettings
-from engines.errors import ContextLengthExceeded, EngineError, EngineRequestError, EngineUnavailable
+from engines.errors import (
+    ContextLengthExceeded, EngineBusy, EngineError, EngineRequestError, EngineTimedOut, EngineUnavailable,
+)
 from engines.openai_wire import (
     agentic_fields,
     chat_turn,
@@ -447,6 +449,13 @@ def _error_fields(response: httpx.Response) -> dict[str, Any]:
 
 
 def _unreachable(exc: httpx.HTTPError) -> EngineUnavailable:
+    # Not every timeout says the upstream is down: a read timeout is an answer slower than
+    # `timeout_s` (a long one, asked for by the client), a pool timeout this replica's own
+    # connections all in use. The breaker judges those apart (engines/resilience.py).
+    if isinstance(exc, httpx.ReadTimeout):
+        return EngineTimedOut(f"the upstream sent nothing within timeout_s ({type(exc).__name__})")
+    if isinstance(exc, httpx.PoolTimeout):
+        return EngineBusy(f"every connection to the upstream is in use: {exc}")
     return EngineUnavailable(f"the upstream could not be reached: {type(exc).__name__}: {exc}")
 
 

@@ -98,7 +98,7 @@ class AdminGuard:
 
     async def authorize(self, request: Request) -> str:
         """Who is calling (for the record of a change): `admin-key` or `key:<name>`."""
-        keyed = self._auth is not None and not await self._auth.is_open()
+        keyed = self._auth is not None and self._auth.has_keys
         if self._key is None and not keyed:
             raise PermissionDenied(
                 "The admin API is disabled: set GATEWAY_ADMIN__API_KEY (or create an admin key "
@@ -110,7 +110,7 @@ class AdminGuard:
             raise AuthenticationError("Admin endpoints need 'Authorization: Bearer <admin key>'.")
         if self._key is not None and hmac.compare_digest(token.encode(), self._key.get_secret_value().encode()):
             return "admin-key"
-        record = await self._auth.key(request) if keyed else None  # type: ignore[union-attr]
+        record = await self._auth.identify(request) if keyed else None  # type: ignore[union-attr]
         if record is None:
             raise AuthenticationError("Incorrect admin key provided.")
         if record.role != "admin":

@@ -25,6 +25,7 @@ from flags.faithfulness import SupportScorer
 from flags.sink import AnswerFlagger
 from gate.verdict import Gate
 from gateway.admin import AdapterAdmin, AdminGroup, AdminGuard, ConfigAdmin, RolloutAdmin, RouterAdmin, admin_routes
+from gateway.access import IN_PROCESS
 from gateway.auth import Authenticator, LocalRateLimiter
 from gateway.catalog import ModelCatalog, TierSpec, adapter_cards
 from gateway.dispatch import Dispatcher
@@ -35,6 +36,7 @@ from gateway.labels import CategoryLabels
 from gateway.live_config import LiveConfig, LiveConfigState, describe
 from gateway.loads import EngineLoadSource, LoadPoller, LoadSource
 from gateway.metrics import GatewayMetrics
+from gateway.observers import Observers
 from gateway.pipeline import AnswerSink, Pipeline, Stages
 from shadow.retention import registry_pruner, store_pruner
 from gateway.settings import AdminSettings, LimitSettings
@@ -123,7 +125,9 @@ class Tiers:
 class Edge:
     """The HTTP edge's own parts: keys and limits, the admin API, request ids."""
 
-    auth: Authenticator | None = None  # None: open, limited per replica
+    # None: in-process (API tests, tools), open to the local user with no host check; the
+    # ingress always builds its own from the settings (closed unless decided open at start).
+    auth: Authenticator | None = None
     admin: AdminSettings = field(default_factory=AdminSettings)
     echo_request_id: bool = True  # False behind Ray Serve's proxy, which echoes it already
     metrics: GatewayMetrics | None = None  # None: a registry of its own
@@ -218,7 +222,7 @@ def build_gateway(
         policies.build(config.routing), loads=poller.snapshot, version=policies.version, metrics=metrics.router
     )
     dispatcher = Dispatcher(tiers.engines, router, metrics, config.resilience)
-    auth = edge.auth or Authenticator(None, LocalRateLimiter())
+    auth = edge.auth or Authenticator(None, LocalRateLimiter(), access=IN_PROCESS)
     wiring.admin.append(ConfigAdmin(state))
     chooser = _adapters(features.adapters, tiers, catalog, edge, wiring)
     shadow = _shadow(features.shadow, dispatcher, directory, auth, wiring)
@@ -230,7 +234,7 @@ def build_gateway(
     stages = Stages(auth, catalog, router, dispatcher, chooser, features.grounder, support, wiring.sinks)
     pipeline = Pipeline(stages, config.limits or limits)
     wiring.routes.extend(admin_routes(AdminGuard(edge.admin.api_key, edge.auth), *wiring.admin))
-    ops = Operations(auth, catalog, Readiness(tiers.engines), metrics)
+    ops = Operations(auth, catalog, Readiness(tiers.engines), metrics, Observers(auth, edge.admin.api_key))
     http = GatewayApp(pipeline, ops, wiring.routes, wiring.background, edge.echo_request_id)
     return Gateway(
         app=http.build(), pipeline=pipeline, dispatcher=dispatcher, router=router, metrics=metrics,

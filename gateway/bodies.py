@@ -4,6 +4,7 @@ wire model. The OpenAI endpoints, feedback and the admin API read bodies so."""
 from __future__ import annotations
 
 import json
+import re
 from typing import Any, TypeVar
 
 from pydantic import BaseModel, ValidationError
@@ -36,16 +37,22 @@ async def read_json(request: Request, limit: int) -> Any:
 
 
 async def read_body(request: Request, limit: int) -> bytes:
-    """The raw body, once its content type (JSON or none) and its size are checked."""
-    content_type = request.headers.get("content-type", "application/json")
-    if content_type.split(";")[0].strip().lower() != "application/json":
-        raise UnsupportedMediaType(
-            f"Content-Type must be application/json, got '{content_type}'."
-        )
+    """The raw body, once its content type and its size are checked.
+
+    A body is read only as application/json: a browser sends other types (a form, text/plain,
+    a Blob with no type at all) cross-site without asking first, so a web page could post
+    to a gateway on the user's machine. No body and no content type is an empty body (an
+    admin call whose fields are all optional)."""
+    content_type = request.headers.get("content-type")
+    if content_type is not None and content_type.split(";")[0].strip().lower() != "application/json":
+        raise UnsupportedMediaType(f"Content-Type must be application/json, got '{content_type}'.")
     declared = request.headers.get("content-length")
     if declared and declared.isdigit() and int(declared) > limit:
         raise PayloadTooLarge(f"Request body is {declared} bytes; the limit is {limit} bytes.")
-    return await _read_limited(request, limit)
+    raw = await _read_limited(request, limit)
+    if content_type is None and raw:
+        raise UnsupportedMediaType("Content-Type must be application/json; the request sent none.")
+    return raw
 
 
 def parse_json(raw: bytes) -> Any:
@@ -54,7 +61,7 @@ def parse_json(raw: bytes) -> Any:
     except UnicodeDecodeError as exc:
         raise InvalidRequest(f"Request body is not valid UTF-8 (byte {exc.start}).") from None
     try:
-        return json.loads(text)
+        payload = json.loads(text)
     except json.JSONDecodeError as exc:
         raise InvalidRequest(
             f"Could not parse the JSON body: {exc.msg} (line {exc.lineno}, column {exc.colno})."
@@ -63,6 +70,34 @@ def parse_json(raw: bytes) -> Any:
         raise InvalidRequest("The JSON body is nested too deeply.") from None
     except ValueError:  # Python's int-conversion limit: an integer of over 4,300 digits
         raise InvalidRequest("The JSON body holds a number too long to read.") from None
+    if _SURROGATE_ESCAPE.search(text) and _holds_lone_surrogate(payload):
+        raise InvalidRequest(
+            "The JSON body holds a lone UTF-16 surrogate escape (\\ud800-\\udfff without its pair), "
+            "which is not text.", code="invalid_unicode",
+        )
+    return payload
+
+
+# JSON may escape a surrogate half on its own ("\ud800"); json.loads turns it into a str no
+# encoder accepts, and every later step (tokenizer, journal, the answer or an error message
+# quoting it) fails on it as a 500. Only a body with such an escape is walked.
+_SURROGATE_ESCAPE = re.compile(r"\\u[dD][89a-fA-F]")
+_SURROGATE = re.compile("[\ud800-\udfff]")
+
+
+def _holds_lone_surrogate(payload: Any) -> bool:
+    pending = [payload]  # a loop, not recursion: the body may be nested ~1000 deep
+    while pending:
+        item = pending.pop()
+        if isinstance(item, str):
+            if _SURROGATE.search(item):
+                return True
+        elif isinstance(item, dict):
+            pending.extend(item.keys())
+            pending.extend(item.values())
+        elif isinstance(item, list):
+            pending.extend(item)
+    return False
 
 
 def check_limits(body: ChatCompletionRequest | CompletionRequest, limits: LimitSettings) -> None:
@@ -95,7 +130,7 @@ async def _read_limited(request: Request, limit: int) -> bytes:
 
 def validation_error(exc: ValidationError) -> InvalidRequest:
     first = exc.errors(include_url=False)[0]
-    if first.get("type") == "model_type":
+    if first.get("type") == "model_type" and not first["loc"]:  # the body itself; deeper, a field
         return InvalidRequest("The request body must be a JSON object.")
     param = ".".join(str(part) for part in first["loc"]) or None
     if first.get("type") == "extra_forbidden":

@@ -97,9 +97,18 @@ class ModelCatalog:
             for tier in self._tiers:
                 self.check_capable(tier, needs)
 
-    def capable(self, needs: set[str]) -> list[Tier]:
-        """The tiers that can honour everything in `needs`."""
-        return [tier for tier, spec in self._tiers.items() if needs <= spec.capabilities]
+    def capable(self, needs: set[str], context_tokens: int = 0) -> list[Tier]:
+        """The tiers that can honour everything in `needs`, narrowed to those whose context
+        holds `context_tokens`, else to the longest context. The count is an estimate
+        (chars / 4): it steers `auto` away from a tier too short for the request but never
+        refuses on its own; the engine that serves it counts exactly and answers OpenAI's
+        `context_length_exceeded` if it really does not fit."""
+        able = [tier for tier, spec in self._tiers.items() if needs <= spec.capabilities]
+        fits = [tier for tier in able if context_tokens <= self._tiers[tier].max_model_len]
+        if fits or not able:
+            return fits
+        longest = max(self._tiers[tier].max_model_len for tier in able)
+        return [tier for tier in able if self._tiers[tier].max_model_len == longest]
 
     def served_name(self, tier: Tier, adapter_version: str | None = None) -> str:
         name = self._tiers[tier].served_name

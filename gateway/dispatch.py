@@ -4,19 +4,26 @@ Every call to a tier goes through here, primaries and shadow requests alike: the
 breaker, retries and timeouts of `TierGuard`, the tier-down check, the request metrics
 (`Dispatch` below) and the router's own count of what it sent. Engine exceptions are
 translated into gateway errors here, once.
+
+What the breaker hears from here (engines/resilience.py judges): a non-streamed call
+waits for the whole answer, a stream only for its first token; every streamed token
+tells the guard the tier is alive; and a whole answer past its timeout is followed by a
+one-token liveness probe of the tier (`Dispatcher._liveness`), so a long answer on a
+live tier never counts as the tier's fault.
 """
 
 from __future__ import annotations
 
 import time
+import uuid
 from contextlib import contextmanager
 from dataclasses import dataclass, replace
 from typing import AsyncIterator, Awaitable, Callable, Iterator, Literal, Mapping, Protocol, TypeVar
 
-from engines.errors import ContextLengthExceeded, EngineError, EngineRequestError, EngineUnavailable
+from engines.errors import ContextLengthExceeded, EngineBusy, EngineError, EngineRequestError, EngineUnavailable
 from engines.protocol import Engine
 from engines.streams import first_chunk
-from engines.types import GenerationChunk, GenerationRequest, GenerationResult, Tier, Usage
+from engines.types import ChatTurn, GenerationChunk, GenerationRequest, GenerationResult, SamplingSpec, Tier, Usage
 from gateway.errors import (
     ContextLengthError,
     EngineFailure,
@@ -25,13 +32,16 @@ from gateway.errors import (
     error_for_status,
 )
 from gateway.metrics import GatewayMetrics
-from engines.resilience import BreakerState, ResilienceConfig, TierGuard
+from engines.resilience import BreakerState, ResilienceConfig, TierGuard, Wait
 from router.decision import RoutingDecision
 
 # The `endpoint` label of the request metrics: a shadow request is counted apart.
 Endpoint = Literal["chat", "completions", "shadow"]
 R = TypeVar("R")
 BREAKER_GAUGE = {BreakerState.closed: 0, BreakerState.half_open: 1, BreakerState.open: 2}
+# A tier whose queue is full said when to come back only if Ray's back-pressure config
+# did; clients are told this otherwise (a 503 without Retry-After invites a hot loop).
+BUSY_RETRY_AFTER_S = 1.0
 
 
 class TierCounts(Protocol):
@@ -70,7 +80,8 @@ class Dispatcher:
         resilience: ResilienceConfig | None = None, clock: Callable[[], float] = time.perf_counter,
     ) -> None:
         self._guard = TierGuard(
-            resilience or ResilienceConfig(), on_retry=lambda tier: metrics.retries.labels(tier).inc()
+            resilience or ResilienceConfig(), on_retry=lambda tier: metrics.retries.labels(tier).inc(),
+            liveness=self._liveness,
         )
         self._engines = dict(engines)
         self._counts = counts
@@ -85,7 +96,7 @@ class Dispatcher:
         dispatch = self._dispatch(call)
         with dispatch.ends_on_error():
             call, result = await self._first_available(
-                call, lambda c: self._engines[c.tier].generate(c.generation), dispatch
+                call, lambda c: self._engines[c.tier].generate(c.generation), dispatch, "answer"
             )
         dispatch.end(200)
         self._count_tokens(call.tier, result.usage)
@@ -115,13 +126,13 @@ class Dispatcher:
         dispatch = self._dispatch(call)
         with dispatch.ends_on_error():
             try:
-                call, (raw, chunk) = await self._first_available(call, first, dispatch)
+                call, (raw, chunk) = await self._first_available(call, first, dispatch, "first_token")
             except StopAsyncIteration:
                 raise EngineFailure("the engine ended the stream without output") from None
         return call, self._continue(call, chunk, raw, dispatch)
 
     async def _first_available(
-        self, call: Call, attempt: Callable[[Call], Awaitable[R]], dispatch: Dispatch
+        self, call: Call, attempt: Callable[[Call], Awaitable[R]], dispatch: Dispatch, wait: Wait
     ) -> tuple[Call, R]:
         """`attempt` on the call's tier, then (auto traffic) on the fallback tier if the
         first is unavailable. Any other engine error is final."""
@@ -131,7 +142,7 @@ class Dispatcher:
                 self._metrics.fallbacks.labels(call.tier, candidate.tier).inc()
             dispatch.to(candidate.tier)
             try:
-                return candidate, await self._guarded(candidate.tier, lambda: attempt(candidate))
+                return candidate, await self._guarded(candidate.tier, lambda: attempt(candidate), wait)
             except EngineUnavailable as exc:
                 failure = (candidate, exc)
             except EngineError as exc:
@@ -148,6 +159,7 @@ class Dispatcher:
                 try:
                     yield first
                     async for chunk in raw:
+                        self._guard.alive(call.tier)  # tokens flowing: the tier is not silent
                         usage = chunk.usage
                         yield chunk
                 except EngineError as exc:
@@ -167,7 +179,7 @@ class Dispatcher:
         moved = replace(call, decision=decision, generation=call.generation.model_copy(update={"adapter": None}))
         return [call, moved]
 
-    async def _guarded(self, tier: Tier, attempt: Callable[[], Awaitable[R]]) -> R:
+    async def _guarded(self, tier: Tier, attempt: Callable[[], Awaitable[R]], wait: Wait) -> R:
         async def checked() -> R:
             # A tier with no live replica (killed, restarting) fails fast here instead of
             # queueing in Ray until a replacement has loaded its model.
@@ -176,10 +188,25 @@ class Dispatcher:
             return await attempt()
 
         try:
-            return await self._guard.call(tier, checked)
+            return await self._guard.call(tier, checked, wait)
         finally:
             state = self._guard.breaker(tier).state
             self._metrics.breaker_state.labels(tier).set(BREAKER_GAUGE[state])
+
+    async def _liveness(self, tier: Tier) -> None:
+        """One token from the tier, for the guard's verdict on a timed-out answer. Not a
+        request of anyone's: no metrics, no tier-down check, never retried."""
+        probe = GenerationRequest(
+            request_id=f"liveness-{uuid.uuid4().hex[:12]}", messages=[ChatTurn(role="user", content="ping")],
+            sampling=SamplingSpec(max_tokens=1),
+        )
+        stream = self._engines[tier].stream(probe)
+        try:
+            await anext(stream)
+        except StopAsyncIteration:
+            pass  # it answered, with nothing: alive
+        finally:
+            await stream.aclose()  # type: ignore[attr-defined]
 
     def _dispatch(self, call: Call) -> Dispatch:
         return Dispatch(call.endpoint, self._metrics, self._counts, self._clock)
@@ -258,6 +285,11 @@ def engine_error_to_gateway(exc: EngineError, call: Call) -> GatewayError:
     if isinstance(exc, EngineRequestError):
         # The engine's 400, or a remote tier's upstream's own 4xx with its code.
         return error_for_status(exc.status)(exc.message, param=exc.data.get("param"), code=exc.data.get("code"))
+    if isinstance(exc, EngineBusy):
+        return ServiceUnavailable(
+            f"The {tier} tier is at capacity: {exc.message}. Retry later.",
+            retry_after_s=exc.retry_after_s or BUSY_RETRY_AFTER_S, code="tier_busy",
+        )
     if isinstance(exc, EngineUnavailable):
         return ServiceUnavailable(f"The {tier} tier is unavailable: {exc.message}", retry_after_s=exc.retry_after_s)
     return EngineFailure(f"The {tier} tier failed: {exc.message}")

@@ -24,6 +24,7 @@ raises its own exceptions, and `translated` says what each one answers, in this 
     adapters.errors.RollbackUnavailable   409 rollback_unavailable
     adapters.errors.ProbeFailed           400 invalid_adapter (refused) / 503 (unreachable) / 500
     adapters.errors.AdapterError (other)  400 invalid_adapter, incompatible_adapter, evaluation_failed
+    router.errors.InvalidVersion          400 invalid_version, param version
     router.errors.VersionNotFound         404 not_found
     router.errors.VersionRefused          400 param path
     router.errors.RollbackUnavailable,
@@ -49,7 +50,7 @@ from adapters.errors import (
 )
 from engines.errors import EngineRequestError, EngineUnavailable
 from model_files.versioned import StateError
-from router.errors import RouterVersionError, VersionNotFound, VersionRefused
+from router.errors import InvalidVersion, RouterVersionError, VersionNotFound, VersionRefused
 from support.errors import GateNotCleared, GateUnavailable, SupportError
 
 
@@ -229,6 +230,8 @@ def _probe_error(exc: ProbeFailed) -> GatewayError:
 
 
 def _router_error(exc: RouterVersionError) -> GatewayError:
+    if isinstance(exc, InvalidVersion):
+        return InvalidRequest(exc.message, param="version", code="invalid_version")
     if isinstance(exc, VersionNotFound):
         return NotFound(exc.message)
     if isinstance(exc, VersionRefused):

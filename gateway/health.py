@@ -1,4 +1,5 @@
-"""Readiness: every tier's engine answers its load probe in time."""
+"""Readiness: every tier's engine answers its load probe in time. Anyone reads the status;
+the report (each tier's load, a probe's error) is for observers (`gateway.observers`)."""
 
 from __future__ import annotations
 
@@ -22,6 +23,10 @@ class TierStatus(BaseModel):
 class ReadinessReport(BaseModel):
     ready: bool
     tiers: dict[str, TierStatus]
+
+    def summary(self) -> dict[str, str]:
+        """What anyone may read: ready or not, no detail."""
+        return {"status": "ready" if self.ready else "not ready"}
 
 
 class Readiness:

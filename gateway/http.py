@@ -21,10 +21,18 @@ from starlette.routing import BaseRoute, Route
 
 from gateway.auth import Authenticator
 from gateway.catalog import ModelCatalog
+from gateway.concurrency import InFlightMiddleware
 from gateway.errors import CAPABILITY_ERRORS, EngineFailure, GatewayError, translated
 from gateway.health import Readiness
 from gateway.metrics import GatewayMetrics
-from gateway.middleware import RequestIdMiddleware, request_id
+from gateway.middleware import (
+    DetailHeadersMiddleware,
+    RayControlHeadersMiddleware,
+    RequestIdMiddleware,
+    TrustedHostMiddleware,
+    request_id,
+)
+from gateway.observers import Observers
 from gateway.pipeline import Pipeline
 from wire.chat import ModelList
 
@@ -47,6 +55,7 @@ class Operations:
     catalog: ModelCatalog
     readiness: Readiness
     metrics: GatewayMetrics
+    observers: Observers  # who may read /metrics and /ready's detail
 
 
 class GatewayApp:
@@ -73,8 +82,18 @@ class GatewayApp:
             Route("/metrics", self.prometheus, methods=["GET"]),
             *self._routes,
         ]
-        # The request-id middleware wraps everything, error responses included.
-        middleware = [Middleware(RequestIdMiddleware, echo=self._echo_request_id)]
+        # Outermost first. The request id wraps everything, refusals included; the host check
+        # refuses a rebinding page, and Ray's control headers a request Ray would no longer
+        # cancel, before anything runs; the in-flight cap refuses before any work, and its
+        # lease releases every slot when the call ends (a stream's end, a client gone); the
+        # detail headers are dropped from whatever the routes answer.
+        middleware = [
+            Middleware(RequestIdMiddleware, echo=self._echo_request_id),
+            Middleware(TrustedHostMiddleware, allowed=self._ops.auth.access.allowed_hosts),
+            Middleware(RayControlHeadersMiddleware),
+            Middleware(InFlightMiddleware, cap=lambda: self.pipeline.limits.max_in_flight),
+            Middleware(DetailHeadersMiddleware),
+        ]
         return Starlette(
             routes=routes, middleware=middleware, exception_handlers=exception_handlers(),
             lifespan=self._lifespan,
@@ -105,10 +124,15 @@ class GatewayApp:
         return JSONResponse({"status": "ok"})
 
     async def ready(self, request: Request) -> Response:
+        # Load balancers get the status only; tiers' load and probe errors are the insides.
         report = await self._ops.readiness.check()
-        return JSONResponse(report.model_dump(mode="json"), status_code=200 if report.ready else 503)
+        status = 200 if report.ready else 503
+        if not await self._ops.observers.allowed(request):
+            return JSONResponse(report.summary(), status_code=status)
+        return JSONResponse({**report.summary(), **report.model_dump(mode="json")}, status_code=status)
 
     async def prometheus(self, request: Request) -> Response:
+        await self._ops.observers.require(request)
         return Response(generate_latest(self._ops.metrics.registry), media_type=CONTENT_TYPE_LATEST)
 
 

@@ -39,7 +39,7 @@ from gateway.catalog import ModelCatalog
 from gateway.dispatch import Call, Dispatcher
 from gateway.errors import AdapterNotFoundError, InvalidRequest
 from gateway.bodies import check_limits, parse_body, read_json, validated
-from gateway.middleware import request_id
+from gateway.request_ids import issued_id
 from wire.chat import ChatCompletionRequest
 from gateway.responses import SSE_HEADERS, completion_body, event_stream, route_headers
 from gateway.settings import LimitSettings
@@ -47,6 +47,8 @@ from gateway.openai_responses import ResponsesEncoder
 from wire.responses import ResponsesRequest, responses_param, to_chat
 from gateway.state import Body, Endpoint, RequestState
 from retrieval.grounding import Grounder, GroundingAsk, retrieval_query
+from engines.token_count import EstimatedCounter
+from router.asks import request_asks
 from router.decision import RoutingQuery
 from router.live import LiveRouter
 from support.controls import Handoff, SupportAsk, SupportControls
@@ -110,19 +112,20 @@ class Pipeline:
             endpoint = "chat"
         else:
             body = await parse_body(request, endpoint, self.limits.max_body_bytes)
-        rid = request_id(request)
-        query = RoutingQuery(text=_user_text(body), category=normalise_category(body.category()))
+        rid = issued_id(request)  # the gateway's own, never the caller's x-request-id
+        agentic = body.agentic()
+        turns = body.turns() if isinstance(body, ChatCompletionRequest) else None
+        query = RoutingQuery(
+            text=_user_text(body), category=normalise_category(body.category()),
+            asks=request_asks(agentic, turns),
+        )
         sampling = body.sampling(
             body.requested_max_tokens() if isinstance(body, ChatCompletionRequest) else body.max_tokens
         )
         if isinstance(body, ChatCompletionRequest):
-            generation = GenerationRequest(
-                request_id=rid, messages=body.turns(), sampling=sampling, agentic=body.agentic()
-            )
+            generation = GenerationRequest(request_id=rid, messages=turns, sampling=sampling, agentic=agentic)
         else:
-            generation = GenerationRequest(
-                request_id=rid, prompt=body.text(), sampling=sampling, agentic=body.agentic()
-            )
+            generation = GenerationRequest(request_id=rid, prompt=body.text(), sampling=sampling, agentic=agentic)
         return RequestState(
             request_id=rid, endpoint=endpoint, body=body, key=key,  # type: ignore[arg-type]
             target=self._s.catalog.resolve(body.model), query=query, generation=generation,
@@ -131,6 +134,7 @@ class Pipeline:
 
     def _validate(self, state: RequestState) -> None:
         body = state.body
+        self._s.auth.check_switches(state.key, body)  # `gate: false` and the like: allowed keys only
         check_limits(body, self.limits)
         self._capable(state)
         if body.grounding and self._s.grounder is None:
@@ -158,6 +162,7 @@ class Pipeline:
             self._s.catalog.check_capable(state.target.tier, needs)
         else:
             self._s.catalog.check_any_capable(needs)
+            state.context_tokens = context_tokens(state.generation)
 
     # ---- support controls, route, adapter, mode -----------------------------------------
 
@@ -168,11 +173,16 @@ class Pipeline:
 
     async def _route(self, state: RequestState) -> None:
         pinned = state.target.tier
-        capable = self._s.catalog.capable(state.generation.agentic.asks())
-        if pinned is None and len(capable) == 1:
-            # `auto` chooses only among the tiers that can serve the request: here, one.
-            decision = await self._s.router.decide(capable[0], state.query, state.request_id)
-            state.decision = decision.model_copy(update={"reason": "capability"})
+        needs = state.generation.agentic.asks()
+        capable = self._s.catalog.capable(needs)
+        fitting = self._s.catalog.capable(needs, state.context_tokens)
+        if pinned is None and len(fitting) == 1:
+            # `auto` chooses only among the tiers that can serve the request: what it asks
+            # (`capability`: nowhere else to go), how long it is (`context`: an estimate,
+            # so a fallback may still try another tier, whose engine counts exactly).
+            reason = "capability" if len(capable) == 1 else "context"
+            decision = await self._s.router.decide(fitting[0], state.query, state.request_id)
+            state.decision = decision.model_copy(update={"reason": reason})
             return
         state.decision = await self._s.router.decide(pinned, state.query, state.request_id)
 
@@ -365,3 +375,9 @@ def _user_text(body: Body) -> str:
     if isinstance(body, ChatCompletionRequest):
         return "\n".join(m.text() for m in body.messages if m.role == "user")
     return body.text()
+
+
+def context_tokens(generation: GenerationRequest) -> int:
+    """The context a request takes on a tier: its prompt, estimated as a remote tier
+    without a tokenizer counts it, and the answer's room (max_tokens)."""
+    return EstimatedCounter().prompt(generation) + (generation.sampling.max_tokens or 0)

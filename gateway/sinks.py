@@ -13,6 +13,7 @@ from flags.types import Passage
 from gateway.metrics import GatewayMetrics
 from gateway.state import RequestState
 from retrieval.grounding import retrieval_query
+from router.asks import PLAIN
 from shadow.rules import Served
 from shadow.service import ShadowService
 
@@ -40,6 +41,8 @@ class ShadowSink:
             request_id=state.request_id, tier=decision.tier, reason=decision.reason,
             domain=state.domain, version=decision.adapter_version, category=state.query.category,
             mode=state.mode, rollout_category=state.rollout_category, client_tags=client_tags(state),
+            key_id=state.key.id if state.key is not None else None,
+            ask_tags=state.query.asks.tags() if state.query.asks != PLAIN else {},
         )
         self.service.completed(served, state.generation, state.query.text, text, latency_s, calls)
 

@@ -48,6 +48,7 @@ class RequestState:
     context: Context | None = None  # ground: None = not grounded
     model_name: str = ""  # the served model's name, for the response
     encoder: Encoder | None = None  # parse: /v1/responses answers in its own shapes
+    context_tokens: int = 0  # validate: the prompt (estimated) plus the answer's max_tokens
 
     @property
     def include_usage(self) -> bool:

@@ -9,6 +9,7 @@ stopped the way real failures happen.
 
     python load_tests/faults.py [--seconds 20] [--clients 4]     (make faults)
     python load_tests/faults.py --only "kill an ingress" --proxy python,haproxy
+    python load_tests/faults.py --only attacks                    (the attack part alone)
 
 Scenarios: kill a large-tier replica (SIGKILL), crash the small tier's vLLM engine core
 (SIGKILL of its child process), stall the large engine (SIGSTOP 8 s), disconnect
@@ -18,6 +19,14 @@ a rate-limited key hammered across the two ingress replicas, kill one of the two
 replicas (SIGKILL) under load, and fill the filesystem that holds the shadow store (a
 64 MB tmpfs mounted for the drill, never the machine's own disk): serving goes on, the
 failed shadow writes are counted.
+
+Attacks (load_tests/attacks.py, first, without background traffic): each way in of the
+security review (issue 27) tried once and expected to be refused: no key, a revoked key,
+rating another key's answer or rating twice, reusing another request's x-request-id,
+gate:false without the permission, a 5000-digit integer, a text/plain body, a bad Host,
+/metrics and /ready without a key, detail headers for a user key, admin version
+traversal, a key over its concurrency cap, Ray's x-request-disconnect-disabled header,
+a huge max_tokens. A row each: attack, expected, got, ok.
 
 The app is deployed the production way (load_tests/cluster.py: `ray start --head` and
 `serve deploy` of deployments/serve_config.yaml) with two ingress replicas, the small
@@ -48,6 +57,7 @@ from pathlib import Path
 import httpx
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
+from attacks import Target, run_attacks, samples  # noqa: E402
 from cluster import Cluster, replica_pids, replicas_serving  # noqa: E402
 
 RESULTS = Path(__file__).parent / "results"
@@ -200,11 +210,12 @@ def mount_small_fs(path: Path, size_mb: int = 64) -> Path:
 
 def shadow_failures(url: str, scrapes: int = 8) -> float:
     """Failed shadow writes (journal and mirror) that one ingress replica counted: the
-    highest of several scrapes, which the proxy spreads over the replicas."""
-    from cluster import scrape
+    highest of several scrapes, which the proxy spreads over the replicas. /metrics wants
+    a key: the admin's, else the load clients'."""
 
     def failed() -> float:
-        return sum(s.value for s in scrape(url)
+        scraped = asyncio.run(samples(url, [ADMIN, LOAD_AUTH]))
+        return sum(s.value for s in scraped
                    if s.name == "gateway_shadow_requests_total" and s.labels.get("outcome") == "failed")
 
     return max(failed() for _ in range(scrapes))
@@ -228,20 +239,25 @@ def main() -> None:
     for proxy in proxies:
         results += drill(proxy, args)
         lost = write_report(proxies, args, results)  # after each proxy: a later crash keeps these
-    print(f"lost in total: {lost}")
+    print(f"lost in total, and attacks not refused as expected: {lost}")
 
 
 def write_report(proxies: list[str], args: argparse.Namespace, results: list[dict]) -> int:
+    attacks = [r for r in results if "attack" in r]
     report = {
         "benchmark": "faults", "date": datetime.now(timezone.utc).isoformat(timespec="seconds"),
         "machine": {"cpus": os.cpu_count(), "platform": platform.platform()},
         "deployment": "ray start --head + serve deploy deployments/serve_config.yaml (2 ingress replicas)",
         "proxies": proxies, "seconds_per_scenario": args.seconds, "clients": args.clients,
-        "scenarios": results, "lost_total": sum(r["lost"] for r in results), "target": {"lost_total": 0},
+        "scenarios": results, "lost_total": sum(r["lost"] for r in results),
+        "attacks_tried": len(attacks), "attacks_mismatched": sum(not r["ok"] for r in attacks),
+        "target": {"lost_total": 0, "attacks_mismatched": 0},
     }
     RESULTS.mkdir(parents=True, exist_ok=True)
-    (RESULTS / "faults.json").write_text(json.dumps(report, indent=2))
-    return report["lost_total"]
+    # The attack part alone (--only attacks) keeps the full drill's faults.json.
+    name = "attacks.json" if results and len(attacks) == len(results) else "faults.json"
+    (RESULTS / name).write_text(json.dumps(report, indent=2))
+    return report["lost_total"] + report["attacks_mismatched"]
 
 
 def drill(proxy: str, args: argparse.Namespace) -> list[dict]:
@@ -256,12 +272,13 @@ def drill(proxy: str, args: argparse.Namespace) -> list[dict]:
     keys = KeyStore(scratch / "keys.sqlite")
     LOAD_AUTH["authorization"] = f"Bearer {keys.create('drill-load')[1]}"  # with a key, auth is on
     limited = keys.create("drill-limited", rpm=12)[1]
-    cluster = Cluster(args.port, scratch, {
+    deployed = {
         "admin": {"api_key": KEY}, "adapters": {"registry_dir": str(scratch / "registry")},
         "auth": {"keys_db": str(scratch / "keys.sqlite")}, "ingress": {"num_replicas": 2},
         "small": {"quantization": None, "dtype": "float32"},
         "shadow": {"store": str(shadow_fs / "shadow.sqlite")}, "http": {"proxy": proxy},
-    })
+    }
+    cluster = Cluster(args.port, scratch, deployed)
     url = cluster.url
     cluster.start()
 
@@ -355,11 +372,21 @@ def drill(proxy: str, args: argparse.Namespace) -> list[dict]:
         ("kill an ingress replica", kill_ingress, "small", False),
         ("fill the shadow store's fs", fill_shadow_fs, None, False),
     ]
-    chosen = [s for s in scenarios if not args.only or any(o in s[0] for o in args.only.split(","))]
+    parts = [o.strip() for o in args.only.split(",") if o.strip()]
+    chosen = [s for s in scenarios if not parts or any(o in s[0] for o in parts)]
+    settings = Settings(**deployed)
+    target = Target(
+        url=url, admin=ADMIN, keys=keys, journal=shadow_fs / "shadow.sqlite",
+        ingress_replicas=settings.ingress.num_replicas, cache_ttl_s=settings.auth.cache_ttl_s,
+        max_tokens=settings.limits.max_tokens,
+        default_max_concurrent=getattr(settings.auth, "default_max_concurrent", None),
+    )
 
     async def run_all() -> list[dict]:
-        return [await scenario(url, name, fault, args, hit, stream_drop=drop)
-                for name, fault, hit, drop in chosen]
+        # Attacks first, on a fresh deployment and with no traffic beside them.
+        rows = await run_attacks(target) if not parts or "attacks" in parts else []
+        return rows + [await scenario(url, name, fault, args, hit, stream_drop=drop)
+                       for name, fault, hit, drop in chosen]
 
     try:
         results = asyncio.run(run_all())

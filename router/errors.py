@@ -1,6 +1,7 @@
 """What the router's version registry refuses, and why (mapped to HTTP at the edge).
 
     RouterVersionError
+     ├── InvalidVersion        not a version name: would name a path outside the registry (400)
      ├── VersionNotFound       no such version (404)
      ├── VersionRefused        a model this gateway cannot serve (400)
      ├── RollbackUnavailable   also the versioned-state kit's RollbackUnavailable (409)
@@ -16,6 +17,10 @@ class RouterVersionError(Exception):
     def __init__(self, message: str) -> None:
         super().__init__(message)
         self.message = message
+
+
+class InvalidVersion(RouterVersionError):
+    """Not a version name (model_files.version_names): refused before any path is built (400)."""
 
 
 class VersionNotFound(RouterVersionError):

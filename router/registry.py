@@ -36,7 +36,8 @@ from model_files.versioned import (
     now_utc,
     previous_version,
 )
-from router.errors import RollbackUnavailable, StaleChange, VersionNotFound, VersionRefused
+from model_files.version_names import RULE, is_version_name
+from router.errors import InvalidVersion, RollbackUnavailable, StaleChange, VersionNotFound, VersionRefused
 from router.model import Manifest, RouterModel, SchemaMismatch
 
 ENTRY = "version.json"
@@ -93,11 +94,14 @@ class RouterRegistry:
         return read_state(self.state_path, RouterState)
 
     def path_of(self, version: str) -> Path:
+        """Every path to a version is made here: the name is checked before it is joined."""
+        if not is_version_name(version):
+            raise InvalidVersion(f"'{version[:80]}' is not a router version name ({RULE})")
         return self.root / "versions" / version
 
     def entry(self, version: str) -> RouterVersion:
         path = self.path_of(version) / ENTRY
-        if not _SAFE.match(version) or not path.exists():
+        if not path.exists():
             raise VersionNotFound(f"no router version '{version}' in the registry")
         return RouterVersion.model_validate_json(path.read_bytes())
 
@@ -224,8 +228,6 @@ class RouterRegistry:
         with changing(self.state_path, RouterState) as state:
             yield state
 
-
-_SAFE = re.compile(r"^[A-Za-z0-9._-]{1,80}$")
 
 
 def _tier_of(target: str) -> str:

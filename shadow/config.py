@@ -11,11 +11,12 @@ category), to which target, at what sample rate. Targets:
 from __future__ import annotations
 
 import re
-from typing import Literal
+from typing import Literal, Mapping
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from engines.types import Tier
+from shadow.privacy import TextPolicy
 from text.category import normalise_category
 
 _TARGET = re.compile(r"^(small|large|candidate|small:[a-z0-9_-]+(@[A-Za-z0-9._-]+)?)$")
@@ -69,6 +70,35 @@ class RetentionConfig(BaseModel):
     interval_s: float = Field(300.0, gt=0, description="How often the store is pruned and its WAL checkpointed")
 
 
+class JournalConfig(BaseModel):
+    """The answer journal: each served answer kept for `POST /v1/feedback` (drafts always), and
+    how much of the user's text it, and each shadow pair, keeps (shadow.privacy)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    enabled: bool = Field(True, description="Record each answer for /v1/feedback (drafts are recorded anyway)")
+    store_text: TextPolicy = Field(
+        "redacted", description="none | redacted (e-mails, cards, phones, key-like tokens replaced) | full"
+    )
+    categories: dict[str, TextPolicy] = Field(
+        default_factory=dict, description="category -> its own store_text (e.g. opt one category in to full)"
+    )
+
+    @field_validator("categories")
+    @classmethod
+    def _category_keys(cls, value: dict[str, TextPolicy]) -> dict[str, TextPolicy]:
+        keys = {normalise_category(k): v for k, v in value.items()}
+        if None in keys:
+            raise ValueError("a category name must not be empty")
+        return {k: v for k, v in keys.items() if k is not None}
+
+    def policy(self, tags: Mapping[str, str]) -> TextPolicy:
+        """The text policy of an answer journaled with these tags: its category's (the
+        client's, else its adapter domain's), else the journal's."""
+        category = tags.get("category") or tags.get("domain")
+        return self.categories.get(category or "", self.store_text)
+
+
 class ShadowConfig(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
@@ -79,9 +109,20 @@ class ShadowConfig(BaseModel):
         None, ge=1, description="Cap on a shadow answer's tokens; None = the primary's max_tokens"
     )
     timeout_s: float = Field(120.0, gt=0, description="A shadow call slower than this is abandoned")
-    journal: bool = Field(True, description="Record each answer for /v1/feedback")
+    journal: JournalConfig = Field(
+        default_factory=JournalConfig, description="The answer journal (`true`/`false`: enabled, text redacted)"
+    )
+    feedback_per_minute: int = Field(
+        60, ge=1, description="POST /v1/feedback calls per key per minute, per ingress replica (429 beyond)"
+    )
     canary: CanaryConfig = Field(default_factory=CanaryConfig)
     retention: RetentionConfig = Field(default_factory=RetentionConfig)
+
+    @field_validator("journal", mode="before")
+    @classmethod
+    def _journal_switch(cls, value: object) -> object:
+        # `journal: true | false` (before store_text existed) still switches it.
+        return {"enabled": value} if isinstance(value, bool) else value
 
 
 Outcome = Literal["stored", "failed", "skipped"]

@@ -5,21 +5,28 @@ ratings (support.ratings.RatingsJournal), the router canary's scores and events
 flywheel's pairs (router's PairReader); shadow itself writes pairs and reads the rest.
 
 
-- requests: each served answer (the draft) with its route, so feedback can find it;
+- requests: each served answer (the draft) with its route and the API key that asked for
+  it, so feedback can find it and only that key rate it; its id is the gateway's own
+  (never a client's `x-request-id`), and a row is never replaced;
 - pairs: two answers to one request (primary and shadow, or a canary and its reference):
   who answered, what each said, how long each took, how much they agree;
-- feedback: ratings and the text actually sent, per request;
+- feedback: ratings and the text actually sent, per request: one per (request, key);
 - events: every automatic canary decision;
 - flags: answers the flag evaluators (flags/) marked for follow-up;
 - router_scores: the active and candidate router's scores of one request (router canary).
 The daily review samples pairs; the router flywheel reads its labels from pairs; the
-canary reads agreement and negative-feedback rates per adapter version.
+canary reads agreement and negative-feedback rates per adapter version. A rated answer
+counts once however often it was rated (its newest rating): the canary and the rollout
+count rated answers, not ratings.
+How much of the users' text a row keeps is the writer's choice (shadow.privacy): the
+journal stores what it is given.
 """
 
 from __future__ import annotations
 
 import json
 import random
+import re
 import sqlite3
 from contextlib import closing
 from datetime import datetime, timezone
@@ -31,6 +38,17 @@ from pydantic import BaseModel, Field
 from flags.store import FlagRecord  # the answer flags' rows (flags table)
 from model_files.private_db import connect_private, create_private
 from router.canary_store import RouterScore  # the router canary's rows (router_scores table)
+
+_TAG_KEY = re.compile(r"[A-Za-z0-9_.-]{1,100}")
+
+
+def _tag_of(column: str, key: str) -> str:
+    """The SQL of tag `key` in a JSON tags column. The path is written into the statement,
+    not bound, so it is the very expression an index on the tag is built on; hence checked."""
+    if not _TAG_KEY.fullmatch(key):
+        raise ValueError(f"not a tag key: {key[:100]!r}")
+    return f"json_extract({column}, '$.\"{key}\"')"
+
 
 SCHEMA = (
     """CREATE TABLE IF NOT EXISTS pairs (
@@ -54,15 +72,21 @@ SCHEMA = (
         target TEXT NOT NULL,
         tags TEXT NOT NULL,
         prompt TEXT NOT NULL,
-        draft TEXT NOT NULL
+        draft TEXT NOT NULL,
+        key_id TEXT
     )""",
+    "CREATE INDEX IF NOT EXISTS requests_created ON requests (created_at)",
+    "CREATE INDEX IF NOT EXISTS requests_target ON requests (target)",
+    # The rollout reads its figures per category: one index range, not a scan per category.
+    f"CREATE INDEX IF NOT EXISTS requests_rollout ON requests ({_tag_of('tags', 'rollout_category')}, created_at)",
     """CREATE TABLE IF NOT EXISTS feedback (
         request_id TEXT NOT NULL,
         created_at TEXT NOT NULL,
         rating INTEGER NOT NULL,
         sent_text TEXT,
         comment TEXT,
-        match REAL
+        match REAL,
+        key_id TEXT
     )""",
     "CREATE INDEX IF NOT EXISTS feedback_request ON feedback (request_id)",
     """CREATE TABLE IF NOT EXISTS events (
@@ -98,6 +122,24 @@ SCHEMA = (
 
 
 TABLES = ("pairs", "requests", "feedback", "events", "router_scores", "flags")
+# Columns added since a journal was first made (an older file gets them on open).
+ADDED_COLUMNS = (("requests", "key_id"), ("feedback", "key_id"))
+# One rating per (request, key); the anonymous callers of an open gateway are one rater.
+ONE_RATING = "CREATE UNIQUE INDEX feedback_once ON feedback (request_id, IFNULL(key_id, ''))"
+# The rating a rated answer counts with: its newest (the rowid of its last insert).
+NEWEST_RATING = "f.rowid = (SELECT MAX(g.rowid) FROM feedback g WHERE g.request_id = f.request_id)"
+
+
+class JournalConflict(Exception):
+    """A write the journal refuses because a row it must not replace exists."""
+
+
+class AlreadyJournaled(JournalConflict):
+    """An answer with this request id is on record: ids are unique, rows never replaced."""
+
+
+class AlreadyRated(JournalConflict):
+    """This key has rated this answer already."""
 
 
 def _now() -> datetime:
@@ -132,12 +174,13 @@ class ShadowEvent(BaseModel):
 class RequestRecord(BaseModel):
     """A served answer (the draft a support agent or customer saw) and its route."""
 
-    request_id: str
+    request_id: str = Field(description="The gateway's own id of the request (the response id's)")
     created_at: datetime = Field(default_factory=_now)
     target: str = Field(description="What answered: large, small or small:<domain>@<version>")
     tags: dict[str, str] = Field(default_factory=dict)
     prompt: str
     draft: str
+    key_id: str | None = Field(None, description="The API key that asked (None: anonymous, open gateway): only it may rate")
 
 
 class FeedbackRecord(BaseModel):
@@ -147,6 +190,7 @@ class FeedbackRecord(BaseModel):
     sent_text: str | None = None
     comment: str | None = None
     match: float | None = Field(None, description="Agreement of the draft with the text sent")
+    key_id: str | None = Field(None, description="The API key that rated (None: anonymous, open gateway)")
 
 
 class Stats(BaseModel):
@@ -174,6 +218,8 @@ class Journal:
             db.execute("PRAGMA synchronous=NORMAL")  # WAL: a crash loses at most the last commits
             for statement in SCHEMA:
                 db.execute(statement)
+        with closing(self._connect()) as db, db:
+            _migrate(db)
 
     def _connect(self) -> sqlite3.Connection:
         db = connect_private(self.path)
@@ -237,13 +283,18 @@ class Journal:
     # ---- answers and feedback --------------------------------------------------
 
     def add_request(self, record: RequestRecord) -> None:
+        """Record a served answer; `AlreadyJournaled` if its id is on record (never replaced:
+        the answer on record is the one its key may rate)."""
         row = record.model_dump(mode="json")
         row["tags"] = json.dumps(record.tags, sort_keys=True)
-        with closing(self._connect()) as db, db:
-            db.execute(
-                f"INSERT OR REPLACE INTO requests ({', '.join(row)}) VALUES ({', '.join('?' * len(row))})",
-                tuple(row.values()),
-            )
+        try:
+            with closing(self._connect()) as db, db:
+                db.execute(
+                    f"INSERT INTO requests ({', '.join(row)}) VALUES ({', '.join('?' * len(row))})",
+                    tuple(row.values()),
+                )
+        except sqlite3.IntegrityError:
+            raise AlreadyJournaled(f"request {record.request_id} is on record already") from None
 
     def request(self, request_id: str) -> RequestRecord | None:
         with closing(self._connect()) as db:
@@ -255,11 +306,16 @@ class Journal:
         return RequestRecord.model_validate(values)
 
     def add_feedback(self, record: FeedbackRecord) -> None:
+        """Record a rating; `AlreadyRated` if this key rated this answer before."""
         row = record.model_dump(mode="json")
-        with closing(self._connect()) as db, db:
-            db.execute(
-                f"INSERT INTO feedback ({', '.join(row)}) VALUES ({', '.join('?' * len(row))})", tuple(row.values())
-            )
+        try:
+            with closing(self._connect()) as db, db:
+                db.execute(
+                    f"INSERT INTO feedback ({', '.join(row)}) VALUES ({', '.join('?' * len(row))})",
+                    tuple(row.values()),
+                )
+        except sqlite3.IntegrityError:
+            raise AlreadyRated(f"request {record.request_id} is rated by this key already") from None
 
     def feedback(self, request_id: str) -> list[FeedbackRecord]:
         with closing(self._connect()) as db:
@@ -292,39 +348,42 @@ class Journal:
         return Stats(n=n, mean=mean_a), Stats(n=n, mean=mean_b)
 
     def negative_rate(self, target: str, since: datetime | None = None) -> Stats:
-        """Share of -1 ratings among the rated answers of `target`."""
+        """Share of rated answers of `target` whose rating (the newest) is -1."""
         with closing(self._connect()) as db:
             n, mean = db.execute(
-                "SELECT COUNT(*), AVG(CASE WHEN f.rating < 0 THEN 1.0 ELSE 0.0 END) FROM feedback f "
-                "JOIN requests r ON f.request_id = r.request_id WHERE r.target = ? AND f.created_at >= ?",
+                "SELECT COUNT(*), AVG(CASE WHEN f.rating < 0 THEN 1.0 ELSE 0.0 END) FROM requests r "
+                "JOIN feedback f ON f.request_id = r.request_id WHERE r.target = ? AND f.created_at >= ? "
+                f"AND {NEWEST_RATING}",
                 (target, _iso(since)),
             ).fetchone()
         return Stats(n=n, mean=mean)
 
     def ratings(self, tags: Mapping[str, str], since: datetime | None = None, match_at: float = 1.0) -> Ratings:
-        """Feedback on the answers journaled with these tags, served since `since`."""
-        where = "".join(" AND json_extract(r.tags, ?) = ?" for _ in tags)
-        params: list[Any] = [match_at, _iso(since)]
-        for key, value in tags.items():
-            params += [f'$."{key}"', value]
+        """Feedback on the answers journaled with these tags, served since `since`: each rated
+        answer once, with its newest rating."""
+        where = "".join(f" AND {_tag_of('r.tags', key)} = ?" for key in tags)
         with closing(self._connect()) as db:
             n, negative, with_sent, matched, mean = db.execute(
                 "SELECT COUNT(*), COALESCE(SUM(f.rating < 0), 0), COUNT(f.match), "
-                "COALESCE(SUM(f.match >= ?), 0), AVG(f.match) FROM feedback f "
-                f"JOIN requests r ON f.request_id = r.request_id WHERE r.created_at >= ?{where}",
-                params,
+                "COALESCE(SUM(f.match >= ?), 0), AVG(f.match) FROM requests r "
+                f"JOIN feedback f ON f.request_id = r.request_id WHERE r.created_at >= ?{where} "
+                f"AND {NEWEST_RATING}",
+                [match_at, _iso(since), *tags.values()],
             ).fetchone()
         return Ratings(n=n, negative=negative, with_sent=with_sent, matched=matched, mean_match=mean)
 
-    def rated_tag_values(self, key: str, since: datetime | None = None) -> list[str]:
-        """The values of tag `key` among rated answers served since `since`."""
+    def rated_tag_values(self, key: str, since: datetime | None = None, limit: int | None = None) -> list[str]:
+        """The values of tag `key` among rated answers served since `since`, the most rated
+        first, at most `limit` (None: all)."""
+        tag = _tag_of("r.tags", key)
         with closing(self._connect()) as db:
             rows = db.execute(
-                "SELECT DISTINCT json_extract(r.tags, ?) AS value FROM feedback f JOIN requests r "
-                "ON f.request_id = r.request_id WHERE r.created_at >= ? AND value IS NOT NULL",
-                (f'$."{key}"', _iso(since)),
+                f"SELECT {tag} AS value, COUNT(*) AS n FROM requests r WHERE r.created_at >= ? "
+                "AND value IS NOT NULL AND EXISTS (SELECT 1 FROM feedback f WHERE f.request_id = r.request_id) "
+                "GROUP BY value ORDER BY n DESC, value LIMIT ?",
+                (_iso(since), -1 if limit is None else limit),
             ).fetchall()
-        return sorted(str(row[0]) for row in rows)
+        return [str(row[0]) for row in rows]
 
     def add_flags(self, records: Sequence[FlagRecord]) -> None:
         rows = [record.model_dump(mode="json") for record in records]
@@ -397,6 +456,24 @@ def _pair(row: sqlite3.Row) -> ShadowPair:
     return ShadowPair.model_validate(values)
 
 
+def _migrate(db: sqlite3.Connection) -> None:
+    """Bring a journal made by an older gateway up to this schema, once, under a write lock
+    (replicas open the same file)."""
+    db.execute("BEGIN IMMEDIATE")
+    for table, column in ADDED_COLUMNS:
+        if column not in {row[1] for row in db.execute(f"PRAGMA table_info({table})")}:
+            db.execute(f"ALTER TABLE {table} ADD COLUMN {column} TEXT")
+    if db.execute("SELECT 1 FROM sqlite_master WHERE type = 'index' AND name = 'feedback_once'").fetchone():
+        return
+    # Ratings from before one per (request, key): each rater's first is the one that stays.
+    db.execute(
+        "DELETE FROM feedback WHERE rowid NOT IN "
+        "(SELECT MIN(rowid) FROM feedback GROUP BY request_id, IFNULL(key_id, ''))"
+    )
+    db.execute(ONE_RATING)
+
+
 def read_pairs(store: Path, since: datetime | None) -> list[ShadowPair]:
-    """The pairs of the store at `store` (the router flywheel's `PairReader`)."""
-    return Journal(store).pairs(since=since)
+    """The pairs of the store at `store` (the router flywheel's `PairReader`): those with
+    their text (a pair journaled under `store_text: none` has none to learn from)."""
+    return [pair for pair in Journal(store).pairs(since=since) if pair.prompt]

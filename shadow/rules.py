@@ -21,9 +21,13 @@ class Served(BaseModel):
     category: str | None = None
     mode: str | None = None  # the category's rollout mode (draft, auto), when the controls are on
     rollout_category: str | None = None  # the category the rollout keyed it by (client's or domain)
+    key_id: str | None = None  # the API key that asked (None: anonymous): only it may rate the answer
     # What the client tagged the request with: OpenAI's end-user id and its metadata
     # (journaled with the answer, for review and feedback by them).
     client_tags: dict[str, str] = {}
+    # What an agent's request asked beyond text (router.asks: ask.tools, ...), for the
+    # own-pair loop to learn from; empty for a plain prompt.
+    ask_tags: dict[str, str] = {}
 
     @property
     def target(self) -> str:
@@ -34,6 +38,7 @@ class Served(BaseModel):
 
     def tags(self) -> dict[str, str]:
         tags = {f"client.{key}": value for key, value in self.client_tags.items()}
+        tags.update(self.ask_tags)
         tags.update({"tier": self.tier, "reason": self.reason})
         for key in ("domain", "version", "category", "mode", "rollout_category"):
             value = getattr(self, key)

@@ -20,6 +20,7 @@ from shadow.agreement import Agreement, call_agreement, shown
 from shadow.canary import CanaryMonitor
 from shadow.config import ShadowConfig
 from background.workers import WorkerQueue
+from shadow.privacy import kept, kept_tags
 from shadow.rules import Served, select_targets
 from shadow.journal import RequestRecord, ShadowPair, Journal
 
@@ -124,10 +125,12 @@ class ShadowService:
         self, served: Served, generation: GenerationRequest, prompt: str, text: str, latency_s: float,
         calls: Sequence[ToolCall] = (),
     ) -> None:
-        if self.config.journal or served.mode == "draft":  # a draft is journaled for its feedback
+        if self.config.journal.enabled or served.mode == "draft":  # a draft is journaled for its feedback
+            tags = served.tags()
+            policy = self.config.journal.policy(tags)
             record = RequestRecord(
-                request_id=served.request_id, target=served.target, tags=served.tags(), prompt=prompt,
-                draft=shown(text, calls),
+                request_id=served.request_id, target=served.target, tags=kept_tags(tags, policy),
+                prompt=kept(prompt, policy), draft=kept(shown(text, calls), policy), key_id=served.key_id,
             )
             if not self.journal.offer(lambda: asyncio.to_thread(self._store.add_request, record)):
                 self._metrics.shadow_dropped("journal")
@@ -221,11 +224,13 @@ class ShadowService:
             agreement = call_agreement(first.calls, second.calls)
         else:
             agreement = await asyncio.to_thread(self._agreement.score, first.text, second.text)
+        tags = served.tags()
+        policy = self.config.journal.policy(tags)  # scored on the whole texts, stored as the policy says
         pair = ShadowPair(
-            request_id=served.request_id, tags=served.tags(), primary_target=first.target.label,
-            shadow_target=second.target.label, prompt=prompt, primary_text=first.shown(),
-            shadow_text=second.shown(), primary_latency_s=first.latency_s, shadow_latency_s=second.latency_s,
-            agreement=agreement,
+            request_id=served.request_id, tags=kept_tags(tags, policy), primary_target=first.target.label,
+            shadow_target=second.target.label, prompt=kept(prompt, policy), primary_text=kept(first.shown(), policy),
+            shadow_text=kept(second.shown(), policy), primary_latency_s=first.latency_s,
+            shadow_latency_s=second.latency_s, agreement=agreement,
         )
         await asyncio.to_thread(self._store.add_pair, pair)
         self._metrics.shadow_outcome(second.target.kind, "stored")

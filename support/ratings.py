@@ -33,19 +33,21 @@ class RatingsJournal(Protocol):
     def ratings(
         self, tags: Mapping[str, str], since: datetime | None = None, match_at: float = 1.0,
     ) -> RatingCounts:
-        """Feedback on the answers journaled with these tags, served since `since`."""
+        """Feedback on the answers journaled with these tags, served since `since`: each
+        rated answer once (a gate counts answers, not ratings)."""
         ...
 
-    def rated_tag_values(self, key: str, since: datetime | None = None) -> list[str]:
-        """The values of tag `key` among rated answers served since `since`."""
+    def rated_tag_values(self, key: str, since: datetime | None = None, limit: int | None = None) -> list[str]:
+        """The values of tag `key` among rated answers served since `since`, the most rated
+        first, at most `limit`."""
         ...
 
 
 class Ratings(BaseModel):
     """Feedback on a set of journaled answers (e.g. one category's drafts)."""
 
-    n: int = Field(0, description="Ratings")
-    negative: int = Field(0, description="Ratings of -1")
+    n: int = Field(0, description="Rated answers (each once, by its newest rating)")
+    negative: int = Field(0, description="Rated answers whose rating is -1")
     with_sent: int = Field(0, description="Ratings that came with the text actually sent (a match score)")
     matched: int = Field(0, description="Of those, matches at or above the match threshold")
     mean_match: float | None = None

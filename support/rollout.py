@@ -22,6 +22,9 @@ from support.rollout_gate import GateResult, GuardrailResult, guardrail_breached
 from support.rollout_state import Reason, RolloutBook, RolloutEvent, StaleRolloutChange, now_utc
 
 ROLLOUT_TAG = "rollout_category"  # the journal tag the edge writes (shadow.rules.Served)
+# Categories a client named (not the config, not the state file) that a status or review
+# reads: the most rated ones. Each costs queries per review, and clients name categories freely.
+MAX_RATED_CATEGORIES = 50
 
 
 class CategoryStatus(BaseModel):
@@ -51,11 +54,12 @@ class Rollout:
     # ---- reading -------------------------------------------------------------------
 
     def status(self, config: RolloutConfig, also: Iterable[str] = ()) -> list[CategoryStatus]:
-        """Every category the config, the state file or the journal's ratings name."""
+        """Every category the config or the state file names, and the `MAX_RATED_CATEGORIES`
+        most rated others in the journal."""
         names = {*config.categories, *self.book.state().categories}
         names.update(k for c in also if (k := category_key(c)))
         if self._store is not None:
-            rated = self._store.rated_tag_values(ROLLOUT_TAG, self._window_start(config))
+            rated = self._store.rated_tag_values(ROLLOUT_TAG, self._window_start(config), MAX_RATED_CATEGORIES)
             names.update(k for c in rated if (k := category_key(c)))
         return [self.category_status(config, name) for name in sorted(names)]
 

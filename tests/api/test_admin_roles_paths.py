@@ -112,8 +112,17 @@ def test_configured_admin_key_alone_works_with_an_open_store(store):
         assert_openai_error(client.get(CONFIG, headers=bearer("wrong")), 401, "authentication_error")
 
 
-def test_admin_is_disabled_with_no_configured_key_and_an_open_store(store):
+def test_an_empty_store_and_no_configured_key_refuse_every_admin_call(store):
+    # An empty store is no longer "open": nothing it could hold authorises this call.
     with make_client(store, None) as client:
+        for headers in ({}, bearer("anything")):
+            assert_openai_error(client.get(CONFIG, headers=headers), 401, "authentication_error")
+
+
+def test_admin_is_disabled_with_no_configured_key_and_no_store():
+    engines = {"small": FakeEngine("tiny", max_model_len=64), "large": FakeEngine("big", max_model_len=128)}
+    gateway = build_gateway(Tiers(engines, TIERS), LimitSettings())  # in-process: open, no key store
+    with TestClient(gateway.app) as client:
         for headers in ({}, bearer("anything")):
             assert_openai_error(client.get(CONFIG, headers=headers), 403, "permission_error", "admin_disabled")
 

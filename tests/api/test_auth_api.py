@@ -30,8 +30,11 @@ def bearer(secret):
     return {"authorization": f"Bearer {secret}"}
 
 
-def test_open_without_keys(client):
-    assert client.post(CHAT, json=BODY).status_code == 200
+def test_closed_without_keys(client):
+    # An empty store is not open mode: open is decided at start-up (gateway.access), never
+    # from the store's contents.
+    missing = client.post(CHAT, json=BODY)
+    assert missing.status_code == 401 and missing.json()["error"]["type"] == "authentication_error"
 
 
 def test_keys_required_once_one_exists(client, store):

@@ -82,6 +82,7 @@ async def test_a_thousand_random_categories_add_a_bounded_number_of_feedback_ser
     store = MemoryStore()
     engines = {"small": FakeEngine("tiny"), "large": FakeEngine("big")}
     gateway = build_gateway(Tiers(engines, TIERS), LimitSettings(), features=Features(shadow=ShadowParts(store, Overlap())))  # type: ignore[arg-type]
+    assert gateway.reconfigure({"shadow": {"feedback_per_minute": 10_000}})  # one rater, 1,003 ratings
     draw = random.Random(7)
     categories = [random_category(draw) for _ in range(1000)] + ["refund", "Refund", None]
     for i, category in enumerate(categories):

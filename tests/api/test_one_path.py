@@ -73,7 +73,7 @@ def rig(tmp_path):
         "grounding": {"domains": ["billing"], "rerank": "off", "top_k": 1},
     })
     gateway = build_gateway(Tiers(engines(), TIERS), LimitSettings(), config=config, features=Features(shadow=ShadowParts(store, Same()), grounder=grounder, support=SupportParts()), edge=Edge(metrics=metrics))
-    gateway.policies.use(LoadedRouter("test", lambda text, category: 0.0))
+    gateway.policies.use(LoadedRouter("test", lambda text, category, asks: 0.0))
     gateway.apply(gateway.config)
     return gateway, store
 

@@ -66,7 +66,8 @@ def test_models_lists_auto_and_tiers(client):
 
 def test_request_id_is_echoed(client):
     r = client.post(CHAT, json=chat_body(), headers={"x-request-id": "abc-123"})
-    assert r.headers["x-request-id"] == "abc-123" and r.json()["id"] == "chatcmpl-abc-123"
+    # The caller's id is echoed for correlation; the response id is the gateway's own.
+    assert r.headers["x-request-id"] == "abc-123" and r.json()["id"] != "chatcmpl-abc-123"
 
 
 def assert_error(r, status, param=None, code=None):
@@ -186,7 +187,7 @@ def test_metadata_category_reaches_the_policy(client, gateway):
     from gateway.live_config import LiveConfig
     seen = []
     from router.loading import LoadedRouter
-    gateway.policies.use(LoadedRouter("test", lambda text, category: seen.append(category) or 0.0))
+    gateway.policies.use(LoadedRouter("test", lambda text, category, asks: seen.append(category) or 0.0))
     gateway.apply(LiveConfig.parse({"routing": {"learned": {"thresholds": {
         "mode": "probability", "category_overrides": {"billing": "large"}}}}}))
     r = client.post(CHAT, json=chat_body(model="auto", metadata={"category": "billing"}))
@@ -194,3 +195,36 @@ def test_metadata_category_reaches_the_policy(client, gateway):
     assert r.headers["x-gateway-route-reason"] == "learned:category_override"
     r = client.post(CHAT, json=chat_body(model="auto", metadata={"category": "orders"}))
     assert r.headers["x-gateway-route-reason"] == "learned:below_threshold" and seen == ["orders"]
+
+
+def test_what_a_request_asks_reaches_the_policy(client, gateway):
+    """Tools, a schema and the turns are router features (issue 26), not only text."""
+    from gateway.live_config import LiveConfig
+    from router.asks import PLAIN, RequestAsks
+    from router.loading import LoadedRouter
+    seen = []
+    gateway.policies.use(LoadedRouter("test", lambda text, category, asks: seen.append(asks) or 0.0))
+    gateway.apply(LiveConfig.parse({"routing": {"learned": {"thresholds": {"mode": "probability"}}}}))
+    client.post(CHAT, json=chat_body(model="auto"))
+    tool = {"type": "function", "function": {"name": "refund", "parameters": {"type": "object"}}}
+    turns = [{"role": "user", "content": "refund order 7"},
+             {"role": "assistant", "content": None, "tool_calls": [
+                 {"id": "c1", "type": "function", "function": {"name": "refund", "arguments": "{}"}}]},
+             {"role": "tool", "tool_call_id": "c1", "content": "{\"ok\": true}"}]
+    client.post(CHAT, json=chat_body(model="auto", messages=turns, tools=[tool], tool_choice="auto"))
+    assert seen[0] == PLAIN
+    assert seen[1] == RequestAsks(tools=1, forced_tool=False, schema=False, turns=3, after_tool=True)
+
+
+def test_auto_routes_only_to_a_tier_whose_context_holds_the_request(client):
+    """Small holds 64 tokens, large 128 (conftest): `auto` sends what only large holds there
+    (reason `context`); what neither seems to hold goes to the longest context, whose
+    engine counts exactly: the estimate alone never refuses a request."""
+    r = client.post(CHAT, json=chat_body(model="auto", max_tokens=80))
+    assert r.status_code == 200
+    assert r.headers["x-gateway-tier"] == "large" and r.headers["x-gateway-route-reason"] == "context"
+    r = client.post(CHAT, json=chat_body(model="auto", max_tokens=8))
+    assert r.headers["x-gateway-route-reason"].startswith("baseline:")
+    r = client.post(CHAT, json=chat_body(model="auto", max_tokens=500))
+    assert r.status_code == 400 and r.json()["error"]["code"] == "context_length_exceeded"
+    assert "maximum context length is 128" in r.json()["error"]["message"]  # large's, not small's

@@ -55,7 +55,7 @@ def gateway(tmp_path, registry):
              "large": TierSpec(served_name="big", max_model_len=256)}
     embedders = EmbedderCache()
     routing = Routing(
-        scorer=lambda text, category: 0.0, version="started-with", registry=registry,
+        scorer=lambda text, category, asks: 0.0, version="started-with", registry=registry,
         loader=lambda path, version: load_router(path, version, embedders), poll_s=0.05,
         canary_interval_s=0.1,
     )

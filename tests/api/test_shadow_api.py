@@ -47,11 +47,15 @@ def client(gateway):
         yield client
 
 
-def chat(client, model="small", rid=None, stream=False, **extra):
-    headers = {"x-request-id": rid} if rid else {}
+def chat(client, model="small", stream=False, **extra):
     body = {"model": model, "messages": [{"role": "user", "content": "where is my refund"}],
             "max_tokens": 4, "stream": stream, **extra}
-    return client.post(CHAT, json=body, headers=headers)
+    return client.post(CHAT, json=body)
+
+
+def rid(response) -> str:
+    """The gateway's id of an answered request: `x-request-id` when the client sent none."""
+    return response.headers["x-request-id"]
 
 
 def mirror(gateway, *rules, **options):
@@ -74,40 +78,40 @@ def metric(client, line_start):
 
 def test_small_traffic_mirrored_to_large_is_stored_with_agreement(client, gateway, engines, store):
     mirror(gateway, {"tier": "small", "target": "large", "sample_rate": 1.0})
-    r = chat(client, rid="req-1")
+    r = chat(client)
     assert r.status_code == 200 and r.headers["x-gateway-tier"] == "small"
     wait_for(lambda: len(store.pairs()) == 1)
     pair = store.pairs()[0]
-    assert (pair.request_id, pair.primary_target, pair.shadow_target) == ("req-1", "small", "large")
+    assert (pair.request_id, pair.primary_target, pair.shadow_target) == (rid(r), "small", "large")
     assert pair.primary_text == r.json()["choices"][0]["message"]["content"]
     assert pair.agreement == WordOverlap().score(pair.primary_text, pair.shadow_text)
-    assert engines["large"].seen[0].request_id == "req-1-shadow-0"
+    assert engines["large"].seen[0].request_id == f"{rid(r)}-shadow-0"
     assert metric(client, 'gateway_shadow_requests_total{outcome="stored",target="large"}') == 1
     assert metric(client, "gateway_shadow_agreement_count") == 1
 
 
 def test_no_rule_no_shadow_and_sample_rate_zero(client, gateway, engines, store):
     mirror(gateway, {"tier": "small", "target": "large", "sample_rate": 0.0})
-    for i in range(5):
-        assert chat(client, rid=f"z{i}").status_code == 200
-    wait_for(lambda: store.request("z4") is not None)  # the journal still records answers
+    answered = [chat(client) for _ in range(5)]
+    assert all(r.status_code == 200 for r in answered)
+    wait_for(lambda: store.request(rid(answered[-1])) is not None)  # the journal still records answers
     assert engines["large"].seen == [] and store.pairs() == []
 
 
 def test_streamed_answers_are_mirrored_and_journaled_whole(client, gateway, store):
     mirror(gateway, {"target": "large", "sample_rate": 1.0})
-    r = chat(client, rid="s1", stream=True)
+    r = chat(client, stream=True)
     assert r.status_code == 200 and "[DONE]" in r.text
     # The journal and the mirror are separate queues: wait for both.
-    wait_for(lambda: len(store.pairs()) == 1 and store.request("s1") is not None)
-    assert store.request("s1").draft == store.pairs()[0].primary_text != ""
+    wait_for(lambda: len(store.pairs()) == 1 and store.request(rid(r)) is not None)
+    assert store.request(rid(r)).draft == store.pairs()[0].primary_text != ""
 
 
 def test_a_failing_shadow_target_never_fails_the_primary(client, gateway, engines, store):
     mirror(gateway, {"tier": "small", "target": "large", "sample_rate": 1.0})
     engines["large"].unavailable_for = -1
-    for i in range(3):
-        assert chat(client, rid=f"f{i}").status_code == 200
+    for _ in range(3):
+        assert chat(client).status_code == 200
     wait_for(lambda: metric(client, 'gateway_shadow_requests_total{outcome="failed"') == 3)
     assert store.pairs() == []
 
@@ -116,21 +120,21 @@ def test_a_full_queue_drops_and_counts_without_waiting(client, gateway, engines,
     engines["large"].token_delay_s = 0.2  # each shadow call takes ~0.8 s
     mirror(gateway, {"tier": "small", "target": "large", "sample_rate": 1.0}, queue_size=1, concurrency=1)
     started = time.monotonic()
-    for i in range(6):
-        assert chat(client, rid=f"d{i}").status_code == 200
+    for _ in range(6):
+        assert chat(client).status_code == 200
     assert time.monotonic() - started < 2.0  # the primaries did not wait for ~5 s of shadow work
     assert metric(client, 'gateway_shadow_dropped_total{queue="mirror"}') >= 3
 
 
 def test_feedback_is_stored_with_the_route_and_match(client, gateway, store):
-    r = chat(client, rid="fb-1")
+    r = chat(client)
     draft = r.json()["choices"][0]["message"]["content"]
-    wait_for(lambda: store.request("fb-1") is not None)
+    wait_for(lambda: store.request(rid(r)) is not None)
     ok = client.post("/v1/feedback", json={"request_id": r.json()["id"], "rating": -1,
                                           "sent_text": draft, "comment": "too short"})
     assert ok.status_code == 200, ok.text
     assert ok.json()["answered_by"] == "small" and ok.json()["match"] == 1.0
-    saved = store.feedback("fb-1")
+    saved = store.feedback(rid(r))
     assert [(f.rating, f.comment, f.match) for f in saved] == [(-1, "too short", 1.0)]
     assert metric(client, 'gateway_feedback_total{adapter="",category="",rating="-1",tier="small"}') == 1
 
@@ -149,8 +153,8 @@ def test_bad_feedback_is_an_openai_error(client, body, status, param):
 
 def test_journal_off_keeps_nothing_for_feedback(client, gateway, store):
     mirror(gateway, journal=False)
-    chat(client, rid="j1")
-    assert client.post("/v1/feedback", json={"request_id": "j1", "rating": 1}).status_code == 404
+    r = chat(client)
+    assert client.post("/v1/feedback", json={"request_id": rid(r), "rating": 1}).status_code == 404
 
 
 def test_a_broken_shadow_hand_over_never_fails_the_primary(client, gateway, monkeypatch):
@@ -158,5 +162,5 @@ def test_a_broken_shadow_hand_over_never_fails_the_primary(client, gateway, monk
         raise RuntimeError("store on fire")
 
     monkeypatch.setattr(gateway.shadow, "completed", boom)
-    assert chat(client, rid="b1").status_code == 200
+    assert chat(client).status_code == 200
     assert metric(client, 'gateway_shadow_dropped_total{queue="error"}') == 1

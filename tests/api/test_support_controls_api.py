@@ -116,11 +116,16 @@ def calls(engines) -> int:
     return engines["small"].calls + engines["large"].calls
 
 
-def chat(client, text="where is my refund", category=None, rid=None, **extra):
+def chat(client, text="where is my refund", category=None, **extra):
     body = {"model": "auto", "messages": [{"role": "user", "content": text}], "max_tokens": 4, **extra}
     if category:
         body["metadata"] = {"category": category}
-    return client.post(CHAT, json=body, headers={"x-request-id": rid} if rid else {})
+    return client.post(CHAT, json=body)
+
+
+def rid(response) -> str:
+    """The gateway's id of an answered request: `x-request-id` when the client sent none."""
+    return response.headers["x-request-id"]
 
 
 def events(response) -> list[dict]:
@@ -150,12 +155,12 @@ def wait_for(predicate, timeout=5.0):
 
 
 def test_gated_chat_gets_the_handoff_and_no_tier_is_called(client, engines):
-    response = chat(client, "hello, how are you?", rid="gated-1")
+    response = chat(client, "hello, how are you?")
     assert response.status_code == 200
     assert response.headers["x-gateway-gate"] == "chitchat"
     assert "x-gateway-tier" not in response.headers
     body = response.json()
-    assert body["object"] == "chat.completion" and body["id"] == "chatcmpl-gated-1"
+    assert body["object"] == "chat.completion" and body["id"] == f"chatcmpl-{rid(response)}"
     assert body["choices"][0]["message"] == {"role": "assistant", "content": HANDOFF}
     assert body["choices"][0]["finish_reason"] == "stop"
     assert body["usage"] == {"prompt_tokens": 0, "completion_tokens": 0, "total_tokens": 0}
@@ -277,12 +282,12 @@ def test_draft_and_auto_are_answered_and_say_so(make, serve, engines):
 
 def test_drafts_are_journaled_even_with_the_journal_off(make, serve, store):
     client = serve(make({"rollout": {"categories": {"billing": "draft"}}}, journal=False))
-    chat(client, category="billing", rid="draft-1")
-    chat(client, category="orders", rid="auto-1")
-    wait_for(lambda: store.request("draft-1") is not None)
-    record = store.request("draft-1")
+    draft = rid(chat(client, category="billing"))
+    auto = rid(chat(client, category="orders"))
+    wait_for(lambda: store.request(draft) is not None)
+    record = store.request(draft)
     assert record.tags["mode"] == "draft" and record.tags["rollout_category"] == "billing"
-    assert store.request("auto-1") is None  # auto answers follow the journal setting
+    assert store.request(auto) is None  # auto answers follow the journal setting
 
 
 def test_without_a_client_category_the_adapter_domain_decides(make, serve, engines, tmp_path):
@@ -337,8 +342,8 @@ def test_demote_and_a_change_made_elsewhere_reaches_this_replica(make, serve, st
     wait_for(lambda: sample(gateway, "gateway_rollout_mode", category="billing") == 0)
 
 
-def feedback(client, rid, rating, sent_text=None):
-    response = client.post("/v1/feedback", json={"request_id": rid, "rating": rating, "sent_text": sent_text})
+def feedback(client, request_id, rating, sent_text=None):
+    response = client.post("/v1/feedback", json={"request_id": request_id, "rating": rating, "sent_text": sent_text})
     assert response.status_code == 200, response.text
     return response
 
@@ -348,12 +353,13 @@ def test_feedback_on_drafts_shows_in_status_and_clears_the_gate(make, serve, sto
     client = serve(make({"rollout": {"categories": {"billing": "draft"}, "promotion_gate": gate_rules}}))
     answers = {}
     for i in range(4):
-        response = chat(client, f"where is my refund number {i}", category="billing", rid=f"d{i}")
-        answers[f"d{i}"] = response.json()["choices"][0]["message"]["content"]
-    wait_for(lambda: all(store.request(rid) for rid in answers))
-    feedback(client, "d0", 1, answers["d0"])  # sent unchanged
-    feedback(client, "d1", 1, answers["d1"])
-    feedback(client, "d2", -1, "something else entirely")  # rewritten
+        response = chat(client, f"where is my refund number {i}", category="billing")
+        answers[rid(response)] = response.json()["choices"][0]["message"]["content"]
+    wait_for(lambda: all(store.request(r) for r in answers))
+    (d0, a0), (d1, a1), (d2, _), _ = answers.items()
+    feedback(client, d0, 1, a0)  # sent unchanged
+    feedback(client, d1, 1, a1)
+    feedback(client, d2, -1, "something else entirely")  # rewritten
     (billing,) = client.get("/admin/rollout", headers=AS_ADMIN).json()["categories"]
     assert billing["mode"] == "draft" and billing["drafts"]["n"] == 3
     assert billing["drafts"]["match_rate"] == pytest.approx(2 / 3)
@@ -370,15 +376,16 @@ def test_auto_promotion_and_demotion(make, serve, store, state_path):
              "demote_min_samples": 2, "guardrails": {"billing": 0.5}}
     gateway = make({"rollout": rules})
     client = serve(gateway)
-    for rid in ("a", "b"):
-        text = chat(client, category="billing", rid=rid).json()["choices"][0]["message"]["content"]
-        wait_for(lambda: store.request(rid) is not None)
-        feedback(client, rid, 1, text)
+    for _ in range(2):
+        response = chat(client, category="billing")
+        wait_for(lambda: store.request(rid(response)) is not None)
+        feedback(client, rid(response), 1, response.json()["choices"][0]["message"]["content"])
     wait_for(lambda: chat(client, category="billing").headers["x-gateway-mode"] == "auto")
-    for rid in ("c", "d"):
-        assert chat(client, category="billing", rid=rid).headers["x-gateway-mode"] == "auto"
-        wait_for(lambda: store.request(rid) is not None)
-        feedback(client, rid, -1)
+    for _ in range(2):
+        response = chat(client, category="billing")
+        assert response.headers["x-gateway-mode"] == "auto"
+        wait_for(lambda: store.request(rid(response)) is not None)
+        feedback(client, rid(response), -1)
     wait_for(lambda: chat(client, category="billing").headers["x-gateway-mode"] == "draft")
     reasons = [(e.reason, e.to_mode) for e in RolloutBook(state_path).events("billing")]
     assert reasons == [("auto_promote", "auto"), ("auto_demote", "draft")]

@@ -98,6 +98,8 @@ SHADOW_CONFIG = {
     ],
     "max_tokens": 48,
     "canary": {"min_samples": 6, "margin": 0.05, "min_feedback": 1000},
+    # The shadow tests compare the stored texts with the answers word for word.
+    "journal": {"store_text": "full"},
 }
 
 

@@ -56,7 +56,7 @@ def test_mirrored_requests_are_answered_as_without_shadowing(client, shadow_stor
         assert raw.headers["x-gateway-tier"] == "small"
         # Greedy decoding: the same answer as the request nobody mirrored.
         assert raw.parse().choices[0].message.content == plain.parse().choices[0].message.content
-    ids = {raw.headers["x-request-id"] for raw in mirrored}
+    ids = {raw.parse().id.removeprefix("chatcmpl-") for raw in mirrored}  # the gateway's ids, not x-request-id
     store = Journal(shadow_store)
     pairs = wait_for(lambda: [p for p in store.pairs() if p.request_id in ids] if len(
         [p for p in store.pairs() if p.request_id in ids]) == 2 else None)
@@ -64,7 +64,7 @@ def test_mirrored_requests_are_answered_as_without_shadowing(client, shadow_stor
         assert (pair.primary_target, pair.shadow_target) == ("small", "large")
         assert pair.tags["category"] == SHADOW_CATEGORY and pair.shadow_text and 0.0 <= pair.agreement <= 1.0
         assert pair.primary_text == plain.parse().choices[0].message.content
-    assert not [p for p in store.pairs() if p.request_id == plain.headers["x-request-id"]]
+    assert not [p for p in store.pairs() if p.request_id == plain.parse().id.removeprefix("chatcmpl-")]
 
 
 def test_pairs_are_exported_for_review(client, shadow_store, tmp_path):
@@ -82,7 +82,7 @@ def test_pairs_are_exported_for_review(client, shadow_store, tmp_path):
 
 def test_feedback_is_stored_with_the_answer(client, http, shadow_store):
     raw = ask(client, "Can I change my delivery address?")
-    request_id, draft = raw.headers["x-request-id"], raw.parse().choices[0].message.content
+    request_id, draft = raw.parse().id.removeprefix("chatcmpl-"), raw.parse().choices[0].message.content
     store = Journal(shadow_store)
     wait_for(lambda: store.request(request_id), timeout=30, every=0.2)
     r = http.post("/v1/feedback", json={"request_id": raw.parse().id, "rating": -1, "sent_text": draft + " Thanks!",

@@ -81,7 +81,7 @@ def test_draft_is_answered_journaled_rated_and_shown_in_status(client, admin, ht
     assert raw.headers["x-gateway-tier"] == "small"
     draft = raw.parse().choices[0].message.content
     assert draft.strip()
-    request_id = raw.headers["x-request-id"]
+    request_id = raw.parse().id.removeprefix("chatcmpl-")  # the gateway's id (x-request-id is Ray's)
     wait_for(lambda: Journal(shadow_store).request(request_id))
     record = Journal(shadow_store).request(request_id)
     assert record.tags["mode"] == "draft" and record.tags["rollout_category"] == cat

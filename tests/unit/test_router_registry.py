@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from router.errors import RollbackUnavailable, StaleChange, VersionNotFound, VersionRefused
+from router.errors import InvalidVersion, RollbackUnavailable, StaleChange, VersionNotFound, VersionRefused
 from router.registry import RouterRegistry
 from tests.support.router_models import outcomes_csv, train_tiny_router
 
@@ -77,7 +77,7 @@ def test_activate_candidate_rollback(model, tmp_path):
     assert registry.rollback().active == v1
     with pytest.raises(VersionNotFound):
         registry.activate("router-v9-2026-01-01")
-    with pytest.raises(VersionNotFound):
+    with pytest.raises(InvalidVersion):
         registry.entry("../../etc")
 
 
