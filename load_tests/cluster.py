@@ -100,9 +100,13 @@ def wait_ready(url: str, timeout_s: float = 900) -> None:
     raise RuntimeError(f"the gateway did not become ready in {timeout_s:.0f} s")
 
 
-def scrape(url: str) -> list[Sample]:
-    """Every sample the gateway at `url` exports on /metrics (all ingress metrics, one scrape)."""
-    text = httpx.get(f"{url}/metrics", timeout=30).text
+def scrape(url: str, key: str | None = None) -> list[Sample]:
+    """Every sample the gateway at `url` exports on /metrics (all ingress metrics, one scrape).
+    `key`: an admin or metrics key, for a gateway with keys (an open loopback one needs none)."""
+    headers = {"authorization": f"Bearer {key}"} if key else {}
+    response = httpx.get(f"{url}/metrics", headers=headers, timeout=30)
+    response.raise_for_status()  # a 401 must not read as "no samples"
+    text = response.text
     return [sample for family in text_string_to_metric_families(text) for sample in family.samples]
 
 

@@ -35,6 +35,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, AsyncIterator
+from urllib.parse import quote
 
 import httpx
 
@@ -98,6 +99,12 @@ async def body_stream(body: bytes) -> AsyncIterator[bytes]:
         yield body[start:start + 65536]
 
 
+def exact_url(http: httpx.AsyncClient, path: str) -> httpx.URL:
+    """The generated path sent as it is (non-ASCII percent-encoded): parsed as a URL, a path
+    such as `//x:KV` would name a host and a port, not a path of the gateway's."""
+    return http.base_url.copy_with(raw_path=quote(path, safe="/?=&%:@!$'()*+,;~-._#[]").encode("ascii"))
+
+
 async def fire(http: httpx.AsyncClient, request: FuzzRequest, timeout_s: float, tally: Tally) -> None:
     content: bytes | AsyncIterator[bytes] | None = request.body
     if request.chunked and request.body:
@@ -105,12 +112,13 @@ async def fire(http: httpx.AsyncClient, request: FuzzRequest, timeout_s: float, 
     started = time.monotonic()
     try:
         response = await asyncio.wait_for(
-            http.request(request.method, request.path, headers=request.headers, content=content), timeout_s,
+            http.request(request.method, exact_url(http, request.path), headers=request.headers, content=content),
+            timeout_s,
         )
     except asyncio.TimeoutError:
         tally.record(request, None, "hang", f"no answer in {timeout_s:.0f} s", time.monotonic() - started)
         return
-    except httpx.LocalProtocolError as exc:  # the client would not send it: nothing to judge
+    except (httpx.LocalProtocolError, httpx.InvalidURL) as exc:  # the client would not send it: nothing to judge
         tally.record(request, None, "unsent", f"{type(exc).__name__}: {exc}", time.monotonic() - started)
         return
     except httpx.HTTPError as exc:
