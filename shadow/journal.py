@@ -287,14 +287,8 @@ class Journal:
         the answer on record is the one its key may rate)."""
         row = record.model_dump(mode="json")
         row["tags"] = json.dumps(record.tags, sort_keys=True)
-        try:
-            with closing(self._connect()) as db, db:
-                db.execute(
-                    f"INSERT INTO requests ({', '.join(row)}) VALUES ({', '.join('?' * len(row))})",
-                    tuple(row.values()),
-                )
-        except sqlite3.IntegrityError:
-            raise AlreadyJournaled(f"request {record.request_id} is on record already") from None
+        if not self._insert_new("requests", row):
+            raise AlreadyJournaled(f"request {record.request_id} is on record already")
 
     def request(self, request_id: str) -> RequestRecord | None:
         with closing(self._connect()) as db:
@@ -307,15 +301,20 @@ class Journal:
 
     def add_feedback(self, record: FeedbackRecord) -> None:
         """Record a rating; `AlreadyRated` if this key rated this answer before."""
-        row = record.model_dump(mode="json")
+        if not self._insert_new("feedback", record.model_dump(mode="json")):
+            raise AlreadyRated(f"request {record.request_id} is rated by this key already")
+
+    def _insert_new(self, table: str, row: dict[str, object]) -> bool:
+        """Insert `row`; False when a unique key says it is on record already (never replaced)."""
         try:
             with closing(self._connect()) as db, db:
                 db.execute(
-                    f"INSERT INTO feedback ({', '.join(row)}) VALUES ({', '.join('?' * len(row))})",
+                    f"INSERT INTO {table} ({', '.join(row)}) VALUES ({', '.join('?' * len(row))})",
                     tuple(row.values()),
                 )
         except sqlite3.IntegrityError:
-            raise AlreadyRated(f"request {record.request_id} is rated by this key already") from None
+            return False
+        return True
 
     def feedback(self, request_id: str) -> list[FeedbackRecord]:
         with closing(self._connect()) as db:
