@@ -99,7 +99,7 @@ def build(settings: Settings, access: Access | None = None) -> Application:
         access = decide_access(settings.auth, serve_bind_host(settings.http.host), census(settings.auth.keys_db))
     live = LiveConfig(
         routing=settings.routing, shadow=settings.shadow.config, grounding=settings.retrieval.grounding,
-        support=settings.support.config, flags=settings.flags,
+        support=settings.support.config, flags=settings.flags, spend=settings.spend.config,
     )
     board = LoadBoard.bind()
     # Adapters live on the small tier only; its registry is the one source of truth.
@@ -168,7 +168,7 @@ def ingress_parts(settings: Settings, registry: AdapterRegistry | None, access: 
     return IngressParts(
         tiers=tiers, direct=direct, limits=settings.limits, router=settings.router, adapters=settings.adapters,
         registry=registry, admin=settings.admin, auth=settings.auth, access=access, shadow=settings.shadow,
-        retrieval=settings.retrieval, support=settings.support, gate=settings.gate,
+        retrieval=settings.retrieval, support=settings.support, gate=settings.gate, spend=settings.spend,
     )
 
 

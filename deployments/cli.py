@@ -6,13 +6,14 @@ from __future__ import annotations
 import logging
 import os
 import signal
+import subprocess
 import time
 from typing import Annotated, Literal, Optional
 
 import typer
 
 from deployments.app import build, serve_bind_host
-from deployments.haproxy import haproxy_env, shell_exports, throughput_env
+from deployments.haproxy import check_binary, ensure_private_dir, haproxy_env, run_dir, shell_exports, throughput_env
 from deployments.commands import app
 from gateway.access import Access, AccessRefused, decide_access
 from gateway.keys import census
@@ -57,6 +58,7 @@ def _settings_with(
 
 
 def _print_haproxy_env(settings: Settings) -> None:
+    prepare_haproxy(settings)
     env = haproxy_env(settings) | throughput_env(settings)
     if not env:
         typer.echo("http.proxy is python and throughput mode off: nothing to set", err=True)
@@ -80,8 +82,22 @@ def access_line(settings: Settings, access: Access) -> str:
     return f"OPEN, no API key needed ({where}; GATEWAY_AUTH__OPEN / `gateway keys create` close it)"
 
 
+def prepare_haproxy(settings: Settings) -> None:
+    """A checked binary and a private directory, before any Ray process starts HAProxy."""
+    if settings.http.proxy != "haproxy":
+        return
+    try:
+        version = check_binary(settings)
+        ensure_private_dir(run_dir(settings))
+    except (OSError, ValueError, subprocess.SubprocessError) as exc:
+        typer.echo(f"error: the HAProxy ingress: {exc} (or serve with --proxy python)", err=True)
+        raise typer.Exit(2) from None
+    typer.echo(f"ingress: HAProxy {version}, hardened; files in {run_dir(settings)}", err=True)
+
+
 def run(settings: Settings) -> None:
     access = decided_access(settings, settings.http.host)  # before Ray starts
+    prepare_haproxy(settings)
     proxy_env = haproxy_env(settings) | throughput_env(settings)
     if proxy_env and settings.ray_address:
         # The proxy is chosen by the Ray processes when they start, not by this driver.

@@ -125,6 +125,34 @@ def list_flags(
                    f"{f.tier:5s} {f.request_id}  {score:>6s}  {f.detail}")
 
 
+@app.command("spend")
+def spend(
+    since: Annotated[str, typer.Option(help="How far back: 30m, 12h, 7d, 2w, or an ISO date (rounded down to the hour)")] = "7d",
+    by: Annotated[Optional[str], typer.Option(help="key, category or tier (default: the total only)")] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="One JSON object instead of a table")] = False,
+    ledger: Annotated[Optional[Path], typer.Option(help="Spend ledger (default: settings spend.ledger)")] = None,
+) -> None:
+    """What answers cost since a time (live prices of the tier that served each), what the same
+    tokens would have cost on the top tier, and the difference saved. Reads the local ledger."""
+    import json
+
+    from spend.ledger import SpendLedger
+    from spend.report import as_json as report_json, as_text
+
+    if by not in (None, "key", "category", "tier"):
+        raise typer.BadParameter("use key, category or tier", param_hint="--by")
+    start = _since(since)
+    path = ledger or Settings().spend.ledger
+    if not path.is_file():
+        typer.echo(f"error: no spend ledger at {path}", err=True)
+        raise typer.Exit(2)
+    lines = SpendLedger(path).report(start, by)  # type: ignore[arg-type]
+    if as_json:
+        typer.echo(json.dumps(report_json(lines, start, by), indent=1))  # type: ignore[arg-type]
+    else:
+        typer.echo(as_text(lines, start, by))  # type: ignore[arg-type]
+
+
 @config_app.command("check")
 def check_config(path: Annotated[Path, typer.Argument(help="A `serve deploy` config file")]) -> None:
     """Validate the ingress user_config before `serve deploy` (a running gateway would
@@ -244,13 +272,9 @@ def prepare_models(
 def _store_since(store: Optional[Path], since: str) -> tuple[Journal, datetime]:
     """The shadow store (the settings' unless given; exit 2 when missing) and the start of
     the `--since` window."""
-    from router.flywheel import parse_since
     from shadow.journal import Journal
 
-    try:
-        start = parse_since(since, datetime.now(timezone.utc))
-    except ValueError as exc:
-        raise typer.BadParameter(str(exc), param_hint="--since") from None
+    start = _since(since)
     path = store or Settings().shadow.store
     if not path.exists():
         typer.echo(f"error: no shadow store at {path}", err=True)
@@ -278,3 +302,13 @@ def retrieval() -> None:
     from retrieval.cli import main
 
     main(Settings().retrieval)
+
+
+def _since(since: str) -> datetime:
+    """`--since` as an instant, or a usage error naming the option."""
+    from router.flywheel import parse_since
+
+    try:
+        return parse_since(since, datetime.now(timezone.utc))
+    except ValueError as exc:
+        raise typer.BadParameter(str(exc), param_hint="--since") from None

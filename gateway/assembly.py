@@ -41,6 +41,7 @@ from gateway.pipeline import AnswerSink, Pipeline, Stages
 from shadow.retention import registry_pruner, store_pruner
 from gateway.settings import AdminSettings, LimitSettings
 from gateway.sinks import FlagSink, ShadowSink
+from gateway.spending import SpendStage
 from retrieval.grounding import Grounder
 from router.canary_loop import RouterCanary
 from router.learned import ScoreFn
@@ -52,6 +53,9 @@ from shadow.agreement import Agreement
 from shadow.canary import CanaryMonitor
 from shadow.service import ShadowService
 from shadow.journal import Journal
+from spend.config import SpendSettings
+from spend.ledger import SpendLedger
+from spend.meter import SpendMeter
 from support.controls import SupportControls
 from support.wiring import SupportParts, build_support
 
@@ -175,6 +179,15 @@ class ShadowParts:
 
 
 @dataclass(frozen=True)
+class SpendParts:
+    """The spend ledger and how it is written and pruned; without it, spend is counted
+    (Prometheus, budgets) in memory only."""
+
+    ledger: SpendLedger
+    settings: SpendSettings = field(default_factory=SpendSettings)
+
+
+@dataclass(frozen=True)
 class Features:
     """The optional capabilities; each is on when its part is given. `support` and `gate`:
     the support controls (rollout modes per category, the answerability gate; live config
@@ -185,6 +198,7 @@ class Features:
     grounder: Grounder | None = None
     support: SupportParts | None = None
     gate: Gate | None = None
+    spend: SpendParts | None = None
 
 
 @dataclass
@@ -231,7 +245,8 @@ def build_gateway(
     support = _support(features, wiring)
     if features.grounder is not None:
         _grounding(features.grounder, wiring)
-    stages = Stages(auth, catalog, router, dispatcher, chooser, features.grounder, support, wiring.sinks)
+    spend = _spend(features.spend, list(tiers.specs), wiring)
+    stages = Stages(auth, catalog, router, dispatcher, chooser, features.grounder, support, wiring.sinks, spend)
     pipeline = Pipeline(stages, config.limits or limits)
     wiring.routes.extend(admin_routes(AdminGuard(edge.admin.api_key, edge.auth), *wiring.admin))
     ops = Operations(auth, catalog, Readiness(tiers.engines), metrics, Observers(auth, edge.admin.api_key))
@@ -328,6 +343,17 @@ def _support(features: Features, wiring: Wiring) -> SupportControls | None:
         wiring.admin.append(RolloutAdmin(built.rollout, built.modes, lambda: state.config.support.rollout))
     wiring.background.extend(Periodic(p.step, p.interval_s, p.name, wiring.failed) for p in built.polls)
     return built.controls
+
+
+def _spend(parts: SpendParts | None, tiers: list[str], wiring: Wiring) -> SpendStage:
+    """Spend is always counted (prices have defaults); budgets act once live config sets them."""
+    metrics = wiring.metrics.spend
+    meter = SpendMeter(
+        metrics, parts.ledger if parts else None, parts.settings if parts else None, on_failure=wiring.failed,
+    )
+    wiring.background.append(meter)
+    state = wiring.state
+    return SpendStage(lambda: state.config.spend, tiers, meter, metrics, wiring.labels.label)
 
 
 def _grounding(grounder: Grounder, wiring: Wiring) -> None:

@@ -31,6 +31,7 @@ raises its own exceptions, and `translated` says what each one answers, in this 
       StaleChange                         409 conflict
     support.errors.GateUnavailable        400 gate_unavailable, param gate
     support.errors.GateNotCleared         409 gate_not_cleared
+    spend.errors.BudgetExceeded           429 budget_exceeded, Retry-After (a key's hard budget spent)
     model_files.versioned.StateError      409 conflict (a rollout change decided on a stale mode)
 """
 
@@ -51,6 +52,7 @@ from adapters.errors import (
 from engines.errors import EngineRequestError, EngineUnavailable
 from model_files.versioned import StateError
 from router.errors import InvalidVersion, RouterVersionError, VersionNotFound, VersionRefused
+from spend.errors import BudgetExceeded, SpendError
 from support.errors import GateNotCleared, GateUnavailable, SupportError
 
 
@@ -183,7 +185,9 @@ def error_for_status(status: int) -> type[GatewayError]:
 
 
 # The capabilities' own exception trees: each answers as `translated` says.
-CAPABILITY_ERRORS: tuple[type[Exception], ...] = (AdapterError, RouterVersionError, SupportError, StateError)
+CAPABILITY_ERRORS: tuple[type[Exception], ...] = (
+    AdapterError, RouterVersionError, SupportError, StateError, SpendError,
+)
 
 
 def translated(exc: Exception) -> GatewayError | None:
@@ -197,6 +201,10 @@ def translated(exc: Exception) -> GatewayError | None:
         return _support_error(exc)
     if isinstance(exc, StateError):
         return Conflict(exc.message)
+    if isinstance(exc, BudgetExceeded):
+        return RateLimited(exc.message, retry_after_s=exc.retry_after_s, code="budget_exceeded")
+    if isinstance(exc, SpendError):
+        return GatewayError(exc.message)
     return None
 
 

@@ -19,6 +19,7 @@ from flags.config import FlagsConfig
 from router.config import RoutingConfig
 from retrieval.config import GroundingConfig
 from shadow.config import ShadowConfig
+from spend.config import SpendConfig
 
 
 class LiveConfig(BaseModel):
@@ -38,6 +39,9 @@ class LiveConfig(BaseModel):
     )
     support: SupportConfig = Field(
         default_factory=SupportConfig, description="Answerability gate, per-category rollout, hand-off text"
+    )
+    spend: SpendConfig = Field(
+        default_factory=SpendConfig, description="Prices per tier (USD per million tokens) and per-key budgets"
     )
 
     @classmethod

@@ -9,6 +9,7 @@ from router.telemetry import RouterMetrics
 from shadow.metrics import LATENCY_BUCKETS, ShadowMetrics
 from flags.metrics import FlagMetrics
 from retrieval.metrics import GroundingMetrics
+from spend.metrics import SpendMetrics
 from support.metrics import SupportMetrics
 
 
@@ -67,6 +68,7 @@ class GatewayMetrics:
         self.support = SupportMetrics(r)  # the answerability gate and the per-category rollout
         self.router = RouterMetrics(r)  # routing decisions and the router canary
         self.adapters = AdapterMetrics(r)  # adapter requests, the auto choice, admin changes
+        self.spend = SpendMetrics(r)  # what answers cost, saved versus the top tier, budgets
 
     def background_failures_of(self, task: str) -> None:
         self.background_failures.labels(task).inc()

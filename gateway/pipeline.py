@@ -6,6 +6,7 @@
                   normalised (trimmed, case-folded), once: every later stage reads it
     validate      everything the request asks for against what this gateway can do:
                   the model, limits, grounding, the gate, a pinned adapter
+    budget        the key's spend budget: hard spent, refused; soft spent, `auto` goes cheapest
     admit         the key's rate limits (a request refused above costs the key nothing)
     support       the answerability gate; a client category whose rollout mode is off
     route         the tier: pinned, or the router's decision for `auto`
@@ -13,8 +14,8 @@
     mode          the rollout mode of the category (the client's, else the adapter domain)
     ground        knowledge-base context (the grounder dispatches: its rerank may restart)
     dispatch      the tier's engine, with retries, breaker, timeouts and fallback
-    sinks         after the answer: the token charge, then the answer sinks (journal,
-                  shadow, flags); for a stream, when it ends
+    sinks         after the answer: the token charge (rate limits, spend), then the answer
+                  sinks (journal, shadow, flags); for a stream, when it ends (or is cut)
 
 Every refusal happens before any work is spent on the request; a stage that ends it
 early (a hand-off) answers through the same encoders as a model's answer. The request's
@@ -43,6 +44,7 @@ from gateway.request_ids import issued_id
 from wire.chat import ChatCompletionRequest
 from gateway.responses import SSE_HEADERS, completion_body, event_stream, route_headers
 from gateway.settings import LimitSettings
+from gateway.spending import SpendStage
 from gateway.openai_responses import ResponsesEncoder
 from wire.responses import ResponsesRequest, responses_param, to_chat
 from gateway.state import Body, Endpoint, RequestState
@@ -75,6 +77,7 @@ class Stages:
     grounder: Grounder | None = None
     support: SupportControls | None = None
     sinks: Sequence[AnswerSink] = ()
+    spend: SpendStage | None = None
 
 
 class Pipeline:
@@ -90,6 +93,8 @@ class Pipeline:
         state = await self._parse(request, endpoint, key)
         with in_terms_of(state):
             self._validate(state)
+        if self._s.spend is not None:
+            self._s.spend.check(state)
         await self._s.auth.admit(key)
         handoff = await self._support(state)
         if handoff is not None:
@@ -184,6 +189,11 @@ class Pipeline:
             decision = await self._s.router.decide(fitting[0], state.query, state.request_id)
             state.decision = decision.model_copy(update={"reason": reason})
             return
+        if state.constraint is not None and (only := state.constraint.pick(fitting)) is not None:
+            # `auto` constrained before routing (a key over its soft budget: the cheapest tier).
+            decision = await self._s.router.decide(only, state.query, state.request_id)
+            state.decision = decision.model_copy(update={"reason": state.constraint.reason})
+            return
         state.decision = await self._s.router.decide(pinned, state.query, state.request_id)
 
     async def _adapter(self, state: RequestState) -> None:
@@ -219,7 +229,7 @@ class Pipeline:
             result = await self._generate(state, state.generation)
         else:
             result, state.context = await grounder.run(self._grounding_ask(state), lambda g: self._generate(state, g), state.generation)
-        await self._s.auth.charge(state.key, result.usage.total_tokens)
+        await self._charge(state, result.usage)
         self._completed(state, result.text, result.tool_calls)
         return JSONResponse(_body(state, result), headers=route_headers(state))
 
@@ -251,17 +261,23 @@ class Pipeline:
     ) -> AsyncIterator[GenerationChunk]:
         """The rest of the stream (after `first`), passed through; the sinks run when it
         ends (charged even when cut)."""
-        tokens, answer = first.usage.total_tokens, StreamedAnswer()
+        usage, answer = first.usage, StreamedAnswer()
         answer.add(first)
         try:
             async for chunk in chunks:
-                tokens = chunk.usage.total_tokens
+                usage = chunk.usage
                 answer.add(chunk)
                 yield chunk
             self._completed(state, answer.text(), answer.calls())
         finally:
             await chunks.aclose()  # type: ignore[attr-defined]
-            await self._s.auth.charge(state.key, tokens)
+            await self._charge(state, usage)
+
+    async def _charge(self, state: RequestState, usage: Usage) -> None:
+        """The key's tokens against its rate limits, the answer's cost against its spend."""
+        if self._s.spend is not None:
+            self._s.spend.charge(state, usage)  # never raises
+        await self._s.auth.charge(state.key, usage.total_tokens)
 
     def _completed(self, state: RequestState, text: str, calls: Sequence[ToolCall] = ()) -> None:
         latency_s = self._clock() - state.started

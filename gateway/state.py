@@ -11,7 +11,7 @@ from gateway.catalog import ModelTarget
 from gateway.keys import KeyRecord
 from wire.chat import ChatCompletionRequest, CompletionRequest
 from retrieval.grounding import Context
-from router.decision import RoutingDecision, RoutingQuery
+from router.decision import RoutingDecision, RoutingQuery, TierConstraint
 
 Body = ChatCompletionRequest | CompletionRequest
 Endpoint = Literal["chat", "completions"]
@@ -49,6 +49,7 @@ class RequestState:
     model_name: str = ""  # the served model's name, for the response
     encoder: Encoder | None = None  # parse: /v1/responses answers in its own shapes
     context_tokens: int = 0  # validate: the prompt (estimated) plus the answer's max_tokens
+    constraint: TierConstraint | None = None  # budget: what `auto` may choose (a soft budget spent)
 
     @property
     def include_usage(self) -> bool:

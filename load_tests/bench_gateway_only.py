@@ -8,9 +8,9 @@ One run, loopback only, one load generator (httpx, async) and one mock backend b
     c  LiteLLM proxy (pinned, in its own virtualenv under .cache/) in front of the mock server
     d  the gateway with `large` a remote tier (GATEWAY_LARGE__KIND=openai) in front of the mock server
     e  a trivial Ray Serve app of (b)'s shape (load_tests/trivial_serve_app.py): Ray's own floor
-    b/d/e again in Ray Serve's throughput-optimized mode (`_fast`: gateway serve --throughput-optimized,
-          RAY_SERVE_THROUGHPUT_OPTIMIZED=1 for the trivial app), and with the HAProxy ingress
-          (`_haproxy`, GATEWAY_HTTP__PROXY=haproxy) unless --no-haproxy
+    b, d and e run on the default ingress, the hardened HAProxy (`gateway serve` as shipped; the
+          trivial app with the same variables); `_python` rows on Ray's Python proxy (--no-python
+          skips them), `_fast` rows in Ray Serve's throughput-optimized mode (on request)
 
 Per row, non-streamed and streamed: sequential requests (latency, TTFT for streams), then a
 closed loop at rising concurrency until p99 exceeds the floor's sequential p50 + 50 ms.
@@ -62,7 +62,10 @@ PROMPTS = (
     "Where can I download my invoice?",
     "Summarise the causes of the French Revolution.",
 )
-ALL_ROWS = ("a", "c", "b", "d", "e", "b_fast", "d_fast", "e_fast", "d_haproxy_fast", "b_haproxy", "d_haproxy")
+# Default configuration first (the HAProxy ingress), then Ray's Python proxy (`_python`) for
+# comparison; `_fast` (Ray's throughput-optimized mode) on request.
+ALL_ROWS = ("a", "c", "b", "d", "e", "d_python", "e_python")
+EXTRA_ROWS = ("b_python", "b_fast", "d_fast", "e_fast", "b_python_fast", "d_python_fast", "e_python_fast")
 
 
 # ---- measurements ----------------------------------------------------------------
@@ -390,11 +393,22 @@ def gateway(name: str, args: argparse.Namespace, port: int, mock_port: int, remo
     return start(name, argv, env, logs, starts_ray=True)
 
 
-def trivial_app(args: argparse.Namespace, port: int, fast: bool, logs: Path) -> Service:
+def trivial_app(args: argparse.Namespace, port: int, haproxy: bool, fast: bool, logs: Path) -> Service:
+    """Ray's floor under the same ingress as the gateway row it is compared with: HAProxy
+    (hardened exactly as `gateway serve` runs it) unless `_python`."""
+    sys.path.insert(0, str(ROOT))
+    from deployments.haproxy import ensure_private_dir, haproxy_env, run_dir
+    from deployments.settings import Settings
+
     argv = [sys.executable, str(HERE / "trivial_serve_app.py"), "--port", str(port), "--ttft-s", str(args.ttft_s),
             "--itl-s", str(args.itl_s), "--tokens", str(args.tokens)]
     env = base_env() | {"PYTHONPATH": str(ROOT)} | ({"RAY_SERVE_THROUGHPUT_OPTIMIZED": "1"} if fast else {})
-    return start("trivial_serve_fast" if fast else "trivial_serve", argv, env, logs, starts_ray=True)
+    if haproxy:
+        settings = Settings(http={"proxy": "haproxy"})
+        ensure_private_dir(run_dir(settings))
+        env |= haproxy_env(settings)
+    name = "trivial_serve" + ("" if haproxy else "_python") + ("_fast" if fast else "")
+    return start(name, argv, env, logs, starts_ray=True)
 
 
 # ---- the run -------------------------------------------------------------------------
@@ -407,23 +421,24 @@ LABELS = {
     "d": "(d) gateway, large = remote tier -> mock server",
     "e": "(e) trivial Ray Serve app, proxy -> ingress -> replica",
 }
-VARIANTS = {"haproxy": "HAProxy", "fast": "Ray throughput mode"}
+VARIANTS = {"python": "Ray's Python proxy", "fast": "Ray throughput mode"}
 
 
 def label(key: str) -> str:
-    """A row's label: its base row's, with its variants (`d_haproxy_fast`: HAProxy, throughput mode)."""
+    """A row's label: its base row's, with its variants (`d_python_fast`: Python proxy, throughput mode)."""
     base = next(b for b in sorted(LABELS, key=len, reverse=True) if key == b or key.startswith(b + "_"))
     variants = [VARIANTS[v] for v in key[len(base):].split("_") if v]
     return ", ".join([LABELS[base], *variants])
 
 
 def variants(key: str) -> tuple[str, bool, bool]:
-    """(base row, HAProxy, throughput mode) of a row key such as `b_haproxy_fast`."""
+    """(base row, HAProxy, throughput mode) of a row key such as `b_python_fast`: HAProxy, the
+    default ingress, unless `_python`."""
     base, *mods = key.split("_")
     unknown = set(mods) - set(VARIANTS)
-    if base not in ("b", "d", "e") and mods or unknown or (base == "e" and "haproxy" in mods):
-        raise SystemExit(f"unknown row {key!r} (rows: {', '.join(ALL_ROWS)})")
-    return base, "haproxy" in mods, "fast" in mods
+    if base not in ("b", "d", "e") and mods or unknown:
+        raise SystemExit(f"unknown row {key!r} (rows: {', '.join(ALL_ROWS + EXTRA_ROWS)})")
+    return base, "python" not in mods, "fast" in mods
 
 
 def run_rows(args: argparse.Namespace, logs: Path, measured: dict[str, dict[str, ModeResult]]) -> None:
@@ -459,7 +474,7 @@ def run_rows(args: argparse.Namespace, logs: Path, measured: dict[str, dict[str,
                     with running(service, url, "large", args.start_timeout_s):
                         row(key, url, "large")
                 elif base == "e":
-                    with running(trivial_app(args, port, fast, logs), url, "m", args.start_timeout_s):
+                    with running(trivial_app(args, port, haproxy, fast, logs), url, "m", args.start_timeout_s):
                         row(key, url, "m")
                 else:
                     raise SystemExit(f"unknown row {key!r} (rows: {', '.join(ALL_ROWS)})")
@@ -548,8 +563,9 @@ def machine() -> str:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--rows", default=",".join(ALL_ROWS[1:]), help=f"rows after (a): {','.join(ALL_ROWS[1:])}")
-    parser.add_argument("--no-haproxy", action="store_true", help="skip b_haproxy and d_haproxy")
+    parser.add_argument("--rows", default=",".join(ALL_ROWS[1:]),
+                        help=f"rows after (a): {','.join(ALL_ROWS[1:])}; also {','.join(EXTRA_ROWS)}")
+    parser.add_argument("--no-python", action="store_true", help="skip the Python-proxy rows")
     parser.add_argument("--requests", type=int, default=300, help="sequential requests per row and mode")
     parser.add_argument("--warmup", type=int, default=30)
     parser.add_argument("--level-s", type=float, default=3.0, help="seconds per concurrency level")
@@ -560,8 +576,8 @@ def main() -> None:
     parser.add_argument("--start-timeout-s", type=float, default=300)
     parser.add_argument("--out", type=Path, default=RESULTS / "gateway_only.json")
     args = parser.parse_args()
-    if args.no_haproxy:
-        args.rows = ",".join(r for r in args.rows.split(",") if "haproxy" not in r)
+    if args.no_python:
+        args.rows = ",".join(r for r in args.rows.split(",") if "python" not in r)
     logs = Path(tempfile.mkdtemp(prefix="bench-gateway-only-"))
     print(f"logs: {logs}", flush=True)
     started = datetime.now(timezone.utc)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Sequence
+
 from pydantic import BaseModel, Field
 
 from engines.types import Tier
@@ -38,3 +40,15 @@ class RoutingDecision(BaseModel):
     reason: str = Field(description="Short machine-readable reason, e.g. 'explicit', 'learned:queue_shift'")
     queue_depth: int | None = Field(None, description="Large tier's waiting + running requests seen")
     expected_wait_s: float | None = Field(None, description="Large tier's expected wait used")
+
+
+class TierConstraint(BaseModel):
+    """What `auto` may choose, set before routing by a stage the policy knows nothing of (a
+    key over its soft budget: the cheapest tier only). The policy is not asked: the first of
+    `tiers` that can serve the request serves it, with `reason`."""
+
+    tiers: tuple[str, ...] = Field(description="Allowed tiers, preferred first")
+    reason: str = Field(description="The decision's reason, e.g. 'budget'")
+
+    def pick(self, fitting: Sequence[Tier]) -> Tier | None:
+        return next((fit for tier in self.tiers for fit in fitting if fit == tier), None)

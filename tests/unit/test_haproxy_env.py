@@ -8,8 +8,10 @@ from __future__ import annotations
 import importlib.util
 import json
 import os
+import shutil
 import subprocess
 import sys
+import tempfile
 import textwrap
 from pathlib import Path
 
@@ -18,15 +20,24 @@ from pydantic import ValidationError
 from typer.testing import CliRunner
 
 from deployments import cli
-from deployments.haproxy import throughput_env, BUFFER_REQUEST, haproxy_env, shell_exports
+from deployments.haproxy import (
+    MIN_VERSION, BUFFER_REQUEST, binary_version, check_binary, hardening_env, haproxy_env, maxconn, run_dir,
+    shell_exports, throughput_env,
+)
 from deployments.settings import HAProxySettings, Settings
 
 HAPROXY = {"http": {"proxy": "haproxy"}}
+HARDENING = tuple(hardening_env(Settings(**HAPROXY)))
 
 
 @pytest.fixture(autouse=True)
-def python_proxy_unless_set(monkeypatch):
+def default_proxy_unless_set(monkeypatch):
     monkeypatch.delenv("GATEWAY_HTTP__PROXY", raising=False)
+    # HAProxy's directory is short by necessity (socket paths): /tmp/rgXXXXXXXX, this test's own.
+    run = tempfile.mkdtemp(prefix="rg", dir="/tmp")
+    monkeypatch.setenv("GATEWAY_HTTP__HAPROXY__RUN_DIR", run)
+    yield
+    shutil.rmtree(run, ignore_errors=True)
 
 
 @pytest.fixture
@@ -39,11 +50,17 @@ def environ():
 
 
 def test_the_python_proxy_sets_nothing():
-    assert haproxy_env(Settings()) == {}
+    assert haproxy_env(Settings(http={"proxy": "python"})) == {}
+
+
+def test_haproxy_is_the_default():
+    assert Settings().http.proxy == "haproxy"
+    assert haproxy_env(Settings())["RAY_SERVE_ENABLE_HA_PROXY"] == "1"
 
 
 def test_haproxy_defaults():
-    assert haproxy_env(Settings(**HAPROXY)) == {
+    env = haproxy_env(Settings(**HAPROXY))
+    assert {name: env[name] for name in env if not name.startswith(HARDENING)} == {
         "RAY_SERVE_ENABLE_HA_PROXY": "1",
         "RAY_SERVE_HAPROXY_RETRY_ON": "conn-failure empty-response response-timeout" + BUFFER_REQUEST,
         "RAY_SERVE_HAPROXY_RETRIES": "3",
@@ -244,3 +261,43 @@ def test_the_drill_refuses_an_unknown_proxy(drills, monkeypatch):
     monkeypatch.setattr(sys, "argv", ["faults.py", "--proxy", "python,nginx"])
     with pytest.raises(SystemExit):
         faults.main()
+
+
+def test_hardening_runs_the_launcher_on_the_shipped_binary_in_a_private_directory():
+    env = hardening_env(Settings(**HAPROXY))
+    assert env["RAY_SERVE_HAPROXY_BINARY_PATH"] == str(Path(sys.executable).parent / "gateway-haproxy")
+    assert Path(env["RG_HAPROXY_REAL_BINARY"]).name == "haproxy"
+    run = Path(env["RG_HAPROXY_RUN_DIR"])
+    for name in ("CONFIG_FILE_LOC", "SOCKET_PATH", "SERVER_STATE_FILE", "METRICS_SOCKET_PATH"):
+        assert Path(env[f"RAY_SERVE_HAPROXY_{name}"]).parent == run
+    assert not str(run).startswith("/tmp/haproxy-serve")  # Ray's shared default
+    assert env["RG_HAPROXY_TIMEOUT_HTTP_REQUEST_S"] == "30"
+
+
+def test_the_run_dir_leaves_room_for_ray_s_node_directory_and_socket_names(tmp_path):
+    long = tmp_path / ("x" * 30)
+    with pytest.raises(ValueError, match="too long"):
+        run_dir(Settings(http={"haproxy": {"run_dir": str(long)}}))
+    assert run_dir(Settings(http={"haproxy": {"run_dir": "/srv/hap"}})) == Path("/srv/hap")
+
+
+def test_maxconn_fits_two_buffers_a_connection_in_a_share_of_memory(monkeypatch):
+    monkeypatch.setattr("deployments.haproxy.node_memory_bytes", lambda: 24 * 2**30)
+    settings = Settings(**HAPROXY)
+    assert maxconn(settings) == int(24 * 2**30 * 0.1) // (2 * (1_000_000 + 65_536))
+    monkeypatch.setattr("deployments.haproxy.node_memory_bytes", lambda: 512 * 2**20)
+    assert maxconn(settings) == 64  # the floor
+    assert maxconn(Settings(http={"haproxy": {"maxconn": 100}})) == 100
+
+
+def test_the_shipped_haproxy_has_the_cve_fix():
+    assert binary_version(Path(hardening_env(Settings())["RG_HAPROXY_REAL_BINARY"])) >= MIN_VERSION
+    assert check_binary(Settings()) >= "2.8.25"
+
+
+def test_an_old_haproxy_is_refused(tmp_path):
+    old = tmp_path / "haproxy"
+    old.write_text("#!/bin/sh\necho 'HAProxy version 2.8.20-abc 2025/01/01'\n")
+    old.chmod(0o755)
+    with pytest.raises(ValueError, match="older than 2.8.25"):
+        check_binary(Settings(http={"haproxy": {"binary": str(old)}}))

@@ -10,7 +10,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[2]
 PACKAGES = ("deployments", "gateway", "shadow", "support", "router", "adapters", "retrieval", "evals",
-            "flags", "gate", "model_files", "text", "background", "wire", "engines", "tests")
+            "flags", "gate", "model_files", "text", "background", "wire", "engines", "tests", "spend")
 
 
 def lint_imports(root: Path) -> subprocess.CompletedProcess[str]:

@@ -1,0 +1,34 @@
+"""Per-key budgets: which budget is a key's, and where its spend stands against it. Pure:
+the spend is handed in (the meter's running total), the clock too."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Literal
+
+from spend.config import Budget, SpendConfig
+from spend.errors import BudgetExceeded
+from spend.periods import period_end
+
+Standing = Literal["within", "soft"]
+ADJECTIVE = {"day": "daily", "month": "monthly"}
+
+
+def budget_of(config: SpendConfig, key_id: str, key_name: str) -> Budget | None:
+    """The key's own budget (by id, else by name), else the default one."""
+    return config.budgets.get(key_id) or config.budgets.get(key_name) or config.default_budget
+
+
+def standing(budget: Budget, spent_usd: float, now: datetime, key_name: str) -> Standing:
+    """`soft` once the soft budget is spent; raises BudgetExceeded once the hard one is."""
+    if budget.hard_usd is not None and spent_usd >= budget.hard_usd:
+        resets = period_end(budget.period, now)
+        raise BudgetExceeded(
+            f"Key '{key_name}' has spent ${spent_usd:.4f} of its {ADJECTIVE[budget.period]} hard budget of "
+            f"${budget.hard_usd:.2f}; its requests are refused until the budget resets at "
+            f"{resets.isoformat(timespec='seconds')}.",
+            resets_at=resets, retry_after_s=(resets - now).total_seconds(),
+        )
+    if budget.soft_usd is not None and spent_usd >= budget.soft_usd:
+        return "soft"
+    return "within"
