@@ -87,7 +87,9 @@ def engine_deployment(
         **deployment_scale(tier_settings.num_replicas, tier_settings.autoscaling),  # type: ignore[arg-type]
         **placement,
         **bounded_queue(queued, settings.ingress.busy_retry_after_s),
-        logging_config={"encoding": settings.log_encoding},
+        # The ingress's access line already names every client request (with its request id
+        # and tier); one more per internal hop doubled the logging and cost ~0.1 ms a request.
+        logging_config={"encoding": settings.log_encoding, "enable_access_log": False},
     ).bind(engine_recipe(settings, tier), tier, board, registry, settings.adapters.poll_interval_s)
 
 

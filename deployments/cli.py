@@ -15,9 +15,11 @@ import typer
 from deployments.app import build, serve_bind_host
 from deployments.haproxy import check_binary, ensure_private_dir, haproxy_env, run_dir, shell_exports, throughput_env
 from deployments.commands import app
-from gateway.access import Access, AccessRefused, decide_access
+from gateway.access import Access, AccessRefused, decide_access, is_loopback
 from gateway.keys import census
 from deployments.settings import Settings
+
+logger = logging.getLogger(__name__)
 
 
 @app.command()
@@ -117,6 +119,10 @@ def run(settings: Settings) -> None:
     bound = serve_bind_host(settings.http.host)
     if bound != settings.http.host:  # a Serve already running keeps the address it started with
         access = decided_access(settings, bound)
+    if settings.http.proxy == "haproxy":
+        warning = multi_node_warning(alive_nodes(), bound)
+        if warning:
+            logger.warning(warning)
     ray_serve.run(build(settings, access), name=settings.app_name, route_prefix="/")
     url = f"http://{settings.http.host}:{settings.http.port}"
     typer.echo(f"gateway ready at {url}/v1 ({access_line(settings, access)})")
@@ -124,6 +130,26 @@ def run(settings: Settings) -> None:
     typer.echo(f"admin API at {url}/admin: {admin}")
     wait_for_signal()
     ray_serve.shutdown()
+
+
+def multi_node_warning(nodes: int, host: str | None) -> str | None:
+    """Ray binds the ingress replicas' own HTTP ports to http.host: on loopback, HAProxy on
+    one node cannot reach the replicas on another (ray#62522)."""
+    if nodes <= 1 or not is_loopback(host):
+        return None
+    return (f"{nodes} Ray nodes but Serve binds {host}: HAProxy cannot reach the ingress replicas of "
+            "other nodes; set http.host (--host, GATEWAY_HTTP__HOST) to a routable address such as 0.0.0.0")
+
+
+def alive_nodes() -> int:
+    """Live Ray nodes, or 0 when they cannot be counted: a warning never stops a start."""
+    import ray
+
+    try:
+        return sum(1 for node in ray.nodes() if node.get("Alive"))
+    except Exception:
+        logger.debug("could not count Ray nodes", exc_info=True)
+        return 0
 
 
 def wait_for_signal() -> None:

@@ -1,10 +1,12 @@
 """The router in service on one ingress: the live policy, rebuilt when the live config or
-the router version changes, deciding `auto` requests off the event loop."""
+the router version changes, deciding `auto` requests inline when a decision is cheap and on
+its own threads when it is not."""
 
 from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from concurrent.futures import ThreadPoolExecutor
 from typing import Callable, Mapping
 
@@ -40,20 +42,45 @@ def _no_hook(query: RoutingQuery, decision: RoutingDecision, request_id: str) ->
     return None
 
 
+# A decision measured below this runs inline on the event loop. Handing it to a thread costs
+# a wake-up and two GIL hand-offs, each up to sys.getswitchinterval() (5 ms) on a busy replica:
+# as much as a static-embedder decision takes (~1-2 ms, measured on 2 cores). A slower policy
+# (the contextual encoder) stays on the threads, where it cannot stall this ingress's streams.
+INLINE_BUDGET_S = 0.004
+_COST_WEIGHT = 0.1  # of the latest decision in the running cost estimate
+
+
+class DecisionCost:
+    """A policy's running cost per decision (an exponentially weighted mean), None until it
+    has decided once: an unknown policy is assumed slow."""
+
+    def __init__(self) -> None:
+        self.seconds: float | None = None
+
+    def add(self, seconds: float) -> None:
+        # A plain float store: threads and the loop may both add, and a lost update is harmless.
+        self.seconds = seconds if self.seconds is None else self.seconds + _COST_WEIGHT * (seconds - self.seconds)
+
+    def cheap(self, budget_s: float) -> bool:
+        return self.seconds is not None and self.seconds <= budget_s
+
+
 class LiveRouter:
     def __init__(
         self, policy: RoutingPolicy, loads: LoadSnapshot = _no_load, workers: int = 2,
         version: str = "default", metrics: RouterMetrics | None = None,
+        inline_budget_s: float = INLINE_BUDGET_S,
     ) -> None:
         self._policy = policy
         self._version = version  # of the router model behind the policy; shown in headers
         self.on_decision: DecisionHook = _no_hook
         self._loads = loads
         self._metrics = metrics or RouterMetrics(CollectorRegistry())  # none given: kept apart
-        # The learned policy costs ~5 ms of CPU a query (far more with the contextual
-        # encoder): on the event loop it would stall every stream this ingress serves.
-        # Two threads bound the CPU it takes; further decisions wait their turn.
+        # A slow policy (see INLINE_BUDGET_S) decides here: two threads bound the CPU it
+        # takes; further decisions wait their turn.
         self._executor = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="router")
+        self._inline_budget_s = inline_budget_s
+        self._cost = DecisionCost()
         # Requests this ingress dispatched and not yet finished: a burst arriving within
         # one poll interval must see its own earlier members, not a stale empty queue.
         self._dispatched: dict[Tier, int] = {}
@@ -79,6 +106,7 @@ class LiveRouter:
         """Swap the policy atomically (live config, a new router version); in-flight
         decisions keep the old one."""
         self._policy, self._version = policy, version or self._version
+        self._cost = DecisionCost()  # another policy, another cost: measured again off the loop
 
     async def decide(self, pinned: Tier | None, query: RoutingQuery, request_id: str = "") -> RoutingDecision:
         """`pinned`: the tier the client named (`explicit`, the policy is not asked);
@@ -87,9 +115,13 @@ class LiveRouter:
             return RoutingDecision(tier=pinned, reason="explicit")
         policy, version = self._policy, self._version  # a swap meanwhile: this decision keeps these
         loads = self._current_loads()  # read here, on the loop that updates the counts
-        decision = await asyncio.get_running_loop().run_in_executor(
-            self._executor, policy.decide, query, loads
-        )
+        cost = self._cost
+        if cost.cheap(self._inline_budget_s):
+            decision = _timed(policy, query, loads, cost)
+        else:
+            decision = await asyncio.get_running_loop().run_in_executor(
+                self._executor, _timed, policy, query, loads, cost
+            )
         # Back on the loop: the policy's live state changes here, one decision at a time.
         if isinstance(policy, LearningPolicy):
             policy.observe(decision)
@@ -100,6 +132,16 @@ class LiveRouter:
     def record(self, decision: RoutingDecision) -> None:
         """Count a request's final decision (with its adapter, before any fallback)."""
         self._metrics.record(decision)
+
+
+def _timed(
+    policy: RoutingPolicy, query: RoutingQuery, loads: Mapping[Tier, TierLoad], cost: DecisionCost
+) -> RoutingDecision:
+    started = time.perf_counter()
+    try:
+        return policy.decide(query, loads)
+    finally:
+        cost.add(time.perf_counter() - started)
 
 
 class PolicyFactory:

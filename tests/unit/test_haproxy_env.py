@@ -301,3 +301,32 @@ def test_an_old_haproxy_is_refused(tmp_path):
     old.chmod(0o755)
     with pytest.raises(ValueError, match="older than 2.8.25"):
         check_binary(Settings(http={"haproxy": {"binary": str(old)}}))
+
+
+@pytest.mark.parametrize(("nodes", "host", "warned"), [
+    (1, "127.0.0.1", False),   # one node: HAProxy and the replicas share the loopback
+    (0, "127.0.0.1", False),   # the nodes could not be counted
+    (2, "127.0.0.1", True),
+    (3, "localhost", True),
+    (2, "::1", True),
+    (2, "0.0.0.0", False),
+    (2, "10.0.0.5", False),
+    (2, None, False),          # unknown bind: nothing to say about loopback
+])
+def test_a_loopback_bind_on_several_nodes_is_warned(nodes, host, warned):
+    warning = cli.multi_node_warning(nodes, host)
+    assert (warning is not None) == warned
+    if warned:
+        assert f"{nodes} Ray nodes" in warning and "http.host" in warning and "\n" not in warning
+
+
+def test_counting_nodes_never_stops_a_start(monkeypatch):
+    import ray
+
+    def broken():
+        raise ConnectionError("GCS unreachable")
+
+    monkeypatch.setattr(ray, "nodes", broken)
+    assert cli.alive_nodes() == 0
+    monkeypatch.setattr(ray, "nodes", lambda: [{"Alive": True}, {"Alive": False}, {"Alive": True}])
+    assert cli.alive_nodes() == 2

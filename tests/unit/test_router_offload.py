@@ -95,3 +95,54 @@ async def test_router_feeds_the_learned_window_once_per_decision():
         await router.decide(None, RoutingQuery(text="q"))
     await router.decide("large", RoutingQuery(text="q"))  # explicit: not scored
     assert len(share) == 3
+
+
+class _Clocked:
+    """A policy that reports which thread decided and takes `cost_s` of (fake) time."""
+
+    def __init__(self) -> None:
+        self.threads: list[int] = []
+
+    def decide(self, query, loads):  # noqa: ANN001, ANN201 - the protocol's signature
+        self.threads.append(threading.get_ident())
+        return RoutingDecision(tier="small", score=0.2, reason="clocked")
+
+
+async def test_a_cheap_policy_decides_inline_after_its_first_measured_decision():
+    policy = _Clocked()
+    router = LiveRouter(policy, inline_budget_s=10.0)  # any measured cost is cheap
+    for _ in range(3):
+        await router.decide(None, RoutingQuery(text="q"))
+    loop_thread = threading.get_ident()
+    assert policy.threads[0] != loop_thread, "an unmeasured policy must start off the loop"
+    assert policy.threads[1:] == [loop_thread, loop_thread]
+
+
+async def test_a_slow_policy_stays_on_the_threads():
+    policy = _Clocked()
+    router = LiveRouter(policy, inline_budget_s=0.0)  # nothing is cheap enough
+    for _ in range(3):
+        await router.decide(None, RoutingQuery(text="q"))
+    assert threading.get_ident() not in policy.threads
+
+
+async def test_a_swapped_policy_is_measured_again_off_the_loop():
+    first, second = _Clocked(), _Clocked()
+    router = LiveRouter(first, inline_budget_s=10.0)
+    for _ in range(2):
+        await router.decide(None, RoutingQuery(text="q"))
+    router.replace_policy(second)
+    await router.decide(None, RoutingQuery(text="q"))
+    assert second.threads[0] != threading.get_ident()
+
+
+def test_the_cost_estimate_follows_the_decisions():
+    from router.live import DecisionCost
+
+    cost = DecisionCost()
+    assert not cost.cheap(1.0), "unknown cost counts as slow"
+    cost.add(0.001)
+    assert cost.cheap(0.002)
+    for _ in range(50):
+        cost.add(0.010)
+    assert not cost.cheap(0.002)
