@@ -8,10 +8,8 @@ from __future__ import annotations
 import importlib.util
 import json
 import os
-import shutil
 import subprocess
 import sys
-import tempfile
 import textwrap
 from pathlib import Path
 
@@ -30,14 +28,7 @@ HAPROXY = {"http": {"proxy": "haproxy"}}
 HARDENING = tuple(hardening_env(Settings(**HAPROXY)))
 
 
-@pytest.fixture(autouse=True)
-def default_proxy_unless_set(monkeypatch):
-    monkeypatch.delenv("GATEWAY_HTTP__PROXY", raising=False)
-    # HAProxy's directory is short by necessity (socket paths): /tmp/rgXXXXXXXX, this test's own.
-    run = tempfile.mkdtemp(prefix="rg", dir="/tmp")
-    monkeypatch.setenv("GATEWAY_HTTP__HAPROXY__RUN_DIR", run)
-    yield
-    shutil.rmtree(run, ignore_errors=True)
+from tests.support.haproxy_dirs import short_run_dir  # noqa: F401 - autouse fixture
 
 
 @pytest.fixture

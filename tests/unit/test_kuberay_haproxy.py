@@ -5,8 +5,6 @@ for each container's memory limit, replicas reachable across pods."""
 from __future__ import annotations
 
 import re
-import shutil
-import tempfile
 from pathlib import Path
 
 import pytest
@@ -30,14 +28,7 @@ UNITS = {None: 1, "k": 10**3, "M": 10**6, "G": 10**9, "T": 10**12,
          "Ki": 2**10, "Mi": 2**20, "Gi": 2**30, "Ti": 2**40}
 
 
-@pytest.fixture(autouse=True)
-def short_run_dir(monkeypatch):
-    """haproxy_env needs a run dir short enough for HAProxy's sockets: this test's own."""
-    monkeypatch.delenv("GATEWAY_HTTP__PROXY", raising=False)
-    run = tempfile.mkdtemp(prefix="rg", dir="/tmp")
-    monkeypatch.setenv("GATEWAY_HTTP__HAPROXY__RUN_DIR", run)
-    yield
-    shutil.rmtree(run, ignore_errors=True)
+from tests.support.haproxy_dirs import short_run_dir  # noqa: F401 - autouse fixture
 
 
 def manifest() -> dict:
