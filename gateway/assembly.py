@@ -42,6 +42,7 @@ from shadow.retention import registry_pruner, store_pruner
 from gateway.settings import AdminSettings, LimitSettings
 from gateway.sinks import FlagSink, ShadowSink
 from gateway.spending import SpendStage
+from gateway.cascading import CascadePlanner, CascadeStage
 from retrieval.grounding import Grounder
 from router.canary_loop import RouterCanary
 from router.learned import ScoreFn
@@ -246,7 +247,10 @@ def build_gateway(
     if features.grounder is not None:
         _grounding(features.grounder, wiring)
     spend = _spend(features.spend, list(tiers.specs), wiring)
-    stages = Stages(auth, catalog, router, dispatcher, chooser, features.grounder, support, wiring.sinks, spend)
+    cascade = CascadeStage(CascadePlanner(lambda: state.config.cascade, list(tiers.specs)), metrics.cascade)
+    stages = Stages(
+        auth, catalog, router, dispatcher, chooser, features.grounder, support, wiring.sinks, spend, cascade,
+    )
     pipeline = Pipeline(stages, config.limits or limits)
     wiring.routes.extend(admin_routes(AdminGuard(edge.admin.api_key, edge.auth), *wiring.admin))
     ops = Operations(auth, catalog, Readiness(tiers.engines), metrics, Observers(auth, edge.admin.api_key))

@@ -20,6 +20,7 @@ from router.config import RoutingConfig
 from retrieval.config import GroundingConfig
 from shadow.config import ShadowConfig
 from spend.config import SpendConfig
+from cascade.config import CascadeConfig
 
 
 class LiveConfig(BaseModel):
@@ -42,6 +43,9 @@ class LiveConfig(BaseModel):
     )
     spend: SpendConfig = Field(
         default_factory=SpendConfig, description="Prices per tier (USD per million tokens) and per-key budgets"
+    )
+    cascade: CascadeConfig = Field(
+        default_factory=CascadeConfig, description="Which `auto` requests run as a cascade, and its confidence bar"
     )
 
     @classmethod

@@ -9,6 +9,7 @@ from router.telemetry import RouterMetrics
 from shadow.metrics import LATENCY_BUCKETS, ShadowMetrics
 from flags.metrics import FlagMetrics
 from retrieval.metrics import GroundingMetrics
+from cascade.metrics import CascadeMetrics
 from spend.metrics import SpendMetrics
 from support.metrics import SupportMetrics
 
@@ -69,6 +70,7 @@ class GatewayMetrics:
         self.router = RouterMetrics(r)  # routing decisions and the router canary
         self.adapters = AdapterMetrics(r)  # adapter requests, the auto choice, admin changes
         self.spend = SpendMetrics(r)  # what answers cost, saved versus the top tier, budgets
+        self.cascade = CascadeMetrics(r)  # cascades kept and escalated
 
     def background_failures_of(self, task: str) -> None:
         self.background_failures.labels(task).inc()

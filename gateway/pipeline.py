@@ -11,6 +11,9 @@
     support       the answerability gate; a client category whose rollout mode is off
     route         the tier: pinned, or the router's decision for `auto`
     adapter       the small tier's LoRA adapter: pinned, the category's, the selector's
+    cascade       whether `auto` runs as a cascade (the request's `cascade`, else the
+                  category's config): then dispatch asks the router's tier first, with
+                  logprobs, and escalates a weak answer one tier up (gateway/cascading.py)
     mode          the rollout mode of the category (the client's, else the adapter domain)
     ground        knowledge-base context (the grounder dispatches: its rerank may restart)
     dispatch      the tier's engine, with retries, breaker, timeouts and fallback
@@ -35,7 +38,9 @@ from starlette.responses import JSONResponse, Response, StreamingResponse
 from adapters.choice import AdapterAsk, AdapterChooser
 from engines.streams import first_chunk
 from engines.types import GenerationChunk, GenerationRequest, GenerationResult, ToolCall, Usage
+from cascade.trace import CascadeTrace
 from gateway.auth import Authenticator
+from gateway.cascading import CascadeStage, with_passed_over
 from gateway.catalog import ModelCatalog
 from gateway.dispatch import Call, Dispatcher
 from gateway.errors import AdapterNotFoundError, InvalidRequest
@@ -78,6 +83,7 @@ class Stages:
     support: SupportControls | None = None
     sinks: Sequence[AnswerSink] = ()
     spend: SpendStage | None = None
+    cascade: CascadeStage | None = None
 
 
 class Pipeline:
@@ -101,6 +107,7 @@ class Pipeline:
             return self._handoff(state, handoff)
         await self._route(state)
         await self._adapter(state)
+        self._plan_cascade(state)
         handoff = self._mode(state)
         if handoff is not None:
             return self._handoff(state, handoff)
@@ -142,6 +149,10 @@ class Pipeline:
         self._s.auth.check_switches(state.key, body)  # `gate: false` and the like: allowed keys only
         check_limits(body, self.limits)
         self._capable(state)
+        if self._s.cascade is not None:
+            self._s.cascade.planner.check(body.cascade, state.target.tier is not None, _plain(state))
+        elif body.cascade:
+            raise InvalidRequest("cascade was requested but this gateway runs no cascades.", param="cascade")
         if body.grounding and self._s.grounder is None:
             raise InvalidRequest(
                 "grounding was requested but this gateway serves no knowledge base.",
@@ -212,6 +223,14 @@ class Pipeline:
             state.generation = state.generation.model_copy(update={"adapter": state.adapter.spec()})
         self._s.router.record(state.decision)
 
+    def _plan_cascade(self, state: RequestState) -> None:
+        assert state.decision is not None
+        stage = self._s.cascade
+        if stage is not None and stage.planner.applies(
+            state.body.cascade, state.target.tier is not None, _plain(state), state.category, state.decision.tier,
+        ):
+            state.cascade = CascadeTrace()
+
     def _mode(self, state: RequestState) -> Handoff | None:
         if self._s.support is None:
             return None
@@ -247,11 +266,36 @@ class Pipeline:
         )
 
     async def _generate(self, state: RequestState, generation: GenerationRequest) -> GenerationResult:
+        stage = self._cascading(state)
+        if stage is not None:
+            return await stage.run(state, generation, lambda g: self._attempt(state, g))
+        return await self._attempt(state, generation)
+
+    async def _open(self, state: RequestState, generation: GenerationRequest) -> AsyncIterator[GenerationChunk]:
+        stage = self._cascading(state)
+        if stage is None:
+            return await self._open_on(state, generation)
+        # The cheap answer is held until its verdict: kept, it is sent as one chunk; escalated,
+        # the upper tier streams (its usage counting the passed-over answer's too).
+        kept, upper = await stage.first(state, generation, lambda g: self._attempt(state, g))
+        if kept is not None:
+            return _held(kept)
+        assert state.cascade is not None
+        return _counting(await self._open_on(state, upper), state.cascade)
+
+    def _cascading(self, state: RequestState) -> CascadeStage | None:
+        """The cascade stage when this request cascades from the tier it is on now."""
+        stage = self._s.cascade
+        if stage is None or state.cascade is None or state.decision is None:
+            return None
+        return stage if stage.planner.above(state.decision.tier) is not None else None
+
+    async def _attempt(self, state: RequestState, generation: GenerationRequest) -> GenerationResult:
         call, result = await self._s.dispatcher.generate(self._call(state, generation))
         self._served(state, call)
         return result
 
-    async def _open(self, state: RequestState, generation: GenerationRequest) -> AsyncIterator[GenerationChunk]:
+    async def _open_on(self, state: RequestState, generation: GenerationRequest) -> AsyncIterator[GenerationChunk]:
         call, chunks = await self._s.dispatcher.open_stream(self._call(state, generation))
         self._served(state, call)
         return chunks
@@ -379,6 +423,27 @@ def in_terms_of(state: RequestState) -> Iterator[None]:
         if state.encoder is not None:
             exc.param = responses_param(exc.param)
         raise
+
+
+async def _held(result: GenerationResult) -> AsyncIterator[GenerationChunk]:
+    """A finished answer as a stream of one chunk (a cascade's kept answer)."""
+    yield GenerationChunk(
+        text=result.text, finish_reason=result.finish_reason, usage=result.usage, logprobs=result.logprobs,
+    )
+
+
+async def _counting(chunks: AsyncIterator[GenerationChunk], trace: CascadeTrace) -> AsyncIterator[GenerationChunk]:
+    """The upper tier's stream, its cumulative usage counting the passed-over answers."""
+    try:
+        async for chunk in chunks:
+            yield chunk.model_copy(update={"usage": with_passed_over(trace, chunk.usage)})
+    finally:
+        await chunks.aclose()  # type: ignore[attr-defined]
+
+
+def _plain(state: RequestState) -> bool:
+    """One plain answer (logprobs allowed): what a cascade can judge and replace."""
+    return state.generation.agentic.asks() <= {"logprobs"}
 
 
 async def _nothing() -> AsyncIterator[GenerationChunk]:

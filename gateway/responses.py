@@ -77,6 +77,8 @@ def route_headers(state: RequestState) -> dict[str, str]:
         headers["x-gateway-mode"] = state.mode
     if state.context is not None:
         headers.update(state.context.headers())
+    if state.cascade is not None:
+        headers.update(state.cascade.headers(decision.tier))
     return headers
 
 

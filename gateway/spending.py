@@ -61,11 +61,14 @@ class SpendStage:
         try:
             if state.decision is None:
                 return
-            charge = self.prices().charge(state.decision.tier, usage.prompt_tokens, usage.completion_tokens)
-            key = state.key
-            self._meter.record(
-                charge, key.id if key is not None else "", key.name if key is not None else "",
-                self._label(state.category),
-            )
+            served = state.decision.tier
+            # A cascade's passed-over answers at their own tier's price, the rest at the served tier's.
+            parts = state.cascade.parts(served, usage) if state.cascade is not None else [(served, usage)]
+            key, label = state.key, self._label(state.category)
+            for tier, part in parts:
+                charge = self.prices().charge(tier, part.prompt_tokens, part.completion_tokens)
+                self._meter.record(
+                    charge, key.id if key is not None else "", key.name if key is not None else "", label,
+                )
         except Exception:
             logger.exception("charging the spend of request %s failed", state.request_id)

@@ -6,6 +6,7 @@ from dataclasses import dataclass
 from typing import Any, AsyncIterator, Literal, Protocol
 
 from adapters.directory import LiveAdapter
+from cascade.trace import CascadeTrace
 from engines.types import GenerationChunk, GenerationRequest, GenerationResult
 from gateway.catalog import ModelTarget
 from gateway.keys import KeyRecord
@@ -50,6 +51,7 @@ class RequestState:
     encoder: Encoder | None = None  # parse: /v1/responses answers in its own shapes
     context_tokens: int = 0  # validate: the prompt (estimated) plus the answer's max_tokens
     constraint: TierConstraint | None = None  # budget: what `auto` may choose (a soft budget spent)
+    cascade: CascadeTrace | None = None  # route: a cascaded request; dispatch: the tiers that answered
 
     @property
     def include_usage(self) -> bool:

@@ -40,9 +40,13 @@ import openai
 from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError
 from tenacity import AsyncRetrying, RetryCallState, retry_if_exception, stop_after_attempt
 
+from engines.confidence import AnswerConfidence, answer_confidence
+from engines.types import TokenLogprob, TopLogprob
 from router.data import DataError
 
 Pair = tuple[str, str]  # (query id, target)
+# Answers-table column prefix -> AnswerConfidence field (`router collect --logprobs`).
+CONFIDENCE_COLUMNS = {"lp_mean": "mean_logprob", "lp_min": "min_logprob", "lp_margin": "mean_margin"}
 OUTPUT_SUFFIXES = (".csv", ".jsonl")
 
 
@@ -77,6 +81,7 @@ class AnswerRecord(BaseModel):
     completion_tokens: int | None = None
     finish_reason: str | None = None
     error: str | None = Field(None, description="A permanent failure (a 4xx other than 429)")
+    confidence: AnswerConfidence | None = Field(None, description="From the answer's token logprobs (--logprobs)")
 
 
 class AskSettings(BaseModel):
@@ -88,6 +93,9 @@ class AskSettings(BaseModel):
     max_wait_s: float = Field(60.0, ge=0, description="Cap on any wait, a Retry-After included")
     extra_body: dict[str, Any] = Field(
         default_factory=dict, description="Fields added to every request (e.g. the gateway's grounding flag)"
+    )
+    top_logprobs: int | None = Field(
+        None, ge=0, le=20, description="Ask token logprobs with this many alternatives; None: none asked"
     )
 
 
@@ -304,9 +312,12 @@ async def _complete(
     client: openai.AsyncOpenAI, query: Query, target: str, settings: AskSettings
 ) -> AnswerRecord:
     started = time.perf_counter()
+    logprobs: dict[str, Any] = {}
+    if settings.top_logprobs is not None:
+        logprobs = {"logprobs": True, "top_logprobs": settings.top_logprobs}
     response = await client.chat.completions.create(
         model=target, messages=[m.model_dump() for m in query.messages],  # type: ignore[misc]
-        temperature=0, max_tokens=settings.max_tokens, extra_body=settings.extra_body or None,
+        temperature=0, max_tokens=settings.max_tokens, extra_body=settings.extra_body or None, **logprobs,
     )
     latency = round(time.perf_counter() - started, 4)
     if not response.choices:
@@ -316,8 +327,19 @@ async def _complete(
         query_id=query.id, target=target, answer=choice.message.content or "", latency_s=latency,
         prompt_tokens=usage.prompt_tokens if usage else None,
         completion_tokens=usage.completion_tokens if usage else None,
-        finish_reason=choice.finish_reason,
+        finish_reason=choice.finish_reason, confidence=_confidence(choice),
     )
+
+
+def _confidence(choice: Any) -> AnswerConfidence | None:
+    """The answer's confidence from the client's logprobs (None when none came back)."""
+    content = choice.logprobs.content if choice.logprobs is not None else None
+    tokens = [
+        TokenLogprob(token=t.token, logprob=t.logprob,
+                     top=[TopLogprob(token=a.token, logprob=a.logprob) for a in t.top_logprobs or ()])
+        for t in content or ()
+    ]
+    return answer_confidence(tokens)
 
 
 def _describe(exc: openai.APIError) -> str:
@@ -333,8 +355,9 @@ def _describe(exc: openai.APIError) -> str:
 class Collection:
     """Every (query, target) pair, what the checkpoint already holds, and what is left."""
 
-    def __init__(self, queries: list[Query], targets: list[str], checkpoint: Path) -> None:
-        self.queries, self.checkpoint = queries, checkpoint
+    def __init__(self, queries: list[Query], targets: list[str], checkpoint: Path,
+                 with_confidence: bool = False) -> None:
+        self.queries, self.checkpoint, self.with_confidence = queries, checkpoint, with_confidence
         self.targets = list(dict.fromkeys(targets))  # a target named twice is asked once
         self.records, self._valid_bytes = load_checkpoint(checkpoint)
         self.resumed = sum(1 for pair in self._pairs() if pair in self.records)
@@ -391,6 +414,10 @@ class Collection:
             row[f"answer:{target}"] = record.answer
             row[f"latency_s:{target}"] = record.latency_s
             row[f"tokens:{target}"] = record.completion_tokens
+            if self.with_confidence:  # every row the same columns; an answer without logprobs: empty
+                confidence = record.confidence
+                for column, field in CONFIDENCE_COLUMNS.items():
+                    row[f"{column}:{target}"] = getattr(confidence, field) if confidence else None
             if target in failed:
                 row[f"error:{target}"] = record.error
         return row

@@ -47,6 +47,9 @@ def collect(
     limit: LimitOpt = None,
     extra_body: Annotated[Optional[str], typer.Option(
         help='JSON object added to every request, e.g. \'{"grounding": false}\' (gateway fields)')] = None,
+    logprobs: Annotated[Optional[int], typer.Option(
+        min=0, max=20, help="Ask token logprobs with N alternatives and record the answer's confidence "
+        "(lp_mean, lp_min, lp_margin columns per target)")] = None,
 ) -> None:
     """Ask each target for its answer to every query; a killed run resumes from its checkpoint."""
     from router.collect import (
@@ -60,7 +63,7 @@ def collect(
         raise typer.BadParameter("must end in .csv or .jsonl", param_hint="--out")
     checkpoint = checkpoint or out.with_name(out.name + ".partial.jsonl")
     try:
-        job = Collection(load_queries(data, limit), target, checkpoint)
+        job = Collection(load_queries(data, limit), target, checkpoint, with_confidence=logprobs is not None)
     except (DataError, CheckpointError) as exc:
         typer.echo(f"error: {exc}", err=True)
         raise typer.Exit(2) from None
@@ -70,7 +73,7 @@ def collect(
         raise typer.BadParameter(f"not JSON: {exc}", param_hint="--extra-body") from None
     if not isinstance(extra, dict):
         raise typer.BadParameter("must be a JSON object", param_hint="--extra-body")
-    settings = AskSettings(max_tokens=max_tokens, concurrency=concurrency, extra_body=extra)
+    settings = AskSettings(max_tokens=max_tokens, concurrency=concurrency, extra_body=extra, top_logprobs=logprobs)
     # The key itself is never echoed: only the variable's name is an option.
     key = env_secret(api_key_env) or "none"
     try:

@@ -107,6 +107,10 @@ class SamplingFields(WireModel):
         None, description="Gateway extension: the answerability gate classifies this message (true), "
         "never (false); None = the config's `support.gate.enabled`"
     )
+    cascade: bool | None = Field(
+        None, description="Gateway extension (model 'auto'): the router's tier answers first and a weak answer "
+        "escalates to the next tier (true), never (false); None = the config's `cascade.categories`"
+    )
 
     @field_validator("stop")
     @classmethod

@@ -183,6 +183,7 @@ class ResponsesRequest(_Strict):
     previous_response_id: str | None = Field(None, description="Refused: this gateway is stateless")
     grounding: bool | None = Field(None, description="Gateway extension, as in chat")
     gate: bool | None = Field(None, description="Gateway extension, as in chat")
+    cascade: bool | None = Field(None, description="Gateway extension, as in chat")
 
     @field_validator("tools", mode="before")
     @classmethod
@@ -258,6 +259,7 @@ def to_chat(request: ResponsesRequest) -> dict[str, Any]:
         "user": request.user,
         "grounding": request.grounding,
         "gate": request.gate,
+        "cascade": request.cascade,
     }
     body.update({name: value for name, value in optional.items() if value is not None})
     return body

@@ -170,10 +170,11 @@ CHAT_CASES = {
     # Gateway extensions: this gateway serves no knowledge base and no gate, so they are refused.
     "grounding": (True, lambda seen, r, tags: r.status_code == 400 and r.json()["error"]["param"] == "grounding"),
     "gate": (True, lambda seen, r, tags: r.status_code == 400 and r.json()["error"]["param"] == "gate"),
+    "cascade": (True, lambda seen, r, tags: "x-gateway-cascade" in r.headers),
 }
 # Fields a case needs alongside its own.
 NEEDS = {"tool_choice": {"tools": [TOOL]}, "parallel_tool_calls": {"tools": [TOOL]}, "top_logprobs": {"logprobs": True},
-         "stream_options": {"stream": True}}
+         "stream_options": {"stream": True}, "cascade": {"model": "auto"}}
 COMPLETION_CASES = {
     "model": ("large", lambda seen, r, tags: r.headers["x-gateway-tier"] == "large"),
     "prompt": ("gamma delta", lambda seen, r, tags: seen.prompt == "gamma delta"),
@@ -194,6 +195,7 @@ COMPLETION_CASES = {
     "suffix": ("x", lambda seen, r, tags: r.status_code == 400 and r.json()["error"]["param"] == "suffix"),
     "grounding": (True, lambda seen, r, tags: r.status_code == 400 and r.json()["error"]["param"] == "grounding"),
     "gate": (True, lambda seen, r, tags: r.status_code == 400 and r.json()["error"]["param"] == "gate"),
+    "cascade": (True, lambda seen, r, tags: "x-gateway-cascade" in r.headers),
 }
 
 

@@ -1,0 +1,32 @@
+"""Which requests run as a cascade and when the cheap answer is good enough (live config,
+ingress `user_config.cascade`)."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+# Figures of engines.confidence.AnswerConfidence a verdict can read; higher = surer.
+Signal = Literal["mean_logprob", "min_logprob", "mean_margin"]
+ALL = "*"
+
+
+class CascadeConfig(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    categories: list[str] = Field(
+        default_factory=list,
+        description="Categories whose `auto` traffic runs as a cascade ('*': all); a request may also "
+        "ask with `cascade: true`, or opt out with `cascade: false`",
+    )
+    signal: Signal = Field("mean_logprob", description="The cheap answer's confidence figure compared")
+    # Calibrated on the embedded tiers' graded answers (data/routing_eval, `router cascade
+    # calibrate`): about 30 % of the small tier's answers escalate at this mean logprob.
+    threshold: float = Field(-0.35, description="The cheap answer is kept when its signal is at least this")
+    top_logprobs: int = Field(
+        2, ge=2, le=20, description="Alternatives asked per token of the cheap answer (the margin needs two)"
+    )
+
+    def applies_to(self, category: str | None) -> bool:
+        return ALL in self.categories or (category is not None and category in self.categories)

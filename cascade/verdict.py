@@ -1,0 +1,27 @@
+"""Keep the cheap answer or escalate: a pure comparison of one confidence figure."""
+
+from __future__ import annotations
+
+from pydantic import BaseModel
+
+from cascade.config import CascadeConfig, Signal
+from engines.confidence import AnswerConfidence
+
+
+class Verdict(BaseModel):
+    escalate: bool
+    signal: Signal
+    value: float | None  # None: the answer had no logprobs to read (escalated: nothing vouches for it)
+    threshold: float
+
+    def describe(self) -> str:
+        """For the response header, e.g. `mean_logprob=-0.912<-0.35`."""
+        if self.value is None:
+            return f"{self.signal}=none"
+        return f"{self.signal}={self.value:.4g}{'<' if self.escalate else '>='}{self.threshold:.4g}"
+
+
+def judge(config: CascadeConfig, confidence: AnswerConfidence | None) -> Verdict:
+    value = getattr(confidence, config.signal) if confidence is not None else None
+    escalate = value is None or value < config.threshold
+    return Verdict(escalate=escalate, signal=config.signal, value=value, threshold=config.threshold)
