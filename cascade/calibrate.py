@@ -45,3 +45,27 @@ def calibrate(
         escalation_rate=float(escalate.mean()), threshold=threshold, quality=float(served.mean()),
         kept_quality=float(kept.mean()) if len(kept) else None,
     )
+
+
+SIGNAL_COLUMNS = {"mean_logprob": "lp_mean", "min_logprob": "lp_min", "mean_margin": "lp_margin"}
+
+
+def graded_columns(columns: Sequence[str], signal: str, target: str, upper: str) -> tuple[str, str, str]:
+    """The (confidence, cheap score, upper score) columns of a graded answers table
+    (`router collect --logprobs` + `router grade`): e.g. lp_mean:small:auto, score:small:auto,
+    score:large. Raises ValueError naming a missing one."""
+    wanted = (f"{SIGNAL_COLUMNS[signal]}:{target}", f"score:{target}", f"score:{upper}")
+    missing = [column for column in wanted if column not in columns]
+    if missing:
+        raise ValueError(f"missing column(s) {', '.join(missing)}")
+    return wanted
+
+
+def calibration_table(
+    confidence: Sequence[float], cheap_score: Sequence[float], next_score: Sequence[float], rates: Sequence[float]
+) -> list[CalibrationPoint]:
+    """One point per escalation rate, on the rows graded for both tiers (others left out)."""
+    conf = np.asarray(confidence, dtype=float)
+    cheap, upper = np.asarray(cheap_score, dtype=float), np.asarray(next_score, dtype=float)
+    keep = ~(np.isnan(conf) | np.isnan(cheap) | np.isnan(upper))
+    return [calibrate(conf[keep], cheap[keep], upper[keep], rate) for rate in rates]

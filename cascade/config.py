@@ -21,9 +21,10 @@ class CascadeConfig(BaseModel):
         "ask with `cascade: true`, or opt out with `cascade: false`",
     )
     signal: Signal = Field("mean_logprob", description="The cheap answer's confidence figure compared")
-    # Calibrated on the embedded tiers' graded answers (data/routing_eval, `router cascade
-    # calibrate`): about 30 % of the small tier's answers escalate at this mean logprob.
-    threshold: float = Field(-0.35, description="The cheap answer is kept when its signal is at least this")
+    # Calibrated on the embedded tiers' graded answers (`gateway cascade-calibrate --data
+    # data/routing_eval/cascade_outcomes.csv --rate 0.3`): 30 % of the small tier's answers
+    # escalate at this mean logprob. Recalibrate for another pair or another rate.
+    threshold: float = Field(-0.66, description="The cheap answer is kept when its signal is at least this")
     top_logprobs: int = Field(
         2, ge=2, le=20, description="Alternatives asked per token of the cheap answer (the margin needs two)"
     )

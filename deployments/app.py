@@ -102,6 +102,7 @@ def build(settings: Settings, access: Access | None = None) -> Application:
     live = LiveConfig(
         routing=settings.routing, shadow=settings.shadow.config, grounding=settings.retrieval.grounding,
         support=settings.support.config, flags=settings.flags, spend=settings.spend.config,
+        cascade=settings.cascade,
     )
     board = LoadBoard.bind()
     # Adapters live on the small tier only; its registry is the one source of truth.

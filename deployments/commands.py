@@ -153,6 +153,38 @@ def spend(
         typer.echo(as_text(lines, start, by))  # type: ignore[arg-type]
 
 
+@app.command("cascade-calibrate")
+def cascade_calibrate(
+    data: Annotated[Path, typer.Option(help="Graded answers with logprobs (router collect --logprobs, router grade)")],
+    rate: Annotated[float, typer.Option(min=0.0, max=1.0, help="Target escalation rate")] = 0.3,
+    signal: Annotated[str, typer.Option(help="mean_logprob, min_logprob or mean_margin")] = "mean_logprob",
+    target: Annotated[str, typer.Option(help="The cheap tier's column suffix")] = "small:auto",
+    upper: Annotated[str, typer.Option(help="The tier it escalates to")] = "large",
+) -> None:
+    """The cascade threshold that escalates `rate` of the cheap tier's answers, with the quality
+    served at it and at neighbouring rates; prints the `user_config.cascade` lines to set."""
+    import pandas as pd
+
+    from cascade.calibrate import SIGNAL_COLUMNS, calibration_table, graded_columns
+
+    if signal not in SIGNAL_COLUMNS:
+        raise typer.BadParameter(f"use one of {', '.join(SIGNAL_COLUMNS)}", param_hint="--signal")
+    frame = pd.read_csv(data)
+    try:
+        columns = graded_columns(list(frame.columns), signal, target, upper)
+    except ValueError as exc:
+        typer.echo(f"error: {data}: {exc}", err=True)
+        raise typer.Exit(2) from None
+    rates = sorted({0.0, 0.1, 0.2, 0.3, 0.4, 0.5, 1.0, rate})
+    points = calibration_table(*(frame[c].to_numpy(dtype=float) for c in columns), rates)
+    typer.echo(f"{'escalated':>9s}  {'threshold':>10s}  {'quality':>7s}  {'kept quality':>12s}")
+    for point in points:
+        kept = "-" if point.kept_quality is None else f"{point.kept_quality:.3f}"
+        typer.echo(f"{point.escalation_rate:9.1%}  {point.threshold:10.4f}  {point.quality:7.3f}  {kept:>12s}")
+    chosen = points[rates.index(rate)]
+    typer.echo(f"\ncascade:\n  signal: {signal}\n  threshold: {chosen.threshold:.4f}")
+
+
 @config_app.command("check")
 def check_config(path: Annotated[Path, typer.Argument(help="A `serve deploy` config file")]) -> None:
     """Validate the ingress user_config before `serve deploy` (a running gateway would

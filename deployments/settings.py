@@ -38,6 +38,7 @@ from router.config import RoutingConfig
 from router.registry import RouterRegistry
 from shadow.config import ShadowConfig
 from spend.config import SpendSettings
+from cascade.config import CascadeConfig
 
 
 class AutoscalingSettings(BaseModel):
@@ -367,6 +368,9 @@ class Settings(BaseSettings):
     )
     spend: SpendSettings = Field(
         default_factory=SpendSettings, description="The spend ledger; initial prices and budgets (live: user_config.spend)"
+    )
+    cascade: CascadeConfig = Field(
+        default_factory=CascadeConfig, description="Initial cascades: categories, signal, threshold (live: user_config.cascade)"
     )
 
     @model_validator(mode="after")

@@ -69,6 +69,10 @@ class AnswerFlagger:
 
     # ---- the answer path: never waits, never raises -------------------------------
 
+    @property
+    def enabled(self) -> bool:
+        return self._config.enabled
+
     def completed(self, ask: FlagAsk) -> None:
         try:
             self._offer(ask)

@@ -29,7 +29,8 @@ class ShadowSink:
 
     def completed(self, state: RequestState, text: str, latency_s: float, calls: Sequence[ToolCall] = ()) -> None:
         try:
-            self._hand_over(state, text, latency_s, calls)
+            if self.service.wants(state.mode):
+                self._hand_over(state, text, latency_s, calls)
         except Exception:  # the answer is already the client's: shadowing must not fail it
             logger.exception("shadowing request %s failed", state.request_id)
             self._metrics.shadow.shadow_dropped("error")
@@ -64,7 +65,8 @@ class FlagSink:
 
     def completed(self, state: RequestState, text: str, latency_s: float, calls: Sequence[ToolCall] = ()) -> None:
         try:  # the customer reads the text: the flags check it, not tool arguments
-            self.flagger.completed(_flag_ask(state, text))
+            if self.flagger.enabled:  # off: no ask built per request
+                self.flagger.completed(_flag_ask(state, text))
         except Exception:  # the answer is already the client's: flagging must not fail it
             logger.exception("flagging request %s failed", state.request_id)
             self._metrics.flags.flag_checks.labels("failed").inc()

@@ -121,6 +121,12 @@ class ShadowService:
 
     # ---- the primary path: never waits, never raises --------------------------------
 
+    def wants(self, mode: str | None) -> bool:
+        """Whether an answer served in `mode` would be journaled or mirrored: the caller skips
+        building its record when not (the common case with both off: no work per request)."""
+        config = self.config
+        return config.journal.enabled or mode == "draft" or bool(config.rules)
+
     def completed(
         self, served: Served, generation: GenerationRequest, prompt: str, text: str, latency_s: float,
         calls: Sequence[ToolCall] = (),

@@ -128,6 +128,9 @@ def shadow_store(e2e_cache: Path, settings_env: dict[str, str]) -> Path:
 
 # Package scope: the app stops when tests/e2e is done, before tests/e2e_remote starts its
 # own (one Ray cluster on the machine at a time).
+CASCADE_CONFIG = {"categories": ["cascade-e2e"], "signal": "mean_logprob", "threshold": 0.5}
+
+
 @pytest.fixture(scope="package")
 def gateway_url(settings_env: dict[str, str], canary_outcomes: Path) -> Iterator[str]:
     import json
@@ -140,7 +143,14 @@ def gateway_url(settings_env: dict[str, str], canary_outcomes: Path) -> Iterator
         # Only requests that ask for grounding get it: the other tests' answers stay ungrounded.
         # A stream waits for the reranker however slow this shared 2-core machine is.
         "GATEWAY_RETRIEVAL__GROUNDING": json.dumps({"domains": [], "stream_deadline_s": 20}),
-        "GATEWAY_ROUTING": json.dumps({"canary": {**ROUTER_CANARY, "outcomes_file": str(canary_outcomes)}}),
+        "GATEWAY_ROUTING": json.dumps({
+            "canary": {**ROUTER_CANARY, "outcomes_file": str(canary_outcomes)},
+            # The cascade's category starts on the small tier whatever the router scores.
+            "learned": {"thresholds": {"category_overrides": {CASCADE_CONFIG["categories"][0]: "small"}}},
+        }),
+        # One category cascades, with a bar no answer clears (a mean logprob is never above 0):
+        # its requests always escalate (tests/e2e/test_cascade.py); the others never cascade.
+        "GATEWAY_CASCADE": json.dumps(CASCADE_CONFIG),
     }
     cmd = [sys.executable, "-m", "deployments.cli", "serve", "--port", str(port)]
     with LOG.open("w") as log:

@@ -129,3 +129,16 @@ def test_ingress_replicas_are_reachable_from_other_pods(name):
     env = env_of(dict(containers(manifest()))[name])
     assert env["RAY_SERVE_DEFAULT_HTTP_HOST"] == "0.0.0.0"
 
+
+
+CLUSTER = Path(__file__).resolve().parents[2] / "ray_cluster.yaml"
+
+
+def test_the_cluster_launcher_starts_every_node_with_the_haproxy_env_and_reachable_replicas():
+    launcher = yaml.safe_load(CLUSTER.read_text())
+    for group in ("head_start_ray_commands", "worker_start_ray_commands"):
+        start = next(c for c in launcher[group] if "ray start" in c)
+        # The variables are in the environment of the very `ray start` that needs them.
+        assert start.index('eval "$(.venv/bin/gateway serve --print-haproxy-env)"') < start.index("ray start")
+        assert "RAY_SERVE_DEFAULT_HTTP_HOST=0.0.0.0 .venv/bin/ray start" in start
+        assert "--dashboard-host=0.0.0.0" not in start
