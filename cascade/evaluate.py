@@ -68,7 +68,7 @@ class Rows:
 
 @dataclass(frozen=True)
 class Curve:
-    """One point per (routed, escalated) pair, as fractions of the rows, and its mean cost and quality."""
+    """Per (routed, escalated) pair, as fractions of the rows: its mean cost and quality."""
 
     share: Floats
     routed: Floats
@@ -101,15 +101,16 @@ def serve(rows: Rows, routed: Ints, escalated: Ints, costs: Costs, seed: int = 0
     if np.any(routed < 0) or np.any(escalated < 0) or np.any(routed + escalated > n):
         raise ValueError("routed and escalated are non-negative counts summing to at most the rows")
     by_router = _ranks(-rows.router, seed)  # 0: the row the router most wants large
-    doubt = np.argsort(_ranks(np.nan_to_num(rows.confidence, nan=-np.inf), seed + 1))  # least sure first
+    sureness = np.nan_to_num(rows.confidence, nan=-np.inf)
+    doubt = np.argsort(_ranks(sureness, seed + 1))  # row indices, the least sure first
     direct = (by_router[None, :] < routed[:, None])[:, doubt]
     rest = ~direct
     ups = rest & (np.cumsum(rest, axis=1) <= escalated[:, None])
     gain = (rows.large - rows.small)[doubt]
     quality = (rows.small.sum() + (direct | ups) @ gain) / n
     cost = (costs.small * (n - routed) + costs.large * (routed + escalated)) / n
-    return Curve(share=(routed + escalated) / n, routed=routed / n, escalated=escalated / n, cost=cost,
-                 quality=quality)
+    return Curve(share=(routed + escalated) / n, routed=routed / n, escalated=escalated / n,
+                 cost=cost, quality=quality)
 
 
 def route_only(rows: Rows, costs: Costs, seed: int = 0) -> Curve:
@@ -127,7 +128,9 @@ def _candidates(share: float, step: float) -> Floats:
     return np.unique(np.append(np.arange(0.0, share, step), share))
 
 
-def choose_split(train: Rows, shares: Floats, costs: Costs, step: float = ROUTE_STEP, seed: int = 0) -> Floats:
+def choose_split(
+    train: Rows, shares: Floats, costs: Costs, step: float = ROUTE_STEP, seed: int = 0
+) -> Floats:
     """Per target share, the routed fraction whose split maximises quality on the training rows.
     Equal quality goes to the larger routed fraction: the same share for less (no small answer
     paid for first)."""
@@ -142,7 +145,9 @@ def choose_split(train: Rows, shares: Floats, costs: Costs, step: float = ROUTE_
     return chosen
 
 
-def cascade_routing(test: Rows, train: Rows, costs: Costs, step: float = ROUTE_STEP, seed: int = 0) -> Curve:
+def cascade_routing(
+    test: Rows, train: Rows, costs: Costs, step: float = ROUTE_STEP, seed: int = 0
+) -> Curve:
     """Held-out curve at each share k/n of the test rows, split as chosen on the training rows."""
     n = len(test)
     total = np.arange(n + 1)
@@ -186,8 +191,8 @@ def summarise(curve: Curve, costs: Costs, share: float) -> StrategyResult:
         cost_at_share=float(np.interp(share, curve.share, curve.cost)),
         escalation_rate=float(np.interp(share, curve.share, curve.escalated)),
         routed_rate=float(np.interp(share, curve.share, curve.routed)),
-        curve=[(float(s), float(np.interp(s, curve.share, curve.cost)), float(np.interp(s, curve.share, curve.quality)))
-               for s in marks],
+        curve=[(round(float(s), 4), round(float(np.interp(s, curve.share, curve.cost)), 6),
+                round(float(np.interp(s, curve.share, curve.quality)), 6)) for s in marks],
     )
 
 
@@ -208,7 +213,8 @@ class VerifierParams(BaseModel):
 def category_codes(categories: Sequence[str | None], known: Sequence[str]) -> Floats:
     """Index in `known` (the training rows' categories); NaN for none or one unseen."""
     index = {name: i for i, name in enumerate(known)}
-    return np.array([index.get(c, np.nan) if c is not None else np.nan for c in categories], dtype=np.float64)
+    codes = [index.get(c, np.nan) if c is not None else np.nan for c in categories]
+    return np.array(codes, dtype=np.float64)
 
 
 def verifier_features(signals: Floats, router: Floats, codes: Floats) -> Floats:

@@ -1,0 +1,328 @@
+"""Cascades on held-out rows (issue 29 item 4): route only, cascade only, and cascade + routing,
+compared by quality at a top-tier share and by the area under quality per cost.
+
+Per seed (router.data.split_indices(n, seed, 0.3), as `router eval`): the learned router is
+trained on the training rows (this pair only, no prior) and scores the held-out rows; the
+training rows get out-of-fold scores from 5 routers that never saw them (what cascade_routing's
+split is tuned on). A verifier (LightGBM, cascade/evaluate.py) learns from the training rows
+whether the small answer is fine, from its logprob signals, length, the router score and the
+category; its training-row confidences are out-of-fold too. The raw mean logprob is reported as
+a second confidence (`*_logprob`). Nothing is tuned on held-out grades.
+
+    .venv/bin/python load_tests/cascade_eval.py [--data data/routing_eval/cascade_outcomes.csv]
+        [--seeds 0,1,2] [--share 0.3] [--out load_tests/results/cascade.json]
+
+Writes the JSON and, beside it, a PNG of the first seed's quality-cost curves.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import json
+import os
+import platform
+import statistics
+import sys
+import time
+from datetime import datetime, timezone
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+from numpy.typing import NDArray
+from pydantic import BaseModel
+from sklearn.model_selection import KFold
+
+from cascade.evaluate import (
+    Costs, Curve, Rows, StrategyResult, cascade_only, cascade_routing, category_codes,
+    choose_split, cost_grid, envelope, route_only, summarise, verifier_confidence,
+    verifier_features,
+)
+from router.data import OutcomeData, data_digest, load_outcomes, split_indices
+from router.metrics import auc, oracle_scores
+from router.model import EmbedderSpec
+from spend.config import default_prices
+from text.embedding import Embedder, build_embedder
+
+Floats = NDArray[np.float64]
+Idx = NDArray[np.int64]
+Emb = NDArray[np.float32]
+RESULTS = Path(__file__).parent / "results"
+SIGNALS = ("lp_mean", "lp_min", "lp_margin", "tokens", "answer_chars")
+HEADLINE = ("route_only", "cascade_only", "cascade_routing")
+ROUTER_FOLDS = 5
+TEST_FRACTION = 0.3
+NOTES = [
+    f"router: train_router on each seed's training rows (static embedder, 256 tokens, no prior, "
+    f"threads 1); training rows scored out-of-fold ({ROUTER_FOLDS} folds), test rows by the "
+    "full-train router, with categories, as `router eval`",
+    "verifier: LightGBM (100 trees, 7 leaves, 20 rows a leaf) on lp_mean, lp_min, lp_margin, "
+    "tokens, answer_chars, router score and category; training rows out-of-fold (5 folds)",
+    "cascade_routing: per share, the routed fraction chosen on the training rows from a 2.5 % "
+    "grid (best quality, ties to more routing), applied to test rows as fractions of their ranks",
+    "share: fraction of rows answered by large (routed + escalated); quality_at_share "
+    "interpolated between neighbouring counts; auc_quality_cost: mean over 101 costs from "
+    "all-small to small+large per row of the best quality at that cost or less",
+    "route_oracle: large exactly where it scored higher (a ceiling for routing, not a strategy)",
+]
+
+
+class Split(BaseModel):
+    """What the training rows chose for cascade_routing at the share, and what it gave held out."""
+
+    routed_fraction_chosen: float
+    routed_rate: float
+    escalation_rate: float
+
+
+class SeedResult(BaseModel):
+    seed: int
+    strategies: dict[str, StrategyResult]
+    escalation_rate: float  # cascade_only's at the share
+    cascade_routing_split: Split
+    small_quality: float  # on the held-out rows
+    large_quality: float
+    auc_small_ok: dict[str, float]  # each confidence's on the held-out rows
+    auc_large_better_router: float
+    n_train: int
+    seconds: float
+
+
+def machine() -> str:
+    model = ""
+    with contextlib.suppress(OSError):
+        cpuinfo = Path("/proc/cpuinfo").read_text().splitlines()
+        names = (ln.split(":", 1)[1].strip() for ln in cpuinfo if ln.startswith("model name"))
+        model = next(names, "")
+    python = platform.python_version()
+    return f"{os.cpu_count()} CPUs ({model}), {platform.platform()}, Python {python}"
+
+
+def default_costs() -> Costs:
+    """The default price table's ratio (output tokens), the large tier at 1."""
+    prices = default_prices()
+    ratio = prices["small"].output_per_million / prices["large"].output_per_million
+    return Costs(small=round(ratio, 6))  # 0.30 / 3.00 is 0.09999999999999999 in floats
+
+
+def signals(path: Path, small_col: str, large_col: str, outcomes: OutcomeData) -> Floats:
+    """The small answer's signals, one row per graded outcome (an empty answer's logprobs: NaN)."""
+    frame = pd.read_csv(path)
+    frame = frame[frame[small_col].notna() & frame[large_col].notna()].reset_index(drop=True)
+    if frame["prompt"].astype(str).tolist() != outcomes.prompts:
+        raise SystemExit(f"{path}: the signal rows do not line up with the graded outcomes")
+    tier = small_col.removeprefix("score:")
+    columns = [f"{name}:{tier}" for name in SIGNALS]
+    missing = [c for c in columns if c not in frame.columns]
+    if missing:
+        raise SystemExit(f"{path}: missing columns {missing}")
+    return frame[columns].apply(pd.to_numeric, errors="coerce").to_numpy(dtype=np.float64)
+
+
+def fit_and_score(train: OutcomeData, held: OutcomeData, held_emb: Emb, embedder: Embedder,
+                  spec: EmbedderSpec) -> Floats:
+    """Train a router on `train`; score `held` as `router eval` does (with categories)."""
+    from router.train import train_router
+
+    model = train_router(train, embedder, spec, threads=1)
+    return model.score_embedded(held_emb, held.prompts, held.categories).astype(np.float64)
+
+
+def router_scores(data: OutcomeData, emb: Emb, train_idx: Idx, test_idx: Idx, embedder: Embedder,
+                  spec: EmbedderSpec, seed: int) -> tuple[Floats, Floats]:
+    """(out-of-fold scores of the training rows, the full-train router's of the test rows)."""
+    oof = np.empty(len(train_idx))
+    for fit, held in KFold(ROUTER_FOLDS, shuffle=True, random_state=seed).split(train_idx):
+        rows = train_idx[held]
+        oof[held] = fit_and_score(data.subset(train_idx[fit]), data.subset(rows), emb[rows],
+                                  embedder, spec)
+    test = fit_and_score(data.subset(train_idx), data.subset(test_idx), emb[test_idx],
+                         embedder, spec)
+    return oof, test
+
+
+def strategies(train: Rows, test: Rows, train_lp: Rows, test_lp: Rows,
+               costs: Costs) -> dict[str, Curve]:
+    oracle = Rows(test.small, test.large, oracle_scores(test.small, test.large), test.confidence)
+    return {
+        "route_only": route_only(test, costs),
+        "cascade_only": cascade_only(test, costs),
+        "cascade_routing": cascade_routing(test, train, costs),
+        "cascade_only_logprob": cascade_only(test_lp, costs),
+        "cascade_routing_logprob": cascade_routing(test_lp, train_lp, costs),
+        "route_oracle": route_only(oracle, costs),
+    }
+
+
+def run_seed(seed: int, data: OutcomeData, sig: Floats, emb: Emb, embedder: Embedder,
+             spec: EmbedderSpec, share: float, costs: Costs) -> tuple[SeedResult, dict[str, Curve]]:
+    started = time.monotonic()
+    train_idx, test_idx = split_indices(len(data), seed, TEST_FRACTION)
+    oof_router, test_router = router_scores(data, emb, train_idx, test_idx, embedder, spec, seed)
+    known = sorted({c for c in (data.categories[i] for i in train_idx) if c is not None})
+    codes = category_codes(data.categories, known)
+    train_x = verifier_features(sig[train_idx], oof_router, codes[train_idx])
+    test_x = verifier_features(sig[test_idx], test_router, codes[test_idx])
+    small, large = data.small.astype(np.float64), data.large.astype(np.float64)
+    oof_conf, test_conf = verifier_confidence(train_x, small[train_idx], test_x)
+    # The escalation model: the same features, trained on "the upper tier's answer is better"
+    # (what an escalation buys), its confidence the chance that it does not.
+    helps = (large[train_idx] > small[train_idx]).astype(np.float64)
+    oof_help, test_help = verifier_confidence(train_x, helps, test_x)
+    lp = sig[:, SIGNALS.index("lp_mean")]
+
+    def rows(idx: Idx, router: Floats, confidence: Floats) -> Rows:
+        return Rows(small[idx], large[idx], router, confidence)
+
+    train, test = rows(train_idx, oof_router, oof_conf), rows(test_idx, test_router, test_conf)
+    train_lp = rows(train_idx, oof_router, lp[train_idx])
+    train_gain, test_gain = rows(train_idx, oof_router, -oof_help), rows(test_idx, test_router, -test_help)
+    test_lp = rows(test_idx, test_router, lp[test_idx])
+    curves = strategies(train, test, train_lp, test_lp, costs)
+    curves["cascade_only_gain"] = cascade_only(test_gain, costs)
+    curves["cascade_routing_gain"] = cascade_routing(test_gain, train_gain, costs)
+    results = {name: summarise(curve, costs, share) for name, curve in curves.items()}
+    ok = (test.small >= 0.5).astype(np.float64)
+    chosen = float(choose_split(train, np.array([share]), costs)[0])
+    mixed = results["cascade_routing"]
+    return SeedResult(
+        seed=seed, strategies=results, escalation_rate=results["cascade_only"].escalation_rate,
+        cascade_routing_split=Split(routed_fraction_chosen=chosen, routed_rate=mixed.routed_rate,
+                                    escalation_rate=mixed.escalation_rate),
+        small_quality=float(test.small.mean()), large_quality=float(test.large.mean()),
+        auc_small_ok={"verifier": auc(ok, test_conf),
+                      "lp_mean": auc(ok, np.nan_to_num(test_lp.confidence, nan=-1e9))},
+        auc_large_better_router=auc((test.large > test.small).astype(np.float64), test.router),
+        n_train=len(train_idx), seconds=round(time.monotonic() - started, 1),
+    ), curves
+
+
+MEDIAN_KEYS = ("quality_at_share", "auc_quality_cost", "cost_at_share", "escalation_rate",
+               "routed_rate")
+
+
+def median_over_seeds(seeds: list[SeedResult]) -> dict[str, dict[str, float]]:
+    return {
+        name: {key: statistics.median(getattr(s.strategies[name], key) for s in seeds)
+               for key in MEDIAN_KEYS}
+        for name in seeds[0].strategies
+    }
+
+
+def table(seeds: list[SeedResult], median: dict[str, dict[str, float]], share: float) -> str:
+    at = f"quality@{share:.0%}"
+    head = f"{'seed':>6}  {'strategy':24s} {at:>12} {'auc':>7} {'escalated':>10} {'cost':>6}"
+    blocks = [(str(s.seed), {n: r.model_dump() for n, r in s.strategies.items()}) for s in seeds]
+    lines = [head, "-" * len(head)]
+    for label, results in [*blocks, ("median", median)]:
+        lines += [f"{label:>6}  {name:24s} {r['quality_at_share']:12.3f} "
+                  f"{r['auc_quality_cost']:7.3f} {r['escalation_rate']:10.3f} "
+                  f"{r['cost_at_share']:6.3f}" for name, r in results.items()]
+        lines.append("")
+    return "\n".join(lines)
+
+
+def verdict_lines(seeds: list[SeedResult]) -> list[str]:
+    lines = []
+    for s in seeds:
+        mixed, route = s.strategies["cascade_routing"], s.strategies["route_only"]
+        split = s.cascade_routing_split
+        lines.append(
+            f"seed {s.seed}: cascade_routing {mixed.quality_at_share:.3f} vs route_only "
+            f"{route.quality_at_share:.3f} (routed {split.routed_rate:.3f} + escalated "
+            f"{split.escalation_rate:.3f}); small-ok AUC: verifier "
+            f"{s.auc_small_ok['verifier']:.3f}, "
+            f"lp_mean {s.auc_small_ok['lp_mean']:.3f}"
+        )
+    return lines
+
+
+def beats_every_seed(seeds: list[SeedResult]) -> bool:
+    return all(s.strategies["cascade_routing"].quality_at_share
+               > s.strategies["route_only"].quality_at_share for s in seeds)
+
+
+def plot(curves: dict[str, Curve], costs: Costs, share: float, path: Path, title: str) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(7, 4.5))
+    budgets = cost_grid(costs)
+    for name in HEADLINE:
+        curve = curves[name]
+        # Faint: each share's point in share order; bold: the best quality at each cost or less
+        # (what the AUC averages).
+        line, = ax.plot(curve.cost, curve.quality, lw=0.8, alpha=0.35)
+        dashed = name == "cascade_routing"  # often on route_only's envelope: both stay visible
+        ax.step(budgets, envelope(curve, budgets), where="post", color=line.get_color(),
+                lw=1.6, ls="--" if dashed else "-", label=name)
+        at = np.argmin(np.abs(curve.share - share))
+        ax.plot(curve.cost[at], curve.quality[at], "o", color=line.get_color())
+    ax.set_xlabel("mean cost per request (large answer = 1)")
+    ax.set_ylabel("held-out quality")
+    ax.set_title(title, fontsize=9)
+    ax.legend(title=f"bold: best at that cost or less; dots: {share:.0%} large", fontsize=8,
+              title_fontsize=8)
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+
+
+def parse_args() -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--data", type=Path, default=Path("data/routing_eval/cascade_outcomes.csv"))
+    parser.add_argument("--small-col", default="score:small:auto")
+    parser.add_argument("--large-col", default="score:large")
+    parser.add_argument("--seeds", default="0,1,2")
+    parser.add_argument("--share", type=float, default=0.3)
+    parser.add_argument("--out", type=Path, default=RESULTS / "cascade.json")
+    return parser.parse_args()
+
+
+def main() -> None:
+    args = parse_args()
+    seed_list = [int(s) for s in args.seeds.split(",")]
+    costs = default_costs()
+    started = datetime.now(timezone.utc)
+    data = load_outcomes(args.data, args.small_col, args.large_col)
+    sig = signals(args.data, args.small_col, args.large_col, data)
+    spec = EmbedderSpec(kind="static", max_tokens=256)
+    embedder = build_embedder(spec.kind, spec.max_tokens)
+    emb = embedder.embed(data.prompts)
+    seeds, first = [], {}
+    for seed in seed_list:
+        result, curves = run_seed(seed, data, sig, emb, embedder, spec, args.share, costs)
+        print(f"seed {seed}: {result.seconds} s", file=sys.stderr, flush=True)
+        seeds.append(result)
+        first = first or curves
+    median, beats = median_over_seeds(seeds), beats_every_seed(seeds)
+    n_heldout = len(split_indices(len(data), seed_list[0], TEST_FRACTION)[1])
+    document = {
+        "n_heldout": n_heldout, "share": args.share, "seeds": [s.model_dump() for s in seeds],
+        "median": median, "cascade_routing_beats_route_only_every_seed": beats,
+        "small_quality": float(data.small.mean()), "large_quality": float(data.large.mean()),
+        "costs": costs.model_dump(),
+        "data": {"path": str(args.data), "rows": len(data), "ungraded": data.ungraded,
+                 "sha256": data_digest(args.data)},
+        "date": started.isoformat(timespec="seconds"), "machine": machine(),
+        "command": " ".join([Path(sys.executable).name, *sys.argv]), "notes": NOTES,
+    }
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(json.dumps(document, indent=2) + "\n")
+    png = args.out.with_suffix(".png")
+    plot(first, costs, args.share, png,
+         f"cascades on {args.data.name}, seed {seed_list[0]}, {n_heldout} held-out rows")
+    print(f"{len(data)} rows, {n_heldout} held out per seed; small quality "
+          f"{data.small.mean():.3f}, large {data.large.mean():.3f}; cost small {costs.small:g}, "
+          f"large {costs.large:g}\n")
+    print(table(seeds, median, args.share))
+    print("\n".join(verdict_lines(seeds)))
+    print(f"cascade_routing beats route_only at {args.share:.0%} on every seed: "
+          f"{'yes' if beats else 'no'}")
+    print(f"wrote {args.out} and {png}")
+
+
+if __name__ == "__main__":
+    main()
