@@ -8,6 +8,8 @@ from typing import Sequence
 import numpy as np
 from pydantic import BaseModel
 
+from engines.confidence import COLUMN_PREFIXES
+
 
 class CalibrationPoint(BaseModel):
     escalation_rate: float  # share of requests that escalate at `threshold`
@@ -47,14 +49,11 @@ def calibrate(
     )
 
 
-SIGNAL_COLUMNS = {"mean_logprob": "lp_mean", "min_logprob": "lp_min", "mean_margin": "lp_margin"}
-
-
 def graded_columns(columns: Sequence[str], signal: str, target: str, upper: str) -> tuple[str, str, str]:
     """The (confidence, cheap score, upper score) columns of a graded answers table
     (`router collect --logprobs` + `router grade`): e.g. lp_mean:small:auto, score:small:auto,
     score:large. Raises ValueError naming a missing one."""
-    wanted = (f"{SIGNAL_COLUMNS[signal]}:{target}", f"score:{target}", f"score:{upper}")
+    wanted = (f"{COLUMN_PREFIXES[signal]}:{target}", f"score:{target}", f"score:{upper}")
     missing = [column for column in wanted if column not in columns]
     if missing:
         raise ValueError(f"missing column(s) {', '.join(missing)}")

@@ -165,10 +165,11 @@ def cascade_calibrate(
     served at it and at neighbouring rates; prints the `user_config.cascade` lines to set."""
     import pandas as pd
 
-    from cascade.calibrate import SIGNAL_COLUMNS, calibration_table, graded_columns
+    from cascade.calibrate import calibration_table, graded_columns
+    from engines.confidence import COLUMN_PREFIXES
 
-    if signal not in SIGNAL_COLUMNS:
-        raise typer.BadParameter(f"use one of {', '.join(SIGNAL_COLUMNS)}", param_hint="--signal")
+    if signal not in COLUMN_PREFIXES:
+        raise typer.BadParameter(f"use one of {', '.join(COLUMN_PREFIXES)}", param_hint="--signal")
     frame = pd.read_csv(data)
     try:
         columns = graded_columns(list(frame.columns), signal, target, upper)

@@ -15,6 +15,11 @@ from pydantic import BaseModel, Field
 from engines.types import TokenLogprob
 
 
+# AnswerConfidence field -> column prefix in answers tables (`router collect --logprobs`
+# writes `lp_mean:<target>`..., `gateway cascade-calibrate` reads them).
+COLUMN_PREFIXES = {"mean_logprob": "lp_mean", "min_logprob": "lp_min", "mean_margin": "lp_margin"}
+
+
 class AnswerConfidence(BaseModel):
     """Per-answer summary of its sampled tokens' log-probabilities (natural log)."""
 

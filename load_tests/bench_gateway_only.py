@@ -30,7 +30,6 @@ import asyncio
 import contextlib
 import json
 import os
-import platform
 import signal
 import socket
 import subprocess
@@ -43,6 +42,9 @@ from pathlib import Path
 from typing import Any, Iterator
 
 import httpx
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from host import machine  # noqa: E402
 
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
@@ -551,14 +553,6 @@ def plot(entries: list[dict[str, Any]], path: Path, bound: dict[str, float]) -> 
     axes[0][0].legend(fontsize=7)
     fig.tight_layout()
     fig.savefig(path, dpi=110)
-
-
-def machine() -> str:
-    model = ""
-    with contextlib.suppress(OSError):
-        model = next((ln.split(":", 1)[1].strip() for ln in Path("/proc/cpuinfo").read_text().splitlines()
-                      if ln.startswith("model name")), "")
-    return f"{os.cpu_count()} CPUs ({model}), {platform.platform()}, Python {platform.python_version()}"
 
 
 def main() -> None:

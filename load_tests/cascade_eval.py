@@ -18,10 +18,7 @@ Writes the JSON and, beside it, a PNG of the first seed's quality-cost curves.
 from __future__ import annotations
 
 import argparse
-import contextlib
 import json
-import os
-import platform
 import statistics
 import sys
 import time
@@ -44,6 +41,9 @@ from router.metrics import auc, oracle_scores
 from router.model import EmbedderSpec
 from spend.config import default_prices
 from text.embedding import Embedder, build_embedder
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from host import machine  # noqa: E402
 
 Floats = NDArray[np.float64]
 Idx = NDArray[np.int64]
@@ -87,16 +87,6 @@ class SeedResult(BaseModel):
     auc_large_better_router: float
     n_train: int
     seconds: float
-
-
-def machine() -> str:
-    model = ""
-    with contextlib.suppress(OSError):
-        cpuinfo = Path("/proc/cpuinfo").read_text().splitlines()
-        names = (ln.split(":", 1)[1].strip() for ln in cpuinfo if ln.startswith("model name"))
-        model = next(names, "")
-    python = platform.python_version()
-    return f"{os.cpu_count()} CPUs ({model}), {platform.platform()}, Python {python}"
 
 
 def default_costs() -> Costs:

@@ -40,13 +40,11 @@ import openai
 from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError
 from tenacity import AsyncRetrying, RetryCallState, retry_if_exception, stop_after_attempt
 
-from engines.confidence import AnswerConfidence, answer_confidence
+from engines.confidence import COLUMN_PREFIXES, AnswerConfidence, answer_confidence
 from engines.types import TokenLogprob, TopLogprob
 from router.data import DataError
 
 Pair = tuple[str, str]  # (query id, target)
-# Answers-table column prefix -> AnswerConfidence field (`router collect --logprobs`).
-CONFIDENCE_COLUMNS = {"lp_mean": "mean_logprob", "lp_min": "min_logprob", "lp_margin": "mean_margin"}
 OUTPUT_SUFFIXES = (".csv", ".jsonl")
 
 
@@ -416,8 +414,8 @@ class Collection:
             row[f"tokens:{target}"] = record.completion_tokens
             if self.with_confidence:  # every row the same columns; an answer without logprobs: empty
                 confidence = record.confidence
-                for column, field in CONFIDENCE_COLUMNS.items():
-                    row[f"{column}:{target}"] = getattr(confidence, field) if confidence else None
+                for field, prefix in COLUMN_PREFIXES.items():
+                    row[f"{prefix}:{target}"] = getattr(confidence, field) if confidence else None
             if target in failed:
                 row[f"error:{target}"] = record.error
         return row

@@ -124,14 +124,16 @@ class ShadowService:
     def wants(self, mode: str | None) -> bool:
         """Whether an answer served in `mode` would be journaled or mirrored: the caller skips
         building its record when not (the common case with both off: no work per request)."""
-        config = self.config
-        return config.journal.enabled or mode == "draft" or bool(config.rules)
+        return self._journals(mode) or bool(self.config.rules)
+
+    def _journals(self, mode: str | None) -> bool:
+        return self.config.journal.enabled or mode == "draft"  # a draft is journaled for its feedback
 
     def completed(
         self, served: Served, generation: GenerationRequest, prompt: str, text: str, latency_s: float,
         calls: Sequence[ToolCall] = (),
     ) -> None:
-        if self.config.journal.enabled or served.mode == "draft":  # a draft is journaled for its feedback
+        if self._journals(served.mode):
             tags = served.tags()
             policy = self.config.journal.policy(tags)
             record = RequestRecord(
