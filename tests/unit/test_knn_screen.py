@@ -44,3 +44,20 @@ def test_a_history_too_small_to_screen_takes_the_full_pass():
     small = KnnHistory(rows, np.ones(150, np.float32), np.zeros(150, np.float32))
     assert small._screened(rows[0]) is None
     assert small.features(rows[:1]).shape == (1, 14)
+
+
+@pytest.mark.parametrize("screen", [True, False])
+def test_either_timed_path_gives_the_full_pass_features(history, screen):
+    history._screen = screen  # what the first query's timing chose
+    query = history.embeddings[3]
+    np.testing.assert_allclose(
+        history.features(query[None, :]), history.features(np.vstack([query, query]))[:1], atol=1e-6
+    )
+
+
+def test_the_paths_are_timed_once_on_the_first_query(history, monkeypatch):
+    timed = []
+    monkeypatch.setattr(KnnHistory, "_fastest", lambda self, q: timed.append(1) or False)
+    for row in history.embeddings[:3]:
+        history.features(row[None, :])
+    assert timed == [1] and history._screen is False
