@@ -47,8 +47,13 @@ class AdapterChooser:
         if hinted is not None:
             self._metrics.selection.labels("category").inc()
             return hinted
-        # The selector's encoder takes ~15 ms on CPU: off the event loop, which streams.
-        selection = await asyncio.to_thread(self._directory.select, ask.text)
+        # The selector's encoder takes ~15 ms on CPU: off the event loop, which streams. With
+        # no active domain there is nothing to encode, and the thread hop alone costs 1-2 ms
+        # of wall time on a busy 2-core host.
+        if self._directory.selects():
+            selection = await asyncio.to_thread(self._directory.select, ask.text)
+        else:
+            selection = self._directory.select(ask.text)
         self._metrics.similarity.observe(selection.similarity)
         self._metrics.selection.labels("embedding" if selection.adapter else "base").inc()
         return selection.adapter

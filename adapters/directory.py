@@ -153,6 +153,10 @@ class AdapterDirectory:
                 return adapter.version
         return None
 
+    def selects(self) -> bool:
+        """Whether `select` has anything to choose from (else it answers None at once)."""
+        return self._embed is not None and bool(self._view.active)
+
     def select(self, text: str) -> Selection:
         """The auto path: the closest active domain, or None (the base model answers)."""
         view = self._view

@@ -25,6 +25,9 @@ class Directory:
     def active(self) -> dict[str, LiveAdapter]:
         return {"refund": REFUND, "billing": BILLING}
 
+    def selects(self) -> bool:
+        return True
+
     def select(self, text: str) -> Selection:
         return Selection(adapter=REFUND, similarity=0.8)
 
@@ -70,3 +73,26 @@ def test_a_pinned_adapter_the_directory_does_not_serve_is_refused(tmp_path: Path
     assert refused.value.message == "No active adapter for domain 'refund'. Active domains: none."
     with pytest.raises(AdapterNotServed, match="Adapter version 'v9' of domain 'refund' does not exist."):
         chooser.resolve("refund", "v9")
+
+
+def test_no_active_domain_answers_the_base_model_without_a_thread(monkeypatch):
+    import adapters.choice as choice
+
+    class Empty(Directory):
+        def active(self) -> dict[str, LiveAdapter]:
+            return {}
+
+        def selects(self) -> bool:
+            return False
+
+        def select(self, text: str) -> Selection:
+            return Selection(adapter=None, similarity=0.0)
+
+    async def no_thread(*args: object) -> None:
+        raise AssertionError("a thread hop with nothing to select")
+
+    monkeypatch.setattr(choice.asyncio, "to_thread", no_thread)
+    metrics = AdapterMetrics(CollectorRegistry())
+    chooser = AdapterChooser(Empty(), metrics)  # type: ignore[arg-type]
+    assert asyncio.run(chooser.choose(ask())) is None
+    assert metrics.selection.labels("base")._value.get() == 1
