@@ -168,4 +168,5 @@ def test_canary_promotes_a_better_candidate_and_rejects_a_shuffled_one(client, g
         and detail["candidate_large_share"] > detail["active_large_share"]), detail
     sample = gateway.metrics.registry.get_sample_value
     assert sample("gateway_router_canary_decisions_total", {"decision": "promote"}) == 1
-    assert sample("gateway_router_canary_decisions_total", {"decision": "reject"}) == 1
+    # The event is stored before the counter moves (both on the canary's thread): wait for it.
+    assert wait_for(lambda: sample("gateway_router_canary_decisions_total", {"decision": "reject"}) == 1)
