@@ -81,12 +81,13 @@ class KnnHistory:
         if self._screen is None:
             self._screen = self._fastest(query)
         nearest = self._screened(query) if self._screen else None
-        if nearest is None:
-            nearest = self._nearest((self.embeddings @ query)[None, :])
-        return self._summarise(*nearest)
+        return self._summarise(*(nearest or self._full(query)))
+
+    def _full(self, query: NDArray[np.float32]) -> tuple[NDArray[np.intp], NDArray[np.float32]]:
+        return self._nearest((self.embeddings @ query)[None, :])
 
     def _fastest(self, query: NDArray[np.float32]) -> bool:
-        full = _best_of(lambda: self._nearest((self.embeddings @ query)[None, :]))
+        full = _best_of(lambda: self._full(query))
         return _best_of(lambda: self._screened(query)) < full
 
     def _screened(self, query: NDArray[np.float32]) -> tuple[NDArray[np.intp], NDArray[np.float32]] | None:
