@@ -18,6 +18,7 @@ import typer
 from engines.environment import env_secret
 from router.data import OutcomeData, concat, data_digest, load_exclusions, load_outcomes, split_indices
 from router.flywheel import DEFAULT_THRESHOLD, ShadowRows, parse_since, shadow_outcomes
+from router.history import COMPACT_DIMS
 from router.context import RouterContext
 from router.collect_cli import collect
 from router.grade_cli import grade
@@ -164,6 +165,8 @@ def train(
     prior_large_col: Annotated[str, typer.Option(help="--prior's large column")] = MMLU_LARGE,
     prior_exclude: Annotated[Optional[Path], typer.Option(help="JSONL of --prior prompts to drop")] = None,
     prior_weight: PriorWeightOpt = 0.1,
+    knn_dims: Annotated[int, typer.Option(
+        help="Dimensions of the kNN history's compact index (0: the full embeddings)")] = COMPACT_DIMS,
 ) -> None:
     """Train, calibrate and save a router model (optionally adding rows labelled by shadow traffic,
     and a prior: another pair's outcomes at a lower weight)."""
@@ -177,8 +180,11 @@ def train(
         except (FileNotFoundError, SchemaMismatch) as exc:
             typer.echo(f"(re)training: {exc}", err=True)
         else:
-            typer.echo(f"router model {current.manifest.version} at {out} is current")
-            return
+            # A model searching another kNN space than this call would build is not current.
+            if current.history.compact == bool(knn_dims):
+                typer.echo(f"router model {current.manifest.version} at {out} is current")
+                return
+            typer.echo(f"(re)training: {out}'s kNN index is {'compact' if current.history.compact else 'full'}", err=True)
 
     outcomes = _load(data, small_col, large_col, exclude, split, seed, test_fraction)
     if outcomes.ungraded:
@@ -198,7 +204,7 @@ def train(
     model = train_router(
         outcomes, build_embedder(spec.kind, spec.max_tokens), spec, version=version, threads=threads,
         progress=lambda step: typer.echo(f"[{time.monotonic() - started:6.1f}s] {step}", err=True),
-        prior=prior_rows, prior_weight=prior_weight,
+        prior=prior_rows, prior_weight=prior_weight, knn_dims=knn_dims,
     )
     used_prior = prior if prior_rows is not None else None
     model.manifest.metrics.update(_provenance(data, used_prior, outcomes.ungraded, split, seed, test_fraction))

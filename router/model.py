@@ -313,6 +313,7 @@ class RouterModel:
             out / "history.npz", embeddings=self.history.embeddings,
             small_ok=self.history.small_ok, large_ok=self.history.large_ok,
             ks=np.asarray(self.history.ks),
+            **({} if self.history.basis is None else {"basis": self.history.basis}),
         )
         np.savez_compressed(out / "rank_reference.npz", **self.rank_reference)
         self.stack.save(out / STACK_FILE)
@@ -344,7 +345,7 @@ class RouterModel:
             rank_reference = dict(npz)
         return cls(
             manifest=manifest,
-            history=KnnHistory(hist["embeddings"], hist["small_ok"], hist["large_ok"], ks=ks),
+            history=KnnHistory(hist["embeddings"], hist["small_ok"], hist["large_ok"], ks=ks, basis=hist.get("basis")),
             stack=StackModels.load(path / STACK_FILE),
             heads={n: lgb.Booster(model_file=str(path / f"head_{n}.txt")) for n in HEADS},
             rank_reference=rank_reference,

@@ -30,7 +30,7 @@ from sklearn.model_selection import KFold
 from router.data import DataError, OutcomeData, concat
 from text.embedding import Embedder
 from router.features import BoundaryLists
-from router.history import DEFAULT_KS, KnnHistory
+from router.history import COMPACT_DIMS, DEFAULT_KS, KnnHistory, compact_basis
 from router.metrics import apgr, auc, expected_calibration_error, quality_curve
 from router.model import (
     EmbedderSpec,
@@ -156,7 +156,10 @@ def train_router(
     progress: Callable[[str], None] = lambda _: None,
     prior: OutcomeData | None = None,
     prior_weight: float = 1.0,
+    knn_dims: int = COMPACT_DIMS,
 ) -> RouterModel:
+    """`knn_dims`: the history's compact index (see router.history.COMPACT_DIMS); 0 searches
+    the full embeddings."""
     lists = lists or BoundaryLists()
     rows, weights = _joined(data, prior, prior_weight)
     own = np.arange(len(rows)) < len(data)
@@ -166,7 +169,8 @@ def train_router(
     cats = categories if len(categories) > 1 else []
 
     progress("stacked features (out-of-fold)")
-    history = KnnHistory(emb[own], data.small, data.large, ks=DEFAULT_KS)
+    basis = compact_basis(emb[own], knn_dims) if knn_dims else None
+    history = KnnHistory(emb[own], data.small, data.large, ks=DEFAULT_KS, basis=basis)
     # Half the rows train without their category, so the heads also learn to score
     # queries whose client sends none (the usual case outside the training domain).
     given = _mask_categories(rows.categories, seed=0)

@@ -4,6 +4,7 @@ decision, on the loop, never by the decision itself."""
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import threading
 import time
 
@@ -18,12 +19,17 @@ from router.learned import LearnedPolicy, LearnedRoutingConfig
 from router.thresholds import ShareThreshold
 from tests.support.fake_engine import FakeEngine
 
-SCORE_S = 0.05  # one decision's CPU, as a sleep: on the loop it would stall it this long
+SCORE_S = 0.05  # one decision's CPU, spent spinning: on the loop it would stall it this long
 TICK_S = 0.005
+_BUFFER = bytes(1 << 20)
 
 
 def slow_score(_text: str, _category: str | None, _asks: object = None) -> float:
-    time.sleep(SCORE_S)
+    # CPU, not a sleep (the router costs a policy in thread CPU time), spent outside the
+    # GIL as numpy's and LightGBM's work is: hashing a large buffer releases it.
+    until = time.thread_time() + SCORE_S
+    while time.thread_time() < until:
+        hashlib.sha256(_BUFFER).digest()
     return 0.4
 
 
@@ -146,3 +152,19 @@ def test_the_cost_estimate_follows_the_decisions():
     for _ in range(50):
         cost.add(0.010)
     assert not cost.cheap(0.002)
+
+
+class _Waiting(_Clocked):
+    """Wall time without CPU: what a decision's GIL waits look like on a busy replica."""
+
+    def decide(self, query, loads):  # noqa: ANN001, ANN201 - the protocol's signature
+        time.sleep(0.02)
+        return super().decide(query, loads)
+
+
+async def test_a_decision_is_costed_in_cpu_not_in_wall_time():
+    policy = _Waiting()
+    router = LiveRouter(policy, inline_budget_s=0.005)  # 20 ms of wall, well under 5 ms of CPU
+    for _ in range(2):
+        await router.decide(None, RoutingQuery(text="q"))
+    assert policy.threads[1] == threading.get_ident(), "waiting is not cost: the second decision runs inline"
