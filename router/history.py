@@ -26,12 +26,15 @@ TIMING_RUNS = 5  # of each exact one-query path, once per history, to keep the f
 # is trained on the same neighbours it is served with, so nothing is approximated between
 # the two (router eval on the MMLU split: docs/routing.md).
 COMPACT_DIMS = 96
+# Below this many rows the full search is already cheap (a pair's own ~1k outcomes: 1.5 MB,
+# ~0.03 ms) and a basis fitted on so few rows would only blur the neighbours.
+COMPACT_MIN_ROWS = 4096
 
 
 def compact_basis(embeddings: NDArray[np.float32], dims: int = COMPACT_DIMS) -> NDArray[np.float32] | None:
     """The `dims` leading right singular vectors of the history (rows: directions), or None
-    where the embeddings are no wider than that (nothing to compact)."""
-    if embeddings.shape[1] <= dims or len(embeddings) <= dims:
+    where the embeddings are no wider than that or the history too short to gain from it."""
+    if embeddings.shape[1] <= dims or len(embeddings) < max(COMPACT_MIN_ROWS, dims):
         return None
     _, _, vt = np.linalg.svd(np.asarray(embeddings, dtype=np.float64), full_matrices=False)
     return np.ascontiguousarray(vt[:dims], dtype=np.float32)

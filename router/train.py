@@ -158,8 +158,8 @@ def train_router(
     prior_weight: float = 1.0,
     knn_dims: int = COMPACT_DIMS,
 ) -> RouterModel:
-    """`knn_dims`: the history's compact index (see router.history.COMPACT_DIMS); 0 searches
-    the full embeddings."""
+    """`knn_dims`: the history's compact index (see router.history.COMPACT_DIMS) where the
+    history is long enough to gain from one; 0 searches the full embeddings."""
     lists = lists or BoundaryLists()
     rows, weights = _joined(data, prior, prior_weight)
     own = np.arange(len(rows)) < len(data)

@@ -22,7 +22,7 @@ def _unit(rows: np.ndarray) -> np.ndarray:
 def rows() -> np.ndarray:
     rng = np.random.default_rng(3)
     centres = rng.normal(size=(30, 64))
-    return _unit(centres[rng.integers(0, 30, 2000)] + 0.5 * rng.normal(size=(2000, 64)))
+    return _unit(centres[rng.integers(0, 30, 5000)] + 0.5 * rng.normal(size=(5000, 64)))
 
 
 def test_the_basis_is_orthonormal_and_only_where_it_compacts(rows):
@@ -30,12 +30,13 @@ def test_the_basis_is_orthonormal_and_only_where_it_compacts(rows):
     assert basis.shape == (16, 64)
     np.testing.assert_allclose(basis @ basis.T, np.eye(16), atol=1e-5)
     assert compact_basis(rows, 64) is None, "as wide as the embeddings: nothing to compact"
+    assert compact_basis(rows[:1000], 16) is None, "a short history searches fast in full"
 
 
 def test_neighbours_are_the_exact_cosine_neighbours_in_the_basis(rows):
     basis = compact_basis(rows, 16)
     rng = np.random.default_rng(4)
-    history = KnnHistory(rows, rng.integers(0, 2, 2000).astype(np.float32), rng.random(2000).astype(np.float32),
+    history = KnnHistory(rows, rng.integers(0, 2, 5000).astype(np.float32), rng.random(5000).astype(np.float32),
                          ks=(10,), basis=basis)
     query = rows[5]
     projected = _unit(rows @ basis.T)
@@ -49,11 +50,12 @@ def test_neighbours_are_the_exact_cosine_neighbours_in_the_basis(rows):
 
 
 def test_a_full_history_is_not_compact(rows):
-    history = KnnHistory(rows, np.ones(2000, np.float32), np.zeros(2000, np.float32))
+    history = KnnHistory(rows, np.ones(5000, np.float32), np.zeros(5000, np.float32))
     assert not history.compact and history._index is history.embeddings
 
 
-def test_a_trained_compact_router_scores_the_same_after_save_and_load(tmp_path: Path):
+def test_a_trained_compact_router_scores_the_same_after_save_and_load(tmp_path: Path, monkeypatch):
+    monkeypatch.setattr("router.history.COMPACT_MIN_ROWS", 16)  # 240 rows: compacted all the same
     model = train_router(own_rows(), HashEmbedder(), EmbedderSpec(), threads=1, knn_dims=8)
     assert model.history.compact and model.history.basis.shape == (8, HashEmbedder.dim)
     model.save(tmp_path / "m")
