@@ -446,7 +446,7 @@ def variants(key: str) -> tuple[str, bool, bool]:
 def run_rows(args: argparse.Namespace, logs: Path, measured: dict[str, dict[str, ModeResult]]) -> None:
     """Fills `measured` row by row: what was measured survives an interruption."""
     # Row (a), the bare server, is every run's floor: measured first whether listed or not.
-    rows = [r.strip() for r in args.rows.split(",") if r.strip() and r.strip() != "a"]
+    rows = [r for r in (part.strip() for part in args.rows.split(",")) if r and r != "a"]
     mock_port = free_port()
     floor = mock_server(args, mock_port, logs)
     with running(floor, f"http://127.0.0.1:{mock_port}", "m", 60):

@@ -18,7 +18,7 @@ import typer
 from engines.environment import env_secret
 from router.data import OutcomeData, concat, data_digest, load_exclusions, load_outcomes, split_indices
 from router.flywheel import DEFAULT_THRESHOLD, ShadowRows, parse_since, shadow_outcomes
-from router.history import COMPACT_DIMS, COMPACT_MIN_ROWS
+from router.history import COMPACT_DIMS, compacts
 from router.context import RouterContext
 from router.collect_cli import collect
 from router.grade_cli import grade
@@ -181,10 +181,11 @@ def train(
             typer.echo(f"(re)training: {exc}", err=True)
         else:
             # A model searching another kNN space than this call would build is not current.
-            if current.history.compact or not knn_dims or len(current.history) < COMPACT_MIN_ROWS:
+            history = current.history
+            if history.compact or not compacts(len(history), history.embeddings.shape[1], knn_dims):
                 typer.echo(f"router model {current.manifest.version} at {out} is current")
                 return
-            typer.echo(f"(re)training: {out}'s kNN index is {'compact' if current.history.compact else 'full'}", err=True)
+            typer.echo(f"(re)training: {out}'s kNN index is full-width; this code builds a compact one", err=True)
 
     outcomes = _load(data, small_col, large_col, exclude, split, seed, test_fraction)
     if outcomes.ungraded:

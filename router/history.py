@@ -31,10 +31,15 @@ COMPACT_DIMS = 96
 COMPACT_MIN_ROWS = 4096
 
 
+def compacts(rows: int, width: int, dims: int = COMPACT_DIMS) -> bool:
+    """Whether a history of `rows` embeddings `width` wide gains from a `dims` index (0: never)."""
+    return 0 < dims < width and rows >= max(COMPACT_MIN_ROWS, dims)
+
+
 def compact_basis(embeddings: NDArray[np.float32], dims: int = COMPACT_DIMS) -> NDArray[np.float32] | None:
     """The `dims` leading right singular vectors of the history (rows: directions), or None
-    where the embeddings are no wider than that or the history too short to gain from it."""
-    if embeddings.shape[1] <= dims or len(embeddings) < max(COMPACT_MIN_ROWS, dims):
+    where it would not gain from them (`compacts`)."""
+    if not compacts(len(embeddings), embeddings.shape[1], dims):
         return None
     _, _, vt = np.linalg.svd(np.asarray(embeddings, dtype=np.float64), full_matrices=False)
     return np.ascontiguousarray(vt[:dims], dtype=np.float32)

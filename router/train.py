@@ -169,7 +169,7 @@ def train_router(
     cats = categories if len(categories) > 1 else []
 
     progress("stacked features (out-of-fold)")
-    basis = compact_basis(emb[own], knn_dims) if knn_dims else None
+    basis = compact_basis(emb[own], knn_dims)
     history = KnnHistory(emb[own], data.small, data.large, ks=DEFAULT_KS, basis=basis)
     # Half the rows train without their category, so the heads also learn to score
     # queries whose client sends none (the usual case outside the training domain).
