@@ -11,7 +11,7 @@ import pytest
 from router.history import KnnHistory, compact_basis
 from router.model import EmbedderSpec, RouterModel
 from router.train import train_router
-from tests.unit.test_router_own_outcomes import HashEmbedder, own_rows
+from tests.support.own_outcomes import HashEmbedder, own_rows
 
 
 def _unit(rows: np.ndarray) -> np.ndarray:

@@ -13,7 +13,7 @@ from router.asks import ASK_FEATURES, PLAIN, RequestAsks, asks_from_tags, reques
 from router.data import DataError, OutcomeData, concat, load_outcomes
 from router.model import EmbedderSpec, feature_names
 from router.train import train_router
-from tests.unit.test_router_own_outcomes import HashEmbedder
+from tests.support.own_outcomes import HashEmbedder
 
 TOOL = ToolFunction(name="refund", parameters={"type": "object", "properties": {}})
 QUESTIONS = ["where is my order", "i want a refund for", "cancel my subscription to", "change my address"]
