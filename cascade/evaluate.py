@@ -1,8 +1,8 @@
 """Held-out evidence for cascades: what quality each way of spending the top tier buys per cost.
 
 Per graded row: the cheap tier's score, the top tier's score, the router's score (higher: send
-large) and a confidence in the cheap answer (higher: surer it is fine). Every strategy is a set of
-(routed, escalated) counts served by one rule:
+large) and a confidence (higher: less reason to escalate the cheap answer). Every strategy is a
+set of (routed, escalated) counts served by one rule:
 
     routed     rows with the highest router scores go straight to large    cost: large
     escalated  of the rest, which all ask small first, the least confident  cost: small + large
@@ -12,6 +12,15 @@ large) and a confidence in the cheap answer (higher: surer it is fine). Every st
     route_only       routed = k, escalated = 0
     cascade_only     routed = 0, escalated = k
     cascade_routing  routed + escalated = k, the split chosen on training rows
+
+Following Dekoninck et al. (ICML 2025, "A Unified Approach to Routing and Cascading for LLMs"),
+both decisions rank rows by the expected gain of the upper tier: ex ante (the query only) for
+routing, which is the router's score, calibrated to P(large better); ex post (the router's score
+and the small answer's signals) for escalation, a verifier trained on "the large answer is
+better" whose confidence is minus that probability. The gain estimator's form (logistic, LightGBM
+or their mean) is chosen per training set by choose_gain_form: the best out-of-fold
+escalation_value on the training rows, ties to the simpler form. A verifier of "the small answer
+is fine" fits the same rule as another confidence.
 
 "share" is the fraction of rows answered by large (routed + escalated). Each strategy gives a
 curve over k = 0..n; it is read as quality at a share and as the mean, over a grid of costs from
@@ -55,7 +64,7 @@ class Rows:
     small: Floats
     large: Floats
     router: Floats  # higher: send large
-    confidence: Floats  # higher: surer the small answer is fine; NaN (no answer) is least sure
+    confidence: Floats  # higher: less reason to escalate; NaN (no answer) escalates first
 
     def __post_init__(self) -> None:
         sizes = {len(self.small), len(self.large), len(self.router), len(self.confidence)}
@@ -196,7 +205,14 @@ def summarise(curve: Curve, costs: Costs, share: float) -> StrategyResult:
     )
 
 
-# ---- the verifier: a confidence learned from the cheap answer's signals ------------------------
+# ---- the verifiers: what the cheap answer's signals say about the two tiers ---------------------
+#
+# Two labels: "the small answer is fine" (the small-ok verifier, a confidence) and "the large
+# answer is better" (the gain: what an escalation buys, the ex-post counterpart of the router's
+# ex-ante score, which is calibrated to the same event). Three forms of estimator; which one
+# estimates the gain is chosen per training set, out of fold (choose_gain_form).
+
+GAIN_FORMS = ("logistic", "lightgbm", "mean")  # simplest first: a tie goes to the earlier
 
 
 class VerifierParams(BaseModel):
@@ -206,6 +222,7 @@ class VerifierParams(BaseModel):
     leaves: int = 7
     min_leaf: int = 20
     learning_rate: float = 0.05
+    c: float = 1.0  # the logistic form's inverse L2 strength (standardised features); fixed
     folds: int = 5
     seed: int = 0
 
@@ -222,11 +239,9 @@ def verifier_features(signals: Floats, router: Floats, codes: Floats) -> Floats:
     return np.column_stack([signals, router, codes])
 
 
-def _fit_predict(x: Floats, y: Floats, x_new: Floats, params: VerifierParams) -> Floats:
+def _lightgbm(x: Floats, y: Floats, x_new: Floats, params: VerifierParams) -> Floats:
     import lightgbm as lgb
 
-    if len(np.unique(y)) < 2:  # a fold with one outcome only: its rate is all it knows
-        return np.full(len(x_new), float(y[0]) if len(y) else 0.5)
     model = lgb.LGBMClassifier(
         n_estimators=params.trees, num_leaves=params.leaves, min_child_samples=params.min_leaf,
         learning_rate=params.learning_rate, min_data_per_group=params.min_leaf, cat_smooth=10.0,
@@ -237,16 +252,81 @@ def _fit_predict(x: Floats, y: Floats, x_new: Floats, params: VerifierParams) ->
     return np.asarray(proba)[:, 1].astype(np.float64)
 
 
+def _logistic(x: Floats, y: Floats, x_new: Floats, params: VerifierParams) -> Floats:
+    """L2 logistic regression on the standardised numeric columns (a missing value: the training
+    median) and the category one-hot (no code, none or unseen, is a level of its own)."""
+    from sklearn.compose import ColumnTransformer
+    from sklearn.impute import SimpleImputer
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import OneHotEncoder, StandardScaler
+
+    last = x.shape[1] - 1
+    design = ColumnTransformer([
+        ("signals", make_pipeline(SimpleImputer(strategy="median", keep_empty_features=True),
+                                  StandardScaler()), list(range(last))),
+        ("category", OneHotEncoder(handle_unknown="ignore"), [last]),
+    ])
+    model = make_pipeline(design, LogisticRegression(C=params.c, max_iter=1000))
+
+    def coded(rows: Floats) -> Floats:
+        return np.column_stack([rows[:, :last], np.nan_to_num(rows[:, last], nan=-1.0)])
+
+    model.fit(coded(x), y.astype(np.int64))
+    return np.asarray(model.predict_proba(coded(x_new)))[:, 1].astype(np.float64)
+
+
+def _mean(x: Floats, y: Floats, x_new: Floats, params: VerifierParams) -> Floats:
+    """Both forms' probabilities averaged: the trees' interactions, the line's stability."""
+    return (_lightgbm(x, y, x_new, params) + _logistic(x, y, x_new, params)) / 2.0
+
+
+_FITS = {"lightgbm": _lightgbm, "logistic": _logistic, "mean": _mean}
+
+
+def _fit_predict(
+    x: Floats, y: Floats, x_new: Floats, params: VerifierParams, form: str = "lightgbm"
+) -> Floats:
+    if len(np.unique(y)) < 2:  # a fold with one outcome only: its rate is all it knows
+        return np.full(len(x_new), float(y[0]) if len(y) else 0.5)
+    return _FITS[form](x, y, x_new, params)
+
+
 def verifier_confidence(
-    train_x: Floats, train_ok: Floats, test_x: Floats, params: VerifierParams | None = None
+    train_x: Floats, train_ok: Floats, test_x: Floats, params: VerifierParams | None = None,
+    form: str = "lightgbm",
 ) -> tuple[Floats, Floats]:
-    """P(the small answer is fine): out-of-fold on the training rows (what cascade_routing is
-    tuned on), from a model of all training rows on the test rows."""
+    """P(label) where the label is `train_ok` >= 0.5: out-of-fold on the training rows (what
+    cascade_routing is tuned on), from a model of all training rows on the test rows."""
     from sklearn.model_selection import KFold
 
+    if form not in _FITS:
+        raise ValueError(f"unknown verifier form {form!r}; known: {sorted(_FITS)}")
     params = params or VerifierParams()
     y = (np.asarray(train_ok) >= 0.5).astype(np.float64)
     oof = np.empty(len(train_x))
     for fit, held in KFold(params.folds, shuffle=True, random_state=params.seed).split(train_x):
-        oof[held] = _fit_predict(train_x[fit], y[fit], train_x[held], params)
-    return oof, _fit_predict(train_x, y, test_x, params)
+        oof[held] = _fit_predict(train_x[fit], y[fit], train_x[held], params, form)
+    return oof, _fit_predict(train_x, y, test_x, params, form)
+
+
+def escalation_value(train: Rows, share: float, seed: int = 0) -> float:
+    """Mean quality of cascade_only over the shares 0..`share` of these rows, escalating by their
+    confidence: what a ranking buys at every escalation rate cascade_routing can use there."""
+    curve = cascade_only(train, Costs(), seed)  # quality does not depend on the prices
+    return float(curve.quality[curve.share <= share + 1e-12].mean())
+
+
+def choose_gain_form(
+    train: Rows, oof_gain: dict[str, Floats], share: float, seed: int = 0
+) -> tuple[str, dict[str, float]]:
+    """The gain estimator's form, chosen on training rows only: the highest escalation_value
+    when escalating by each form's out-of-fold P(large better); a tie goes to the simpler form
+    (GAIN_FORMS' order). Returns the form and every form's value."""
+    values = {form: escalation_value(Rows(train.small, train.large, train.router, -oof_gain[form]),
+                                     share, seed)
+              for form in GAIN_FORMS if form in oof_gain}
+    if not values:
+        raise ValueError(f"no out-of-fold gain for any of {GAIN_FORMS}")
+    best = max(values.values())
+    return next(form for form, value in values.items() if value >= best - 1e-12), values

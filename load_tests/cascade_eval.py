@@ -4,10 +4,16 @@ compared by quality at a top-tier share and by the area under quality per cost.
 Per seed (router.data.split_indices(n, seed, 0.3), as `router eval`): the learned router is
 trained on the training rows (this pair only, no prior) and scores the held-out rows; the
 training rows get out-of-fold scores from 5 routers that never saw them (what cascade_routing's
-split is tuned on). A verifier (LightGBM, cascade/evaluate.py) learns from the training rows
-whether the small answer is fine, from its logprob signals, length, the router score and the
-category; its training-row confidences are out-of-fold too. The raw mean logprob is reported as
-a second confidence (`*_logprob`). Nothing is tuned on held-out grades.
+split is tuned on). As in Dekoninck et al. (ICML 2025), routing and escalation both follow the
+expected gain of the large tier: ex ante the router's score (calibrated to P(large better)), ex
+post a verifier trained on the training rows on "the large answer is better" from the small
+answer's logprob signals, length, the router score and the category (cascade/evaluate.py). Its
+form (logistic, LightGBM or their mean) is chosen per seed on the training rows alone: the best
+out-of-fold escalation_value (cascade_only's mean quality over shares up to --share), ties to the
+simpler form. The headline cascade_only and cascade_routing use it; every form is also reported
+(`*_gain_<form>`), and so are the verifier of "the small answer is fine" (`*_small_ok`) and the
+raw mean logprob (`*_logprob`) as confidences. Training-row scores are all out-of-fold. Nothing
+is tuned on held-out grades.
 
     .venv/bin/python load_tests/cascade_eval.py [--data data/routing_eval/cascade_outcomes.csv]
         [--seeds 0,1,2] [--share 0.3] [--out load_tests/results/cascade.json]
@@ -32,9 +38,9 @@ from pydantic import BaseModel
 from sklearn.model_selection import KFold
 
 from cascade.evaluate import (
-    Costs, Curve, Rows, StrategyResult, cascade_only, cascade_routing, category_codes,
-    choose_split, cost_grid, envelope, route_only, summarise, verifier_confidence,
-    verifier_features,
+    GAIN_FORMS, Costs, Curve, Rows, StrategyResult, cascade_only, cascade_routing, category_codes,
+    choose_gain_form, choose_split, cost_grid, envelope, route_only, summarise,
+    verifier_confidence, verifier_features,
 )
 from router.data import OutcomeData, data_digest, load_outcomes, split_indices
 from router.metrics import auc, oracle_scores
@@ -57,8 +63,17 @@ NOTES = [
     f"router: train_router on each seed's training rows (static embedder, 256 tokens, no prior, "
     f"threads 1); training rows scored out-of-fold ({ROUTER_FOLDS} folds), test rows by the "
     "full-train router, with categories, as `router eval`",
-    "verifier: LightGBM (100 trees, 7 leaves, 20 rows a leaf) on lp_mean, lp_min, lp_margin, "
-    "tokens, answer_chars, router score and category; training rows out-of-fold (5 folds)",
+    "escalation (headline cascade_only, cascade_routing): P(large better) from lp_mean, lp_min, "
+    "lp_margin, tokens, answer_chars, router score and category, the ex-post gain estimate of "
+    "Dekoninck et al. (ICML 2025); routing uses the router score, its ex-ante counterpart",
+    "gain estimator forms: logistic (L2, C=1, standardised features, category one-hot), LightGBM "
+    "(100 trees, 7 leaves, 20 rows a leaf) and their mean; training rows out-of-fold (5 folds)",
+    "gain form selection, per seed, training rows only: the form with the highest out-of-fold "
+    "escalation_value (cascade_only's mean training quality over shares 0..share when escalating "
+    "by that form's P(large better)); a tie goes to the simpler form (logistic, lightgbm, mean). "
+    "Held-out grades never enter; the held-out AUCs in auc_large_better are diagnostics only",
+    "variants: *_gain_<form> every gain form; *_small_ok the LightGBM verifier of 'the small "
+    "answer is fine' (the former headline); *_logprob the raw mean logprob",
     "cascade_routing: per share, the routed fraction chosen on the training rows from a 2.5 % "
     "grid (best quality, ties to more routing), applied to test rows as fractions of their ranks",
     "share: fraction of rows answered by large (routed + escalated); quality_at_share "
@@ -81,9 +96,13 @@ class SeedResult(BaseModel):
     strategies: dict[str, StrategyResult]
     escalation_rate: float  # cascade_only's at the share
     cascade_routing_split: Split
+    gain_form: str  # the gain estimator chosen on the training rows
+    gain_form_values: dict[str, float]  # each form's out-of-fold escalation_value (training rows)
+    train_oof_auc_large_better: dict[str, float]  # each form's, training rows (not a criterion)
     small_quality: float  # on the held-out rows
     large_quality: float
     auc_small_ok: dict[str, float]  # each confidence's on the held-out rows
+    auc_large_better: dict[str, float]  # router and each gain form on the held-out rows
     auc_large_better_router: float
     n_train: int
     seconds: float
@@ -132,17 +151,26 @@ def router_scores(data: OutcomeData, emb: Emb, train_idx: Idx, test_idx: Idx, em
     return oof, test
 
 
-def strategies(train: Rows, test: Rows, train_lp: Rows, test_lp: Rows,
+def strategies(train: Rows, test: Rows, variants: dict[str, tuple[Rows, Rows]],
                costs: Costs) -> dict[str, Curve]:
-    oracle = Rows(test.small, test.large, oracle_scores(test.small, test.large), test.confidence)
-    return {
+    """The headline three, each variant confidence's cascades, and the routing ceiling."""
+    curves = {
         "route_only": route_only(test, costs),
         "cascade_only": cascade_only(test, costs),
         "cascade_routing": cascade_routing(test, train, costs),
-        "cascade_only_logprob": cascade_only(test_lp, costs),
-        "cascade_routing_logprob": cascade_routing(test_lp, train_lp, costs),
-        "route_oracle": route_only(oracle, costs),
     }
+    for name, (train_v, test_v) in variants.items():
+        curves[f"cascade_only_{name}"] = cascade_only(test_v, costs)
+        curves[f"cascade_routing_{name}"] = cascade_routing(test_v, train_v, costs)
+    oracle = Rows(test.small, test.large, oracle_scores(test.small, test.large), test.confidence)
+    curves["route_oracle"] = route_only(oracle, costs)
+    return curves
+
+
+def gain_estimates(train_x: Floats, helps: Floats,
+                   test_x: Floats) -> dict[str, tuple[Floats, Floats]]:
+    """Per form, P(large better): (out-of-fold on the training rows, on the test rows)."""
+    return {form: verifier_confidence(train_x, helps, test_x, form=form) for form in GAIN_FORMS}
 
 
 def run_seed(seed: int, data: OutcomeData, sig: Floats, emb: Emb, embedder: Embedder,
@@ -155,35 +183,43 @@ def run_seed(seed: int, data: OutcomeData, sig: Floats, emb: Emb, embedder: Embe
     train_x = verifier_features(sig[train_idx], oof_router, codes[train_idx])
     test_x = verifier_features(sig[test_idx], test_router, codes[test_idx])
     small, large = data.small.astype(np.float64), data.large.astype(np.float64)
-    oof_conf, test_conf = verifier_confidence(train_x, small[train_idx], test_x)
-    # The escalation model: the same features, trained on "the upper tier's answer is better"
-    # (what an escalation buys), its confidence the chance that it does not.
+    # What an escalation buys: the large answer scoring higher (large is worse on average here,
+    # so "the small answer is fine" ranks the wrong rows first).
     helps = (large[train_idx] > small[train_idx]).astype(np.float64)
-    oof_help, test_help = verifier_confidence(train_x, helps, test_x)
+    gains = gain_estimates(train_x, helps, test_x)
+    oof_ok, test_ok = verifier_confidence(train_x, small[train_idx], test_x)
     lp = sig[:, SIGNALS.index("lp_mean")]
 
     def rows(idx: Idx, router: Floats, confidence: Floats) -> Rows:
         return Rows(small[idx], large[idx], router, confidence)
 
-    train, test = rows(train_idx, oof_router, oof_conf), rows(test_idx, test_router, test_conf)
-    train_lp = rows(train_idx, oof_router, lp[train_idx])
-    train_gain, test_gain = rows(train_idx, oof_router, -oof_help), rows(test_idx, test_router, -test_help)
-    test_lp = rows(test_idx, test_router, lp[test_idx])
-    curves = strategies(train, test, train_lp, test_lp, costs)
-    curves["cascade_only_gain"] = cascade_only(test_gain, costs)
-    curves["cascade_routing_gain"] = cascade_routing(test_gain, train_gain, costs)
+    def pair(train_conf: Floats, test_conf: Floats) -> tuple[Rows, Rows]:
+        return rows(train_idx, oof_router, train_conf), rows(test_idx, test_router, test_conf)
+
+    # Gain as a confidence: its negation, so that the likeliest to gain escalate first.
+    variants = {f"gain_{form}": pair(-oof, -test) for form, (oof, test) in gains.items()}
+    graded = rows(train_idx, oof_router, np.zeros(len(train_idx)))  # each form's gain ranks it
+    form, form_values = choose_gain_form(graded, {f: oof for f, (oof, _) in gains.items()}, share)
+    train, test = variants[f"gain_{form}"]
+    variants |= {"small_ok": pair(oof_ok, test_ok), "logprob": pair(lp[train_idx], lp[test_idx])}
+    curves = strategies(train, test, variants, costs)
     results = {name: summarise(curve, costs, share) for name, curve in curves.items()}
     ok = (test.small >= 0.5).astype(np.float64)
+    better = (test.large > test.small).astype(np.float64)
     chosen = float(choose_split(train, np.array([share]), costs)[0])
     mixed = results["cascade_routing"]
     return SeedResult(
         seed=seed, strategies=results, escalation_rate=results["cascade_only"].escalation_rate,
         cascade_routing_split=Split(routed_fraction_chosen=chosen, routed_rate=mixed.routed_rate,
                                     escalation_rate=mixed.escalation_rate),
+        gain_form=form, gain_form_values=form_values,
+        train_oof_auc_large_better={f: auc(helps, oof) for f, (oof, _) in gains.items()},
         small_quality=float(test.small.mean()), large_quality=float(test.large.mean()),
-        auc_small_ok={"verifier": auc(ok, test_conf),
-                      "lp_mean": auc(ok, np.nan_to_num(test_lp.confidence, nan=-1e9))},
-        auc_large_better_router=auc((test.large > test.small).astype(np.float64), test.router),
+        auc_small_ok={"verifier": auc(ok, test_ok),
+                      "lp_mean": auc(ok, np.nan_to_num(lp[test_idx], nan=-1e9))},
+        auc_large_better={"router": auc(better, test.router),
+                          **{f: auc(better, t) for f, (_, t) in gains.items()}},
+        auc_large_better_router=auc(better, test.router),
         n_train=len(train_idx), seconds=round(time.monotonic() - started, 1),
     ), curves
 
@@ -202,11 +238,11 @@ def median_over_seeds(seeds: list[SeedResult]) -> dict[str, dict[str, float]]:
 
 def table(seeds: list[SeedResult], median: dict[str, dict[str, float]], share: float) -> str:
     at = f"quality@{share:.0%}"
-    head = f"{'seed':>6}  {'strategy':24s} {at:>12} {'auc':>7} {'escalated':>10} {'cost':>6}"
+    head = f"{'seed':>6}  {'strategy':30s} {at:>12} {'auc':>7} {'escalated':>10} {'cost':>6}"
     blocks = [(str(s.seed), {n: r.model_dump() for n, r in s.strategies.items()}) for s in seeds]
     lines = [head, "-" * len(head)]
     for label, results in [*blocks, ("median", median)]:
-        lines += [f"{label:>6}  {name:24s} {r['quality_at_share']:12.3f} "
+        lines += [f"{label:>6}  {name:30s} {r['quality_at_share']:12.3f} "
                   f"{r['auc_quality_cost']:7.3f} {r['escalation_rate']:10.3f} "
                   f"{r['cost_at_share']:6.3f}" for name, r in results.items()]
         lines.append("")
@@ -218,12 +254,14 @@ def verdict_lines(seeds: list[SeedResult]) -> list[str]:
     for s in seeds:
         mixed, route = s.strategies["cascade_routing"], s.strategies["route_only"]
         split = s.cascade_routing_split
+        values = ", ".join(f"{f} {v:.3f}" for f, v in s.gain_form_values.items())
         lines.append(
             f"seed {s.seed}: cascade_routing {mixed.quality_at_share:.3f} vs route_only "
             f"{route.quality_at_share:.3f} (routed {split.routed_rate:.3f} + escalated "
-            f"{split.escalation_rate:.3f}); small-ok AUC: verifier "
-            f"{s.auc_small_ok['verifier']:.3f}, "
-            f"lp_mean {s.auc_small_ok['lp_mean']:.3f}"
+            f"{split.escalation_rate:.3f}); gain form {s.gain_form} (training OOF "
+            f"escalation_value: {values}); held-out large-better AUC: router "
+            f"{s.auc_large_better['router']:.3f}, {s.gain_form} "
+            f"{s.auc_large_better[s.gain_form]:.3f}"
         )
     return lines
 

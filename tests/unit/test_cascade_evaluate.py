@@ -7,9 +7,9 @@ import numpy as np
 import pytest
 
 from cascade.evaluate import (
-    Costs, Rows, auc_quality_cost, cascade_only, cascade_routing, category_codes, choose_split,
-    envelope, quality_at_share, route_only, serve, summarise, verifier_confidence,
-    verifier_features,
+    GAIN_FORMS, Costs, Rows, auc_quality_cost, cascade_only, cascade_routing, category_codes,
+    choose_gain_form, choose_split, envelope, escalation_value, quality_at_share, route_only, serve,
+    summarise, verifier_confidence, verifier_features,
 )
 
 COSTS = Costs()  # small 0.1, large 1.0
@@ -124,3 +124,51 @@ def test_unknown_categories_have_no_code_and_one_outcome_gives_its_rate():
     x = np.zeros((30, 3))
     oof, test = verifier_confidence(x, np.ones(30), x[:2])
     assert oof.tolist() == [1.0] * 30 and test.tolist() == [1.0, 1.0]
+
+
+def noisy_signal(rows: int = 300) -> tuple[np.ndarray, np.ndarray]:
+    """Features whose first signal (and the category) carries the label; the rest is noise."""
+    rng = np.random.default_rng(1)
+    label = (rng.uniform(size=rows) < 0.3).astype(np.float64)
+    codes = category_codes(["a", "b", None] * (rows // 3), ["a", "b"])
+    signals = np.column_stack([label * 1.5 + rng.normal(0, 0.5, rows), rng.normal(size=rows)])
+    return verifier_features(signals, rng.uniform(size=rows), codes), label
+
+
+@pytest.mark.parametrize("form", GAIN_FORMS)
+def test_every_gain_form_learns_the_signal_out_of_fold(form):
+    x, label = noisy_signal()
+    oof, test = verifier_confidence(x[:200], label[:200], x[200:], form=form)
+    assert ((0 <= oof) & (oof <= 1)).all() and test.shape == (100,)
+    assert np.corrcoef(oof, label[:200])[0, 1] > 0.6 and np.corrcoef(test, label[200:])[0, 1] > 0.6
+
+
+def test_the_logistic_form_takes_missing_signals_and_unseen_categories():
+    x, label = noisy_signal()
+    x[::7, 0] = np.nan  # a missing signal: the training median
+    new = x[:3].copy()
+    new[:, -1] = np.nan  # none or unseen: the no-code level
+    _, test = verifier_confidence(x, label, new, form="logistic")
+    assert np.isfinite(test).all()
+
+
+def test_an_unknown_form_is_refused():
+    with pytest.raises(ValueError, match="unknown verifier form"):
+        verifier_confidence(np.zeros((10, 2)), np.ones(10), np.zeros((1, 2)), form="forest")
+
+
+def test_escalation_value_is_cascade_onlys_mean_quality_up_to_the_share():
+    # cascade_only on ROWS: 0.5, 0.75, 0.5 at shares 0, 0.25, 0.5.
+    assert escalation_value(ROWS, 0.5) == pytest.approx((0.5 + 0.75 + 0.5) / 3)
+    assert escalation_value(ROWS, 0.0) == 0.5
+
+
+def test_the_gain_form_is_the_one_whose_out_of_fold_gain_ranks_the_winners_first():
+    # gain per row -1, +1, 0, +1: "lightgbm" ranks rows 1 and 3 first, "logistic" row 0.
+    oof = {"logistic": arr(0.9, 0.1, 0.5, 0.2), "lightgbm": arr(0.1, 0.9, 0.2, 0.8)}
+    form, values = choose_gain_form(ROWS, oof, 0.5)
+    assert form == "lightgbm" and values["lightgbm"] > values["logistic"]
+    tied = {"mean": arr(0.1, 0.9, 0.2, 0.8), "lightgbm": arr(0.1, 0.9, 0.2, 0.8)}
+    assert choose_gain_form(ROWS, tied, 0.5)[0] == "lightgbm"  # a tie: the simpler form
+    with pytest.raises(ValueError):
+        choose_gain_form(ROWS, {"forest": arr(0, 0, 0, 0)}, 0.5)
