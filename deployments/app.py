@@ -37,6 +37,11 @@ ENGINE_QUEUE_FACTOR = 2
 logger = logging.getLogger(__name__)
 
 
+def deployment_name(tier: Tier) -> str:
+    """The tier's Ray Serve deployment: SmallEngine, LargeEngine, then Engine_<name>."""
+    return DEPLOYMENT_NAMES.get(tier) or f"Engine_{tier}"
+
+
 def engine_spec(settings: Settings, tier: Tier) -> EngineSpec:
     tier_settings = settings.tier(tier)
     template = tier_settings.chat_template
@@ -83,7 +88,7 @@ def engine_deployment(
     placement = engine_placement(tier_settings) if tier_settings.kind == "vllm" else io_placement(tier_settings)
     queued = tier_settings.max_queued_requests or ENGINE_QUEUE_FACTOR * EngineDeployment.max_ongoing_requests
     return EngineDeployment.options(
-        name=DEPLOYMENT_NAMES[tier],
+        name=deployment_name(tier),
         **deployment_scale(tier_settings.num_replicas, tier_settings.autoscaling),  # type: ignore[arg-type]
         **placement,
         **bounded_queue(queued, settings.ingress.busy_retry_after_s),
@@ -104,12 +109,16 @@ def build(settings: Settings, access: Access | None = None) -> Application:
         support=settings.support.config, flags=settings.flags, spend=settings.spend.config,
         cascade=settings.cascade,
     )
+    unknown = live.unknown_tiers(settings.tier_names())
+    if unknown:
+        raise ValueError("; ".join(unknown))
     board = LoadBoard.bind()
     # Adapters live on the small tier only; its registry is the one source of truth.
     registry = settings.adapter_workspace().open_registry() if settings.small.enable_lora else None
     handles = IngressHandles(
         small=engine_deployment(settings, "small", board, registry),
         large=engine_deployment(settings, "large", board, None),
+        extra={tier: engine_deployment(settings, tier, board, None) for tier in settings.extra_tiers},
         load_board=board,
         limit_board=LimitBoard.bind(),
         reranker=reranker_deployment(settings),
@@ -163,10 +172,10 @@ def tier_spec(tier: TierSettings) -> TierSpec:
 
 
 def ingress_parts(settings: Settings, registry: AdapterRegistry | None, access: Access) -> IngressParts:
-    tiers = {tier: tier_spec(settings.tier(tier)) for tier in DEPLOYMENT_NAMES}
+    tiers = {tier: tier_spec(settings.tier(tier)) for tier in settings.tier_names()}  # cheapest first
     direct = {
         tier: remote_spec(settings.tier(tier), settings.limits.max_tokens)
-        for tier in DEPLOYMENT_NAMES if settings.tier(tier).direct
+        for tier in settings.tier_names() if settings.tier(tier).direct
     }
     return IngressParts(
         tiers=tiers, direct=direct, limits=settings.limits, router=settings.router, adapters=settings.adapters,

@@ -102,13 +102,21 @@ class IngressHandles:
     load_board: DeploymentHandle
     limit_board: DeploymentHandle | None = None  # None: rate limits per replica
     reranker: DeploymentHandle | None = None  # None: no grounding
+    extra: Mapping[Tier, DeploymentHandle | None] = field(default_factory=dict)  # tiers above large
+
+    def of(self, tier: Tier) -> DeploymentHandle | None:
+        if tier == "small":
+            return self.small
+        if tier == "large":
+            return self.large
+        return self.extra[tier]
 
 
 @dataclass(frozen=True)
 class IngressParts:
     """The settings sections the ingress builds its gateway from."""
 
-    tiers: Mapping[Tier, TierSpec]
+    tiers: Mapping[Tier, TierSpec]  # cheapest first
     limits: LimitSettings
     router: RouterSettings
     adapters: AdapterSettings = field(default_factory=AdapterSettings)
@@ -138,7 +146,7 @@ class Ingress:
             tier: DirectTier(recipe, tier, handles.load_board, replica, metrics.background_failures_of)
             for tier, recipe in parts.direct.items()
         }
-        engines = {tier: self._engine(tier, handles) for tier in ("small", "large")}
+        engines = {tier: self._engine(tier, handles) for tier in parts.tiers}  # cheapest first
         # One MiniLM copy for the shadow agreement, the knowledge base's dense stage and the
         # answer flags' faithfulness check.
         minilm = MiniLMEmbedder(max_tokens=256) if parts.shadow or parts.retrieval else None
@@ -166,7 +174,7 @@ class Ingress:
     def _engine(self, tier: Tier, handles: IngressHandles) -> Engine:
         if tier in self._direct:
             return self._direct[tier].engine
-        handle = getattr(handles, tier)
+        handle = handles.of(tier)
         assert handle is not None, "a tier without a deployment is a direct remote tier"
         return HandleEngine(handle)
 

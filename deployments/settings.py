@@ -350,6 +350,11 @@ class Settings(BaseSettings):
     ingress: IngressSettings = Field(default_factory=IngressSettings)
     small: SmallTierSettings = Field(default_factory=SmallTierSettings)
     large: LargeTierSettings = Field(default_factory=LargeTierSettings)
+    extra_tiers: dict[Tier, TierSettings] = Field(
+        default_factory=dict, max_length=8,
+        description="Tiers above large, cheapest first (e.g. a hosted frontier model: kind openai). "
+        "`auto` climbs to one when routing.learned.upper names it; a cascade escalates along this order",
+    )
     routing: RoutingConfig = Field(
         default_factory=RoutingConfig, description="Initial live routing config (user_config)"
     )
@@ -380,8 +385,30 @@ class Settings(BaseSettings):
             _rebase(self, self.cache_dir)
         return self
 
+    @model_validator(mode="after")
+    def _extra_tiers_named_apart(self) -> "Settings":
+        taken = {"small", "large", "auto", self.small.served_name, self.large.served_name}
+        for name, tier in self.extra_tiers.items():
+            clash = {name, tier.served_name} & taken
+            if clash:
+                raise ValueError(f"extra_tiers.{name}: the name {sorted(clash)[0]!r} is already a model name")
+            taken |= {name, tier.served_name}
+            if tier.kind == "vllm" and tier.model is None:
+                raise ValueError(f"extra_tiers.{name}: a vllm tier needs `model` (only small and large have embedded defaults)")
+            if tier.enable_lora:
+                raise ValueError(f"extra_tiers.{name}: adapters are served by the small tier only")
+        return self
+
+    def tier_names(self) -> tuple[Tier, ...]:
+        """Every tier, cheapest first: small, large, then the extra tiers in their order."""
+        return ("small", "large", *self.extra_tiers)
+
     def tier(self, name: Tier) -> TierSettings:
-        return self.small if name == "small" else self.large
+        if name == "small":
+            return self.small
+        if name == "large":
+            return self.large
+        return self.extra_tiers[name]
 
     def model_location(self, tier: Tier) -> str:
         """The tier's configured model, or its embedded default's prepared directory. A

@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 
 FinishReason = Literal["stop", "length", "abort", "tool_calls"]
-# The two model tiers behind the gateway; every package names them with this one type.
-Tier = Literal["small", "large"]
+# A model tier's name; every package names tiers with this one type. `small` and `large` are
+# always there (the embedded pair, adapters on small); ops may add tiers above them
+# (deployments.settings `extra_tiers`), so a tier is a name, not a fixed pair.
+Tier = Annotated[str, StringConstraints(pattern=r"^[a-z0-9][a-z0-9_-]{0,39}$")]
+SMALL: Tier = "small"
+LARGE: Tier = "large"
 
 
 class ToolCall(BaseModel):

@@ -63,6 +63,10 @@ from support.wiring import SupportParts, build_support
 logger = logging.getLogger(__name__)
 
 
+class UnknownTiers(ValueError):
+    """A live config names a tier this gateway does not serve."""
+
+
 @dataclass
 class Gateway:
     app: Starlette
@@ -76,6 +80,7 @@ class Gateway:
     shadow: ShadowService | None = None
     grounder: Grounder | None = None
     flags: AnswerFlagger | None = None
+    tiers: tuple[Tier, ...] = ("small", "large")  # cheapest first
 
     @property
     def config(self) -> LiveConfig:
@@ -103,10 +108,13 @@ class Gateway:
         """
         try:
             config = LiveConfig.parse(raw)
-        except ValidationError as exc:
+            unknown = config.unknown_tiers(self.tiers)
+            if unknown:
+                raise UnknownTiers("; ".join(unknown))
+        except (ValidationError, UnknownTiers) as exc:
             if strict:
                 raise
-            message = describe(exc)
+            message = describe(exc) if isinstance(exc, ValidationError) else str(exc)
             logger.error("rejected live config, keeping the last good one: %s", message)
             self.state.reject(message)
             self.metrics.config_rejected.inc()
@@ -232,7 +240,7 @@ def build_gateway(
     catalog = ModelCatalog(tiers.specs)
     poller = LoadPoller(tiers.loads or EngineLoadSource(tiers.engines), on_failure=wiring.failed)
     wiring.background.append(poller)
-    policies = PolicyFactory(routing.started_with())
+    policies = PolicyFactory(routing.started_with(), list(tiers.specs))
     router = LiveRouter(
         policies.build(config.routing), loads=poller.snapshot, version=policies.version, metrics=metrics.router
     )
@@ -258,7 +266,7 @@ def build_gateway(
     return Gateway(
         app=http.build(), pipeline=pipeline, dispatcher=dispatcher, router=router, metrics=metrics,
         state=state, policies=policies, base_limits=limits, shadow=shadow, grounder=features.grounder,
-        flags=flagger,
+        flags=flagger, tiers=catalog.tiers(),
     )
 
 

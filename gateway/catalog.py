@@ -82,6 +82,10 @@ class ModelCatalog:
         pin = AdapterPin(domain=domain.lower(), version=version or None)
         return ModelTarget(tier="small", adapter=pin)
 
+    def tiers(self) -> tuple[Tier, ...]:
+        """Every tier, cheapest first."""
+        return tuple(self._tiers)
+
     def check_capable(self, tier: Tier, needs: set[str]) -> None:
         """Refuse what `tier` cannot honour, naming the first such field."""
         for capability in sorted(needs - self._tiers[tier].capabilities):

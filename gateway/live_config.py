@@ -8,7 +8,7 @@ last rejection, so ops can see why a push did not take (`GET /admin/config`).
 from __future__ import annotations
 
 import time
-from typing import Any
+from typing import Any, Collection
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
@@ -51,6 +51,19 @@ class LiveConfig(BaseModel):
     @classmethod
     def parse(cls, raw: dict[str, Any] | None) -> "LiveConfig":
         return cls.model_validate(raw or {})
+
+    def unknown_tiers(self, known: Collection[str]) -> list[str]:
+        """Where this config names a tier the gateway does not serve, as `path: tier` (a
+        tier name is only a pattern to the models: which exist is the deployment's)."""
+        learned, resilience = self.routing.learned, self.resilience
+        named = [
+            *(f"routing.learned.thresholds.category_overrides.{c}: {t}" for c, t in learned.thresholds.category_overrides.items()),
+            *(f"routing.learned.upper: {t}" for t in learned.upper),
+            *(f"resilience.fallback: {t}" for pair in resilience.fallback.items() for t in pair),
+            *(f"resilience.timeout_s: {t}" for t in resilience.timeout_s),
+        ]
+        return [f"{where} is not a tier here (tiers: {', '.join(known)})" for where in named
+                if where.rsplit(": ", 1)[1] not in known]
 
 
 def describe(exc: ValidationError) -> str:

@@ -37,7 +37,7 @@ from starlette.responses import JSONResponse, Response, StreamingResponse
 
 from adapters.choice import AdapterAsk, AdapterChooser
 from engines.streams import first_chunk
-from engines.types import GenerationChunk, GenerationRequest, GenerationResult, ToolCall, Usage
+from engines.types import GenerationChunk, GenerationRequest, GenerationResult, Tier, ToolCall, Usage
 from cascade.trace import CascadeTrace
 from gateway.auth import Authenticator
 from gateway.cascading import CascadeStage, with_passed_over
@@ -205,7 +205,15 @@ class Pipeline:
             decision = await self._s.router.decide(only, state.query, state.request_id)
             state.decision = decision.model_copy(update={"reason": state.constraint.reason})
             return
-        state.decision = await self._s.router.decide(pinned, state.query, state.request_id)
+        query = state.query
+        if pinned is None and len(fitting) < len(self._s.catalog.tiers()):
+            query = query.model_copy(update={"tiers": tuple(fitting)})  # `auto` among those that can
+        decision = await self._s.router.decide(pinned, query, state.request_id)
+        if pinned is None and fitting and decision.tier not in fitting:
+            # A policy that knows nothing of `tiers` (the baseline rule, a category override):
+            # the nearest tier below it that can serve, else the cheapest that can.
+            decision = decision.model_copy(update={"tier": _nearest(fitting, self._s.catalog.tiers(), decision.tier), "reason": "capability"})
+        state.decision = decision
 
     async def _adapter(self, state: RequestState) -> None:
         assert state.decision is not None
@@ -462,3 +470,10 @@ def context_tokens(generation: GenerationRequest) -> int:
     """The context a request takes on a tier: its prompt, estimated as a remote tier
     without a tokenizer counts it, and the answer's room (max_tokens)."""
     return EstimatedCounter().prompt(generation) + (generation.sampling.max_tokens or 0)
+
+
+def _nearest(fitting: Sequence[Tier], order: Sequence[Tier], wanted: Tier) -> Tier:
+    """The highest tier of `fitting` at or below `wanted` in `order` (cheapest first), else
+    the cheapest of `fitting`."""
+    below = order[: order.index(wanted) + 1] if wanted in order else ()
+    return next((tier for tier in reversed(below) if tier in fitting), fitting[0])

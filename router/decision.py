@@ -16,6 +16,9 @@ class RoutingQuery(BaseModel):
     text: str = Field(description="User-visible prompt text, messages joined")
     category: str | None = Field(None, description="Client-supplied category, if any")
     asks: RequestAsks = Field(PLAIN, description="Tools, a schema, turns: what the request asks beyond text")
+    tiers: tuple[Tier, ...] | None = Field(
+        None, description="The tiers that can serve it (what it asks, how long it is); None: every tier"
+    )
 
 
 class TierLoad(BaseModel):

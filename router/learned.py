@@ -2,17 +2,19 @@
 
 from __future__ import annotations
 
-from typing import Callable, Mapping
+from typing import Callable, Mapping, Sequence
 
 from pydantic import BaseModel, ConfigDict, Field
 
 from engines.types import Tier
 from router.asks import RequestAsks
 from router.decision import RoutingDecision, RoutingQuery, TierLoad
-from router.queue import QueueConfig, shift_threshold
-from router.thresholds import ShareThreshold, ThresholdConfig, base_threshold
+from router.queue import QueueConfig, QueueShift
+from router.rungs import Cut, RungConfig, climb, rung_cuts
+from router.thresholds import ShareThreshold, ThresholdConfig
 
 ScoreFn = Callable[[str, str | None, RequestAsks], float]  # (text, client category, asks) -> score
+PAIR: tuple[Tier, ...] = ("small", "large")
 
 
 class LearnedRoutingConfig(BaseModel):
@@ -22,13 +24,21 @@ class LearnedRoutingConfig(BaseModel):
 
     thresholds: ThresholdConfig = Field(default_factory=ThresholdConfig)
     queue: QueueConfig = Field(default_factory=QueueConfig)
+    upper: dict[Tier, RungConfig] = Field(
+        default_factory=dict, max_length=8,
+        description="Tiers above large `auto` may pick (settings `extra_tiers`), each with its cut; "
+        "one not named here is served only when pinned or escalated to",
+    )
 
 
 class LearnedPolicy:
-    def __init__(self, score: ScoreFn, config: LearnedRoutingConfig, share: ShareThreshold) -> None:
+    def __init__(
+        self, score: ScoreFn, config: LearnedRoutingConfig, share: ShareThreshold, order: Sequence[Tier] = PAIR,
+    ) -> None:
         self._score = score
         self._config = config
         self._share = share  # outlives config changes: the live window is not reset
+        self._order = tuple(order)  # cheapest first: small, large, then the extra tiers
 
     def decide(self, query: RoutingQuery, loads: Mapping[Tier, TierLoad]) -> RoutingDecision:
         """Pure (reads the live window, never adds to it): the caller runs it off its event
@@ -37,18 +47,25 @@ class LearnedPolicy:
         if override is not None:
             return RoutingDecision(tier=override, reason="learned:category_override")
         score = self._score(query.text, query.category, query.asks)
-        base = base_threshold(self._config.thresholds, self._share)
-        load = loads.get("large")
-        shift = shift_threshold(base, load, self._config.queue, loads.get("small"))
-        tier: Tier = "large" if score >= shift.threshold else "small"
+        cuts = rung_cuts(self._order, self._config.thresholds, self._config.queue, self._config.upper, self._share, loads)
+        chosen = climb(score, cuts, query.tiers)
+        unshifted = climb(score, [c.model_copy(update={"shift": _unshifted(c)}) for c in cuts], query.tiers)
+        shown = chosen or cuts[0]  # the cut it reached, or the first one it stayed below
+        load = loads.get(shown.tier)
         return RoutingDecision(
-            tier=tier,
+            tier=chosen.tier if chosen is not None else self._floor(query.tiers),
             score=score,
-            threshold=shift.threshold,
-            reason=_reason(tier, score, base, shift.shifted),
+            threshold=shown.shift.threshold,
+            reason=_reason(chosen, unshifted),
             queue_depth=load.depth if load is not None else None,
-            expected_wait_s=shift.expected_wait_s,
+            expected_wait_s=shown.shift.expected_wait_s,
         )
+
+    def _floor(self, allowed: Sequence[Tier] | None) -> Tier:
+        """The cheapest tier the request may go to."""
+        if allowed is None:
+            return self._order[0]
+        return next((tier for tier in self._order if tier in allowed), self._order[0])
 
     def observe(self, decision: RoutingDecision) -> None:
         """Add a decision's score to the live window (a category override scored nothing)."""
@@ -56,7 +73,15 @@ class LearnedPolicy:
             self._share.observe(decision.score)
 
 
-def _reason(tier: Tier, score: float, base: float, shifted: bool) -> str:
-    if tier == "large":
-        return "learned:must_large" if shifted else "learned:above_threshold"
-    return "learned:queue_shift" if score >= base else "learned:below_threshold"
+def _unshifted(cut: Cut) -> QueueShift:
+    return QueueShift(threshold=cut.base, expected_wait_s=cut.shift.expected_wait_s, shifted=False)
+
+
+def _reason(chosen: Cut | None, unshifted: Cut | None) -> str:
+    """A queue that held the query below the tier its score reached says so; otherwise the
+    two-tier reasons, whichever tier above small it went to."""
+    if unshifted is not None and (chosen is None or chosen.tier != unshifted.tier):
+        return "learned:queue_shift"
+    if chosen is None:
+        return "learned:below_threshold"
+    return "learned:must_large" if chosen.shift.shifted else "learned:above_threshold"

@@ -8,7 +8,7 @@ import asyncio
 import logging
 import time
 from concurrent.futures import ThreadPoolExecutor
-from typing import Callable, Mapping
+from typing import Callable, Mapping, Sequence
 
 from prometheus_client import CollectorRegistry
 
@@ -151,8 +151,9 @@ class PolicyFactory:
     """Builds the policy a live config asks for, over the router version in service. The
     share window outlives config rebuilds; a new router version starts its own."""
 
-    def __init__(self, router: LoadedRouter | None) -> None:
+    def __init__(self, router: LoadedRouter | None, order: Sequence[Tier] = ("small", "large")) -> None:
         self._router = router
+        self._order = tuple(order)  # the tiers, cheapest first
         self._share: ShareThreshold | None = None
 
     @property
@@ -171,7 +172,7 @@ class PolicyFactory:
         window = config.learned.thresholds.window
         if self._share is None or self._share.window != window:
             self._share = ShareThreshold(window, self._router.training_scores)
-        return LearnedPolicy(self._router.score, config.learned, self._share)
+        return LearnedPolicy(self._router.score, config.learned, self._share, self._order)
 
 
 def follow_versions(

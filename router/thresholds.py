@@ -55,7 +55,8 @@ class ShareThreshold:
         # negligibly in `refresh` scores, so the cut is recomputed that often, not per query.
         self._refresh = refresh
         self._since = 0
-        self._cached: tuple[tuple[float, int], float] | None = None
+        # Per (share, min_samples): one cut per tier above small when ops add tiers.
+        self._cached: dict[tuple[float, int], float] = {}
         self._lock = threading.Lock()
 
     def observe(self, score: float) -> None:
@@ -66,10 +67,13 @@ class ShareThreshold:
     def threshold(self, share: float, min_samples: int) -> float:
         key = (share, min_samples)
         with self._lock:
-            if self._cached is not None and self._cached[0] == key and self._since < self._refresh:
-                return self._cached[1]
-            value = self._compute(share, min_samples)
-            self._cached, self._since = (key, value), 0
+            if self._since >= self._refresh:
+                self._cached, self._since = {}, 0
+            value = self._cached.get(key)
+            if value is None:
+                value = self._cached[key] = self._compute(share, min_samples)
+                if len(self._cached) > 16:  # shares are a few config values; bound it anyway
+                    self._cached = {key: value}
             return value
 
     def _compute(self, share: float, min_samples: int) -> float:

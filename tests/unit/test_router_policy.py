@@ -83,7 +83,7 @@ def test_config_rejects_unknown_keys_and_tiers():
     with pytest.raises(ValueError):
         LearnedRoutingConfig.model_validate({"thresholds": {"probabilty": 0.3}})
     with pytest.raises(ValueError):
-        LearnedRoutingConfig.model_validate({"thresholds": {"category_overrides": {"x": "huge"}}})
+        LearnedRoutingConfig.model_validate({"thresholds": {"category_overrides": {"x": "Huge Tier"}}})
 
 
 @pytest.mark.parametrize(

@@ -1,0 +1,81 @@
+"""`auto` over more than two tiers: one learned score, a rising cut per tier above small."""
+
+import numpy as np
+import pytest
+
+from router.decision import RoutingQuery, TierLoad
+from router.learned import LearnedPolicy, LearnedRoutingConfig
+from router.queue import QueueConfig
+from router.rungs import RungConfig, climb, rung_cuts
+from router.thresholds import ShareThreshold, ThresholdConfig
+
+THREE = ("small", "large", "frontier")
+QUIET = {"enabled": False}
+
+
+def three_tier(score, upper=None, **thresholds):
+    config = LearnedRoutingConfig.model_validate({
+        "thresholds": {"mode": "probability", "probability": 0.5, **thresholds}, "queue": QUIET,
+        "upper": upper if upper is not None else {"frontier": {"mode": "probability", "probability": 0.8, "queue": QUIET}},
+    })
+    return LearnedPolicy(lambda _t, _c, _a: score, config, ShareThreshold(config.thresholds.window), THREE)
+
+
+@pytest.mark.parametrize("score, tier, reason", [
+    (0.2, "small", "learned:below_threshold"),
+    (0.6, "large", "learned:above_threshold"),
+    (0.85, "frontier", "learned:above_threshold"),
+])
+def test_the_cheapest_tier_whose_cut_the_score_does_not_clear_above(score, tier, reason):
+    decision = three_tier(score).decide(RoutingQuery(text="q"), {})
+    assert (decision.tier, decision.reason) == (tier, reason)
+    assert decision.threshold == {"small": 0.5, "large": 0.5, "frontier": 0.8}[tier]
+
+
+def test_an_upper_tier_without_a_rung_is_never_picked():
+    assert three_tier(0.99, upper={}).decide(RoutingQuery(text="q"), {}).tier == "large"
+
+
+def test_cuts_rise_with_the_tiers():
+    """A bar set below large's would skip large entirely; it is raised to large's."""
+    decision = three_tier(0.6, upper={"frontier": {"mode": "probability", "probability": 0.3, "queue": QUIET}})
+    assert decision.decide(RoutingQuery(text="q"), {}).tier == "frontier"  # 0.6 clears both 0.5 cuts
+    assert three_tier(0.45, upper={"frontier": {"mode": "probability", "probability": 0.3}}).decide(
+        RoutingQuery(text="q"), {}).tier == "small"
+
+
+def test_only_the_tiers_that_can_serve_the_request():
+    policy = three_tier(0.9)
+    assert policy.decide(RoutingQuery(text="q", tiers=("small", "large")), {}).tier == "large"
+    assert policy.decide(RoutingQuery(text="q", tiers=("large",)), {}).tier == "large"
+    assert three_tier(0.1).decide(RoutingQuery(text="q", tiers=("large", "frontier")), {}).tier == "large"
+
+
+def test_a_backed_up_upper_tier_holds_a_borderline_query_one_tier_down():
+    queue = {"latency_budget_s": 4, "seconds_per_queued_request": 1, "must_large_score": 0.95}
+    policy = three_tier(0.85, upper={"frontier": {"mode": "probability", "probability": 0.8, "queue": queue}})
+    busy = policy.decide(RoutingQuery(text="q"), {"frontier": TierLoad(waiting=20)})
+    assert (busy.tier, busy.reason, busy.queue_depth) == ("large", "learned:queue_shift", None)
+    assert policy.decide(RoutingQuery(text="q"), {"frontier": TierLoad(waiting=2)}).tier == "frontier"
+
+
+def test_shares_count_from_the_top():
+    """large_share 0.3 and frontier's 0.1: the top 10 % of scores go frontier, the next 30 %
+    large, the rest small."""
+    scores = np.linspace(0.0, 1.0, 1001)
+    share = ShareThreshold(2000, list(scores))
+    thresholds = ThresholdConfig(mode="share", large_share=0.3)
+    cuts = rung_cuts(THREE, thresholds, QueueConfig(enabled=False), {"frontier": RungConfig(share=0.1)}, share, {})
+    assert [c.tier for c in cuts] == ["large", "frontier"]
+    assert cuts[0].base == pytest.approx(0.6) and cuts[1].base == pytest.approx(0.9)
+    served = [getattr(climb(s, cuts, None), "tier", "small") for s in scores]
+    assert served.count("frontier") / len(scores) == pytest.approx(0.1, abs=0.01)
+    assert served.count("large") / len(scores) == pytest.approx(0.3, abs=0.01)
+
+
+def test_two_tiers_decide_as_before():
+    """No extra tier: the rung ladder is the one large cut it always was."""
+    config = LearnedRoutingConfig.model_validate({"thresholds": {"mode": "probability", "probability": 0.5}})
+    policy = LearnedPolicy(lambda _t, _c, _a: 0.7, config, ShareThreshold(100))
+    decision = policy.decide(RoutingQuery(text="q"), {"large": TierLoad(running=1)})
+    assert (decision.tier, decision.threshold, decision.queue_depth) == ("large", 0.5, 1)
