@@ -118,12 +118,15 @@ def check_serve_config(document: dict[str, Any]) -> dict[str, str | None]:
     results: dict[str, str | None] = {}
     for application in document.get("applications") or []:
         name = application.get("name", "default")
+        # The tiers the app deploys: the pair, then the extra tiers its `args` name.
+        extra = (application.get("args") or {}).get("extra_tiers") or {}
+        tiers = ("small", "large", *(extra if isinstance(extra, dict) else {}))
         for deployment in application.get("deployments") or []:
             if deployment.get("name") != INGRESS:
                 continue
             try:
-                LiveConfig.parse(deployment.get("user_config"))
-                results[name] = None
+                unknown = LiveConfig.parse(deployment.get("user_config")).unknown_tiers(tiers)
+                results[name] = "; ".join(unknown) or None
             except ValidationError as exc:
                 results[name] = describe(exc)
     return results

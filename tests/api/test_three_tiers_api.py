@@ -130,3 +130,14 @@ def test_live_config_names_unknown_tiers_with_their_path():
         "resilience.fallback: frontier is not a tier here (tiers: small, large)"
     ]
     assert config.unknown_tiers(("small", "large", "frontier")) == []
+
+
+def test_config_check_knows_the_tiers_a_serve_config_deploys():
+    from gateway.live_config import check_serve_config
+
+    def document(extra):
+        ingress = {"name": "Ingress", "user_config": {"routing": {"learned": {"upper": {"frontier": {}}}}}}
+        return {"applications": [{"name": "gateway", "args": {"extra_tiers": extra}, "deployments": [ingress]}]}
+
+    assert check_serve_config(document({"frontier": {"kind": "mock"}})) == {"gateway": None}
+    assert "routing.learned.upper: frontier is not a tier here" in check_serve_config(document({}))["gateway"]

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import os
 import shutil
-import signal
 import socket
 import subprocess
 import sys
@@ -17,6 +16,8 @@ from typing import Iterator
 import httpx
 import pytest
 from openai import OpenAI
+
+from tests.support.processes import process
 
 START_TIMEOUT_S = 900
 LOG = Path(os.environ.get("GATEWAY_E2E_LOG", "/tmp/gateway-e2e.log"))
@@ -153,19 +154,10 @@ def gateway_url(settings_env: dict[str, str], canary_outcomes: Path) -> Iterator
         "GATEWAY_CASCADE": json.dumps(CASCADE_CONFIG),
     }
     cmd = [sys.executable, "-m", "deployments.cli", "serve", "--port", str(port)]
-    with LOG.open("w") as log:
-        proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, env=env,
-                                start_new_session=True)
     url = f"http://127.0.0.1:{port}"
-    try:
+    with process(cmd, env, LOG) as proc:
         _wait_ready(url, proc)
         yield url
-    finally:
-        proc.send_signal(signal.SIGTERM)
-        try:
-            proc.wait(timeout=60)
-        except subprocess.TimeoutExpired:
-            os.killpg(proc.pid, signal.SIGKILL)
 
 
 @pytest.fixture(scope="package")
