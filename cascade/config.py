@@ -25,6 +25,11 @@ class CascadeConfig(BaseModel):
     # data/routing_eval/cascade_outcomes.csv --rate 0.3`): 30 % of the small tier's answers
     # escalate at this mean logprob. Recalibrate for another pair or another rate.
     threshold: float = Field(-0.66, description="The cheap answer is kept when its signal is at least this")
+    per_tier: dict[str, float] = Field(
+        default_factory=dict, max_length=16,
+        description="A tier's own bar, replacing `threshold` for its answers (each tier's logprobs sit "
+        "differently: `gateway cascade-calibrate --target large --upper frontier` prints one)",
+    )
     top_logprobs: int = Field(
         2, ge=2, le=20, description="Alternatives asked per token of the cheap answer (the margin needs two)"
     )

@@ -21,7 +21,9 @@ class Verdict(BaseModel):
         return f"{self.signal}={self.value:.4g}{'<' if self.escalate else '>='}{self.threshold:.4g}"
 
 
-def judge(config: CascadeConfig, confidence: AnswerConfidence | None) -> Verdict:
+def judge(config: CascadeConfig, confidence: AnswerConfidence | None, tier: str | None = None) -> Verdict:
+    """`tier`'s answer against its own bar (`per_tier`), else the shared `threshold`."""
     value = getattr(confidence, config.signal) if confidence is not None else None
-    escalate = value is None or value < config.threshold
-    return Verdict(escalate=escalate, signal=config.signal, value=value, threshold=config.threshold)
+    threshold = config.per_tier.get(tier, config.threshold) if tier is not None else config.threshold
+    escalate = value is None or value < threshold
+    return Verdict(escalate=escalate, signal=config.signal, value=value, threshold=threshold)

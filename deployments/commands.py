@@ -183,7 +183,9 @@ def cascade_calibrate(
         kept = "-" if point.kept_quality is None else f"{point.kept_quality:.3f}"
         typer.echo(f"{point.escalation_rate:9.1%}  {point.threshold:10.4f}  {point.quality:7.3f}  {kept:>12s}")
     chosen = points[rates.index(rate)]
-    typer.echo(f"\ncascade:\n  signal: {signal}\n  threshold: {chosen.threshold:.4f}")
+    tier = target.split(":", 1)[0]
+    bar = f"threshold: {chosen.threshold:.4f}" if tier == "small" else f"per_tier: {{{tier}: {chosen.threshold:.4f}}}"
+    typer.echo(f"\ncascade:\n  signal: {signal}\n  {bar}")
 
 
 @config_app.command("check")

@@ -1,6 +1,7 @@
 """The cascade stage: for a cascaded request, the tier the router picked answers first with
 its token logprobs; a confident answer is returned, a weak one is escalated to the next tier
-up, and the client is sent the answer that served (usage: every tier's tokens, as charged).
+up, judged again there unless that is the top tier, and the client is sent the answer that
+served (usage: every tier's tokens, as charged).
 
 Cascade routing: the router still runs first, so a query it already scores hard goes
 straight to the upper tier; only the answers of lower tiers are judged. Streamed requests
@@ -80,26 +81,32 @@ class CascadeStage:
     async def first(
         self, state: RequestState, generation: GenerationRequest, attempt: Attempt
     ) -> tuple[GenerationResult | None, GenerationRequest]:
-        """The lower tier answers with logprobs; returns its answer when kept (as the client
-        asked it: logprobs only if asked), else None and what to ask the tier above, the
-        state moved there (reason `cascade:escalated`, no adapter: adapters are the small tier's)."""
+        """Each tier below the top answers with logprobs, from the state's tier up: the first
+        answer kept is returned (as the client asked it: logprobs only if asked); when every
+        one escalates, None and what to ask the top tier, the state moved there (reason
+        `cascade:escalated`, no adapter: adapters are the small tier's)."""
         assert state.decision is not None and state.cascade is not None
         config, trace = self.planner.config(), state.cascade
         asked = generation.agentic.logprobs
         probe = generation.model_copy(update={"agentic": generation.agentic.model_copy(
             update={"logprobs": max(asked or 0, config.top_logprobs)})})
-        first = await attempt(probe)
-        tier = state.decision.tier  # what served it (a fallback may have moved it up already)
-        upper = self.planner.above(tier)
-        trace.verdict = judge(config, answer_confidence(first.logprobs))
-        escalate = trace.verdict.escalate and upper is not None
-        self._metrics.outcomes.labels(tier, "escalated" if escalate else "kept", config.signal).inc()
-        if not escalate:
-            return _as_asked(first, asked), generation
-        trace.passed_over.append((tier, first.usage))
-        state.decision = state.decision.model_copy(update={"tier": upper, "reason": ESCALATED, "adapter_version": None})
-        state.adapter = None
-        return None, generation.model_copy(update={"adapter": None})
+        while True:
+            answer = await attempt(probe)
+            tier = state.decision.tier  # what served it (a fallback may have moved it up already)
+            upper = self.planner.above(tier)
+            trace.verdict = judge(config, answer_confidence(answer.logprobs), tier)
+            escalate = trace.verdict.escalate and upper is not None
+            self._metrics.outcomes.labels(tier, "escalated" if escalate else "kept", config.signal).inc()
+            if not escalate:
+                return _as_asked(answer, asked), generation
+            assert upper is not None
+            trace.passed_over.append((tier, answer.usage))
+            state.decision = state.decision.model_copy(update={"tier": upper, "reason": ESCALATED, "adapter_version": None})
+            state.adapter = None
+            generation = generation.model_copy(update={"adapter": None})
+            probe = probe.model_copy(update={"adapter": None})
+            if self.planner.above(upper) is None:  # the top tier: its answer is final, as asked
+                return None, generation
 
 
 def with_passed_over(trace: CascadeTrace, usage: Usage) -> Usage:

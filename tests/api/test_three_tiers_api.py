@@ -141,3 +141,27 @@ def test_config_check_knows_the_tiers_a_serve_config_deploys():
 
     assert check_serve_config(document({"frontier": {"kind": "mock"}})) == {"gateway": None}
     assert "routing.learned.upper: frontier is not a tier here" in check_serve_config(document({}))["gateway"]
+
+
+def test_a_cascade_climbs_every_tier_until_an_answer_is_kept(client, gateway, engines):
+    """Every fake token has logprob -0.5: a bar of 0 escalates each answer, large's own bar of
+    -1 keeps large's."""
+    assert configure(gateway, cascade={"categories": ["*"], "threshold": 0.0})
+    response = client.post(CHAT, json=chat("easy question"))
+    assert response.headers["x-gateway-cascade"] == "small>large>frontier"
+    assert response.json()["usage"]["completion_tokens"] == 12  # three answers of 4 tokens
+    assert [len(e.seen) for e in engines.values()] == [1, 1, 1]
+    assert engines["huge"].seen[0].agentic.logprobs is None  # the top tier is not probed
+    assert configure(gateway, cascade={"categories": ["*"], "threshold": 0.0, "per_tier": {"large": -1.0}})
+    kept = client.post(CHAT, json=chat("easy question"))
+    h = kept.headers
+    assert (h["x-gateway-cascade"], h["x-gateway-tier"]) == ("small>large", "large")
+    assert h["x-gateway-cascade-verdict"] == "mean_logprob=-0.5>=-1"
+
+
+def test_a_streamed_cascade_streams_the_top_tier_after_every_lower_one_escalated(client, gateway):
+    assert configure(gateway, cascade={"categories": ["*"], "threshold": 0.0})
+    with client.stream("POST", CHAT, json=chat("easy question", stream=True)) as response:
+        body = "".join(response.iter_text())
+    assert response.headers["x-gateway-cascade"] == "small>large>frontier"
+    assert '"model":"huge"' in body.replace(" ", "") and body.rstrip().endswith("[DONE]")
