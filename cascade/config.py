@@ -3,6 +3,7 @@ ingress `user_config.cascade`)."""
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
@@ -29,6 +30,15 @@ class CascadeConfig(BaseModel):
         default_factory=dict, max_length=16,
         description="A tier's own bar, replacing `threshold` for its answers (each tier's logprobs sit "
         "differently: `gateway cascade-calibrate --target large --upper frontier` prints one)",
+    )
+    verifiers: dict[str, Path] = Field(
+        default_factory=dict, max_length=16,
+        description="A tier's learned verifier (`gateway cascade-train-verifier`, JSON): judges that tier's "
+        "answers instead of `signal`; a file that fails to load falls back to `signal`, logged",
+    )
+    verifier_bar: float = Field(
+        0.5, ge=0.0, le=1.0, description="A verifier of `upper_better` escalates at or above this probability; "
+        "one of `acceptable` escalates below it",
     )
     top_logprobs: int = Field(
         2, ge=2, le=20, description="Alternatives asked per token of the cheap answer (the margin needs two)"

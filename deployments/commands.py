@@ -188,6 +188,64 @@ def cascade_calibrate(
     typer.echo(f"\ncascade:\n  signal: {signal}\n  {bar}")
 
 
+@app.command("cascade-train-verifier")
+def cascade_train_verifier(
+    data: Annotated[Path, typer.Option(help="Graded answers with logprobs (router collect --logprobs 2, router grade)")],
+    out: Annotated[Path, typer.Option(help="The verifier's JSON file (set it as user_config.cascade.verifiers.<tier>)")],
+    target: Annotated[str, typer.Option(help="The cheap tier's column suffix: the tier whose answers it judges")] = "small:auto",
+    upper: Annotated[str, typer.Option(help="The tier it escalates to")] = "large",
+    label: Annotated[str, typer.Option(help="upper_better (what an escalation buys) or acceptable")] = "upper_better",
+    router: Annotated[Optional[Path], typer.Option(help="Router model scoring the prompts (default: the settings' model_dir)")] = None,
+    no_router: Annotated[bool, typer.Option("--no-router", help="Train without the router score")] = False,
+    rate: Annotated[float, typer.Option(min=0.0, max=1.0, help="Target escalation rate: sets the bar printed")] = 0.3,
+) -> None:
+    """Train the cascade verifier of one tier's answers from graded outcomes: P(the upper answer
+    is better | the answer's logprob signals, its length, the router's score, the category).
+    Prints its out-of-fold AUC (5 folds) and the config lines to set, with the bar that
+    escalates `rate` of the answers."""
+    import numpy as np
+    import pandas as pd
+    from sklearn.metrics import roc_auc_score
+    from sklearn.model_selection import StratifiedKFold
+
+    from cascade.verifier import fit_verifier, save_verifier
+    from cascade.verifier_data import TrainingRows
+
+    if label not in ("upper_better", "acceptable"):
+        raise typer.BadParameter("use upper_better or acceptable", param_hint="--label")
+    try:
+        rows = TrainingRows(pd.read_csv(data), target, upper)
+    except ValueError as exc:
+        typer.echo(f"error: {data}: {exc}", err=True)
+        raise typer.Exit(2) from None
+    scores = None if no_router else _router_scores(router or Settings().router.model_dir, rows.prompts, rows.categories)
+    numbers, y = rows.numbers(scores), rows.labels(label)  # type: ignore[arg-type]
+    if len(rows) < 20 or y.min() == y.max():
+        typer.echo(f"error: {data}: {len(rows)} graded rows, {int(y.sum())} positive: too few to train on", err=True)
+        raise typer.Exit(2)
+    oof = np.empty(len(y))
+    for fit, held in StratifiedKFold(5, shuffle=True, random_state=0).split(numbers, y):
+        model = fit_verifier(numbers[fit], [rows.categories[i] for i in fit], y[fit], label)  # type: ignore[arg-type]
+        oof[held] = model.probabilities(numbers[held], [rows.categories[i] for i in held])
+    model = fit_verifier(numbers, rows.categories, y, label)  # type: ignore[arg-type]
+    tier = target.split(":", 1)[0]
+    model.trained_on = {"data": str(data), "rows": len(rows), "tier": tier, "upper": upper, "positive_rate": float(y.mean()),
+                        "oof_auc": float(roc_auc_score(y, oof)), "router": "none" if scores is None else "yes"}
+    save_verifier(model, out)
+    typer.echo(f"{len(rows)} rows, {y.mean():.1%} {label}; out-of-fold AUC {roc_auc_score(y, oof):.3f}; wrote {out}")
+    # The bar that escalates `rate` of these answers, read off the out-of-fold probabilities.
+    bar = float(np.quantile(oof, 1.0 - rate)) if label == "upper_better" else float(np.quantile(oof, rate))
+    typer.echo(f"\ncascade:\n  verifiers: {{{tier}: {out}}}\n  verifier_bar: {bar:.4f}  # escalates {rate:.0%} out of fold")
+
+
+def _router_scores(model_dir: Path, prompts: list[str], categories: list[Optional[str]]) -> list[float]:
+    from router.asks import PLAIN
+    from router.loading import EmbedderCache, load_router
+
+    loaded = load_router(model_dir, None, EmbedderCache())
+    return [loaded.score(prompt, category, PLAIN) for prompt, category in zip(prompts, categories)]
+
+
 @config_app.command("check")
 def check_config(path: Annotated[Path, typer.Argument(help="A `serve deploy` config file")]) -> None:
     """Validate the ingress user_config before `serve deploy` (a running gateway would

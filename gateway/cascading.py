@@ -11,17 +11,21 @@ gets the kept answer, or the upper tier's stream, from the first byte.
 
 from __future__ import annotations
 
+import logging
+from pathlib import Path
 from typing import Awaitable, Callable, Sequence
 
 from cascade.config import CascadeConfig
 from cascade.metrics import CascadeMetrics
 from cascade.trace import CascadeTrace
-from cascade.verdict import judge
+from cascade.verdict import Verdict, judge, verify
+from cascade.verifier import VerifierInput, VerifierModel, load_verifier
 from engines.confidence import answer_confidence
 from engines.types import GenerationRequest, GenerationResult, TokenLogprob, Usage
 from gateway.errors import InvalidRequest
 from gateway.state import RequestState
 
+logger = logging.getLogger(__name__)
 ESCALATED = "cascade:escalated"
 Attempt = Callable[[GenerationRequest], Awaitable[GenerationResult]]
 
@@ -65,9 +69,10 @@ class CascadeStage:
     """Runs a planned cascade on the request's state: `attempt` serves a generation on the
     state's current tier and records what served (a fallback may move it)."""
 
-    def __init__(self, planner: CascadePlanner, metrics: CascadeMetrics) -> None:
+    def __init__(self, planner: CascadePlanner, metrics: CascadeMetrics, verifiers: VerifierFiles | None = None) -> None:
         self.planner = planner
         self._metrics = metrics
+        self._verifiers = verifiers or VerifierFiles()
 
     async def run(self, state: RequestState, generation: GenerationRequest, attempt: Attempt) -> GenerationResult:
         """Non-streamed: the kept answer, or the upper tier's with both answers' usage."""
@@ -94,9 +99,9 @@ class CascadeStage:
             answer = await attempt(probe)
             tier = state.decision.tier  # what served it (a fallback may have moved it up already)
             upper = self.planner.above(tier)
-            trace.verdict = judge(config, answer_confidence(answer.logprobs), tier)
+            trace.verdict = self._judge(config, state, tier, answer)
             escalate = trace.verdict.escalate and upper is not None
-            self._metrics.outcomes.labels(tier, "escalated" if escalate else "kept", config.signal).inc()
+            self._metrics.outcomes.labels(tier, "escalated" if escalate else "kept", trace.verdict.signal).inc()
             if not escalate:
                 return _as_asked(answer, asked), generation
             assert upper is not None
@@ -107,6 +112,42 @@ class CascadeStage:
             probe = probe.model_copy(update={"adapter": None})
             if self.planner.above(upper) is None:  # the top tier: its answer is final, as asked
                 return None, generation
+
+
+    def _judge(self, config: CascadeConfig, state: RequestState, tier: str, answer: GenerationResult) -> Verdict:
+        confidence = answer_confidence(answer.logprobs)
+        path = config.verifiers.get(tier)
+        verifier = self._verifiers.get(path) if path is not None else None
+        if verifier is None:
+            return judge(config, confidence, tier)
+        assert state.decision is not None
+        return verify(config, verifier, VerifierInput(
+            mean_logprob=confidence.mean_logprob if confidence else None,
+            min_logprob=confidence.min_logprob if confidence else None,
+            mean_margin=confidence.mean_margin if confidence else None,
+            tokens=answer.usage.completion_tokens, answer_chars=len(answer.text),
+            router_score=state.decision.score, category=state.category,
+        ))
+
+
+class VerifierFiles:
+    """The verifiers live configs name, each file loaded once (a small JSON read on first use);
+    one that fails to load is logged once and judged by the logprob signal instead."""
+
+    def __init__(self, load: Callable[[Path], VerifierModel] = load_verifier) -> None:
+        self._load = load
+        self._loaded: dict[Path, VerifierModel | None] = {}
+
+    def get(self, path: Path) -> VerifierModel | None:
+        if path not in self._loaded:
+            if len(self._loaded) >= 64:  # a few per config; bound it across many pushes
+                self._loaded.clear()
+            try:
+                self._loaded[path] = self._load(path)
+            except (OSError, ValueError) as exc:
+                logger.warning("cascade verifier %s not loaded, the logprob signal judges instead: %s", path, exc)
+                self._loaded[path] = None
+        return self._loaded[path]
 
 
 def with_passed_over(trace: CascadeTrace, usage: Usage) -> Usage:

@@ -161,3 +161,32 @@ def test_the_responses_api_cascades_too(client):
     response = client.post(RESPONSES, json={"model": "auto", "input": "hello world", "max_output_tokens": 3, "cascade": True})
     assert response.status_code == 200, response.text
     assert response.headers["x-gateway-cascade"] == "small>large"
+
+
+def test_a_tiers_learned_verifier_judges_its_answers_and_a_missing_file_falls_back(client, gateway, tmp_path):
+    """The fake's answers all read the same; a verifier trained so that such an answer needs the
+    upper tier escalates it whatever the logprob bar says (KEEP would keep it)."""
+    import numpy as np
+
+    from cascade.verifier import FEATURES, fit_verifier, save_verifier
+
+    rng = np.random.default_rng(0)
+    numbers = rng.normal(size=(200, len(FEATURES)))
+    numbers[:, FEATURES.index("mean_logprob")] = np.where(np.arange(200) % 2, -0.5, -5.0)
+    label = (np.arange(200) % 2).astype(float)  # -0.5 (the fake's): the upper answer is better
+    save_verifier(fit_verifier(numbers, [None] * 200, label), tmp_path / "small.json")
+
+    def push(path):
+        assert gateway.reconfigure(LiveConfig.parse({
+            "routing": {"policy": "baseline"}, "spend": {"prices": PRICES},
+            "cascade": {"categories": ["*"], "threshold": KEEP, "verifiers": {"small": str(path)}},
+        }).model_dump(mode="json"))
+
+    push(tmp_path / "small.json")
+    h = client.post(CHAT, json=chat()).headers
+    assert (h["x-gateway-cascade"], h["x-gateway-tier"]) == ("small>large", "large")
+    assert h["x-gateway-cascade-verdict"].startswith("verifier=")
+    assert metric(gateway, "gateway_cascade_total", first_tier="small", outcome="escalated", signal="verifier") == 1
+    push(tmp_path / "missing.json")
+    kept = client.post(CHAT, json=chat())
+    assert kept.status_code == 200 and kept.headers["x-gateway-cascade-verdict"] == "mean_logprob=-0.5>=-0.6"
