@@ -59,6 +59,7 @@ class LiveConfig(BaseModel):
         named = [
             *(f"routing.learned.thresholds.category_overrides.{c}: {t}" for c, t in learned.thresholds.category_overrides.items()),
             *(f"routing.learned.upper: {t}" for t in learned.upper),
+            *(f"routing.learned.category_bars.{c}: {t}" for c, bars in learned.category_bars.items() for t in bars),
             *(f"resilience.fallback: {t}" for pair in resilience.fallback.items() for t in pair),
             *(f"resilience.timeout_s: {t}" for t in resilience.timeout_s),
         ]

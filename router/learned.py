@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from typing import Callable, Mapping, Sequence
+from typing import Annotated, Callable, Mapping, Sequence
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from engines.types import Tier
 from router.asks import RequestAsks
@@ -12,6 +12,7 @@ from router.decision import RoutingDecision, RoutingQuery, TierLoad
 from router.queue import QueueConfig, QueueShift
 from router.rungs import Cut, RungConfig, climb, rung_cuts
 from router.thresholds import ShareThreshold, ThresholdConfig
+from text.category import normalise_category
 
 ScoreFn = Callable[[str, str | None, RequestAsks], float]  # (text, client category, asks) -> score
 PAIR: tuple[Tier, ...] = ("small", "large")
@@ -29,6 +30,16 @@ class LearnedRoutingConfig(BaseModel):
         description="Tiers above large `auto` may pick (settings `extra_tiers`), each with its cut; "
         "one not named here is served only when pinned or escalated to",
     )
+    category_bars: dict[str, dict[Tier, Annotated[float, Field(ge=0.0, le=1.0)]]] = Field(
+        default_factory=dict, max_length=1000,
+        description="Category → tier → probability bar: that category's quality bar per tier, replacing the "
+        "tier's cut (share or probability) for its queries (e.g. billing: {large: 0.1})",
+    )
+
+    @field_validator("category_bars")
+    @classmethod
+    def _normalised(cls, value: dict[str, dict[Tier, float]]) -> dict[str, dict[Tier, float]]:
+        return {normalise_category(k) or k: bars for k, bars in value.items()}
 
 
 class LearnedPolicy:
@@ -47,7 +58,8 @@ class LearnedPolicy:
         if override is not None:
             return RoutingDecision(tier=override, reason="learned:category_override")
         score = self._score(query.text, query.category, query.asks)
-        cuts = rung_cuts(self._order, self._config.thresholds, self._config.queue, self._config.upper, self._share, loads)
+        bars = self._config.category_bars.get(query.category or "")
+        cuts = rung_cuts(self._order, self._config.thresholds, self._config.queue, self._config.upper, self._share, loads, bars)
         chosen = climb(score, cuts, query.tiers)
         unshifted = climb(score, [c.model_copy(update={"shift": _unshifted(c)}) for c in cuts], query.tiers)
         shown = chosen or cuts[0]  # the cut it reached, or the first one it stayed below

@@ -42,16 +42,23 @@ class Cut(BaseModel):
 def rung_cuts(
     order: Sequence[Tier], thresholds: ThresholdConfig, large_queue: QueueConfig,
     upper: Mapping[Tier, RungConfig], share: ShareThreshold, loads: Mapping[Tier, TierLoad],
+    bars: Mapping[Tier, float] | None = None,
 ) -> list[Cut]:
     """The cut of each tier above the cheapest, in order (tiers above large without a rung
     are skipped: `auto` never picks them). Shares count from the top: a tier's share cut
-    leaves the shares of every share-mode tier above it to those tiers."""
+    leaves the shares of every share-mode tier above it to those tiers. `bars`: the query's
+    category's own probability bar per tier, replacing that tier's configured cut."""
+    bars = bars or {}
     rungs = [(tier, upper[tier]) for tier in order[2:] if tier in upper]
     above = sum(r.share for _, r in rungs if r.mode == "share")
-    large = _cut(thresholds.mode, thresholds.probability, thresholds.large_share + above, thresholds, share)
+    large = bars.get(order[1])
+    if large is None:
+        large = _cut(thresholds.mode, thresholds.probability, thresholds.large_share + above, thresholds, share)
     cuts = [Cut(tier=order[1], base=large, shift=shift_threshold(large, loads.get(order[1]), large_queue, loads.get(order[0])))]
     for tier, rung in rungs:
-        base = max(_cut(rung.mode, rung.probability, above, thresholds, share), cuts[-1].base)  # cuts rise
+        own = bars.get(tier)
+        base = own if own is not None else _cut(rung.mode, rung.probability, above, thresholds, share)
+        base = max(base, cuts[-1].base)  # cuts rise
         above -= rung.share if rung.mode == "share" else 0.0
         below = cuts[-1].tier
         cuts.append(Cut(tier=tier, base=base, shift=shift_threshold(base, loads.get(tier), rung.queue, loads.get(below))))

@@ -79,3 +79,17 @@ def test_two_tiers_decide_as_before():
     policy = LearnedPolicy(lambda _t, _c, _a: 0.7, config, ShareThreshold(100))
     decision = policy.decide(RoutingQuery(text="q"), {"large": TierLoad(running=1)})
     assert (decision.tier, decision.threshold, decision.queue_depth) == ("large", 0.5, 1)
+
+
+def test_a_categorys_own_bars_replace_the_tiers_cuts_for_its_queries():
+    config = LearnedRoutingConfig.model_validate({
+        "thresholds": {"mode": "probability", "probability": 0.5}, "queue": QUIET,
+        "upper": {"frontier": {"mode": "probability", "probability": 0.8, "queue": QUIET}},
+        "category_bars": {"Billing": {"large": 0.1, "frontier": 0.3}},
+    })
+    policy = LearnedPolicy(lambda _t, _c, _a: 0.35, config, ShareThreshold(100), THREE)
+    billing = policy.decide(RoutingQuery(text="q", category="billing"), {})
+    assert (billing.tier, billing.threshold) == ("frontier", 0.3)
+    assert policy.decide(RoutingQuery(text="q", category="refund"), {}).tier == "small"
+    with pytest.raises(ValueError):
+        LearnedRoutingConfig.model_validate({"category_bars": {"billing": {"large": 1.5}}})
