@@ -382,7 +382,8 @@ def router() -> None:
     from router.context import RouterContext
     from shadow.journal import read_pairs
 
-    main(RouterContext(read_pairs=read_pairs, registry=Settings().router_registry()))
+    settings = Settings()
+    main(RouterContext(read_pairs=read_pairs, registry=settings.router_registry(), steps=settings.step_registries()))
 
 
 def adapters() -> None:

@@ -6,7 +6,7 @@ import logging
 from dataclasses import dataclass, field
 from functools import partial
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any, Mapping, Sequence
 
 from ray import serve
 from ray.serve.handle import DeploymentHandle
@@ -49,12 +49,14 @@ from gate.config import GateSettings
 from gate.loading import load_gate
 from router.loading import EmbedderCache, LoadedRouter, load_router
 from router.model import EmbedderSpec
-from router.registry import RouterRegistry
+from router.registry import RouterRegistry, step_registries
 
 logger = logging.getLogger(__name__)
 
 
-def load_routing(settings: RouterSettings, embedders: EmbedderCache | None = None) -> Routing:
+def load_routing(
+    settings: RouterSettings, embedders: EmbedderCache | None = None, order: Sequence[Tier] = ("small", "large"),
+) -> Routing:
     """The learned router this replica starts with, and the registry whose active version
     replaces it live; None scorer (baseline routing) when no model is there.
 
@@ -64,7 +66,8 @@ def load_routing(settings: RouterSettings, embedders: EmbedderCache | None = Non
     embedders = embedders if embedders is not None else EmbedderCache()
     registry = RouterRegistry(settings.registry)
     loader = partial(_load_version, embedders=embedders)
-    live = dict(registry=registry, loader=loader, poll_s=settings.poll_s)
+    steps = step_registries(settings.steps_dir, order)  # `order`: the tiers, cheapest first
+    live = dict(registry=registry, loader=loader, poll_s=settings.poll_s, steps=steps)
     if not (settings.model_dir / "manifest.json").exists():
         if settings.required:
             raise FileNotFoundError(f"no router model at {settings.model_dir}")
@@ -138,7 +141,7 @@ class Ingress:
     def __init__(self, handles: IngressHandles, parts: IngressParts) -> None:
         self._configured = False
         embedders = EmbedderCache()  # the router's versions and the gate share one static MiniLM
-        routing = load_routing(parts.router, embedders)
+        routing = load_routing(parts.router, embedders, list(parts.tiers))
         gate = _load_gate(parts.gate, embedders)
         metrics = GatewayMetrics()
         replica = serve.get_replica_context().replica_id.unique_id

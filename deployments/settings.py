@@ -35,7 +35,7 @@ from model_files.preparation import model_location
 from gate.config import GateSettings
 from retrieval.config import RetrievalSettings
 from router.config import RoutingConfig
-from router.registry import RouterRegistry
+from router.registry import RouterRegistry, step_registries
 from shadow.config import ShadowConfig
 from spend.config import SpendSettings
 from cascade.config import CascadeConfig
@@ -314,6 +314,11 @@ class RouterSettings(BaseModel):
         description="Router versions (`router register`): the active one replaces model_dir live",
     )
     poll_s: float = Field(1.0, gt=0, description="How often each ingress replica checks the registry")
+    steps_dir: Path = Field(
+        DEFAULT_CACHE_DIR / "router" / "steps",
+        description="Step routers of the tiers above large, a registry per tier under <steps_dir>/<tier> "
+        "(`router --step <tier> register`): each decides the climb from the tier below",
+    )
 
 
 class ShadowSettings(BaseModel):
@@ -420,6 +425,9 @@ class Settings(BaseSettings):
 
     def router_registry(self) -> RouterRegistry:
         return RouterRegistry(self.router.registry)
+
+    def step_registries(self) -> dict[Tier, RouterRegistry]:
+        return step_registries(self.router.steps_dir, self.tier_names())
 
     def adapter_workspace(self) -> AdapterWorkspace:
         small = SmallModel(

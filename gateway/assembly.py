@@ -46,7 +46,7 @@ from gateway.cascading import CascadePlanner, CascadeStage
 from retrieval.grounding import Grounder
 from router.canary_loop import RouterCanary
 from router.learned import ScoreFn
-from router.live import LiveRouter, PolicyFactory, follow_versions
+from router.live import LiveRouter, PolicyFactory, follow_steps, follow_versions
 from router.loading import LoadedRouter
 from router.registry import RouterRegistry
 from router.versions import Loader
@@ -158,6 +158,8 @@ class Routing:
     registry: RouterRegistry | None = None
     loader: Loader | None = None
     poll_s: float = 1.0
+    # The step routers' registries, by the tier above large whose climb each decides.
+    steps: Mapping[Tier, RouterRegistry] = field(default_factory=dict)
     canary_interval_s: float = 5.0
 
     def started_with(self) -> LoadedRouter | None:
@@ -329,6 +331,9 @@ def _router_loop(
     if routing.registry is None or routing.loader is None:
         return
     state = wiring.state
+    for tier, registry in routing.steps.items():
+        steps = follow_steps(registry, tier, routing.loader, policies, router, lambda: state.config.routing)
+        wiring.background.append(Periodic(steps.step, routing.poll_s, f"router_steps_{tier}", wiring.failed))
     versions = follow_versions(
         routing.registry, routing.loader, routing.started_with(), policies, router, lambda: state.config.routing,
     )

@@ -6,7 +6,8 @@ the settings tree once and passes the shadow pair reader and the version registr
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from typing import Mapping
 
 from router.flywheel import PairReader
 from router.registry import RouterRegistry
@@ -16,3 +17,5 @@ from router.registry import RouterRegistry
 class RouterContext:
     read_pairs: PairReader | None = None
     registry: RouterRegistry | None = None
+    # The step routers' registries, by the tier above large whose climb each decides.
+    steps: Mapping[str, RouterRegistry] = field(default_factory=dict)

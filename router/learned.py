@@ -45,11 +45,13 @@ class LearnedRoutingConfig(BaseModel):
 class LearnedPolicy:
     def __init__(
         self, score: ScoreFn, config: LearnedRoutingConfig, share: ShareThreshold, order: Sequence[Tier] = PAIR,
+        steps: Mapping[Tier, ScoreFn] | None = None,
     ) -> None:
         self._score = score
         self._config = config
         self._share = share  # outlives config changes: the live window is not reset
         self._order = tuple(order)  # cheapest first: small, large, then the extra tiers
+        self._steps = dict(steps or {})  # a tier's own step router (router/rungs.py)
 
     def decide(self, query: RoutingQuery, loads: Mapping[Tier, TierLoad]) -> RoutingDecision:
         """Pure (reads the live window, never adds to it): the caller runs it off its event
@@ -59,9 +61,13 @@ class LearnedPolicy:
             return RoutingDecision(tier=override, reason="learned:category_override")
         score = self._score(query.text, query.category, query.asks)
         bars = self._config.category_bars.get(query.category or "")
-        cuts = rung_cuts(self._order, self._config.thresholds, self._config.queue, self._config.upper, self._share, loads, bars)
-        chosen = climb(score, cuts, query.tiers)
-        unshifted = climb(score, [c.model_copy(update={"shift": _unshifted(c)}) for c in cuts], query.tiers)
+        cuts = rung_cuts(
+            self._order, self._config.thresholds, self._config.queue, self._config.upper, self._share, loads, bars,
+            stepped=self._steps.keys(),
+        )
+        steps = self._step_scores(query, cuts)
+        chosen = climb(score, cuts, query.tiers, steps)
+        unshifted = climb(score, [c.model_copy(update={"shift": _unshifted(c)}) for c in cuts], query.tiers, steps)
         shown = chosen or cuts[0]  # the cut it reached, or the first one it stayed below
         load = loads.get(shown.tier)
         return RoutingDecision(
@@ -72,6 +78,20 @@ class LearnedPolicy:
             queue_depth=load.depth if load is not None else None,
             expected_wait_s=shown.shift.expected_wait_s,
         )
+
+    def _step_scores(self, query: RoutingQuery, cuts: Sequence[Cut]) -> dict[Tier, Callable[[], float]]:
+        """Each stepped rung's score, computed at most once and only if the climb asks for it
+        (a step router costs as much as the pair's)."""
+        scores: dict[Tier, float] = {}
+
+        def lazily(tier: Tier, score: ScoreFn) -> Callable[[], float]:
+            def value() -> float:
+                if tier not in scores:
+                    scores[tier] = score(query.text, query.category, query.asks)
+                return scores[tier]
+            return value
+
+        return {cut.tier: lazily(cut.tier, self._steps[cut.tier]) for cut in cuts if cut.tier in self._steps}
 
     def _floor(self, allowed: Sequence[Tier] | None) -> Tier:
         """The cheapest tier the request may go to."""

@@ -155,6 +155,7 @@ class PolicyFactory:
         self._router = router
         self._order = tuple(order)  # the tiers, cheapest first
         self._share: ShareThreshold | None = None
+        self._steps: dict[Tier, LoadedRouter] = {}  # step routers in service, by the tier they climb to
 
     @property
     def version(self) -> str:
@@ -164,6 +165,17 @@ class PolicyFactory:
         if router is not self._router:
             self._router, self._share = router, None  # another model: other scores, new window
 
+    def use_step(self, tier: Tier, router: LoadedRouter | None) -> None:
+        """The step router deciding the climb to `tier` (None: the pair's score decides it)."""
+        if router is None:
+            self._steps.pop(tier, None)
+        else:
+            self._steps[tier] = router
+
+    @property
+    def step_versions(self) -> dict[Tier, str]:
+        return {tier: router.version for tier, router in self._steps.items()}
+
     def build(self, config: RoutingConfig) -> RoutingPolicy:
         if config.policy == "baseline" or self._router is None:
             if config.policy == "learned":
@@ -172,7 +184,24 @@ class PolicyFactory:
         window = config.learned.thresholds.window
         if self._share is None or self._share.window != window:
             self._share = ShareThreshold(window, self._router.training_scores)
-        return LearnedPolicy(self._router.score, config.learned, self._share, self._order)
+        steps = {tier: router.score for tier, router in self._steps.items()}
+        return LearnedPolicy(self._router.score, config.learned, self._share, self._order, steps)
+
+
+def follow_steps(
+    registry: RouterRegistry, tier: Tier, load: Loader, policies: PolicyFactory, router: LiveRouter,
+    config: Callable[[], RoutingConfig],
+) -> RouterVersions:
+    """The active version of `tier`'s step registry, swapped into the policy as it changes
+    (none active: the pair's score decides that climb). Step it periodically."""
+
+    def swap() -> None:
+        policies.use_step(tier, versions.active)
+        router.replace_policy(policies.build(config()), policies.version)
+        logger.info("step router for %s: %s", tier, versions.active.version if versions.active else "none")
+
+    versions = RouterVersions(registry, load, None, swap)
+    return versions
 
 
 def follow_versions(

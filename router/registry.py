@@ -20,7 +20,7 @@ import tempfile
 from contextlib import contextmanager
 from datetime import date, datetime, timedelta, timezone
 from pathlib import Path
-from typing import Any, Iterator, Literal, Mapping
+from typing import Any, Iterator, Literal, Mapping, Sequence
 
 from pydantic import BaseModel, Field
 
@@ -246,3 +246,13 @@ def _parse_time(text: str, default: datetime) -> datetime:
     except ValueError:
         return default
     return parsed if parsed.tzinfo else parsed.replace(tzinfo=timezone.utc)
+
+
+def step_registries(root: Path, order: Sequence[str]) -> dict[str, RouterRegistry]:
+    """One registry per tier above large (`order`: the tiers, cheapest first), under
+    `root/<tier>`: its versions are step routers trained on the outcomes of the tier below it
+    (role small) and itself (role large)."""
+    return {
+        tier: RouterRegistry(root / tier, tiers={"small": order[i - 1], "large": tier})
+        for i, tier in enumerate(order) if i >= 2
+    }

@@ -1,5 +1,8 @@
 """`router register | list | activate | rollback | candidate`: router versions, live.
 
+`--step <tier>` does the same for the step router of a tier above large (register, list,
+activate, rollback; a step router has no canary yet: activate it after `router eval`).
+
 Every ingress replica polls the registry and serves its active version within a poll
 interval, without a restart; the candidate is scored beside it on live `auto` traffic
 (the router canary) and promoted or rejected by the guardrails in `user_config`.
@@ -18,11 +21,21 @@ from router.errors import RouterVersionError
 from router.registry import RouterRegistry, RouterState, RouterVersion
 
 
-def _registry(ctx: typer.Context) -> RouterRegistry:
+STEP_HELP = "A tier above large: its step router's registry (trained on the tier below's and its outcomes)"
+Step = Annotated[Optional[str], typer.Option("--step", help=STEP_HELP)]
+
+
+def _registry(ctx: typer.Context, step: str | None = None) -> RouterRegistry:
     obj = ctx.find_root().obj
     if not isinstance(obj, RouterContext) or obj.registry is None:
         raise RuntimeError("the router registry is handed in by the entry point (deployments.commands)")
-    return obj.registry
+    if step is None:
+        return obj.registry
+    if step not in obj.steps:
+        typer.echo(f"error: no tier '{step}' above large here (tiers with step routers: "
+                   f"{', '.join(obj.steps) or 'none: settings extra_tiers is empty'})", err=True)
+        raise typer.Exit(2)
+    return obj.steps[step]
 
 
 def _fail(exc: RouterVersionError) -> None:
@@ -42,9 +55,10 @@ def register(
         "--eval", exists=True, dir_okay=False, help="JSON of eval figures (`router eval --json-out`) to keep with it")] = None,
     candidate: Annotated[bool, typer.Option(help="Also make it the candidate (start its canary)")] = False,
     activate: Annotated[bool, typer.Option(help="Also make it active (no canary)")] = False,
+    step: Step = None,
 ) -> None:
     """Check a trained router against this gateway's schema and tiers and store it as a version."""
-    registry = _registry(ctx)
+    registry = _registry(ctx, step)
     figures = json.loads(eval_file.read_text()) if eval_file else None
     try:
         entry = registry.register(model, figures)
@@ -69,9 +83,10 @@ def _row(entry: RouterVersion, state: RouterState) -> str:
 def list_versions(
     ctx: typer.Context,
     json_out: Annotated[bool, typer.Option("--json", help="Print JSON")] = False,
+    step: Step = None,
 ) -> None:
     """Versions in the registry, which one is active and which is the candidate."""
-    registry = _registry(ctx)
+    registry = _registry(ctx, step)
     state, entries = registry.state(), registry.versions()
     if json_out:
         typer.echo(json.dumps({"state": state.model_dump(mode="json"),
@@ -82,26 +97,28 @@ def list_versions(
         typer.echo(_row(entry, state))
 
 
-def _apply(ctx: typer.Context, change: Callable[[RouterRegistry], RouterState]) -> None:
+def _apply(ctx: typer.Context, change: Callable[[RouterRegistry], RouterState], step: str | None = None) -> None:
     try:
-        state = change(_registry(ctx))
+        state = change(_registry(ctx, step))
     except RouterVersionError as exc:
         _fail(exc)
         return
     typer.echo(_state_line(state))
 
 
-def activate(ctx: typer.Context, version: Annotated[str, typer.Argument()]) -> None:
+def activate(ctx: typer.Context, version: Annotated[str, typer.Argument()], step: Step = None) -> None:
     """Serve `version` on every ingress replica (within a poll interval)."""
-    _apply(ctx, lambda registry: registry.activate(version, reason="cli"))
+    _apply(ctx, lambda registry: registry.activate(version, reason="cli"), step)
 
 
 def rollback(
     ctx: typer.Context,
     version: Annotated[Optional[str], typer.Argument(help="Default: the version active before")] = None,
+    step: Step = None,
 ) -> None:
-    """Back to the previous active version (or the default model when there is none)."""
-    _apply(ctx, lambda registry: registry.rollback(version))
+    """Back to the previous active version (or the default model when there is none; for a
+    step, none: the pair's score decides that climb again)."""
+    _apply(ctx, lambda registry: registry.rollback(version), step)
 
 
 def candidate(

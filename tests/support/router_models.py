@@ -34,11 +34,17 @@ def outcomes_csv(path: Path, rows: int = 120, seed: int = 0, shuffled: bool = Fa
     return path
 
 
-def train_tiny_router(out: Path, data: Path, version: str = "tiny") -> Path:
+def train_tiny_router(out: Path, data: Path, version: str = "tiny", pair: tuple[str, str] = ("small", "large")) -> Path:
+    """`pair`: the tiers whose outcomes these are (a step router's: e.g. large, frontier)."""
     from router.cli import app as router_cli
 
+    if pair != ("small", "large"):
+        lines = data.read_text().splitlines()
+        lines[0] = f"prompt,category,score:{pair[0]},score:{pair[1]}"
+        data = data.with_name(f"{data.stem}-{pair[1]}.csv")
+        data.write_text("\n".join(lines) + "\n")
     result = CliRunner().invoke(router_cli, [
-        "train", "--data", str(data), "--small-col", "score:small", "--large-col", "score:large",
+        "train", "--data", str(data), "--small-col", f"score:{pair[0]}", "--large-col", f"score:{pair[1]}",
         "--out", str(out), "--threads", "1", "--version", version,
     ])
     assert result.exit_code == 0, result.output

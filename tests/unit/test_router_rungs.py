@@ -93,3 +93,32 @@ def test_a_categorys_own_bars_replace_the_tiers_cuts_for_its_queries():
     assert policy.decide(RoutingQuery(text="q", category="refund"), {}).tier == "small"
     with pytest.raises(ValueError):
         LearnedRoutingConfig.model_validate({"category_bars": {"billing": {"large": 1.5}}})
+
+
+def stepped(score, step_score, probability=0.7, calls=None):
+    config = LearnedRoutingConfig.model_validate({
+        "thresholds": {"mode": "probability", "probability": 0.5}, "queue": QUIET,
+        "upper": {"frontier": {"mode": "share", "share": 0.5, "probability": probability, "queue": QUIET}},
+    })
+
+    def step(_t, _c, _a):
+        if calls is not None:
+            calls.append(1)
+        return step_score
+
+    return LearnedPolicy(lambda _t, _c, _a: score, config, ShareThreshold(100), THREE, steps={"frontier": step})
+
+
+def test_a_step_router_decides_the_climb_above_a_tier_the_query_reached():
+    calls = []
+    up = stepped(0.6, 0.9, calls=calls).decide(RoutingQuery(text="q"), {})
+    assert (up.tier, up.threshold) == ("frontier", 0.7)  # the step's own bar, not the pair score's share
+    assert calls == [1]  # scored once, though the climb is read twice (with and without queue shift)
+    assert stepped(0.6, 0.2).decide(RoutingQuery(text="q"), {}).tier == "large"
+    assert stepped(0.3, 0.99, probability=0.1).decide(RoutingQuery(text="q"), {}).tier == "small"  # large not reached
+
+
+def test_a_step_router_is_not_asked_for_a_query_that_stays_below():
+    calls = []
+    stepped(0.1, 0.99, calls=calls).decide(RoutingQuery(text="q"), {})
+    assert calls == []
