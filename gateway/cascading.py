@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import logging
 from pathlib import Path
-from typing import Awaitable, Callable, Sequence
+from typing import Awaitable, Callable, Collection, Sequence
 
 from cascade.config import CascadeConfig
 from cascade.metrics import CascadeMetrics
@@ -52,14 +52,20 @@ class CascadePlanner:
                 param="cascade", code="cascade_unsupported",
             )
 
-    def applies(self, asked: bool | None, pinned: bool, plain: bool, category: str | None, tier: str) -> bool:
-        if pinned or not plain or asked is False or self.above(tier) is None:
+    def applies(
+        self, asked: bool | None, pinned: bool, plain: bool, category: str | None, tier: str,
+        spent: Collection[str] = (),
+    ) -> bool:
+        if pinned or not plain or asked is False or self.above(tier, spent) is None:
             return False
         return bool(asked) or self._config().applies_to(category)
 
-    def above(self, tier: str) -> str | None:
+    def above(self, tier: str, spent: Collection[str] = ()) -> str | None:
+        """The next tier up; None at the top, or when its budget is `spent`: a weak answer is
+        then kept, as routing goes below a spent tier, never past it to a dearer one."""
         index = self._order.index(tier) if tier in self._order else len(self._order)
-        return self._order[index + 1] if index + 1 < len(self._order) else None
+        upper = self._order[index + 1] if index + 1 < len(self._order) else None
+        return None if upper is None or upper in spent else upper
 
     def config(self) -> CascadeConfig:
         return self._config()
@@ -98,7 +104,7 @@ class CascadeStage:
         while True:
             answer = await attempt(probe)
             tier = state.decision.tier  # what served it (a fallback may have moved it up already)
-            upper = self.planner.above(tier)
+            upper = self.planner.above(tier, state.spent_tiers)
             trace.verdict = self._judge(config, state, tier, answer)
             escalate = trace.verdict.escalate and upper is not None
             self._metrics.outcomes.labels(tier, "escalated" if escalate else "kept", trace.verdict.signal).inc()
@@ -110,7 +116,7 @@ class CascadeStage:
             state.adapter = None
             generation = generation.model_copy(update={"adapter": None})
             probe = probe.model_copy(update={"adapter": None})
-            if self.planner.above(upper) is None:  # the top tier: its answer is final, as asked
+            if self.planner.above(upper, state.spent_tiers) is None:  # the top tier: its answer is final, as asked
                 return None, generation
 
 

@@ -62,6 +62,7 @@ class LiveConfig(BaseModel):
             *(f"routing.learned.category_bars.{c}: {t}" for c, bars in learned.category_bars.items() for t in bars),
             *(f"resilience.fallback: {t}" for pair in resilience.fallback.items() for t in pair),
             *(f"resilience.timeout_s: {t}" for t in resilience.timeout_s),
+            *(f"spend.tier_budgets: {t}" for t in self.spend.tier_budgets),
         ]
         return [f"{where} is not a tier here (tiers: {', '.join(known)})" for where in named
                 if where.rsplit(": ", 1)[1] not in known]

@@ -6,14 +6,16 @@
                   normalised (trimmed, case-folded), once: every later stage reads it
     validate      everything the request asks for against what this gateway can do:
                   the model, limits, grounding, the gate, a pinned adapter
-    budget        the key's spend budget: hard spent, refused; soft spent, `auto` goes cheapest
+    budget        the key's spend budget: hard spent, refused; soft spent, `auto` goes cheapest;
+                  the tiers whose own budget is spent (`auto` routes below them)
     admit         the key's rate limits (a request refused above costs the key nothing)
     support       the answerability gate; a client category whose rollout mode is off
-    route         the tier: pinned, or the router's decision for `auto`
+    route         the tier: pinned, or the router's decision for `auto` (below a spent tier)
     adapter       the small tier's LoRA adapter: pinned, the category's, the selector's
     cascade       whether `auto` runs as a cascade (the request's `cascade`, else the
                   category's config): then dispatch asks the router's tier first, with
-                  logprobs, and escalates a weak answer one tier up (gateway/cascading.py)
+                  logprobs, and escalates a weak answer one tier up, never into a tier
+                  whose budget is spent (gateway/cascading.py)
     mode          the rollout mode of the category (the client's, else the adapter domain)
     ground        knowledge-base context (the grounder dispatches: its rerank may restart)
     dispatch      the tier's engine, with retries, breaker, timeouts and fallback
@@ -49,7 +51,7 @@ from gateway.request_ids import issued_id
 from wire.chat import ChatCompletionRequest
 from gateway.responses import SSE_HEADERS, completion_body, event_stream, route_headers
 from gateway.settings import LimitSettings
-from gateway.spending import SpendStage
+from gateway.spending import TIER_BUDGET, SpendStage
 from gateway.openai_responses import ResponsesEncoder
 from wire.responses import ResponsesRequest, responses_param, to_chat
 from gateway.state import Body, Endpoint, RequestState
@@ -208,11 +210,21 @@ class Pipeline:
         query = state.query
         if pinned is None and len(fitting) < len(self._s.catalog.tiers()):
             query = query.model_copy(update={"tiers": tuple(fitting)})  # `auto` among those that can
+        # Not a tier whose budget is spent (all spent: the cheapest that fits). After the
+        # policy, not before: a move it caused is then seen, and named `tier_budget`.
+        allowed = (([tier for tier in fitting if tier not in state.spent_tiers] or fitting[:1])
+                   if pinned is None else fitting)
         decision = await self._s.router.decide(pinned, query, state.request_id)
-        if pinned is None and fitting and decision.tier not in fitting:
-            # A policy that knows nothing of `tiers` (the baseline rule, a category override):
-            # the nearest tier below it that can serve, else the cheapest that can.
-            decision = decision.model_copy(update={"tier": _nearest(fitting, self._s.catalog.tiers(), decision.tier), "reason": "capability"})
+        if pinned is None and allowed and decision.tier not in allowed:
+            # A policy that knows nothing of `tiers` (the baseline rule, a category override),
+            # or a tier over budget: the nearest allowed tier below it, else the cheapest.
+            spent = decision.tier in fitting
+            if spent and self._s.spend is not None:
+                self._s.spend.moved()
+            decision = decision.model_copy(update={
+                "tier": _nearest(allowed, self._s.catalog.tiers(), decision.tier),
+                "reason": TIER_BUDGET if spent else "capability",
+            })
         state.decision = decision
 
     async def _adapter(self, state: RequestState) -> None:
@@ -236,6 +248,7 @@ class Pipeline:
         stage = self._s.cascade
         if stage is not None and stage.planner.applies(
             state.body.cascade, state.target.tier is not None, _plain(state), state.category, state.decision.tier,
+            state.spent_tiers,
         ):
             state.cascade = CascadeTrace()
 

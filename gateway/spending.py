@@ -1,6 +1,7 @@
 """The spend stage: a key's budget checked before any work (a hard budget spent: 429
-budget_exceeded; a soft one: `auto` constrained to the cheapest tier), and each answer's
-cost charged after it, from the usage the client is sent (spend/)."""
+budget_exceeded; a soft one: `auto` constrained to the cheapest tier), the tiers whose own
+budget is spent (`auto` routes below them), and each answer's cost charged after it, from
+the usage the client is sent (spend/)."""
 
 from __future__ import annotations
 
@@ -10,7 +11,7 @@ from typing import Callable, Sequence
 from engines.types import Usage
 from gateway.state import RequestState
 from router.decision import TierConstraint
-from spend.budgets import budget_of, standing
+from spend.budgets import budget_of, spent_tiers, standing
 from spend.config import SpendConfig
 from spend.errors import BudgetExceeded
 from spend.meter import SpendMeter
@@ -19,6 +20,7 @@ from spend.prices import PriceBook
 
 logger = logging.getLogger(__name__)
 BUDGET = "budget"  # the route reason of a request the soft budget sent to the cheapest tier
+TIER_BUDGET = "tier_budget"  # the route reason of a request moved below a tier whose budget is spent
 
 
 class SpendStage:
@@ -42,9 +44,12 @@ class SpendStage:
     def check(self, state: RequestState) -> None:
         """Before admission: refuse a key whose hard budget is spent; constrain `auto` for a
         key over its soft one to the cheapest tier that can serve the request (a pinned model
-        still goes where it is pinned)."""
+        still goes where it is pinned); note the tiers whose budget is spent, for `auto`."""
+        config = self._config()
+        if state.target.tier is None and config.tier_budgets:
+            state.spent_tiers = spent_tiers(config, self._meter.tier_spent)
         key = state.key
-        budget = budget_of(self._config(), key.id, key.name) if key is not None else None
+        budget = budget_of(config, key.id, key.name) if key is not None else None
         if key is None or budget is None:
             return
         try:
@@ -55,6 +60,10 @@ class SpendStage:
         if over == "soft" and state.target.tier is None:
             self._metrics.budget_actions.labels("cheapest").inc()
             state.constraint = TierConstraint(tiers=self.prices().cheapest_first, reason=BUDGET)
+
+    def moved(self) -> None:
+        """A request `auto` routed below a tier whose budget is spent."""
+        self._metrics.budget_actions.labels(TIER_BUDGET).inc()
 
     def charge(self, state: RequestState, usage: Usage) -> None:
         """After the answer (a cut stream too): never raises, the answer is the client's."""

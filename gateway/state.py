@@ -51,6 +51,7 @@ class RequestState:
     encoder: Encoder | None = None  # parse: /v1/responses answers in its own shapes
     context_tokens: int = 0  # validate: the prompt (estimated) plus the answer's max_tokens
     constraint: TierConstraint | None = None  # budget: what `auto` may choose (a soft budget spent)
+    spent_tiers: frozenset[str] = frozenset()  # budget: tiers `auto` may not choose (their budget spent)
     cascade: CascadeTrace | None = None  # route: a cascaded request; dispatch: the tiers that answered
 
     @property

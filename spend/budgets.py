@@ -1,12 +1,12 @@
-"""Per-key budgets: which budget is a key's, and where its spend stands against it. Pure:
-the spend is handed in (the meter's running total), the clock too."""
+"""Budgets: which budget is a key's and where its spend stands against it; which tiers have
+spent theirs. Pure: the spend is handed in (the meter's running totals), the clock too."""
 
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Literal
+from typing import Callable, Literal
 
-from spend.config import Budget, SpendConfig
+from spend.config import Budget, Period, SpendConfig
 from spend.errors import BudgetExceeded
 from spend.periods import period_end
 
@@ -32,3 +32,8 @@ def standing(budget: Budget, spent_usd: float, now: datetime, key_name: str) -> 
     if budget.soft_usd is not None and spent_usd >= budget.soft_usd:
         return "soft"
     return "within"
+
+
+def spent_tiers(config: SpendConfig, spent: Callable[[str, Period], float]) -> frozenset[str]:
+    """The tiers whose budget (`tier_budgets`) is spent this period: `auto` routes below them."""
+    return frozenset(tier for tier, budget in config.tier_budgets.items() if spent(tier, budget.period) >= budget.usd)

@@ -54,6 +54,18 @@ class Budget(BaseModel):
         return self
 
 
+class TierBudget(BaseModel):
+    """A tier's spend per UTC calendar period, every key together: a routing target, not a cap.
+    Once spent, `model=auto` stops choosing the tier (the nearest tier below it within its own
+    budget serves, route reason `tier_budget`, and a cascade does not escalate into it) until
+    the period resets. A pinned model is still served there: a key's hard budget caps that."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    period: Period = Field("day", description="day or month, UTC calendar periods")
+    usd: float = Field(gt=0, description="USD the tier may spend in the period (every request it serves counts)")
+
+
 class SpendConfig(BaseModel):
     """Live: a push changes prices and budgets on the next request, no restart."""
 
@@ -66,6 +78,10 @@ class SpendConfig(BaseModel):
     budgets: dict[KeyRef, Budget] = Field(
         default_factory=dict, max_length=100_000,
         description="Per API key, by key id or key name (an id wins over a name)",
+    )
+    tier_budgets: dict[TierName, TierBudget] = Field(
+        default_factory=dict, max_length=64,
+        description="Per tier: once its spend in the period is reached, `auto` routes below it (a tier not named: unbudgeted)",
     )
     default_budget: Budget | None = Field(
         None, description="The budget of every key without one of its own; None = unbudgeted. "

@@ -114,13 +114,20 @@ class SpendLedger:
 
     def key_totals(self, now: datetime) -> dict[str, PeriodTotals]:
         """Every key's spend in the current UTC day and month (the budgets' running totals)."""
+        return self._totals("key_id", now, "AND key_id != ''")
+
+    def tier_totals(self, now: datetime) -> dict[str, PeriodTotals]:
+        """Every tier's spend in the current UTC day and month, callers with and without keys."""
+        return self._totals("tier", now)
+
+    def _totals(self, column: str, now: datetime, where: str = "") -> dict[str, PeriodTotals]:
         day, month = period_start("day", now), period_start("month", now)
         with closing(self._connect()) as db:
             rows = db.execute(
-                "SELECT key_id, SUM(CASE WHEN hour >= ? THEN usd ELSE 0 END), SUM(usd) FROM spend "
-                "WHERE hour >= ? AND key_id != '' GROUP BY key_id", (_iso(day), _iso(month)),
+                f"SELECT {column}, SUM(CASE WHEN hour >= ? THEN usd ELSE 0 END), SUM(usd) FROM spend "
+                f"WHERE hour >= ? {where} GROUP BY {column}", (_iso(day), _iso(month)),
             ).fetchall()
-        return {key: PeriodTotals(day, month, day_usd, month_usd) for key, day_usd, month_usd in rows}
+        return {name: PeriodTotals(day, month, day_usd, month_usd) for name, day_usd, month_usd in rows}
 
     def report(self, since: datetime, by: By | None = None) -> list[SpendLine]:
         """Spend from the hour holding `since` on, per `by` (None: one total line), largest first."""

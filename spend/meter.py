@@ -41,6 +41,7 @@ class SpendMeter:
         self._clock = clock
         # Seeded once at start, before the first request: a restart keeps each key's budget.
         self._tally = SpendTally(ledger.key_totals(clock()) if ledger is not None else None)
+        self._tiers = SpendTally(ledger.tier_totals(clock()) if ledger is not None else None)  # tier budgets
         self._pending: dict[RowKey, Amount] = {}
         self._writer = Periodic(self.flush, self._settings.flush_s, "spend-ledger", on_failure)
         self._pruner = Periodic(self.prune, self._settings.prune_s, "spend-retention", on_failure)
@@ -50,6 +51,7 @@ class SpendMeter:
         self._metrics.charged(charge, category)
         if key_id:
             self._tally.add(key_id, now, charge.usd)
+        self._tiers.add(charge.tier, now, charge.usd)
         if self._ledger is not None:
             amount = Amount(1, charge.prompt_tokens, charge.completion_tokens, charge.usd, charge.top_usd, key_name)
             self._queue(RowKey(hour_of(now), key_id, category, charge.tier), amount)
@@ -59,6 +61,9 @@ class SpendMeter:
 
     def spent(self, key_id: str, period: Period) -> float:
         return self._tally.spent(key_id, period, self._clock())
+
+    def tier_spent(self, tier: str, period: Period) -> float:
+        return self._tiers.spent(tier, period, self._clock())
 
     @property
     def pending(self) -> int:
@@ -74,22 +79,31 @@ class SpendMeter:
             self._pending[row] = amount
 
     async def flush(self) -> None:
-        """Write the pending rows in one transaction, then re-read every key's totals."""
+        """Write the pending rows in one transaction, then re-read every key's and tier's totals."""
         batch, self._pending = self._pending, {}
-        self._tally.begin_write()
+        tallies = (self._tally, self._tiers)
+        for tally in tallies:
+            tally.begin_write()
         if self._ledger is None:
-            self._tally.end_write(self._tally.folded(self._clock()))
+            for tally in tallies:
+                tally.end_write(tally.folded(self._clock()))
             return
         try:
             if batch:
                 await asyncio.to_thread(self._ledger.add, batch)
         except Exception:
-            self._tally.abort_write()
+            for tally in tallies:
+                tally.abort_write()
             for row, amount in batch.items():  # retried on the next step
                 self._queue(row, amount)
             raise  # counted and logged by the Periodic's failure log
-        totals: dict[str, PeriodTotals] = await asyncio.to_thread(self._ledger.key_totals, self._clock())
-        self._tally.end_write(totals)
+        keys, tiers = await asyncio.to_thread(self._read_totals, self._ledger, self._clock())
+        self._tally.end_write(keys)
+        self._tiers.end_write(tiers)
+
+    @staticmethod
+    def _read_totals(ledger: SpendLedger, now: datetime) -> tuple[dict[str, PeriodTotals], dict[str, PeriodTotals]]:
+        return ledger.key_totals(now), ledger.tier_totals(now)
 
     async def prune(self) -> None:
         if self._ledger is None:

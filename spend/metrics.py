@@ -33,7 +33,8 @@ class SpendMetrics:
             "failed write)", registry=r,
         )
         self.budget_actions = Counter(
-            "gateway_budget_actions", "Requests a budget acted on: refused (hard) or cheapest (soft, auto only)",
+            "gateway_budget_actions", "Requests a budget acted on: refused (a key's hard), cheapest (a key's soft, auto "
+            "only), tier_budget (auto routed below a tier whose budget is spent)",
             ["action"], registry=r,
         )
 

@@ -1,5 +1,5 @@
-"""Each key's spend in its budget's current period, in memory: the budget check reads no
-store and calls no actor.
+"""Each key's (or, in a second tally, each tier's) spend in its budget's current period, in
+memory: the budget check reads no store and calls no actor.
 
 The total is the ledger's, as last read (every replica's written spend), plus what this
 replica spent since: `fresh` since the last write began, `in_flight` while a write runs

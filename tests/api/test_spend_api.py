@@ -85,6 +85,10 @@ def spent(gateway, tier) -> tuple[float, float, float, float]:
     )
 
 
+def routed(response) -> tuple[str, str]:
+    return response.headers["x-gateway-tier"], response.headers["x-gateway-route-reason"]
+
+
 def events(response) -> list[dict]:
     lines = [line[len("data: "):] for line in response.text.splitlines() if line.startswith("data: ")]
     return [json.loads(line) for line in lines if line != "[DONE]"]
@@ -175,9 +179,9 @@ def test_a_spent_soft_budget_sends_auto_to_the_cheapest_tier(client, gateway, ke
     assert first.headers["x-gateway-tier"] == "small" and first.headers["x-gateway-route-reason"] != "budget"
     second = client.post(CHAT, json=chat("auto"), headers=headers)
     assert second.status_code == 200
-    assert (second.headers["x-gateway-tier"], second.headers["x-gateway-route-reason"]) == ("large", "budget")
+    assert routed(second) == ("large", "budget")
     pinned = client.post(CHAT, json=chat("small"), headers=headers)
-    assert (pinned.headers["x-gateway-tier"], pinned.headers["x-gateway-route-reason"]) == ("small", "explicit")
+    assert routed(pinned) == ("small", "explicit")
     assert value(gateway, "gateway_routing_decisions_total", tier="large", reason="budget") == 1
     assert value(gateway, "gateway_budget_actions_total", action="cheapest") == 1
 
@@ -192,3 +196,37 @@ def test_a_price_change_applies_to_the_next_request_without_restart(client, gate
     assert after[0] == pytest.approx(before[0])  # the second answer cost nothing
     assert after[2] == 2 * before[2]  # its tokens still counted
     assert gateway.config.spend.prices["small"].input_per_million == 0
+
+
+def test_a_spent_tier_budget_routes_auto_below_that_tier_until_raised(client, gateway, key):
+    _, headers = key
+    # Every auto request scores above the threshold: the baseline sends it large.
+    routing = {"policy": "baseline", "baseline": {"threshold": 0.0}}
+
+    def push(usd: float) -> None:
+        assert gateway.reconfigure(LiveConfig.parse({
+            "routing": routing, "spend": {"prices": PRICES, "tier_budgets": {"large": {"period": "day", "usd": usd}}},
+        }).model_dump(mode="json"))
+
+    push(1e9)
+    first = client.post(CHAT, json=chat("auto"), headers=headers)
+    assert routed(first) == ("large", "baseline:above_threshold")
+    push(spent(gateway, "large")[0])  # exactly what large has spent today: spent
+    moved = client.post(CHAT, json=chat("auto"), headers=headers)
+    assert moved.status_code == 200
+    assert routed(moved) == ("small", "tier_budget")
+    # A pinned model is still served where it is pinned; the key has no budget of its own.
+    pinned = client.post(CHAT, json=chat("large"), headers=headers)
+    assert routed(pinned) == ("large", "explicit")
+    assert value(gateway, "gateway_routing_decisions_total", tier="small", reason="tier_budget") == 1
+    assert value(gateway, "gateway_budget_actions_total", action="tier_budget") == 1
+    push(spent(gateway, "large")[0] * 10)  # raised live: large again
+    again = client.post(CHAT, json=chat("auto"), headers=headers)
+    assert again.headers["x-gateway-tier"] == "large"
+
+
+def test_a_tier_budget_for_a_tier_not_served_is_refused(gateway):
+    assert not gateway.reconfigure(LiveConfig.parse({
+        "spend": {"tier_budgets": {"frontier": {"usd": 5}}},
+    }).model_dump(mode="json"))
+    assert "spend.tier_budgets: frontier is not a tier here" in gateway.state.rejected.message

@@ -166,3 +166,29 @@ def test_a_streamed_cascade_streams_the_top_tier_after_every_lower_one_escalated
         body = "".join(response.iter_text())
     assert response.headers["x-gateway-cascade"] == "small>large>frontier"
     assert '"model":"huge"' in body.replace(" ", "") and body.rstrip().endswith("[DONE]")
+
+
+def spend_on(client, gateway, tier: str, **extra) -> None:
+    """Spend something on `tier` (pinned), then give it a budget that this spend exhausts."""
+    assert client.post(CHAT, json=chat("easy question", model=tier)).status_code == 200
+    assert configure(gateway, spend={"prices": PRICES, "tier_budgets": {tier: {"usd": 1e-12}}}, **extra)
+
+
+def test_auto_routes_below_a_tier_whose_budget_is_spent(client, gateway):
+    spend_on(client, gateway, "frontier")
+    hard = client.post(CHAT, json=chat("hard question")).headers
+    assert (hard["x-gateway-tier"], hard["x-gateway-route-reason"]) == ("large", "tier_budget")
+    assert client.post(CHAT, json=chat("medium question")).headers["x-gateway-tier"] == "large"
+    spend_on(client, gateway, "large")  # large spent, frontier's budget gone: hard goes up, medium down
+    assert client.post(CHAT, json=chat("hard question")).headers["x-gateway-tier"] == "frontier"
+    medium = client.post(CHAT, json=chat("medium question")).headers
+    assert (medium["x-gateway-tier"], medium["x-gateway-route-reason"]) == ("small", "tier_budget")
+
+
+def test_a_cascade_does_not_escalate_into_a_tier_whose_budget_is_spent(client, gateway):
+    cascade = {"categories": ["*"], "threshold": 0.0}  # no answer clears 0: every answer escalates
+    spend_on(client, gateway, "frontier", cascade=cascade)
+    from_large = client.post(CHAT, json=chat("medium question")).headers
+    assert from_large["x-gateway-tier"] == "large" and "x-gateway-cascade" not in from_large
+    from_small = client.post(CHAT, json=chat("easy question")).headers
+    assert (from_small["x-gateway-tier"], from_small["x-gateway-cascade"]) == ("large", "small>large")

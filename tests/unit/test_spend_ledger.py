@@ -65,6 +65,19 @@ def test_key_totals_are_this_day_and_this_month(tmp_path):
     assert (totals["k1"].day_usd, totals["k1"].month_usd) == (1.0, 3.0)
 
 
+def test_tier_totals_count_every_caller_this_day_and_this_month(tmp_path):
+    ledger = SpendLedger(tmp_path / "spend.sqlite")
+    ledger.add({
+        RowKey(HOUR, "k1", "", "large"): amount(1.0),
+        RowKey(HOUR, "", "refund", "large"): amount(2.0),  # no key: still the tier's spend
+        RowKey(HOUR - timedelta(days=2), "k2", "", "large"): amount(4.0),
+        RowKey(HOUR, "k1", "", "small"): amount(0.5),
+    })
+    totals = ledger.tier_totals(NOW)
+    assert (totals["large"].day_usd, totals["large"].month_usd) == (3.0, 7.0)
+    assert totals["small"].day_usd == 0.5
+
+
 def test_prune_by_age_then_rows(tmp_path):
     ledger = SpendLedger(tmp_path / "spend.sqlite")
     ledger.add({RowKey(HOUR - timedelta(hours=h), "k", "", "small"): amount(1.0) for h in range(10)})
@@ -153,3 +166,16 @@ def test_meter_without_a_ledger_keeps_the_totals_in_memory():
     m.record(Charge("small", 1, 1, 0.2, 0.2), "k1", "a", "")
     asyncio.run(m.flush())
     assert m.spent("k1", "month") == pytest.approx(0.3) and m.pending == 0
+
+
+def test_meter_counts_each_tiers_spend_across_replicas_and_restarts(tmp_path):
+    ledger = SpendLedger(tmp_path / "spend.sqlite")
+    mine, theirs = meter(ledger), meter(ledger)
+    mine.record(Charge("large", 10, 10, 0.5, 0.5), "k1", "a", "")
+    mine.record(Charge("large", 10, 10, 0.25, 0.25), "", "", "")  # a caller without a key counts
+    assert mine.tier_spent("large", "day") == pytest.approx(0.75) and mine.tier_spent("small", "day") == 0
+    theirs.record(Charge("large", 10, 10, 1.0, 1.0), "k2", "b", "")
+    asyncio.run(theirs.flush())
+    asyncio.run(mine.flush())
+    assert mine.tier_spent("large", "day") == pytest.approx(1.75)
+    assert meter(ledger).tier_spent("large", "month") == pytest.approx(1.75)

@@ -8,7 +8,7 @@ import pytest
 from pydantic import ValidationError
 
 from gateway.live_config import LiveConfig
-from spend.budgets import budget_of, standing
+from spend.budgets import budget_of, spent_tiers, standing
 from spend.config import Budget, SpendConfig, TierPrice
 from spend.errors import BudgetExceeded
 from spend.periods import hour_of, period_end, period_start
@@ -88,6 +88,8 @@ def test_standing_against_soft_and_hard_budgets():
     ({"spend": {"prices": {"Large Tier": {"input_per_million": 1}}}}, "prices"),
     ({"spend": {"prices": {"large": {"input_per_million": -1}}}}, "greater than or equal to 0"),
     ({"spend": {"prices": {"large": {"input": 1}}}}, "Extra inputs are not permitted"),
+    ({"spend": {"tier_budgets": {"large": {"usd": 0}}}}, "greater than 0"),
+    ({"spend": {"tier_budgets": {"large": {"period": "week", "usd": 1}}}}, "period"),
 ])
 def test_bad_spend_config_is_refused(raw, problem):
     with pytest.raises(ValidationError) as caught:
@@ -107,3 +109,12 @@ def test_a_tier_constraint_picks_its_first_tier_that_can_serve():
     assert constraint.pick(["large", "small"]) == "small"
     assert constraint.pick(["large"]) == "large"  # the cheapest cannot serve it: the next cheapest
     assert TierConstraint(tiers=("remote",), reason="budget").pick(["small"]) is None
+
+
+def test_a_tier_is_spent_once_its_periods_spend_reaches_its_budget():
+    config = SpendConfig.model_validate({"tier_budgets": {
+        "large": {"period": "day", "usd": 10}, "remote": {"period": "month", "usd": 100},
+    }})
+    spend = {("large", "day"): 10.0, ("remote", "month"): 99.99, ("small", "day"): 1e6}
+    assert spent_tiers(config, lambda tier, period: spend.get((tier, period), 0.0)) == {"large"}
+    assert spent_tiers(SpendConfig(), lambda tier, period: 1e9) == frozenset()  # no tier budgets
