@@ -44,7 +44,7 @@ from gateway.sinks import FlagSink, ShadowSink
 from gateway.spending import SpendStage
 from gateway.cascading import CascadePlanner, CascadeStage
 from retrieval.grounding import Grounder
-from router.canary_loop import RouterCanary
+from router.canary_loop import Canary, RouterCanary, StepCanary, observe_all
 from router.learned import ScoreFn
 from router.live import LiveRouter, PolicyFactory, follow_steps, follow_versions
 from router.loading import LoadedRouter
@@ -331,21 +331,25 @@ def _router_loop(
     if routing.registry is None or routing.loader is None:
         return
     state = wiring.state
+    config, counters = (lambda: state.config.routing), wiring.metrics.router.canary
+    canaries: list[Canary] = []
     for tier, registry in routing.steps.items():
-        steps = follow_steps(registry, tier, routing.loader, policies, router, lambda: state.config.routing)
+        steps = follow_steps(registry, tier, routing.loader, policies, router, config)
         wiring.background.append(Periodic(steps.step, routing.poll_s, f"router_steps_{tier}", wiring.failed))
-    versions = follow_versions(
-        routing.registry, routing.loader, routing.started_with(), policies, router, lambda: state.config.routing,
-    )
+        if shadow is not None:
+            canaries.append(StepCanary(
+                tier, policies.order, shadow.store, registry, steps, config, counters(tier), wiring.failed,
+            ))
+    versions = follow_versions(routing.registry, routing.loader, routing.started_with(), policies, router, config)
     wiring.background.append(Periodic(versions.step, routing.poll_s, "router_versions", wiring.failed))
     wiring.admin.append(RouterAdmin(routing.registry, versions))
     if shadow is not None:
-        canary = RouterCanary(
-            shadow.store, routing.registry, versions, lambda: state.config.routing, wiring.metrics.router,
-            wiring.failed,
-        )
-        router.on_decision = canary.observe
-        wiring.background.append(Periodic(canary.review, routing.canary_interval_s, "router_canary", wiring.failed))
+        canaries.insert(0, RouterCanary(shadow.store, routing.registry, versions, config, counters(), wiring.failed))
+    for canary in canaries:
+        name = "router_canary" if isinstance(canary, RouterCanary) else f"{canary.kind}_{canary.pair[1]}"
+        wiring.background.append(Periodic(canary.review, routing.canary_interval_s, name, wiring.failed))
+    if canaries:
+        router.on_decision = observe_all(canaries)
 
 
 def _support(features: Features, wiring: Wiring) -> SupportControls | None:

@@ -99,24 +99,29 @@ def prompt_key(text: str) -> str:
     return hashlib.sha256(text.strip().encode()).hexdigest()[:24]
 
 
-Graded = Mapping[str, tuple[float, float]]  # prompt key -> (small score, large score)
+Graded = Mapping[str, tuple[float, float]]  # prompt key -> (lower tier's score, upper tier's score)
 
 
-def compare(rows: Sequence[tuple[str, str, str]], graded: Graded) -> CanaryFigures:
-    """Figures over (active tier, candidate tier, prompt key) rows of one version pair."""
+def compare(
+    rows: Sequence[tuple[str, str, str]], graded: Graded, pair: tuple[str, str] = ("small", "large"),
+) -> CanaryFigures:
+    """Figures over (active tier, candidate tier, prompt key) rows of one version pair. `pair`:
+    the lower and upper tier the graded scores are of; the "large" share is the upper tier's
+    (a step canary's: the tier its router climbs to)."""
     n = len(rows)
     if n == 0:
         return CanaryFigures(samples=0)
+    lower, upper = pair
     figures = CanaryFigures(
         samples=n,
         agreement=sum(a == c for a, c, _ in rows) / n,
-        active_large_share=sum(a == "large" for a, _, _ in rows) / n,
-        candidate_large_share=sum(c == "large" for _, c, _ in rows) / n,
+        active_large_share=sum(a == upper for a, _, _ in rows) / n,
+        candidate_large_share=sum(c == upper for _, c, _ in rows) / n,
     )
     known = [(a, c, graded[k]) for a, c, k in rows if k in graded]
     if not known:
         return figures
-    pick = {"small": 0, "large": 1}
+    pick = {lower: 0, upper: 1}
     return figures.model_copy(update={
         "graded": len(known),
         "active_quality": sum(g[pick[a]] for a, _, g in known) / len(known),

@@ -219,11 +219,11 @@ def tier_column(columns: Sequence[str], tier: str) -> str:
     return found[0]
 
 
-def load_graded(path: Path) -> dict[str, tuple[float, float]]:
-    """Graded outcomes (`router grade --out`) by prompt key, for the router canary
-    (`router.canary.compare`); ungraded rows left out."""
+def load_graded(path: Path, pair: tuple[str, str] = ("small", "large")) -> dict[str, tuple[float, float]]:
+    """Graded outcomes (`router grade --out`) of a pair of tiers by prompt key, for the router
+    canary (`router.canary.compare`); ungraded rows left out."""
     frame = pd.read_json(path, lines=True) if path.suffix == ".jsonl" else pd.read_csv(path)
-    small, large = tier_column(list(frame.columns), "small"), tier_column(list(frame.columns), "large")
+    small, large = tier_column(list(frame.columns), pair[0]), tier_column(list(frame.columns), pair[1])
     frame = frame.dropna(subset=[small, large])
     return {
         prompt_key(str(prompt)): (float(s), float(l))

@@ -32,6 +32,13 @@ class TierLoad(BaseModel):
         return self.running + self.waiting
 
 
+class StepScore(BaseModel):
+    """A step router's score of one query and the cut it was held to (router/rungs.py)."""
+
+    score: float
+    threshold: float
+
+
 class RoutingDecision(BaseModel):
     """Where a request goes and why; recorded in headers and metrics."""
 
@@ -43,6 +50,10 @@ class RoutingDecision(BaseModel):
     reason: str = Field(description="Short machine-readable reason, e.g. 'explicit', 'learned:queue_shift'")
     queue_depth: int | None = Field(None, description="Large tier's waiting + running requests seen")
     expected_wait_s: float | None = Field(None, description="Large tier's expected wait used")
+    steps: dict[str, StepScore] = Field(
+        default_factory=dict, description="Step routers the climb asked, by the tier each climbs to "
+        "(each was asked because the query reached the tier below): what the step canary compares"
+    )
 
 
 class TierConstraint(BaseModel):

@@ -8,7 +8,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from engines.types import Tier
 from router.asks import RequestAsks
-from router.decision import RoutingDecision, RoutingQuery, TierLoad
+from router.decision import RoutingDecision, RoutingQuery, StepScore, TierLoad
 from router.queue import QueueConfig, QueueShift
 from router.rungs import Cut, RungConfig, climb, rung_cuts
 from router.thresholds import ShareThreshold, ThresholdConfig
@@ -65,7 +65,8 @@ class LearnedPolicy:
             self._order, self._config.thresholds, self._config.queue, self._config.upper, self._share, loads, bars,
             stepped=self._steps.keys(),
         )
-        steps = self._step_scores(query, cuts)
+        asked: dict[Tier, float] = {}
+        steps = self._step_scores(query, cuts, asked)
         chosen = climb(score, cuts, query.tiers, steps)
         unshifted = climb(score, [c.model_copy(update={"shift": _unshifted(c)}) for c in cuts], query.tiers, steps)
         shown = chosen or cuts[0]  # the cut it reached, or the first one it stayed below
@@ -77,12 +78,14 @@ class LearnedPolicy:
             reason=_reason(chosen, unshifted),
             queue_depth=load.depth if load is not None else None,
             expected_wait_s=shown.shift.expected_wait_s,
+            steps={c.tier: StepScore(score=asked[c.tier], threshold=c.base) for c in cuts if c.tier in asked},
         )
 
-    def _step_scores(self, query: RoutingQuery, cuts: Sequence[Cut]) -> dict[Tier, Callable[[], float]]:
+    def _step_scores(
+        self, query: RoutingQuery, cuts: Sequence[Cut], scores: dict[Tier, float],
+    ) -> dict[Tier, Callable[[], float]]:
         """Each stepped rung's score, computed at most once and only if the climb asks for it
-        (a step router costs as much as the pair's)."""
-        scores: dict[Tier, float] = {}
+        (a step router costs as much as the pair's); `scores` keeps those asked."""
 
         def lazily(tier: Tier, score: ScoreFn) -> Callable[[], float]:
             def value() -> float:

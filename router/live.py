@@ -161,6 +161,10 @@ class PolicyFactory:
     def version(self) -> str:
         return self._router.version if self._router is not None else "baseline"
 
+    @property
+    def order(self) -> tuple[Tier, ...]:
+        return self._order
+
     def use(self, router: LoadedRouter | None) -> None:
         if router is not self._router:
             self._router, self._share = router, None  # another model: other scores, new window

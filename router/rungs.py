@@ -10,7 +10,8 @@ its share of `auto` traffic, met on live traffic like the large share.
 A tier may have its own step router, trained by the own-pair loop on the outcomes of the
 tier below it and itself (`router register --step <tier>`): its calibrated score, P(this
 tier's answer better than the one below's), then decides that climb against the rung's
-`probability` (a share cut is a quantile of the pair score's window, not of this one).
+`probability` (a share cut is a quantile of the pair score's window, not of this one). A
+step router's candidate is canaried on the queries that reach the tier below (`canary`).
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ from typing import Callable, Collection, Literal, Mapping, Sequence
 from pydantic import BaseModel, ConfigDict, Field
 
 from engines.types import Tier
+from router.canary import RouterCanaryConfig
 from router.decision import TierLoad
 from router.queue import QueueConfig, QueueShift, shift_threshold
 from router.thresholds import ShareThreshold, ThresholdConfig
@@ -34,6 +36,11 @@ class RungConfig(BaseModel):
     probability: float = Field(0.9, ge=0.0, le=1.0, description="Score at or above which this tier serves")
     share: float = Field(0.05, ge=0.0, le=1.0, description="Target share of auto traffic this tier serves")
     queue: QueueConfig = Field(default_factory=QueueConfig, description="Queue shift of this tier's cut")
+    canary: RouterCanaryConfig = Field(
+        default_factory=RouterCanaryConfig, description="Guardrails of this tier's step router canary "
+        "(graded by `outcomes_file` only: no shadow pair mirrors this climb; the share drift is "
+        "measured against the active's share of climbs)",
+    )
 
 
 class Cut(BaseModel):

@@ -3,9 +3,21 @@ hands in. (`router.metrics` is the offline quality metrics: APGR, CPT.)"""
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+from typing import Callable
+
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
 from router.decision import RoutingDecision
+
+
+@dataclass(frozen=True)
+class CanaryCounters:
+    """What one canary moves: its decisions, its sample size, the scores it dropped."""
+
+    decided: Callable[[str], None]
+    samples: Callable[[int], None]
+    dropped: Callable[[], None]
 
 
 class RouterMetrics:
@@ -38,6 +50,26 @@ class RouterMetrics:
         self.canary_dropped = Counter(
             "gateway_router_canary_dropped", "Candidate scores skipped because too many were waiting",
             registry=r,
+        )
+
+        self.step_canary_decisions = Counter(
+            "gateway_router_step_canary_decisions", "Step router canary decisions (promote, reject) by tier",
+            ["tier", "decision"], registry=r,
+        )
+        self.step_canary_samples = Gauge(
+            "gateway_router_step_canary_samples", "Live requests that reached the tier below a step and both "
+            "step routers (or the active decision and the candidate) judged, by tier", ["tier"], registry=r,
+        )
+
+    def canary(self, step: str | None = None) -> CanaryCounters:
+        """The counters of the pair's canary (`step` None) or of one step's."""
+        if step is None:
+            return CanaryCounters(
+                lambda d: self.canary_decisions.labels(d).inc(), self.canary_samples.set, self.canary_dropped.inc,
+            )
+        return CanaryCounters(
+            lambda d: self.step_canary_decisions.labels(step, d).inc(), self.step_canary_samples.labels(step).set,
+            self.canary_dropped.inc,
         )
 
     def record(self, decision: RoutingDecision) -> None:

@@ -1,7 +1,7 @@
 """`router register | list | activate | rollback | candidate`: router versions, live.
 
-`--step <tier>` does the same for the step router of a tier above large (register, list,
-activate, rollback; a step router has no canary yet: activate it after `router eval`).
+`--step <tier>` does the same for the step router of a tier above large: its candidate is
+canaried on the queries that reach the tier below (`routing.learned.upper.<tier>.canary`).
 
 Every ingress replica polls the registry and serves its active version within a poll
 interval, without a restart; the candidate is scored beside it on live `auto` traffic
@@ -125,11 +125,14 @@ def candidate(
     ctx: typer.Context,
     version: Annotated[Optional[str], typer.Argument(help="Version to canary")] = None,
     clear: Annotated[bool, typer.Option(help="Clear the candidate slot")] = False,
+    step: Step = None,
 ) -> None:
-    """Set (or clear) the candidate the router canary scores beside the active version."""
+    """Set (or clear) the candidate the router canary scores beside the active version (with
+    --step, the step canary: on the queries that reach the tier below, graded by that rung's
+    `canary.outcomes_file`)."""
     if version is None and not clear:
         raise typer.BadParameter("give a VERSION or --clear")
-    _apply(ctx, lambda registry: registry.set_candidate(None if clear else version, reason="cli"))
+    _apply(ctx, lambda registry: registry.set_candidate(None if clear else version, reason="cli"), step)
 
 
 def add_commands(app: typer.Typer) -> None:

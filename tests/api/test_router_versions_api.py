@@ -22,16 +22,14 @@ from router.loading import EmbedderCache, load_router
 from router.registry import RouterRegistry
 from shadow.journal import Journal
 from tests.support.fake_engine import FakeEngine
+from tests.support.agreement import Same
+from tests.support.waiting import wait_for
 from tests.support.router_models import outcomes_csv, train_tiny_router
 
 CHAT = "/v1/chat/completions"
 ADMIN = "admin-secret"
 AS_ADMIN = {"authorization": f"Bearer {ADMIN}"}
 
-
-class Same:
-    def score(self, a: str, b: str) -> float:
-        return 1.0
 
 
 @pytest.fixture(scope="module")
@@ -76,20 +74,12 @@ def auto(client, text="where is my order"):
     return response
 
 
-def wait_for(check, timeout_s=20.0):
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        if check():
-            return True
-        time.sleep(0.05)
-    return False
-
 
 def test_a_registered_version_serves_auto_on_the_next_poll(client, gateway, registry, models):
     assert auto(client).headers["x-gateway-router-version"] == "started-with"
     version = registry.register(models["good"]).version
     registry.activate(version)  # as `router activate` does, from another process
-    assert wait_for(lambda: auto(client).headers["x-gateway-router-version"] == version, 5.0)
+    assert wait_for(lambda: auto(client).headers["x-gateway-router-version"] == version, 5.0, 0.05)
     sample = gateway.metrics.registry.get_sample_value
     assert sum(sample("gateway_router_version_decisions_total", {"version": version, "tier": t}) or 0
                for t in ("small", "large")) >= 1
@@ -152,7 +142,7 @@ def test_canary_promotes_a_better_candidate_and_rejects_a_shuffled_one(client, g
     store = gateway.shadow.store
     assert replay(client, texts, lambda: registry.state().active == good), (
         registry.state(), [r.model_dump() for r in store.router_scores("started-with", good)][:5])
-    assert wait_for(lambda: store.events(subject=good))  # written just after the activation
+    assert wait_for(lambda: store.events(subject=good), 20, 0.05)  # written just after the activation
     promoted = {e.kind: e for e in store.events(subject=good)}["router_canary_promoted"]
     assert promoted.detail["candidate_quality"] > promoted.detail["active_quality"], promoted.detail
 
@@ -160,7 +150,7 @@ def test_canary_promotes_a_better_candidate_and_rejects_a_shuffled_one(client, g
     registry.set_candidate(bad)
     assert replay(client, texts, lambda: registry.state().candidate is None), registry.state()
     assert registry.state().active == good  # the shuffled one never served
-    assert wait_for(lambda: store.events(subject=bad))
+    assert wait_for(lambda: store.events(subject=bad), 20, 0.05)
     rejected = {e.kind: e for e in store.events(subject=bad)}["router_canary_rejected"]
     detail = rejected.detail  # worse, or no better at a larger large share (more cost)
     assert detail["candidate_quality"] < detail["active_quality"] or (
@@ -169,4 +159,4 @@ def test_canary_promotes_a_better_candidate_and_rejects_a_shuffled_one(client, g
     sample = gateway.metrics.registry.get_sample_value
     assert sample("gateway_router_canary_decisions_total", {"decision": "promote"}) == 1
     # The event is stored before the counter moves (both on the canary's thread): wait for it.
-    assert wait_for(lambda: sample("gateway_router_canary_decisions_total", {"decision": "reject"}) == 1)
+    assert wait_for(lambda: sample("gateway_router_canary_decisions_total", {"decision": "reject"}) == 1, 20, 0.05)

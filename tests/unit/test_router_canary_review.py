@@ -45,7 +45,7 @@ def scored(store: Journal, i: int, active: str, candidate: str, agreement: float
 
 def review(store: Journal, registry: Registry, config: RoutingConfig):
     versions = SimpleNamespace(active=SimpleNamespace(version="act"), candidate=SimpleNamespace(version="cand"))
-    canary = RouterCanary(store, registry, versions, lambda: config, RouterMetrics(CollectorRegistry()))  # type: ignore[arg-type]
+    canary = RouterCanary(store, registry, versions, lambda: config, RouterMetrics(CollectorRegistry()).canary())  # type: ignore[arg-type]
     return asyncio.run(canary.review())
 
 

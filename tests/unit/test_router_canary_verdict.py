@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import pytest
+
 from router.canary import CanaryFigures, RouterCanaryConfig, compare, judge, prompt_key
 from router.data import load_graded
 
@@ -64,3 +66,11 @@ def test_graded_outcomes_of_an_adapter_target_count_as_the_small_tier(tmp_path):
     import pytest
     with pytest.raises(ValueError, match="one score column for the small tier"):
         load_graded(path)
+
+
+def test_compare_reads_a_step_pair_by_its_own_tiers():
+    rows = [("large", "frontier", "a"), ("large", "large", "b"), ("frontier", "frontier", "c")]
+    graded = {"a": (0.0, 1.0), "b": (1.0, 1.0), "c": (0.0, 1.0)}  # (large's score, frontier's)
+    figures = compare(rows, graded, ("large", "frontier"))
+    assert (figures.active_large_share, figures.candidate_large_share) == (pytest.approx(1 / 3), pytest.approx(2 / 3))
+    assert (figures.active_quality, figures.candidate_quality) == (pytest.approx(2 / 3), 1.0)
