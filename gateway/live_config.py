@@ -60,6 +60,7 @@ class LiveConfig(BaseModel):
             *(f"routing.learned.thresholds.category_overrides.{c}: {t}" for c, t in learned.thresholds.category_overrides.items()),
             *(f"routing.learned.upper: {t}" for t in learned.upper),
             *(f"routing.learned.category_bars.{c}: {t}" for c, bars in learned.category_bars.items() for t in bars),
+            *(f"routing.learned.category_shares.{c}: {t}" for c, shares in learned.category_shares.items() for t in shares),
             *(f"resilience.fallback: {t}" for pair in resilience.fallback.items() for t in pair),
             *(f"resilience.timeout_s: {t}" for t in resilience.timeout_s),
             *(f"spend.tier_budgets: {t}" for t in self.spend.tier_budgets),

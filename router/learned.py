@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Annotated, Callable, Mapping, Sequence
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from engines.types import Tier
 from router.asks import RequestAsks
@@ -16,6 +16,7 @@ from text.category import normalise_category
 
 ScoreFn = Callable[[str, str | None, RequestAsks], float]  # (text, client category, asks) -> score
 PAIR: tuple[Tier, ...] = ("small", "large")
+MAX_CATEGORY_SHARES = 64  # a live window each: bounded by config, never by traffic
 
 
 class LearnedRoutingConfig(BaseModel):
@@ -36,18 +37,38 @@ class LearnedRoutingConfig(BaseModel):
         "tier's cut (share or probability) for its queries (e.g. billing: {large: 0.1})",
     )
 
-    @field_validator("category_bars")
+    category_shares: dict[str, dict[Tier, Annotated[float, Field(ge=0.0, le=1.0)]]] = Field(
+        default_factory=dict, max_length=MAX_CATEGORY_SHARES,
+        description="Category → tier above small → share of that category's auto traffic the tier serves, "
+        "met on the category's own live window (e.g. billing: {large: 0.5}); shares count from the top "
+        "among the tiers named, and a tier not named keeps its cut",
+    )
+
+    @field_validator("category_bars", "category_shares")
     @classmethod
     def _normalised(cls, value: dict[str, dict[Tier, float]]) -> dict[str, dict[Tier, float]]:
         return {normalise_category(k) or k: bars for k, bars in value.items()}
+
+    @model_validator(mode="after")
+    def _shares_make_sense(self) -> LearnedRoutingConfig:
+        for category, shares in self.category_shares.items():
+            if "small" in shares:
+                raise ValueError(f"category_shares.{category}: small is what is left, not a share")
+            if sum(shares.values()) > 1.0 + 1e-9:
+                raise ValueError(f"category_shares.{category}: the shares add up to more than 1")
+            both = set(shares) & set(self.category_bars.get(category, {}))
+            if both:
+                raise ValueError(f"category {category}: {', '.join(sorted(both))} has both a bar and a share")
+        return self
 
 
 class LearnedPolicy:
     def __init__(
         self, score: ScoreFn, config: LearnedRoutingConfig, share: ShareThreshold, order: Sequence[Tier] = PAIR,
-        steps: Mapping[Tier, ScoreFn] | None = None,
+        steps: Mapping[Tier, ScoreFn] | None = None, category_windows: Mapping[str, ShareThreshold] | None = None,
     ) -> None:
         self._score = score
+        self._windows = dict(category_windows or {})  # the live window of each category with shares
         self._config = config
         self._share = share  # outlives config changes: the live window is not reset
         self._order = tuple(order)  # cheapest first: small, large, then the extra tiers
@@ -60,7 +81,7 @@ class LearnedPolicy:
         if override is not None:
             return RoutingDecision(tier=override, reason="learned:category_override")
         score = self._score(query.text, query.category, query.asks)
-        bars = self._config.category_bars.get(query.category or "")
+        bars = self._bars(query.category or "")
         cuts = rung_cuts(
             self._order, self._config.thresholds, self._config.queue, self._config.upper, self._share, loads, bars,
             stepped=self._steps.keys(),
@@ -96,16 +117,34 @@ class LearnedPolicy:
 
         return {cut.tier: lazily(cut.tier, self._steps[cut.tier]) for cut in cuts if cut.tier in self._steps}
 
+    def _bars(self, category: str) -> dict[Tier, float] | None:
+        """The category's own bar per tier: its configured bars, and each of its shares as a
+        quantile of its own window (counting from the top among the tiers it names)."""
+        bars = dict(self._config.category_bars.get(category, {}))
+        shares, window = self._config.category_shares.get(category), self._windows.get(category)
+        if shares and window is not None:
+            above = 0.0
+            for tier in reversed(self._order[1:]):
+                if tier in shares:
+                    above += shares[tier]
+                    bars[tier] = window.threshold(min(1.0, above), self._config.thresholds.min_samples)
+        return bars or None
+
     def _floor(self, allowed: Sequence[Tier] | None) -> Tier:
         """The cheapest tier the request may go to."""
         if allowed is None:
             return self._order[0]
         return next((tier for tier in self._order if tier in allowed), self._order[0])
 
-    def observe(self, decision: RoutingDecision) -> None:
-        """Add a decision's score to the live window (a category override scored nothing)."""
-        if decision.score is not None:
-            self._share.observe(decision.score)
+    def observe(self, query: RoutingQuery, decision: RoutingDecision) -> None:
+        """Add a decision's score to the live window, and to its category's when that one
+        has shares (a category override scored nothing)."""
+        if decision.score is None:
+            return
+        self._share.observe(decision.score)
+        window = self._windows.get(query.category or "")
+        if window is not None:
+            window.observe(decision.score)
 
 
 def _unshifted(cut: Cut) -> QueueShift:

@@ -124,7 +124,7 @@ class LiveRouter:
             )
         # Back on the loop: the policy's live state changes here, one decision at a time.
         if isinstance(policy, LearningPolicy):
-            policy.observe(decision)
+            policy.observe(query, decision)
         decision = decision.model_copy(update={"router_version": version})
         self.on_decision(query, decision, request_id)
         return decision
@@ -156,6 +156,7 @@ class PolicyFactory:
         self._order = tuple(order)  # the tiers, cheapest first
         self._share: ShareThreshold | None = None
         self._steps: dict[Tier, LoadedRouter] = {}  # step routers in service, by the tier they climb to
+        self._categories: dict[str, ShareThreshold] = {}  # live windows of the categories with shares
 
     @property
     def version(self) -> str:
@@ -168,6 +169,7 @@ class PolicyFactory:
     def use(self, router: LoadedRouter | None) -> None:
         if router is not self._router:
             self._router, self._share = router, None  # another model: other scores, new window
+            self._categories = {}
 
     def use_step(self, tier: Tier, router: LoadedRouter | None) -> None:
         """The step router deciding the climb to `tier` (None: the pair's score decides it)."""
@@ -189,7 +191,20 @@ class PolicyFactory:
         if self._share is None or self._share.window != window:
             self._share = ShareThreshold(window, self._router.training_scores)
         steps = {tier: router.score for tier, router in self._steps.items()}
-        return LearnedPolicy(self._router.score, config.learned, self._share, self._order, steps)
+        return LearnedPolicy(
+            self._router.score, config.learned, self._share, self._order, steps, self._category_windows(config),
+        )
+
+    def _category_windows(self, config: RoutingConfig) -> dict[str, ShareThreshold]:
+        """A window per category with shares, kept across rebuilds (dropped with its shares);
+        until it holds `min_samples` scores, the training scores stand in for it."""
+        assert self._router is not None
+        window = config.learned.thresholds.window
+        kept = {c: w for c, w in self._categories.items() if c in config.learned.category_shares and w.window == window}
+        for category in config.learned.category_shares:
+            kept.setdefault(category, ShareThreshold(window, self._router.training_scores))
+        self._categories = kept
+        return kept
 
 
 def follow_steps(

@@ -19,6 +19,6 @@ class RoutingPolicy(Protocol):
 class LearningPolicy(RoutingPolicy, Protocol):
     """A policy whose live state follows its own decisions (the share threshold's window)."""
 
-    def observe(self, decision: RoutingDecision) -> None:
+    def observe(self, query: RoutingQuery, decision: RoutingDecision) -> None:
         """Record a decision `decide` returned: once per decision, after it, one at a time."""
         ...

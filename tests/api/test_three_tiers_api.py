@@ -118,6 +118,7 @@ def test_a_cascade_escalates_from_large_to_the_tier_above(client, gateway):
     {"learned": {"upper": {"frontiers": {}}}},
     {"learned": {"thresholds": {"category_overrides": {"billing": "medium"}}}},
     {"learned": {"category_bars": {"billing": {"giant": 0.2}}}},
+    {"learned": {"category_shares": {"billing": {"giant": 0.2}}}},
 ])
 def test_a_live_config_naming_a_tier_not_served_is_refused(client, gateway, routing):
     assert not gateway.reconfigure({"routing": routing})

@@ -64,9 +64,10 @@ async def test_scoring_does_not_stall_the_event_loop():
 def test_the_decision_does_not_feed_the_share_window():
     share = ShareThreshold(window=100)
     policy = LearnedPolicy(lambda _t, _c, _a: 0.7, LearnedRoutingConfig(), share)
-    decision = policy.decide(RoutingQuery(text="q"), {})
+    query = RoutingQuery(text="q")
+    decision = policy.decide(query, {})
     assert len(share) == 0, "decide() added its score to the live window"
-    policy.observe(decision)
+    policy.observe(query, decision)
     assert len(share) == 1
 
 
@@ -74,7 +75,8 @@ def test_a_category_override_feeds_nothing():
     share = ShareThreshold(window=100)
     config = LearnedRoutingConfig.model_validate({"thresholds": {"category_overrides": {"billing": "large"}}})
     policy = LearnedPolicy(lambda _t, _c, _a: 0.7, config, share)
-    policy.observe(policy.decide(RoutingQuery(text="q", category="billing"), {}))
+    query = RoutingQuery(text="q", category="billing")
+    policy.observe(query, policy.decide(query, {}))
     assert len(share) == 0
 
 
@@ -86,7 +88,7 @@ async def test_router_decides_on_a_worker_and_observes_on_the_loop():
             threads["decide"] = threading.get_ident()
             return RoutingDecision(tier="small", score=0.2, reason="spy")
 
-        def observe(self, decision: RoutingDecision) -> None:
+        def observe(self, query: RoutingQuery, decision: RoutingDecision) -> None:
             threads["observe"] = threading.get_ident()
 
     decision = await LiveRouter(Spy()).decide(None, RoutingQuery(text="hi"))

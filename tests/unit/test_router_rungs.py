@@ -122,3 +122,53 @@ def test_a_step_router_is_not_asked_for_a_query_that_stays_below():
     calls = []
     stepped(0.1, 0.99, calls=calls).decide(RoutingQuery(text="q"), {})
     assert calls == []
+
+
+def test_a_categorys_shares_are_met_on_its_own_window():
+    config = LearnedRoutingConfig.model_validate({
+        "thresholds": {"mode": "probability", "probability": 0.9, "min_samples": 10}, "queue": QUIET,
+        "category_shares": {"Billing": {"large": 0.5}},
+    })
+    scores = iter([])
+    window = ShareThreshold(100)
+    policy = LearnedPolicy(lambda _t, _c, _a: next(scores), config, ShareThreshold(100), ("small", "large"),
+                           category_windows={"billing": window})
+    billing, refund = RoutingQuery(text="q", category="billing"), RoutingQuery(text="q", category="refund")
+    scores = iter([i / 100 for i in range(100)])  # billing's traffic: uniform scores
+    for _ in range(100):
+        policy.observe(billing, policy.decide(billing, {}))
+    assert len(window) == 100
+    scores = iter([0.6, 0.4, 0.6])
+    assert [policy.decide(billing, {}).tier for _ in range(2)] == ["large", "small"]  # cut at its median
+    assert policy.decide(refund, {}).tier == "small"  # the global probability cut (0.9)
+
+
+@pytest.mark.parametrize("shares, problem", [
+    ({"billing": {"small": 0.5}}, "small is what is left"),
+    ({"billing": {"large": 0.7, "frontier": 0.5}}, "more than 1"),
+])
+def test_category_shares_that_make_no_sense_are_refused(shares, problem):
+    with pytest.raises(ValueError, match=problem):
+        LearnedRoutingConfig.model_validate({"category_shares": shares})
+    with pytest.raises(ValueError, match="both a bar and a share"):
+        LearnedRoutingConfig.model_validate({"category_bars": {"billing": {"large": 0.2}},
+                                             "category_shares": {"billing": {"large": 0.2}}})
+
+
+def test_a_categorys_window_outlives_config_rebuilds_and_goes_with_its_shares():
+    from router.config import RoutingConfig
+    from router.live import PolicyFactory
+    from router.loading import LoadedRouter
+
+    factory = PolicyFactory(LoadedRouter("v1", lambda _t, _c, _a: 0.7, [0.1, 0.9]))
+
+    def build(shares):
+        config = RoutingConfig.model_validate({"policy": "learned", "learned": {"category_shares": shares}})
+        return factory.build(config)
+
+    billing = RoutingQuery(text="q", category="billing")
+    policy = build({"billing": {"large": 0.5}})
+    policy.observe(billing, policy.decide(billing, {}))
+    rebuilt = build({"billing": {"large": 0.4}, "refund": {"large": 0.1}})
+    assert len(rebuilt._windows["billing"]) == 1 and len(rebuilt._windows["refund"]) == 0
+    assert set(build({})._windows) == set()
