@@ -30,6 +30,7 @@ class CategoryLabels:
         names = {*config.grounding.domains, *config.routing.learned.thresholds.category_overrides}
         names.update(rule.category for rule in config.shadow.rules if rule.category)
         names.update(config.flags.categories)
+        names.update(config.spend.category_tier_budgets)  # their spend must be its own, not 'other''s
         if self._adapters is not None:
             names.update(self._adapters.active())
         return frozenset(name.lower() for name in names)

@@ -64,6 +64,7 @@ class LiveConfig(BaseModel):
             *(f"resilience.fallback: {t}" for pair in resilience.fallback.items() for t in pair),
             *(f"resilience.timeout_s: {t}" for t in resilience.timeout_s),
             *(f"spend.tier_budgets: {t}" for t in self.spend.tier_budgets),
+            *(f"spend.category_tier_budgets.{c}: {t}" for c, budgets in self.spend.category_tier_budgets.items() for t in budgets),
         ]
         return [f"{where} is not a tier here (tiers: {', '.join(known)})" for where in named
                 if where.rsplit(": ", 1)[1] not in known]

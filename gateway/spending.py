@@ -11,7 +11,7 @@ from typing import Callable, Sequence
 from engines.types import Usage
 from gateway.state import RequestState
 from router.decision import TierConstraint
-from spend.budgets import budget_of, spent_tiers, standing
+from spend.budgets import budget_of, spent_category_tiers, spent_tiers, standing
 from spend.config import SpendConfig
 from spend.errors import BudgetExceeded
 from spend.meter import SpendMeter
@@ -46,8 +46,10 @@ class SpendStage:
         key over its soft one to the cheapest tier that can serve the request (a pinned model
         still goes where it is pinned); note the tiers whose budget is spent, for `auto`."""
         config = self._config()
-        if state.target.tier is None and config.tier_budgets:
-            state.spent_tiers = spent_tiers(config, self._meter.tier_spent)
+        if state.target.tier is None and (config.tier_budgets or config.category_tier_budgets):
+            state.spent_tiers = spent_tiers(config, self._meter.tier_spent) | spent_category_tiers(
+                config, self._label(state.category), self._meter.category_tier_spent,
+            )
         key = state.key
         budget = budget_of(config, key.id, key.name) if key is not None else None
         if key is None or budget is None:

@@ -37,3 +37,11 @@ def standing(budget: Budget, spent_usd: float, now: datetime, key_name: str) -> 
 def spent_tiers(config: SpendConfig, spent: Callable[[str, Period], float]) -> frozenset[str]:
     """The tiers whose budget (`tier_budgets`) is spent this period: `auto` routes below them."""
     return frozenset(tier for tier, budget in config.tier_budgets.items() if spent(tier, budget.period) >= budget.usd)
+
+
+def spent_category_tiers(
+    config: SpendConfig, category: str, spent: Callable[[str, str, Period], float],
+) -> frozenset[str]:
+    """The tiers whose budget for this category (`category_tier_budgets`) is spent this period."""
+    budgets = config.category_tier_budgets.get(category, {})
+    return frozenset(tier for tier, budget in budgets.items() if spent(category, tier, budget.period) >= budget.usd)

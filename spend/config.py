@@ -11,9 +11,10 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, StringConstraints, model_validator
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints, field_validator, model_validator
 
 from model_files.cache import DEFAULT_CACHE_DIR
+from text.category import normalise_category
 
 TierName = Annotated[str, StringConstraints(pattern=r"^[a-z0-9][a-z0-9_-]{0,39}$")]
 KeyRef = Annotated[str, StringConstraints(min_length=1, max_length=200)]
@@ -83,10 +84,21 @@ class SpendConfig(BaseModel):
         default_factory=dict, max_length=64,
         description="Per tier: once its spend in the period is reached, `auto` routes below it (a tier not named: unbudgeted)",
     )
+    category_tier_budgets: dict[str, dict[TierName, TierBudget]] = Field(
+        default_factory=dict, max_length=64,
+        description="Per category, per tier: once that category's spend on the tier in the period is reached, "
+        "the category's `auto` traffic routes below it (its spend counts from when config names it)",
+    )
     default_budget: Budget | None = Field(
         None, description="The budget of every key without one of its own; None = unbudgeted. "
         "Callers without a key (an open gateway) have no budget"
     )
+
+    @field_validator("category_tier_budgets")
+    @classmethod
+    def _normalised(cls, value: dict[str, dict[str, TierBudget]]) -> dict[str, dict[str, TierBudget]]:
+        # Requests carry normalised categories (and spend is labelled by them).
+        return {normalise_category(k) or k: budgets for k, budgets in value.items()}
 
 
 class SpendSettings(BaseModel):

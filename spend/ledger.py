@@ -120,6 +120,10 @@ class SpendLedger:
         """Every tier's spend in the current UTC day and month, callers with and without keys."""
         return self._totals("tier", now)
 
+    def category_tier_totals(self, now: datetime) -> dict[str, PeriodTotals]:
+        """Each (category, tier)'s spend in the current UTC day and month, by `category_tier(c, t)`."""
+        return self._totals("category || '/' || tier", now)
+
     def _totals(self, column: str, now: datetime, where: str = "") -> dict[str, PeriodTotals]:
         day, month = period_start("day", now), period_start("month", now)
         with closing(self._connect()) as db:
@@ -168,3 +172,8 @@ def sum_rows(rows: Sequence[Amount]) -> Amount:
         total.add(amount)
     total.key_name = ""
     return total
+
+
+def category_tier(category: str, tier: str) -> str:
+    """The running-total name of a category's spend on a tier (as `category_tier_totals`)."""
+    return f"{category}/{tier}"

@@ -15,7 +15,7 @@ from typing import Callable
 from background.failures import CountFailure, uncounted
 from background.periodic import Periodic
 from spend.config import Period, SpendSettings
-from spend.ledger import Amount, PeriodTotals, RowKey, SpendLedger
+from spend.ledger import Amount, PeriodTotals, RowKey, SpendLedger, category_tier
 from spend.metrics import SpendMetrics
 from spend.periods import hour_of
 from spend.prices import Charge
@@ -42,6 +42,7 @@ class SpendMeter:
         # Seeded once at start, before the first request: a restart keeps each key's budget.
         self._tally = SpendTally(ledger.key_totals(clock()) if ledger is not None else None)
         self._tiers = SpendTally(ledger.tier_totals(clock()) if ledger is not None else None)  # tier budgets
+        self._category_tiers = SpendTally(ledger.category_tier_totals(clock()) if ledger is not None else None)
         self._pending: dict[RowKey, Amount] = {}
         self._writer = Periodic(self.flush, self._settings.flush_s, "spend-ledger", on_failure)
         self._pruner = Periodic(self.prune, self._settings.prune_s, "spend-retention", on_failure)
@@ -52,6 +53,8 @@ class SpendMeter:
         if key_id:
             self._tally.add(key_id, now, charge.usd)
         self._tiers.add(charge.tier, now, charge.usd)
+        if category:  # the bounded label: a known category or 'other'
+            self._category_tiers.add(category_tier(category, charge.tier), now, charge.usd)
         if self._ledger is not None:
             amount = Amount(1, charge.prompt_tokens, charge.completion_tokens, charge.usd, charge.top_usd, key_name)
             self._queue(RowKey(hour_of(now), key_id, category, charge.tier), amount)
@@ -64,6 +67,9 @@ class SpendMeter:
 
     def tier_spent(self, tier: str, period: Period) -> float:
         return self._tiers.spent(tier, period, self._clock())
+
+    def category_tier_spent(self, category: str, tier: str, period: Period) -> float:
+        return self._category_tiers.spent(category_tier(category, tier), period, self._clock())
 
     @property
     def pending(self) -> int:
@@ -81,7 +87,7 @@ class SpendMeter:
     async def flush(self) -> None:
         """Write the pending rows in one transaction, then re-read every key's and tier's totals."""
         batch, self._pending = self._pending, {}
-        tallies = (self._tally, self._tiers)
+        tallies = (self._tally, self._tiers, self._category_tiers)
         for tally in tallies:
             tally.begin_write()
         if self._ledger is None:
@@ -97,13 +103,13 @@ class SpendMeter:
             for row, amount in batch.items():  # retried on the next step
                 self._queue(row, amount)
             raise  # counted and logged by the Periodic's failure log
-        keys, tiers = await asyncio.to_thread(self._read_totals, self._ledger, self._clock())
-        self._tally.end_write(keys)
-        self._tiers.end_write(tiers)
+        totals = await asyncio.to_thread(self._read_totals, self._ledger, self._clock())
+        for tally, read in zip(tallies, totals):
+            tally.end_write(read)
 
     @staticmethod
-    def _read_totals(ledger: SpendLedger, now: datetime) -> tuple[dict[str, PeriodTotals], dict[str, PeriodTotals]]:
-        return ledger.key_totals(now), ledger.tier_totals(now)
+    def _read_totals(ledger: SpendLedger, now: datetime) -> tuple[dict[str, PeriodTotals], ...]:
+        return ledger.key_totals(now), ledger.tier_totals(now), ledger.category_tier_totals(now)
 
     async def prune(self) -> None:
         if self._ledger is None:

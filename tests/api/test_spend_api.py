@@ -225,6 +225,24 @@ def test_a_spent_tier_budget_routes_auto_below_that_tier_until_raised(client, ga
     assert again.headers["x-gateway-tier"] == "large"
 
 
+def test_a_categorys_spent_tier_budget_routes_only_that_category_below(client, gateway, key):
+    _, headers = key
+    routing = {"policy": "baseline", "baseline": {"threshold": 0.0}}  # every auto request scores large
+
+    def ask(category: str):
+        response = client.post(CHAT, json=chat("auto", metadata={"category": category}), headers=headers)
+        assert response.status_code == 200, response.text
+        return routed(response)
+
+    assert gateway.reconfigure(LiveConfig.parse({
+        "routing": routing, "spend": {"prices": PRICES, "category_tier_budgets": {"Billing": {"large": {"usd": 1e-9}}}},
+    }).model_dump(mode="json"))
+    assert ask("billing") == ("large", "baseline:above_threshold")  # nothing spent yet
+    assert ask("billing") == ("small", "tier_budget")  # billing has spent its large budget
+    assert ask("refund") == ("large", "baseline:above_threshold")  # another category has not
+    assert value(gateway, "gateway_budget_actions_total", action="tier_budget") == 1
+
+
 def test_a_tier_budget_for_a_tier_not_served_is_refused(gateway):
     assert not gateway.reconfigure(LiveConfig.parse({
         "spend": {"tier_budgets": {"frontier": {"usd": 5}}},

@@ -179,3 +179,19 @@ def test_meter_counts_each_tiers_spend_across_replicas_and_restarts(tmp_path):
     asyncio.run(mine.flush())
     assert mine.tier_spent("large", "day") == pytest.approx(1.75)
     assert meter(ledger).tier_spent("large", "month") == pytest.approx(1.75)
+
+
+def test_meter_counts_a_categorys_spend_per_tier_across_replicas_and_restarts(tmp_path):
+    ledger = SpendLedger(tmp_path / "spend.sqlite")
+    mine, theirs = meter(ledger), meter(ledger)
+    mine.record(Charge("large", 10, 10, 0.5, 0.5), "k1", "a", "billing")
+    mine.record(Charge("large", 10, 10, 0.25, 0.25), "", "", "refund")  # another category's
+    mine.record(Charge("large", 10, 10, 0.125, 0.125), "", "", "")  # no category: no category's
+    assert mine.category_tier_spent("billing", "large", "day") == pytest.approx(0.5)
+    theirs.record(Charge("large", 10, 10, 1.0, 1.0), "k2", "b", "billing")
+    asyncio.run(theirs.flush())
+    asyncio.run(mine.flush())
+    assert mine.category_tier_spent("billing", "large", "day") == pytest.approx(1.5)
+    assert meter(ledger).category_tier_spent("billing", "large", "month") == pytest.approx(1.5)
+    assert meter(ledger).category_tier_spent("refund", "large", "day") == pytest.approx(0.25)
+    assert meter(ledger).category_tier_spent("billing", "small", "day") == 0

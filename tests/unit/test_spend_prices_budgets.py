@@ -8,7 +8,7 @@ import pytest
 from pydantic import ValidationError
 
 from gateway.live_config import LiveConfig
-from spend.budgets import budget_of, spent_tiers, standing
+from spend.budgets import budget_of, spent_category_tiers, spent_tiers, standing
 from spend.config import Budget, SpendConfig, TierPrice
 from spend.errors import BudgetExceeded
 from spend.periods import hour_of, period_end, period_start
@@ -118,3 +118,14 @@ def test_a_tier_is_spent_once_its_periods_spend_reaches_its_budget():
     spend = {("large", "day"): 10.0, ("remote", "month"): 99.99, ("small", "day"): 1e6}
     assert spent_tiers(config, lambda tier, period: spend.get((tier, period), 0.0)) == {"large"}
     assert spent_tiers(SpendConfig(), lambda tier, period: 1e9) == frozenset()  # no tier budgets
+
+
+def test_a_categorys_tier_is_spent_once_that_categorys_spend_on_it_reaches_its_budget():
+    config = SpendConfig.model_validate({"category_tier_budgets": {" Billing ": {"large": {"usd": 5}}}})
+    spend = {("billing", "large", "day"): 5.0, ("refund", "large", "day"): 1e6}
+
+    def spent(category, tier, period):
+        return spend.get((category, tier, period), 0.0)
+
+    assert spent_category_tiers(config, "billing", spent) == {"large"}  # the key was normalised
+    assert spent_category_tiers(config, "refund", spent) == frozenset()  # no budget of its own
