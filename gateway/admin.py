@@ -243,19 +243,22 @@ class AdapterAdmin:
 class RouterAdmin:
     """The router version registry, mirroring `router register | list | activate | rollback |
     candidate`. A change is written to the registry; every ingress replica (this one at
-    once) picks it up on its next poll, so the answer says which version this one serves."""
+    once) picks it up on its next poll, so the answer says which version this one serves.
+    A step router's registry is served the same way under `/router/steps/<tier>` (`--step`)."""
 
-    def __init__(self, registry: RouterRegistry, versions: RouterVersions) -> None:
+    def __init__(self, registry: RouterRegistry, versions: RouterVersions, path: str = "/router") -> None:
         self._registry = registry
         self._versions = versions
+        self._path = path
 
     def routes(self) -> list[AdminRoute]:
+        p = self._path
         return [
-            AdminRoute("/router", "GET", self.list),
-            AdminRoute("/router", "POST", self.register),
-            AdminRoute("/router/activate", "POST", self.activate),
-            AdminRoute("/router/rollback", "POST", self.rollback),
-            AdminRoute("/router/candidate", "POST", self.candidate),
+            AdminRoute(p, "GET", self.list),
+            AdminRoute(p, "POST", self.register),
+            AdminRoute(f"{p}/activate", "POST", self.activate),
+            AdminRoute(f"{p}/rollback", "POST", self.rollback),
+            AdminRoute(f"{p}/candidate", "POST", self.candidate),
         ]
 
     async def list(self, request: Request, who: str) -> Response:

@@ -336,6 +336,7 @@ def _router_loop(
     for tier, registry in routing.steps.items():
         steps = follow_steps(registry, tier, routing.loader, policies, router, config)
         wiring.background.append(Periodic(steps.step, routing.poll_s, f"router_steps_{tier}", wiring.failed))
+        wiring.admin.append(RouterAdmin(registry, steps, f"/router/steps/{tier}"))
         if shadow is not None:
             canaries.append(StepCanary(
                 tier, policies.order, shadow.store, registry, steps, config, counters(tier), wiring.failed,

@@ -86,8 +86,9 @@ def test_small_traffic_mirrored_to_large_is_stored_with_agreement(client, gatewa
     assert pair.primary_text == r.json()["choices"][0]["message"]["content"]
     assert pair.agreement == WordOverlap().score(pair.primary_text, pair.shadow_text)
     assert engines["large"].seen[0].request_id == f"{rid(r)}-shadow-0"
+    # The pair is stored before its counters move (both on the shadow's task): wait for them.
+    wait_for(lambda: metric(client, "gateway_shadow_agreement_count") == 1)
     assert metric(client, 'gateway_shadow_requests_total{outcome="stored",target="large"}') == 1
-    assert metric(client, "gateway_shadow_agreement_count") == 1
 
 
 def test_no_rule_no_shadow_and_sample_rate_zero(client, gateway, engines, store):

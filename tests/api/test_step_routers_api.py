@@ -109,10 +109,8 @@ def test_the_cli_registers_a_step_router_only_in_its_steps_registry(steps, model
     assert unknown.exit_code == 2 and "no tier 'giant' above large" in unknown.output
 
 
-@pytest.fixture
-def canaried(tmp_path, steps, models):
-    """Three tiers with a shadow store: the pair scores every query 0.5, enough for large (0.3)
-    and short of frontier (0.6), so without a step router nothing climbs to frontier."""
+def three_tiers(tmp_path, steps, **parts):
+    """Three fake tiers whose pair router scores every query 0.5, and the step registries."""
     engines = {tier: FakeEngine(tier) for tier in ORDER}
     tiers = {tier: TierSpec(served_name=f"{tier}-model", max_model_len=256) for tier in ORDER}
     embedders = EmbedderCache()
@@ -121,8 +119,15 @@ def canaried(tmp_path, steps, models):
         loader=lambda path, version: load_router(path, version, embedders), poll_s=0.05, steps=steps,
         canary_interval_s=0.1,
     )
+    return build_gateway(Tiers(engines, tiers), LimitSettings(), routing=routing, **parts)
+
+
+@pytest.fixture
+def canaried(tmp_path, steps, models):
+    """With a shadow store: 0.5 is enough for large (0.3) and short of frontier (0.6), so
+    without a step router nothing climbs to frontier."""
     shadow = ShadowParts(Journal(tmp_path / "shadow.sqlite"), Same())
-    gateway = build_gateway(Tiers(engines, tiers), LimitSettings(), routing=routing, features=Features(shadow=shadow))
+    gateway = three_tiers(tmp_path, steps, features=Features(shadow=shadow))
     canary = {"min_samples": 40, "min_graded": 40, "max_share_drift": 0.6, "outcomes_file": str(models["graded"])}
     assert gateway.reconfigure({"routing": {"learned": {
         "thresholds": {"mode": "probability", "probability": 0.3}, "queue": {"enabled": False},
@@ -175,3 +180,24 @@ def test_the_cli_sets_a_step_candidate(steps, models, tmp_path):
     assert result.exit_code == 0, result.output
     assert steps["frontier"].state().candidate == version
     assert RouterRegistry(tmp_path / "pair").state().candidate is None
+
+
+def test_the_admin_api_serves_each_steps_registry(steps, models, tmp_path):
+    from pydantic import SecretStr
+
+    from gateway.assembly import Edge
+    from gateway.settings import AdminSettings
+
+    admin = {"authorization": "Bearer admin-secret"}
+    gateway = three_tiers(tmp_path, steps, edge=Edge(admin=AdminSettings(api_key=SecretStr("admin-secret"))))
+    with TestClient(gateway.app, raise_server_exceptions=False) as client:
+        path = "/admin/router/steps/frontier"
+        assert client.post(path, json={"path": str(models["step"]), "candidate": True}).status_code == 401
+        body = client.post(path, json={"path": str(models["step"]), "activate": True}, headers=admin).json()
+        assert body["active"] == body["serving"] and body["serving"].startswith("router-v1-")
+        refused = client.post(path, json={"path": str(models["pair"])}, headers=admin)
+        assert refused.status_code == 400 and "trained on the outcomes of" in refused.json()["error"]["message"]
+        assert steps["frontier"].state().active == body["active"]
+        assert client.get("/admin/router", headers=admin).json()["active"] is None  # the pair's: untouched
+        rolled = client.post(f"{path}/rollback", headers=admin).json()
+        assert rolled["active"] is None and rolled["serving"] is None

@@ -29,7 +29,10 @@ def every_group() -> list[AdminGroup]:
         c for c in vars(admin).values()
         if isinstance(c, type) and c.__module__ == admin.__name__ and c is not AdminGroup and hasattr(c, "routes")
     ]
-    return [cls(*[None] * len(inspect.signature(cls).parameters)) for cls in classes]
+    def required(cls: type) -> int:  # a parameter with a default (a route prefix) keeps it
+        return sum(p.default is inspect.Parameter.empty for p in inspect.signature(cls).parameters.values())
+
+    return [cls(*[None] * required(cls)) for cls in classes]
 
 
 def every_call() -> list[tuple[str, str]]:
