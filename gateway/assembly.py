@@ -347,8 +347,7 @@ def _router_loop(
     if shadow is not None:
         canaries.insert(0, RouterCanary(shadow.store, routing.registry, versions, config, counters(), wiring.failed))
     for canary in canaries:
-        name = "router_canary" if isinstance(canary, RouterCanary) else f"{canary.kind}_{canary.pair[1]}"
-        wiring.background.append(Periodic(canary.review, routing.canary_interval_s, name, wiring.failed))
+        wiring.background.append(Periodic(canary.review, routing.canary_interval_s, canary.name, wiring.failed))
     if canaries:
         router.on_decision = observe_all(canaries)
 

@@ -137,9 +137,8 @@ class Canary:
         if len(self._pending) >= MAX_PENDING:
             self._counters.dropped()
             return
-        active = self._versions.active.version if self._versions.active is not None else NO_STEP
         task = asyncio.get_running_loop().create_task(
-            self._score(candidate, active, query, sampled, request_id or uuid.uuid4().hex)
+            self._score(candidate, self._active_version(), query, sampled, request_id or uuid.uuid4().hex)
         )
         self._pending.add(task)
         task.add_done_callback(self._pending.discard)
@@ -167,7 +166,7 @@ class Canary:
         state = await asyncio.to_thread(self._registry.state)
         if state.candidate is None or not self._reviewable():
             return None
-        active = self._versions.active.version if self._versions.active is not None else NO_STEP
+        active = self._active_version()
         config = self._guardrails()
         rows = await asyncio.to_thread(self._store.router_scores, self._label(active), self._label(state.candidate))
         graded = await asyncio.to_thread(self._grades, rows, config)
@@ -182,6 +181,14 @@ class Canary:
 
     def _reviewable(self) -> bool:
         return True
+
+    def _active_version(self) -> str:
+        return self._versions.active.version if self._versions.active is not None else NO_STEP
+
+    @property
+    def name(self) -> str:
+        """Its background task's name."""
+        return self.kind
 
     def _act(self, decision: str, candidate: str, active: str, verdict: CanaryVerdict) -> None:
         try:
@@ -311,6 +318,10 @@ class StepCanary(Canary):
 
     def _detail(self) -> dict[str, str]:
         return {"tier": self._tier}
+
+    @property
+    def name(self) -> str:
+        return f"{self.kind}_{self._tier}"
 
 
 def observe_all(canaries: Sequence[Canary]) -> Callable[[RoutingQuery, RoutingDecision, str], None]:
