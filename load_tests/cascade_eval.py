@@ -1,14 +1,18 @@
 """Cascades on held-out rows (issue 29 item 4): route only, cascade only, and cascade + routing,
 compared by quality at a top-tier share and by the area under quality per cost.
 
-Per seed (router.data.split_indices(n, seed, 0.3), as `router eval`): the learned router is
+Per seed, cross-fitted: the rows are shuffled by the seed into --folds folds (3), and each fold
+in turn is held out while everything below is fitted on the others, so every graded row is held
+out once per seed and a seed's figures are the mean over its folds (one 30 % split holds out
+184 rows, too few to read a 1-2 point difference; --folds 1 is that split,
+router.data.split_indices(n, seed, 0.3), as `router eval`). Within a fold: the learned router is
 trained on the training rows (this pair only, no prior) and scores the held-out rows; the
 training rows get out-of-fold scores from 5 routers that never saw them (what cascade_routing's
 split is tuned on). As in Dekoninck et al. (ICML 2025), routing and escalation both follow the
 expected gain of the large tier: ex ante the router's score (calibrated to P(large better)), ex
 post a verifier trained on the training rows on "the large answer is better" from the small
 answer's logprob signals, length, the router score and the category (cascade/evaluate.py). Its
-form (logistic, LightGBM or their mean) is chosen per seed on the training rows alone: the best
+form (logistic, LightGBM or their mean) is chosen per fold on the training rows alone: the best
 out-of-fold escalation_value (cascade_only's mean quality over shares up to --share), ties to the
 simpler form. The headline cascade_only and cascade_routing use it; every form is also reported
 (`*_gain_<form>`), and so are the verifier of "the small answer is fine" (`*_small_ok`) and the
@@ -16,7 +20,7 @@ raw mean logprob (`*_logprob`) as confidences. Training-row scores are all out-o
 is tuned on held-out grades.
 
     .venv/bin/python load_tests/cascade_eval.py [--data data/routing_eval/cascade_outcomes.csv]
-        [--seeds 0,1,2] [--share 0.3] [--out load_tests/results/cascade.json]
+        [--seeds 0,1,2] [--folds 3] [--share 0.3] [--out load_tests/results/cascade.json]
 
 Writes the JSON and, beside it, a PNG of the first seed's quality-cost curves.
 """
@@ -58,8 +62,12 @@ RESULTS = Path(__file__).parent / "results"
 SIGNALS = ("lp_mean", "lp_min", "lp_margin", "tokens", "answer_chars")
 HEADLINE = ("route_only", "cascade_only", "cascade_routing")
 ROUTER_FOLDS = 5
-TEST_FRACTION = 0.3
+TEST_FRACTION = 0.3  # --folds 1: the one held-out split of `router eval`
 NOTES = [
+    "cross-fitted: per seed the rows are shuffled into `folds` folds (KFold, random_state=seed); "
+    "each fold is held out once while routers, verifiers and cascade_routing's split are fitted on "
+    "the other folds; a seed's strategies are the means over its folds (n_heldout: every row, once "
+    "per seed); each fold's own figures are under `folds` (their curves only in the seed's mean)",
     f"router: train_router on each seed's training rows (static embedder, 256 tokens, no prior, "
     f"threads 1); training rows scored out-of-fold ({ROUTER_FOLDS} folds), test rows by the "
     "full-train router, with categories, as `router eval`",
@@ -68,7 +76,7 @@ NOTES = [
     "Dekoninck et al. (ICML 2025); routing uses the router score, its ex-ante counterpart",
     "gain estimator forms: logistic (L2, C=1, standardised features, category one-hot), LightGBM "
     "(100 trees, 7 leaves, 20 rows a leaf) and their mean; training rows out-of-fold (5 folds)",
-    "gain form selection, per seed, training rows only: the form with the highest out-of-fold "
+    "gain form selection, per fold, training rows only: the form with the highest out-of-fold "
     "escalation_value (cascade_only's mean training quality over shares 0..share when escalating "
     "by that form's P(large better)); a tie goes to the simpler form (logistic, lightgbm, mean). "
     "Held-out grades never enter; the held-out AUCs in auc_large_better are diagnostics only",
@@ -91,8 +99,11 @@ class Split(BaseModel):
     escalation_rate: float
 
 
-class SeedResult(BaseModel):
-    seed: int
+class FoldResult(BaseModel):
+    """One held-out fold of a seed: everything fitted on the other folds."""
+
+    fold: int
+    n_heldout: int
     strategies: dict[str, StrategyResult]
     escalation_rate: float  # cascade_only's at the share
     cascade_routing_split: Split
@@ -106,6 +117,38 @@ class SeedResult(BaseModel):
     auc_large_better_router: float
     n_train: int
     seconds: float
+
+
+class SeedResult(BaseModel):
+    """A seed's folds, and their means (every graded row held out once)."""
+
+    seed: int
+    n_heldout: int
+    strategies: dict[str, StrategyResult]  # means over the folds
+    escalation_rate: float  # cascade_only's at the share, mean over the folds
+    folds: list[FoldResult]
+    seconds: float
+
+
+def mean_result(results: list[StrategyResult]) -> StrategyResult:
+    """Folds' results averaged field by field (the curves point by point: the same share marks)."""
+    curve = np.mean([np.array(r.curve) for r in results], axis=0)
+    return StrategyResult(
+        quality_at_share=float(np.mean([r.quality_at_share for r in results])),
+        auc_quality_cost=float(np.mean([r.auc_quality_cost for r in results])),
+        cost_at_share=float(np.mean([r.cost_at_share for r in results])),
+        escalation_rate=float(np.mean([r.escalation_rate for r in results])),
+        routed_rate=float(np.mean([r.routed_rate for r in results])),
+        curve=[(round(float(a), 4), round(float(b), 6), round(float(c), 6)) for a, b, c in curve],
+    )
+
+
+def fold_splits(n: int, seed: int, folds: int) -> list[tuple[Idx, Idx]]:
+    """(training rows, held-out rows) per fold; one fold is `router eval`'s 30 % split."""
+    if folds == 1:
+        return [split_indices(n, seed, TEST_FRACTION)]
+    return [(np.sort(fit).astype(np.int64), np.sort(held).astype(np.int64))
+            for fit, held in KFold(folds, shuffle=True, random_state=seed).split(np.arange(n))]
 
 
 def default_costs() -> Costs:
@@ -173,10 +216,33 @@ def gain_estimates(train_x: Floats, helps: Floats,
     return {form: verifier_confidence(train_x, helps, test_x, form=form) for form in GAIN_FORMS}
 
 
-def run_seed(seed: int, data: OutcomeData, sig: Floats, emb: Emb, embedder: Embedder,
+def run_seed(seed: int, folds: int, data: OutcomeData, sig: Floats, emb: Emb, embedder: Embedder,
              spec: EmbedderSpec, share: float, costs: Costs) -> tuple[SeedResult, dict[str, Curve]]:
+    """Every fold of the seed; the first fold's curves (for the plot)."""
     started = time.monotonic()
-    train_idx, test_idx = split_indices(len(data), seed, TEST_FRACTION)
+    results, first = [], {}
+    for fold, (train_idx, test_idx) in enumerate(fold_splits(len(data), seed, folds)):
+        result, curves = run_fold(seed, fold, train_idx, test_idx, data, sig, emb, embedder, spec,
+                                  share, costs)
+        print(f"seed {seed} fold {fold}: {result.seconds} s", file=sys.stderr, flush=True)
+        results.append(result)
+        first = first or curves
+    strategies = {name: mean_result([r.strategies[name] for r in results])
+                  for name in results[0].strategies}
+    for r in results:  # a fold's curves live on in the seed's (their mean): kept once
+        r.strategies = {name: s.model_copy(update={"curve": []})
+                        for name, s in r.strategies.items()}
+    return SeedResult(
+        seed=seed, n_heldout=sum(r.n_heldout for r in results), strategies=strategies,
+        escalation_rate=strategies["cascade_only"].escalation_rate, folds=results,
+        seconds=round(time.monotonic() - started, 1),
+    ), first
+
+
+def run_fold(seed: int, fold: int, train_idx: Idx, test_idx: Idx, data: OutcomeData, sig: Floats,
+             emb: Emb, embedder: Embedder, spec: EmbedderSpec, share: float,
+             costs: Costs) -> tuple[FoldResult, dict[str, Curve]]:
+    started = time.monotonic()
     oof_router, test_router = router_scores(data, emb, train_idx, test_idx, embedder, spec, seed)
     known = sorted({c for c in (data.categories[i] for i in train_idx) if c is not None})
     codes = category_codes(data.categories, known)
@@ -208,8 +274,9 @@ def run_seed(seed: int, data: OutcomeData, sig: Floats, emb: Emb, embedder: Embe
     better = (test.large > test.small).astype(np.float64)
     chosen = float(choose_split(train, np.array([share]), costs)[0])
     mixed = results["cascade_routing"]
-    return SeedResult(
-        seed=seed, strategies=results, escalation_rate=results["cascade_only"].escalation_rate,
+    return FoldResult(
+        fold=fold, n_heldout=len(test_idx), strategies=results,
+        escalation_rate=results["cascade_only"].escalation_rate,
         cascade_routing_split=Split(routed_fraction_chosen=chosen, routed_rate=mixed.routed_rate,
                                     escalation_rate=mixed.escalation_rate),
         gain_form=form, gain_form_values=form_values,
@@ -253,17 +320,23 @@ def verdict_lines(seeds: list[SeedResult]) -> list[str]:
     lines = []
     for s in seeds:
         mixed, route = s.strategies["cascade_routing"], s.strategies["route_only"]
-        split = s.cascade_routing_split
-        values = ", ".join(f"{f} {v:.3f}" for f, v in s.gain_form_values.items())
-        lines.append(
-            f"seed {s.seed}: cascade_routing {mixed.quality_at_share:.3f} vs route_only "
-            f"{route.quality_at_share:.3f} (routed {split.routed_rate:.3f} + escalated "
-            f"{split.escalation_rate:.3f}); gain form {s.gain_form} (training OOF "
-            f"escalation_value: {values}); held-out large-better AUC: router "
-            f"{s.auc_large_better['router']:.3f}, {s.gain_form} "
-            f"{s.auc_large_better[s.gain_form]:.3f}"
-        )
+        lines.append(f"seed {s.seed}: cascade_routing {mixed.quality_at_share:.3f} vs route_only "
+                     f"{route.quality_at_share:.3f} (mean over {len(s.folds)} folds, "
+                     f"{s.n_heldout} rows)")
+        lines += [f"  {fold_line(f)}" for f in s.folds]
     return lines
+
+
+def fold_line(f: FoldResult) -> str:
+    mixed, route = f.strategies["cascade_routing"], f.strategies["route_only"]
+    split = f.cascade_routing_split
+    values = ", ".join(f"{form} {v:.3f}" for form, v in f.gain_form_values.items())
+    return (f"fold {f.fold} ({f.n_heldout} rows): cascade_routing {mixed.quality_at_share:.3f} "
+            f"vs route_only {route.quality_at_share:.3f} (routed {split.routed_rate:.3f} + "
+            f"escalated {split.escalation_rate:.3f}); gain form {f.gain_form} (training OOF "
+            f"escalation_value: {values}); "
+            f"held-out large-better AUC: router {f.auc_large_better['router']:.3f}, {f.gain_form} "
+            f"{f.auc_large_better[f.gain_form]:.3f}")
 
 
 def beats_every_seed(seeds: list[SeedResult]) -> bool:
@@ -304,6 +377,8 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--small-col", default="score:small:auto")
     parser.add_argument("--large-col", default="score:large")
     parser.add_argument("--seeds", default="0,1,2")
+    parser.add_argument("--folds", type=int, default=3,
+                        help="held-out folds per seed (1: one 30%% split)")
     parser.add_argument("--share", type=float, default=0.3)
     parser.add_argument("--out", type=Path, default=RESULTS / "cascade.json")
     return parser.parse_args()
@@ -321,14 +396,15 @@ def main() -> None:
     emb = embedder.embed(data.prompts)
     seeds, first = [], {}
     for seed in seed_list:
-        result, curves = run_seed(seed, data, sig, emb, embedder, spec, args.share, costs)
-        print(f"seed {seed}: {result.seconds} s", file=sys.stderr, flush=True)
+        result, curves = run_seed(seed, args.folds, data, sig, emb, embedder, spec, args.share,
+                                  costs)
         seeds.append(result)
         first = first or curves
     median, beats = median_over_seeds(seeds), beats_every_seed(seeds)
-    n_heldout = len(split_indices(len(data), seed_list[0], TEST_FRACTION)[1])
+    n_heldout = seeds[0].n_heldout
     document = {
-        "n_heldout": n_heldout, "share": args.share, "seeds": [s.model_dump() for s in seeds],
+        "n_heldout": n_heldout, "folds": args.folds, "share": args.share,
+        "seeds": [s.model_dump() for s in seeds],
         "median": median, "cascade_routing_beats_route_only_every_seed": beats,
         "small_quality": float(data.small.mean()), "large_quality": float(data.large.mean()),
         "costs": costs.model_dump(),
@@ -341,8 +417,10 @@ def main() -> None:
     args.out.write_text(json.dumps(document, indent=2) + "\n")
     png = args.out.with_suffix(".png")
     plot(first, costs, args.share, png,
-         f"cascades on {args.data.name}, seed {seed_list[0]}, {n_heldout} held-out rows")
-    print(f"{len(data)} rows, {n_heldout} held out per seed; small quality "
+         f"cascades on {args.data.name}, seed {seed_list[0]}, fold 0: "
+         f"{seeds[0].folds[0].n_heldout} held-out rows")
+    print(f"{len(data)} rows, {n_heldout} held out per seed ({args.folds} folds); small "
+          "quality "
           f"{data.small.mean():.3f}, large {data.large.mean():.3f}; cost small {costs.small:g}, "
           f"large {costs.large:g}\n")
     print(table(seeds, median, args.share))
