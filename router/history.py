@@ -7,19 +7,10 @@ outcomes may be grades in [0, 1]; the features are then mean grades.
 
 from __future__ import annotations
 
-import time
-from typing import TYPE_CHECKING, Callable
-
 import numpy as np
 from numpy.typing import NDArray
 
-if TYPE_CHECKING:
-    import torch
-
 DEFAULT_KS: tuple[int, ...] = (10, 20, 50, 100)
-SCREEN = 3  # float16 candidates per neighbour kept
-SCREEN_ERROR = 2e-3  # bound on a float16 similarity's error for unit vectors (2 x 2^-11, rounded up)
-TIMING_RUNS = 5  # of each exact one-query path, once per history, to keep the faster
 # The compact index's dimensions: the history's top principal directions (uncentred, so a
 # cosine stays a cosine). At 14k rows a decision's search reads 3.6 MB instead of 21.6 MB
 # (0.44 -> 0.08 ms at idle, and it no longer competes for cache on a busy host); the model
@@ -66,8 +57,6 @@ class KnnHistory:
         self.small_ok = np.asarray(small_ok, dtype=np.float32)
         self.large_ok = np.asarray(large_ok, dtype=np.float32)
         self.ks = ks
-        self._half_embeddings: "torch.Tensor | None" = None
-        self._screen: bool | None = None  # the float16 screen is the faster path here; None: not timed yet
 
     def __len__(self) -> int:
         return len(self.embeddings)
@@ -114,51 +103,12 @@ class KnnHistory:
         return np.take_along_axis(top, order, axis=1), np.take_along_axis(top_sims, order, axis=1)
 
     def _one(self, query: NDArray[np.float32]) -> NDArray[np.float32]:
-        """One query's features by the faster of two exact paths on this CPU: the float16
-        screen, or one float32 product. A float16 product runs at native speed only where the
-        CPU has half-precision arithmetic; elsewhere it is emulated and the screen loses
-        (measured at 14k rows on 2 cores, 2026-12-05: 1.0 ms float16 vs 0.4 ms float32; it won
-        on the machine it was written on). Both are timed once, on the first query."""
-        if self._screen is None:
-            self._screen = self._fastest(query)
-        nearest = self._screened(query) if self._screen else None
-        return self._summarise(*(nearest or self._full(query)))
-
-    def _full(self, query: NDArray[np.float32]) -> tuple[NDArray[np.intp], NDArray[np.float32]]:
-        return self._nearest((self._index @ query)[None, :])
-
-    def _fastest(self, query: NDArray[np.float32]) -> bool:
-        full = _best_of(lambda: self._full(query))
-        return _best_of(lambda: self._screened(query)) < full
-
-    def _screened(self, query: NDArray[np.float32]) -> tuple[NDArray[np.intp], NDArray[np.float32]] | None:
-        """`_nearest` for one query (a routing decision), the same rows, at a fraction of the
-        memory traffic: a float16 copy of the history picks SCREEN x k_max candidates, float32
-        ranks them exactly. Exact, not approximate: a row outside the candidates scores at most
-        the lowest candidate's float16 similarity + SCREEN_ERROR, so when that stays below the
-        k_max-th exact similarity no outside row can enter; otherwise None (the full float32
-        pass). Unit vectors: |float16 - float32 similarity| <= 2 * 2^-11 by Cauchy-Schwarz
-        (measured 5e-4 on the default router's history)."""
-        k_max = self._k_max
-        n_candidates = SCREEN * k_max
-        if n_candidates >= len(self._index) or abs(float(np.dot(query, query)) - 1.0) > 1e-3:
-            return None
-        import torch  # only where the float16 screen runs: the CLI and training never need it
-
-        approx = torch.mv(self._half(), torch.from_numpy(np.ascontiguousarray(query, dtype=np.float16))).numpy()
-        candidates = np.argpartition(-approx, n_candidates - 1)[:n_candidates]
-        exact = self._index[candidates] @ query
-        order = np.argsort(-exact)[:k_max]
-        if float(approx[candidates].min()) + SCREEN_ERROR >= float(exact[order[-1]]):
-            return None
-        return candidates[order][None, :], exact[order][None, :].astype(np.float32)
-
-    def _half(self) -> "torch.Tensor":
-        import torch
-
-        if self._half_embeddings is None:  # built on first use: training never needs it
-            self._half_embeddings = torch.from_numpy(self._index).to(torch.float16)
-        return self._half_embeddings
+        """One query's features (a routing decision): one float32 product over the index and
+        a partial sort. A float16 screen once sat here; on the compact index it had nothing
+        left to save (0.05 ms for the product), it ran emulated on CPUs without half-precision
+        arithmetic (measured 2 ms on this 2-core host when its one-off timing misjudged), and
+        it pulled torch's thread pool into the decision, where a busy replica stalled it."""
+        return self._summarise(*self._nearest((self._index @ query)[None, :]))
 
     def _summarise(self, top: NDArray[np.intp], top_sims: NDArray[np.float32]) -> NDArray[np.float32]:
         k_max = self._k_max
@@ -172,12 +122,3 @@ class KnnHistory:
             cols += [small, large, large - small]
         cols += [top_sims[:, 0], top_sims[:, :10].mean(axis=1)]
         return np.stack(cols, axis=1).astype(np.float32)
-
-
-def _best_of(run: Callable[[], object]) -> float:
-    times = []
-    for _ in range(TIMING_RUNS):
-        started = time.perf_counter()
-        run()
-        times.append(time.perf_counter() - started)
-    return min(times)
