@@ -144,7 +144,7 @@ def mean_result(results: list[StrategyResult]) -> StrategyResult:
 
 
 def fold_splits(n: int, seed: int, folds: int) -> list[tuple[Idx, Idx]]:
-    """(training rows, held-out rows) per fold; one fold is `router eval`'s 30 % split."""
+    """(training rows, held-out rows) per fold; `folds` 1: `router eval`'s one 30 % split."""
     if folds == 1:
         return [split_indices(n, seed, TEST_FRACTION)]
     return [(np.sort(fit).astype(np.int64), np.sort(held).astype(np.int64))
