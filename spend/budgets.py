@@ -4,9 +4,9 @@ spent theirs. Pure: the spend is handed in (the meter's running totals), the clo
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Callable, Literal
+from typing import Callable, Literal, Mapping
 
-from spend.config import Budget, Period, SpendConfig
+from spend.config import Budget, Period, SpendConfig, TierBudget
 from spend.errors import BudgetExceeded
 from spend.periods import period_end
 
@@ -36,12 +36,15 @@ def standing(budget: Budget, spent_usd: float, now: datetime, key_name: str) -> 
 
 def spent_tiers(config: SpendConfig, spent: Callable[[str, Period], float]) -> frozenset[str]:
     """The tiers whose budget (`tier_budgets`) is spent this period: `auto` routes below them."""
-    return frozenset(tier for tier, budget in config.tier_budgets.items() if spent(tier, budget.period) >= budget.usd)
+    return _spent(config.tier_budgets, spent)
 
 
 def spent_category_tiers(
     config: SpendConfig, category: str, spent: Callable[[str, str, Period], float],
 ) -> frozenset[str]:
     """The tiers whose budget for this category (`category_tier_budgets`) is spent this period."""
-    budgets = config.category_tier_budgets.get(category, {})
-    return frozenset(tier for tier, budget in budgets.items() if spent(category, tier, budget.period) >= budget.usd)
+    return _spent(config.category_tier_budgets.get(category, {}), lambda tier, period: spent(category, tier, period))
+
+
+def _spent(budgets: Mapping[str, TierBudget], spent: Callable[[str, Period], float]) -> frozenset[str]:
+    return frozenset(tier for tier, budget in budgets.items() if spent(tier, budget.period) >= budget.usd)
