@@ -31,6 +31,7 @@ import json
 import logging
 import re
 import time
+import contextlib
 from contextlib import asynccontextmanager, contextmanager
 from dataclasses import dataclass
 from typing import Any, AsyncIterator, Iterator
@@ -70,6 +71,7 @@ logger = logging.getLogger(__name__)
 UNAVAILABLE_4XX = frozenset({401, 403, 408, 429})
 # What looks like a credential in an upstream's error text: `sk-...` keys (also masked ones,
 # `sk-ab***yz`), a bearer token, an `api_key=...` pair.
+DRAIN_S = 0.2  # what _drain waits for the end of a stream's body after its [DONE]
 SECRET_LIKE = re.compile(r"\b(?:sk|pk|rk)-[\w*.~+/=-]{3,}|\bbearer\s+\S+|\bapi[_-]?key\s*[:=]\s*\S+", re.IGNORECASE)
 
 
@@ -356,11 +358,13 @@ def _usage(raw: Any, prompt_tokens: int, text: str, counter: TokenCounter) -> Us
 
 async def _events(response: httpx.Response) -> AsyncIterator[dict[str, Any]]:
     """The JSON events of a server-sent event stream, up to `[DONE]`."""
-    async for line in response.aiter_lines():
+    lines = response.aiter_lines()
+    async for line in lines:
         if not line.startswith("data:"):
             continue  # blank separators, comments, event names
         data = line[5:].strip()
         if data == "[DONE]":
+            await _drain(lines)
             return
         try:
             event = json.loads(data)
@@ -372,6 +376,17 @@ async def _events(response: httpx.Response) -> AsyncIterator[dict[str, Any]]:
             code = _logged(error, "a stream it had started")
             raise EngineError("the upstream failed mid-stream" + (f" ({code})" if code else ""))
         yield event
+
+
+async def _drain(lines: AsyncIterator[str]) -> None:
+    """The rest of the body after `[DONE]` (the chunked encoding's last chunk), read so that
+    the connection goes back to the pool: a response closed unread closes its connection, and
+    every streamed request paid a new TCP connection (and the upstream an accept). An upstream
+    that keeps the stream open after `[DONE]` is cut off after DRAIN_S, as before."""
+    with contextlib.suppress(TimeoutError, httpx.HTTPError):
+        async with asyncio.timeout(DRAIN_S):
+            async for _ in lines:
+                pass
 
 
 def _choices(body: dict[str, Any]) -> list[GeneratedChoice]:

@@ -76,7 +76,8 @@ class Upstream:
 
     async def _generate(self, request: Request) -> Response:
         body = await request.json()
-        self.seen.append({"path": request.url.path, "auth": request.headers.get("authorization"), "body": body})
+        self.seen.append({"path": request.url.path, "auth": request.headers.get("authorization"), "body": body,
+                          "peer": request.client and (request.client.host, request.client.port)})
         if self.canned:
             answer = self.canned.popleft()
             return JSONResponse(answer.body, status_code=answer.status, headers=answer.headers)

@@ -124,6 +124,26 @@ async def test_streams_relay_deltas_and_end_with_the_upstream_usage(engine, upst
     assert body["stream"] is True and body["stream_options"] == {"include_usage": True}
 
 
+async def test_a_finished_stream_gives_its_connection_back_for_the_next_request(engine, upstream):
+    # A response closed with its body's end unread closes the connection: every streamed
+    # request then paid a new TCP (and, to a hosted API, TLS) handshake.
+    for _ in range(3):
+        assert (await collect(engine.stream(chat(3))))[-1].finish_reason == "length"
+    await engine.generate(chat(2))
+    peers = {call["peer"] for call in upstream.seen}
+    assert len(upstream.seen) == 4 and len(peers) == 1
+
+
+async def test_a_stream_cut_off_by_its_consumer_closes_the_connection(engine, upstream):
+    upstream.token_delay_s = 0.05
+    stream = engine.stream(chat(20))
+    assert (await anext(stream)).text == "alpha"
+    await stream.aclose()  # the client left: the upstream must see the disconnect
+    upstream.token_delay_s = 0.0
+    await collect(engine.stream(chat(2)))
+    assert upstream.seen[0]["peer"] != upstream.seen[1]["peer"]
+
+
 async def test_without_upstream_usage_the_counts_are_estimated_and_marked(engine, upstream):
     upstream.usage = False
     result = await engine.generate(completion(max_tokens=2))
