@@ -8,7 +8,9 @@ One run, loopback only, one load generator (httpx, async) and one mock backend b
     c  LiteLLM proxy (pinned, in its own virtualenv under .cache/) in front of the mock server
     d  the gateway with `large` a remote tier (GATEWAY_LARGE__KIND=openai) in front of the mock server
     e  a trivial Ray Serve app of (b)'s shape (load_tests/trivial_serve_app.py): Ray's own floor
-    b, d and e run on the default ingress, the hardened HAProxy (`gateway serve` as shipped; the
+    f  a trivial Ray Serve app of (d)'s shape (trivial_serve_app.py --forward): one replica that
+          passes the body to the mock server with httpx, no logic: the floor of (d)
+    b, d, e and f run on the default ingress, the hardened HAProxy (`gateway serve` as shipped; the
           trivial app with the same variables); `_python` rows on Ray's Python proxy (--no-python
           skips them), `_fast` rows in Ray Serve's throughput-optimized mode (on request)
 
@@ -66,8 +68,9 @@ PROMPTS = (
 )
 # Default configuration first (the HAProxy ingress), then Ray's Python proxy (`_python`) for
 # comparison; `_fast` (Ray's throughput-optimized mode) on request.
-ALL_ROWS = ("a", "c", "b", "d", "e", "d_python", "e_python")
-EXTRA_ROWS = ("b_python", "b_fast", "d_fast", "e_fast", "b_python_fast", "d_python_fast", "e_python_fast")
+ALL_ROWS = ("a", "c", "b", "d", "e", "f", "d_python", "e_python")
+EXTRA_ROWS = ("b_python", "b_fast", "d_fast", "e_fast", "f_python", "f_fast", "b_python_fast",
+              "d_python_fast", "e_python_fast", "f_python_fast")
 
 
 # ---- measurements ----------------------------------------------------------------
@@ -395,21 +398,25 @@ def gateway(name: str, args: argparse.Namespace, port: int, mock_port: int, remo
     return start(name, argv, env, logs, starts_ray=True)
 
 
-def trivial_app(args: argparse.Namespace, port: int, haproxy: bool, fast: bool, logs: Path) -> Service:
+def trivial_app(args: argparse.Namespace, port: int, haproxy: bool, fast: bool, logs: Path,
+                forward: str | None = None) -> Service:
     """Ray's floor under the same ingress as the gateway row it is compared with: HAProxy
-    (hardened exactly as `gateway serve` runs it) unless `_python`."""
+    (hardened exactly as `gateway serve` runs it) unless `_python`. `forward` (row f): the
+    remote tier's shape, passing bodies to that OpenAI server."""
     sys.path.insert(0, str(ROOT))
     from deployments.haproxy import ensure_private_dir, haproxy_env, run_dir
     from deployments.settings import Settings
 
     argv = [sys.executable, str(HERE / "trivial_serve_app.py"), "--port", str(port), "--ttft-s", str(args.ttft_s),
             "--itl-s", str(args.itl_s), "--tokens", str(args.tokens)]
+    argv += ["--forward", forward] if forward else []
     env = base_env() | {"PYTHONPATH": str(ROOT)} | ({"RAY_SERVE_THROUGHPUT_OPTIMIZED": "1"} if fast else {})
     if haproxy:
         settings = Settings(http={"proxy": "haproxy"})
         ensure_private_dir(run_dir(settings))
         env |= haproxy_env(settings)
-    name = "trivial_serve" + ("" if haproxy else "_python") + ("_fast" if fast else "")
+    name = ("trivial_forward" if forward else "trivial_serve") + ("" if haproxy else "_python") + (
+        "_fast" if fast else "")
     return start(name, argv, env, logs, starts_ray=True)
 
 
@@ -422,6 +429,7 @@ LABELS = {
     "c": f"(c) LiteLLM {LITELLM_VERSION} proxy -> mock server",
     "d": "(d) gateway, large = remote tier -> mock server",
     "e": "(e) trivial Ray Serve app, proxy -> ingress -> replica",
+    "f": "(f) trivial Ray Serve app, proxy -> replica -> mock server (httpx)",
 }
 VARIANTS = {"python": "Ray's Python proxy", "fast": "Ray throughput mode"}
 
@@ -438,7 +446,7 @@ def variants(key: str) -> tuple[str, bool, bool]:
     default ingress, unless `_python`."""
     base, *mods = key.split("_")
     unknown = set(mods) - set(VARIANTS)
-    if base not in ("b", "d", "e") and mods or unknown:
+    if base not in ("b", "d", "e", "f") and mods or unknown:
         raise SystemExit(f"unknown row {key!r} (rows: {', '.join(ALL_ROWS + EXTRA_ROWS)})")
     return base, "python" not in mods, "fast" in mods
 
@@ -478,6 +486,11 @@ def run_rows(args: argparse.Namespace, logs: Path, measured: dict[str, dict[str,
                         row(key, url, "large")
                 elif base == "e":
                     with running(trivial_app(args, port, haproxy, fast, logs), url, "m", args.start_timeout_s):
+                        row(key, url, "m")
+                elif base == "f":
+                    upstream = f"http://127.0.0.1:{mock_port}/v1"
+                    service = trivial_app(args, port, haproxy, fast, logs, forward=upstream)
+                    with running(service, url, "m", args.start_timeout_s):
                         row(key, url, "m")
                 else:
                     raise SystemExit(f"unknown row {key!r} (rows: {', '.join(ALL_ROWS)})")

@@ -8,6 +8,13 @@ handle item per token, as the gateway's engine replicas do) after the same mock 
 
     python load_tests/trivial_serve_app.py --port 9200 --tokens 8
 
+With `--forward URL` it is the floor of row (d) instead: one deployment that posts the body
+to an OpenAI server (the mock, row (a)) with a pooled httpx client and returns its answer
+(streams passed through as they come), as the gateway's ingress calls a remote tier
+directly; no handle, no logic. Row (f).
+
+    python load_tests/trivial_serve_app.py --port 9201 --forward http://127.0.0.1:9100/v1
+
 Starts its own local Ray (never joins a running one), prints `ready` when it answers,
 serves until SIGTERM/SIGINT, then shuts Serve and that Ray down.
 """
@@ -21,6 +28,7 @@ import time
 import uuid
 from typing import Any, AsyncIterator
 
+import httpx
 from ray import serve
 from ray.serve.handle import DeploymentHandle
 from starlette.requests import Request
@@ -75,6 +83,35 @@ class TrivialIngress:
         yield "data: [DONE]\n\n"
 
 
+@serve.deployment(max_ongoing_requests=1024, ray_actor_options={"num_cpus": 0})
+class TrivialForward:
+    """Row (f): the body to an OpenAI server and its answer back, nothing else."""
+
+    def __init__(self, base_url: str) -> None:
+        self._url = f"{base_url.rstrip('/')}/chat/completions"
+        limits = httpx.Limits(max_connections=256, max_keepalive_connections=256)
+        self._client = httpx.AsyncClient(limits=limits, timeout=httpx.Timeout(60.0))
+
+    async def __call__(self, request: Request) -> Response:
+        body = await request.body()
+        headers = {"content-type": "application/json"}
+        upstream = await self._client.send(
+            self._client.build_request("POST", self._url, content=body, headers=headers), stream=True)
+        if upstream.headers.get("content-type", "").startswith("text/event-stream"):
+            return StreamingResponse(self._relay(upstream), media_type="text/event-stream")
+        content = await upstream.aread()
+        await upstream.aclose()
+        return Response(content, status_code=upstream.status_code, media_type="application/json")
+
+    @staticmethod
+    async def _relay(upstream: httpx.Response) -> AsyncIterator[bytes]:
+        try:
+            async for chunk in upstream.aiter_raw():
+                yield chunk
+        finally:
+            await upstream.aclose()
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--host", default="127.0.0.1")
@@ -83,6 +120,8 @@ def main() -> None:
     parser.add_argument("--itl-s", type=float, default=0.0)
     parser.add_argument("--tokens", type=int, default=8)
     parser.add_argument("--num-cpus", type=int, default=2)
+    parser.add_argument("--forward", default=None,
+                        help="an OpenAI server's /v1 URL: row (f), the floor of the remote-tier row")
     args = parser.parse_args()
 
     import ray
@@ -91,7 +130,8 @@ def main() -> None:
     ray.init(address="local", num_cpus=args.num_cpus, include_dashboard=False, namespace="trivial")
     try:
         serve.start(http_options={"host": args.host, "port": args.port})
-        app = TrivialIngress.bind(TrivialEngine.bind(args.ttft_s, args.itl_s, args.tokens))
+        app = (TrivialForward.bind(args.forward) if args.forward
+               else TrivialIngress.bind(TrivialEngine.bind(args.ttft_s, args.itl_s, args.tokens)))
         serve.run(app, name="trivial", route_prefix="/")
         print("ready", flush=True)
         wait_for_signal()
