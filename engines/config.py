@@ -33,7 +33,10 @@ class RemoteTierSettings(BaseModel):
     )
     connect_timeout_s: float = Field(5.0, gt=0, description="Longest wait for a new connection")
     max_connections: int = Field(256, ge=1, description="Pooled connections of one replica to the upstream")
-    max_keepalive_connections: int = Field(64, ge=0, description="Idle connections kept open for reuse")
+    max_keepalive_connections: int = Field(
+        64, ge=0, description="No longer applies (a warning if set): idle connections close after their keep-alive "
+        "expiry, 5 s, in the aiohttp pool the remote tier uses",
+    )
     metrics_url: str | None = Field(
         None, description="The upstream vLLM's Prometheus /metrics: its running and waiting requests become "
         "the tier's load. None = the load is this replica's in-flight count"

@@ -1,6 +1,9 @@
 """A tier served by any OpenAI-compatible endpoint: a vLLM or SGLang fleet, a hosted API.
 
-One pooled `httpx.AsyncClient` per replica forwards each generation. The upstream's
+One pooled client per replica forwards each generation: httpx's API over aiohttp's
+connection pool (httpx-aiohttp). httpcore's own pool polls the socket of every pooled
+connection each time a request enters or leaves it, which at 16 concurrent requests took most
+of the ingress's CPU for a remote tier (docs/benchmarks.md); aiohttp's pool does not. The upstream's
 answers become engine exceptions (engines/errors.py), so the edge, the retries, the
 breaker and the fallback treat a remote tier like any other:
 
@@ -37,6 +40,7 @@ from dataclasses import dataclass
 from typing import Any, AsyncIterator, Iterator
 
 import httpx
+from httpx_aiohttp import HttpxAiohttpClient
 from pydantic import SecretStr
 
 from engines.config import RemoteTierSettings
@@ -112,7 +116,10 @@ class OpenAIRemoteEngine:
         cls, spec: RemoteSpec, api_key: SecretStr | None, failures: FailureSink | None = None
     ) -> "OpenAIRemoteEngine":
         settings = spec.settings
-        client = httpx.AsyncClient(
+        if "max_keepalive_connections" in settings.model_fields_set:
+            logger.warning("max_keepalive_connections no longer applies: idle connections to the upstream close "
+                           "after their keep-alive expiry instead (aiohttp's pool)")
+        client = HttpxAiohttpClient(
             base_url=settings.base_url,
             timeout=httpx.Timeout(settings.timeout_s, connect=settings.connect_timeout_s),
             limits=httpx.Limits(
@@ -240,14 +247,14 @@ class OpenAIRemoteEngine:
                     _raise_for_status(response)
                 yield response
         except httpx.HTTPError as exc:
-            raise _unreachable(exc) from exc
+            raise _unreachable(exc, self._saturated()) from exc
 
     async def _send(self, request: GenerationRequest, prompt_tokens: int) -> httpx.Response:
         path, body = self._payload(request, prompt_tokens, stream=False)
         try:
             response = await self._client.post(path, json=body, headers=self._headers())
         except httpx.HTTPError as exc:
-            raise _unreachable(exc) from exc
+            raise _unreachable(exc, self._saturated()) from exc
         _raise_for_status(response)
         return response
 
@@ -287,6 +294,10 @@ class OpenAIRemoteEngine:
         if self._api_key is None:
             return {}
         return {"authorization": f"Bearer {self._api_key.get_secret_value()}"}
+
+    def _saturated(self) -> bool:
+        """More requests in flight here than connections: some were waiting for one."""
+        return self._in_flight > self._spec.settings.max_connections
 
     @contextmanager
     def _tracked(self) -> Iterator[None]:
@@ -463,13 +474,15 @@ def _error_fields(response: httpx.Response) -> dict[str, Any]:
     return error if isinstance(error, dict) else {"message": str(error)}
 
 
-def _unreachable(exc: httpx.HTTPError) -> EngineUnavailable:
+def _unreachable(exc: httpx.HTTPError, saturated: bool = False) -> EngineUnavailable:
     # Not every timeout says the upstream is down: a read timeout is an answer slower than
     # `timeout_s` (a long one, asked for by the client), a pool timeout this replica's own
     # connections all in use. The breaker judges those apart (engines/resilience.py).
+    # aiohttp's pool reports its wait for a free connection as a connect timeout: with more
+    # requests in flight than connections (`saturated`) that is the pool's, not the upstream's.
     if isinstance(exc, httpx.ReadTimeout):
         return EngineTimedOut(f"the upstream sent nothing within timeout_s ({type(exc).__name__})")
-    if isinstance(exc, httpx.PoolTimeout):
+    if isinstance(exc, httpx.PoolTimeout) or (saturated and isinstance(exc, httpx.TimeoutException)):
         return EngineBusy(f"every connection to the upstream is in use: {exc}")
     return EngineUnavailable(f"the upstream could not be reached: {type(exc).__name__}: {exc}")
 

@@ -7,12 +7,16 @@ import asyncio
 import pickle
 from pathlib import Path
 
+import httpx
 import pytest
+from httpx_aiohttp import HttpxAiohttpClient
 from pydantic import SecretStr, ValidationError
 
 from engines.config import RemoteTierSettings
-from engines.errors import ContextLengthExceeded, EngineError, EngineRequestError, EngineUnavailable
-from engines.openai_remote import OpenAIRemoteEngine, RemoteSpec, retry_after_s
+from engines.errors import (
+    ContextLengthExceeded, EngineBusy, EngineError, EngineRequestError, EngineTimedOut, EngineUnavailable,
+)
+from engines.openai_remote import OpenAIRemoteEngine, RemoteSpec, _unreachable, retry_after_s
 from engines.token_count import EstimatedCounter, TokenizerCounter
 from engines.types import (
     AdapterSpec,
@@ -633,3 +637,25 @@ async def test_an_error_event_mid_stream_is_summarised_not_echoed(caplog):
         await collect(_events(httpx.Response(200, content=raw)))
     assert caught.value.message == "the upstream failed mid-stream (upstream_crash)"
     assert "secret123" not in caplog.text and "bad key [redacted]" in caplog.text
+
+
+@pytest.mark.parametrize(("exc", "saturated", "kind"), [
+    (httpx.ReadTimeout("slow"), True, EngineTimedOut),  # an answer slower than timeout_s
+    (httpx.PoolTimeout("pool"), False, EngineBusy),
+    # aiohttp's pool reports its wait for a connection as a connect timeout: with more requests
+    # in flight than connections it is the pool's wait, with fewer the upstream's silence.
+    (httpx.ConnectTimeout("wait"), True, EngineBusy),
+    (httpx.ConnectTimeout("wait"), False, EngineUnavailable),
+    (httpx.ConnectError("refused"), True, EngineUnavailable),
+])
+def test_timeouts_are_told_apart_by_whose_they_are(exc, saturated, kind):
+    error = _unreachable(exc, saturated)
+    assert type(error) is kind
+
+
+async def test_the_remote_tier_pools_connections_with_aiohttp(base_url):
+    engine = OpenAIRemoteEngine.build(make_spec(base_url), SecretStr(KEY))
+    try:
+        assert isinstance(engine._client, HttpxAiohttpClient)
+    finally:
+        await engine.aclose()
