@@ -122,10 +122,8 @@ class OpenAIRemoteEngine:
         client = HttpxAiohttpClient(
             base_url=settings.base_url,
             timeout=httpx.Timeout(settings.timeout_s, connect=settings.connect_timeout_s),
-            limits=httpx.Limits(
-                max_connections=settings.max_connections,
-                max_keepalive_connections=settings.max_keepalive_connections,
-            ),
+            # aiohttp's pool takes the total only (it has no idle cap).
+            limits=httpx.Limits(max_connections=settings.max_connections),
         )
         counter = TokenizerCounter.load(settings.tokenizer) if settings.tokenizer else EstimatedCounter()
         upstream = None
