@@ -429,7 +429,7 @@ LABELS = {
     "c": f"(c) LiteLLM {LITELLM_VERSION} proxy -> mock server",
     "d": "(d) gateway, large = remote tier -> mock server",
     "e": "(e) trivial Ray Serve app, proxy -> ingress -> replica",
-    "f": "(f) trivial Ray Serve app, proxy -> replica -> mock server (httpx)",
+    "f": "(f) trivial Ray Serve app, proxy -> replica -> mock server (the remote tier's client)",
 }
 VARIANTS = {"python": "Ray's Python proxy", "fast": "Ray throughput mode"}
 

@@ -9,7 +9,8 @@ handle item per token, as the gateway's engine replicas do) after the same mock 
     python load_tests/trivial_serve_app.py --port 9200 --tokens 8
 
 With `--forward URL` it is the floor of row (d) instead: one deployment that posts the body
-to an OpenAI server (the mock, row (a)) with a pooled httpx client and returns its answer
+to an OpenAI server (the mock, row (a)) with the pooled client the remote tier uses (httpx's API
+over aiohttp's pool) and returns its answer
 (streams passed through as they come), as the gateway's ingress calls a remote tier
 directly; no handle, no logic. Row (f).
 
@@ -29,6 +30,7 @@ import uuid
 from typing import Any, AsyncIterator
 
 import httpx
+from httpx_aiohttp import HttpxAiohttpClient
 from ray import serve
 from ray.serve.handle import DeploymentHandle
 from starlette.requests import Request
@@ -89,8 +91,8 @@ class TrivialForward:
 
     def __init__(self, base_url: str) -> None:
         self._url = f"{base_url.rstrip('/')}/chat/completions"
-        limits = httpx.Limits(max_connections=256, max_keepalive_connections=256)
-        self._client = httpx.AsyncClient(limits=limits, timeout=httpx.Timeout(60.0))
+        # The remote tier's client (engines/openai_remote.py), so (f) is (d)'s floor, not a different pool.
+        self._client = HttpxAiohttpClient(limits=httpx.Limits(max_connections=256), timeout=httpx.Timeout(60.0))
 
     async def __call__(self, request: Request) -> Response:
         body = await request.body()
