@@ -34,7 +34,6 @@ import json
 import logging
 import re
 import time
-import contextlib
 from contextlib import asynccontextmanager, contextmanager
 from dataclasses import dataclass
 from typing import Any, AsyncIterator, Iterator
@@ -57,6 +56,8 @@ from engines.openai_wire import (
     finish,
     logprobs,
 )
+from engines.sse import data_batches
+from engines.streams import joined
 from engines.token_count import EstimatedCounter, TokenCounter, TokenizerCounter
 from engines.types import (
     AdapterSpec,
@@ -75,7 +76,6 @@ logger = logging.getLogger(__name__)
 UNAVAILABLE_4XX = frozenset({401, 403, 408, 429})
 # What looks like a credential in an upstream's error text: `sk-...` keys (also masked ones,
 # `sk-ab***yz`), a bearer token, an `api_key=...` pair.
-DRAIN_S = 0.2  # what _drain waits for the end of a stream's body after its [DONE]
 SECRET_LIKE = re.compile(r"\b(?:sk|pk|rk)-[\w*.~+/=-]{3,}|\bbearer\s+\S+|\bapi[_-]?key\s*[:=]\s*\S+", re.IGNORECASE)
 
 
@@ -155,7 +155,7 @@ class OpenAIRemoteEngine:
             async with self._streaming(request, prompt_tokens) as response:
                 # Leaving this block early (the consumer closed us, or was cancelled)
                 # closes the response, and with it the connection: the upstream aborts.
-                async for chunk in _Relay(self._counter, prompt_tokens).chunks(_events(response)):
+                async for chunk in _Relay(self._counter, prompt_tokens).chunks(_event_batches(response)):
                     yield chunk
 
     async def load(self) -> EngineLoad:
@@ -322,18 +322,22 @@ class _Relay:
         self._usage: Any = None
         self._unfinished: set[int] = set()
 
-    async def chunks(self, events: AsyncIterator[dict[str, Any]]) -> AsyncIterator[GenerationChunk]:
+    async def chunks(self, batches: AsyncIterator[list[dict[str, Any]]]) -> AsyncIterator[GenerationChunk]:
         held: GenerationChunk | None = None
-        async for event in events:
-            self._usage = event.get("usage") or self._usage
-            for choice in event.get("choices") or []:
-                chunk = self._chunk(choice)
-                if chunk.finish_reason is not None:
-                    if held is not None:
-                        yield held
-                    held = chunk
-                elif chunk.text or chunk.tool_calls or chunk.logprobs:
-                    yield chunk
+        async for events in batches:
+            ready: list[GenerationChunk] = []
+            for event in events:
+                self._usage = event.get("usage") or self._usage
+                for choice in event.get("choices") or []:
+                    chunk = self._chunk(choice)
+                    if chunk.finish_reason is not None:
+                        if held is not None:
+                            ready.append(held)
+                        held = chunk
+                    elif chunk.text or chunk.tool_calls or chunk.logprobs:
+                        ready.append(chunk)
+            for chunk in joined(ready):  # what arrived together goes on together
+                yield chunk
         if held is None or self._unfinished:
             raise EngineError("the upstream ended its stream without a finish reason")
         final = _usage(self._usage, self._prompt_tokens, "".join(self._produced), self._counter)
@@ -365,37 +369,34 @@ def _usage(raw: Any, prompt_tokens: int, text: str, counter: TokenCounter) -> Us
     return Usage(prompt_tokens=prompt_tokens, completion_tokens=counter.text(text), estimated=counter.estimated)
 
 
-async def _events(response: httpx.Response) -> AsyncIterator[dict[str, Any]]:
-    """The JSON events of a server-sent event stream, up to `[DONE]`."""
-    lines = response.aiter_lines()
-    async for line in lines:
-        if not line.startswith("data:"):
-            continue  # blank separators, comments, event names
-        data = line[5:].strip()
-        if data == "[DONE]":
-            await _drain(lines)
-            return
+async def _event_batches(response: httpx.Response) -> AsyncIterator[list[dict[str, Any]]]:
+    """The JSON events of a server-sent event stream, up to `[DONE]`, those of one network
+    read together (engines/sse.py). The events before a failing one still go on first."""
+    async for payloads in data_batches(response):
+        batch: list[dict[str, Any]] = []
         try:
-            event = json.loads(data)
-        except ValueError as exc:
-            raise EngineError("the upstream sent an event that is not JSON") from exc
-        if isinstance(event, dict) and "error" in event:
-            # Already answered 200: the failure can only go on in-band, as an engine error.
-            error = event["error"] if isinstance(event["error"], dict) else {"message": event["error"]}
-            code = _logged(error, "a stream it had started")
-            raise EngineError("the upstream failed mid-stream" + (f" ({code})" if code else ""))
-        yield event
+            for data in payloads:
+                batch.append(_event(data))
+        except EngineError:
+            if batch:
+                yield batch
+            raise
+        yield batch
 
 
-async def _drain(lines: AsyncIterator[str]) -> None:
-    """The rest of the body after `[DONE]` (the chunked encoding's last chunk), read so that
-    the connection goes back to the pool: a response closed unread closes its connection, and
-    every streamed request paid a new TCP connection (and the upstream an accept). An upstream
-    that keeps the stream open after `[DONE]` is cut off after DRAIN_S, as before."""
-    with contextlib.suppress(TimeoutError, httpx.HTTPError):
-        async with asyncio.timeout(DRAIN_S):
-            async for _ in lines:
-                pass
+def _event(data: str) -> dict[str, Any]:
+    try:
+        event = json.loads(data)
+    except ValueError as exc:
+        raise EngineError("the upstream sent an event that is not JSON") from exc
+    if not isinstance(event, dict):
+        raise EngineError("the upstream sent an event that is not a JSON object")
+    if "error" in event:
+        # Already answered 200: the failure can only go on in-band, as an engine error.
+        error = event["error"] if isinstance(event["error"], dict) else {"message": event["error"]}
+        code = _logged(error, "a stream it had started")
+        raise EngineError("the upstream failed mid-stream" + (f" ({code})" if code else ""))
+    return event
 
 
 def _choices(body: dict[str, Any]) -> list[GeneratedChoice]:

@@ -47,6 +47,9 @@ class Upstream:
     seen: list[dict[str, Any]] = field(default_factory=list)
     canned: deque[Canned] = field(default_factory=deque)
     disconnected: threading.Event = field(default_factory=threading.Event)
+    # Set: a stream's first token goes out alone, the rest once a test sets the gate (threads:
+    # the server has a loop of its own).
+    gate: threading.Event | None = None
 
     def fail_next(
         self, status: int, message: str, code: str | None = None, headers: dict[str, str] | None = None,
@@ -57,6 +60,7 @@ class Upstream:
 
     def reset(self) -> None:
         self.usage, self.token_delay_s, self.metrics_status = True, 0.0, 200
+        self.gate = None
         self.seen.clear()
         self.canned.clear()
         self.disconnected.clear()
@@ -104,7 +108,9 @@ class Upstream:
             if answer.chat:  # like vLLM and OpenAI: the role first, with no content
                 roles = [{"index": i, "delta": {"role": "assistant", "content": ""}} for i in range(answer.n)]
                 yield _sse({"choices": roles})
-            for choices in answer.steps():
+            for step, choices in enumerate(answer.steps()):
+                if step == 1 and self.gate is not None:
+                    await asyncio.to_thread(self.gate.wait, 10.0)
                 await asyncio.sleep(self.token_delay_s)
                 yield _sse({"choices": choices, "usage": None})
             if include_usage and self.usage:

@@ -4,7 +4,10 @@ what it sends, what it passes back, and how each upstream failure surfaces."""
 from __future__ import annotations
 
 import asyncio
+import json
 import pickle
+import threading
+from itertools import accumulate
 from pathlib import Path
 
 import httpx
@@ -120,10 +123,11 @@ async def test_completion_answer(engine, upstream):
 async def test_streams_relay_deltas_and_end_with_the_upstream_usage(engine, upstream, request_of):
     chunks = await collect(engine.stream(request_of(4)))
     assert "".join(c.text for c in chunks) == "alpha beta gamma delta"
-    assert chunks[0].text == "alpha"  # the role-only opening event is no chunk
-    assert [c.finish_reason for c in chunks] == [None, None, None, "length"]
+    assert chunks[0].text.startswith("alpha")  # the role-only opening event is no chunk
+    assert [c.finish_reason for c in chunks][-1] == "length" and not any(c.finish_reason for c in chunks[:-1])
     assert chunks[-1].usage.model_dump() == {"prompt_tokens": 11, "completion_tokens": 4, "estimated": False}
-    assert [c.usage.completion_tokens for c in chunks[:-1]] == [1, 2, 3]
+    # Interim counts: the tokens relayed so far (events that arrived together come as one chunk).
+    assert [c.usage.completion_tokens for c in chunks[:-1]] == list(accumulate(len(c.text.split()) for c in chunks[:-1]))
     body = upstream.seen[-1]["body"]
     assert body["stream"] is True and body["stream_options"] == {"include_usage": True}
 
@@ -610,18 +614,59 @@ async def test_streamed_n_choices_are_told_apart_by_index(engine, upstream, requ
 @BOTH
 async def test_streamed_logprobs_come_with_each_chunk(engine, upstream, request_of):
     chunks = await collect(engine.stream(request_of(logprobs=1)))
-    assert [[lp.token for lp in c.logprobs] for c in chunks] == [["alpha"], ["beta"], ["gamma"]]
-    assert all(c.logprobs[0].logprob == -0.5 and len(c.logprobs[0].top) == 1 for c in chunks)
+    assert [lp.token for c in chunks for lp in c.logprobs] == ["alpha", "beta", "gamma"]
+    assert all(len(c.logprobs) == len(c.text.split()) for c in chunks)  # a joined chunk keeps each token's
+    assert all(lp.logprob == -0.5 and len(lp.top) == 1 for c in chunks for lp in c.logprobs)
     # Interim counts go by the logprobs' tokens; the last is the upstream's own.
-    assert [c.usage.completion_tokens for c in chunks] == [1, 2, 3]
+    assert [c.usage.completion_tokens for c in chunks] == list(accumulate(len(c.logprobs) for c in chunks))
+    assert chunks[-1].usage.completion_tokens == 3
+
+
+@BOTH
+async def test_a_stream_passes_on_each_read_as_it_comes(engine, upstream, request_of):
+    """Joining only what arrived together: a token the upstream sent alone is relayed at once,
+    not held for the next one (the upstream sends the rest only after it is relayed)."""
+    upstream.gate = threading.Event()
+    stream = engine.stream(request_of(logprobs=1))
+    try:
+        first = await asyncio.wait_for(anext(stream), 5.0)
+        assert first.text == "alpha" and [lp.token for lp in first.logprobs] == ["alpha"]
+        upstream.gate.set()
+        rest = [chunk async for chunk in stream]
+    finally:
+        upstream.gate.set()
+        await stream.aclose()
+    assert "".join(c.text for c in [first, *rest]) == "alpha beta gamma"
+
+
+async def test_events_that_arrive_together_are_joined_per_choice_in_order():
+    """One network read with several events: plain increments of a choice become one chunk,
+    a finishing one and tool calls stay apart, choices are never mixed."""
+    import httpx
+
+    from engines.openai_remote import _event_batches, _Relay
+
+    def sse(*choices):
+        return "data: " + json.dumps({"choices": list(choices)}) + "\n\n"
+
+    raw = "".join([
+        sse({"index": 0, "delta": {"content": "a"}}), sse({"index": 0, "delta": {"content": "b"}}),
+        sse({"index": 1, "delta": {"content": "x"}}), sse({"index": 0, "delta": {"content": "c"}}),
+        sse({"index": 1, "delta": {"content": "y"}, "finish_reason": "stop"}),
+        sse({"index": 0, "delta": {"content": "d"}}), sse({"index": 0, "delta": {"content": "e"}, "finish_reason": "stop"}),
+    ]) + "data: [DONE]\n\n"
+    chunks = await collect(_Relay(EstimatedCounter(), 1).chunks(_event_batches(httpx.Response(200, content=raw.encode()))))
+    assert [(c.index, c.text, c.finish_reason) for c in chunks] == [
+        (0, "ab", None), (1, "x", None), (0, "cd", None), (1, "y", "stop"), (0, "e", "stop"),
+    ]
 
 
 async def test_a_stream_that_leaves_a_choice_unfinished_is_an_error(engine, upstream):
     from engines.openai_remote import _Relay
 
     async def events():
-        yield {"choices": [{"index": 0, "delta": {"content": "a"}, "finish_reason": "stop"},
-                           {"index": 1, "delta": {"content": "b"}, "finish_reason": None}]}
+        yield [{"choices": [{"index": 0, "delta": {"content": "a"}, "finish_reason": "stop"},
+                            {"index": 1, "delta": {"content": "b"}, "finish_reason": None}]}]
 
     with pytest.raises(EngineError, match="without a finish reason"):
         await collect(_Relay(EstimatedCounter(), 1).chunks(events()))
@@ -630,11 +675,11 @@ async def test_a_stream_that_leaves_a_choice_unfinished_is_an_error(engine, upst
 async def test_an_error_event_mid_stream_is_summarised_not_echoed(caplog):
     import httpx
 
-    from engines.openai_remote import _events
+    from engines.openai_remote import _event_batches
 
     raw = b'data: {"error": {"message": "bad key sk-secret123", "code": "upstream_crash"}}\n\n'
     with pytest.raises(EngineError) as caught:
-        await collect(_events(httpx.Response(200, content=raw)))
+        await collect(_event_batches(httpx.Response(200, content=raw)))
     assert caught.value.message == "the upstream failed mid-stream (upstream_crash)"
     assert "secret123" not in caplog.text and "bad key [redacted]" in caplog.text
 
