@@ -248,3 +248,27 @@ class _Blocking:
     def remote(self, *args):
         self.calls.append(args)
         return types.SimpleNamespace(result=lambda timeout_s: None)
+
+
+def test_an_unchanged_load_is_reported_again_only_after_the_heartbeat():
+    report = _Blocking()
+    board = types.SimpleNamespace(report=report)
+    load = [EngineLoad(running=1)]
+    publisher = LoadPublisher(board, "small", "r1", lambda: load[0])
+    publisher.publish_if_due(10.0)
+    publisher.publish_if_due(10.2)  # same load, 0.2 s later: the board still holds it
+    assert len(report.calls) == 1
+    load[0] = EngineLoad(running=2)
+    publisher.publish_if_due(10.25)  # a change goes at once
+    publisher.publish_if_due(10.3 + load_board.HEARTBEAT_S)  # unchanged, but due again
+    assert [call[2].running for call in report.calls] == [1, 2, 2]
+    # Always fresh on the board between heartbeats, with a tick of lag to spare.
+    assert load_board.HEARTBEAT_S + load_board.REPORT_INTERVAL_S < load_board.FRESH_FOR_S
+
+
+def test_a_report_the_board_did_not_take_goes_again_next_tick():
+    failing = _Method(error=RuntimeError("board restarting"))
+    publisher = LoadPublisher(types.SimpleNamespace(report=failing), "small", "r1", lambda: EngineLoad(running=1))
+    publisher.publish_if_due(10.0)
+    publisher.publish_if_due(10.2)
+    assert len(failing.calls) == 2
