@@ -166,9 +166,6 @@ class LoadPublisher:
         if self._send(report):
             self._last, self._sent_at = report, now
 
-    def publish_once(self) -> None:
-        self._send(self._report())
-
     def _report(self) -> Report:
         return self._read(), self._adapters(), self._upstream()
 

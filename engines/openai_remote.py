@@ -321,27 +321,31 @@ class _Relay:
         self._produced: list[str] = []
         self._usage: Any = None
         self._unfinished: set[int] = set()
+        self._held: GenerationChunk | None = None  # the latest finishing chunk, not yet sent
 
     async def chunks(self, batches: AsyncIterator[list[dict[str, Any]]]) -> AsyncIterator[GenerationChunk]:
-        held: GenerationChunk | None = None
         async for events in batches:
-            ready: list[GenerationChunk] = []
-            for event in events:
-                self._usage = event.get("usage") or self._usage
-                for choice in event.get("choices") or []:
-                    chunk = self._chunk(choice)
-                    if chunk.finish_reason is not None:
-                        if held is not None:
-                            ready.append(held)
-                        held = chunk
-                    elif chunk.text or chunk.tool_calls or chunk.logprobs:
-                        ready.append(chunk)
-            for chunk in joined(ready):  # what arrived together goes on together
+            for chunk in joined(self._ready(events)):  # what arrived together goes on together
                 yield chunk
-        if held is None or self._unfinished:
+        if self._held is None or self._unfinished:
             raise EngineError("the upstream ended its stream without a finish reason")
         final = _usage(self._usage, self._prompt_tokens, "".join(self._produced), self._counter)
-        yield held.model_copy(update={"usage": final})
+        yield self._held.model_copy(update={"usage": final})
+
+    def _ready(self, events: list[dict[str, Any]]) -> list[GenerationChunk]:
+        """The chunks these events let go on: every increment, and a held finish once another
+        choice finishes (the last one waits for the usage)."""
+        ready: list[GenerationChunk] = []
+        for event in events:
+            self._usage = event.get("usage") or self._usage
+            for choice in event.get("choices") or []:
+                chunk = self._chunk(choice)
+                if chunk.finish_reason is not None:
+                    ready += [self._held] if self._held is not None else []
+                    self._held = chunk
+                elif chunk.text or chunk.tool_calls or chunk.logprobs:
+                    ready.append(chunk)
+        return ready
 
     def _chunk(self, choice: dict[str, Any]) -> GenerationChunk:
         index, text, calls = chunk_index(choice), delta_text(choice), delta_tool_calls(choice)

@@ -109,7 +109,7 @@ def test_every_failed_report_is_counted(monkeypatch):
 def test_each_report_is_waited_for_with_a_timeout():
     report = Report(None)
     publisher = LoadPublisher(types.SimpleNamespace(report=report), "small", "r1", EngineLoad)
-    publisher.publish_once()
+    publisher.publish_if_due(0.0)
     assert report.responses[0].waited == [load_board.REPORT_TIMEOUT_S]
     assert load_board.REPORT_TIMEOUT_S <= load_board.FRESH_FOR_S  # later would not count anyway
 
@@ -120,11 +120,11 @@ def test_a_hung_board_counts_as_a_failure_and_recovery_is_logged(serve_log):
     publisher = LoadPublisher(
         types.SimpleNamespace(report=report), "large", "r2", EngineLoad, count_failure=counted.append
     )
-    publisher.publish_once()
-    publisher.publish_once()
+    publisher.publish_if_due(0.0)
+    publisher.publish_if_due(0.0)
     assert counted == ["load-report", "load-report"] and publisher.failures.streak == 2
     report.error = None
-    publisher.publish_once()
+    publisher.publish_if_due(0.0)
     assert publisher.failures.streak == 0 and len(counted) == 2
     assert any("recovered after 2 failures" in m for m in serve_log.at(logging.INFO))
 
@@ -135,7 +135,7 @@ def test_a_call_refused_before_it_is_sent_counts_too():
 
     counted: list[str] = []
     board = types.SimpleNamespace(report=types.SimpleNamespace(remote=refuse))
-    LoadPublisher(board, "small", "r1", EngineLoad, count_failure=counted.append).publish_once()
+    LoadPublisher(board, "small", "r1", EngineLoad, count_failure=counted.append).publish_if_due(0.0)
     assert counted == ["load-report"]
 
 

@@ -233,9 +233,9 @@ def test_publisher_sends_the_upstream_scrape_in_the_same_report():
     board = types.SimpleNamespace(report=report)
     scraped: list[EngineLoad | None] = [None]
     publisher = LoadPublisher(board, "large", "direct-i1", lambda: EngineLoad(running=1), upstream=lambda: scraped[0])
-    publisher.publish_once()
+    publisher.publish_if_due(0.0)
     scraped[0] = EngineLoad(running=5, waiting=2)
-    publisher.publish_once()
+    publisher.publish_if_due(0.0)
     assert [call[4] for call in report.calls] == [None, EngineLoad(running=5, waiting=2)]  # one call each
 
 
