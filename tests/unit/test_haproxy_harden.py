@@ -150,3 +150,33 @@ def test_the_launcher_refuses_a_config_outside_its_directory(ray_config, tmp_pat
     config.write_text(ray_config)
     result = launch(tmp_path, run, ["-f", str(config)])
     assert result.returncode == 78 and "outside the private directory" in result.stderr
+
+
+def with_buffers(text: str, size: int) -> str:
+    """Ray's template with `tune.bufsize` as `RAY_SERVE_HAPROXY_TUNE_BUFSIZE` renders it."""
+    assert "    tune.bufsize 16384\n" in text  # Ray's own default
+    return text.replace("    tune.bufsize 16384\n", f"    tune.bufsize {size}\n")
+
+
+def test_buffers_bigger_than_haproxy_s_thread_cache_get_a_cache_that_holds_them(ray_config, tmp_path):
+    text = hardened(with_buffers(ray_config, 1_065_536), tmp_path)
+    lines = text.splitlines()
+    at = lines.index("    tune.bufsize 1065536")
+    assert lines[at + 1] == f"    tune.memory.hot-size {4 * 1_065_536}"
+    assert hardened(text, tmp_path) == text
+
+
+def test_small_buffers_keep_haproxy_s_default_cache(ray_config, tmp_path):
+    assert "tune.memory.hot-size" not in hardened(with_buffers(ray_config, 16_384), tmp_path)
+    assert "tune.memory.hot-size" not in hardened(ray_config, tmp_path)
+
+
+def test_the_shipped_haproxy_accepts_the_cache_size(ray_config, tmp_path):
+    from deployments.haproxy_harden import write_error_pages
+
+    write_error_pages(tmp_path / "errors")
+    config = tmp_path / "hardened.cfg"
+    config.write_text(hardened(with_buffers(ray_config, 1_065_536), tmp_path))
+    check = subprocess.run([str(real_binary(Settings())), "-c", "-f", str(config)],
+                           capture_output=True, text=True, timeout=60)
+    assert check.returncode == 0 and "hot-size" not in check.stderr, check.stdout + check.stderr
