@@ -5,6 +5,7 @@ engines), started once per test session as a subprocess, driven over HTTP.
 from __future__ import annotations
 
 import os
+import random
 import shutil
 import socket
 import subprocess
@@ -24,10 +25,23 @@ LOG = Path(os.environ.get("GATEWAY_E2E_LOG", "/tmp/gateway-e2e.log"))
 ADMIN_KEY = "e2e-admin-key"
 
 
+# Ports for the servers a test starts: below the kernel's ephemeral range (32768-60999 by
+# default) and clear of Ray's (10002-19999 for its workers, 30000 up for the ingress replicas'
+# own servers). A port the kernel hands out for `bind(0)` is free only until the next outgoing
+# connection takes it as its source port: once, Ray starting up did so before HAProxy bound it
+# ("Address already in use"), and every e2e test of the session errored.
+TEST_PORTS = range(20000, 30000)
+
+
 def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
+    for port in random.sample(TEST_PORTS, 64):
+        with socket.socket() as sock:
+            try:
+                sock.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+            return port
+    raise RuntimeError(f"no free port in {TEST_PORTS.start}-{TEST_PORTS.stop - 1}")
 
 
 def _wait_ready(
