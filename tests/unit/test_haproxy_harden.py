@@ -93,14 +93,19 @@ def test_a_template_that_changed_shape_is_refused(ray_config, tmp_path, line):
         hardened(changed, tmp_path)
 
 
-def test_the_shipped_haproxy_accepts_the_hardened_config(ray_config, tmp_path):
+def haproxy_check(text: str, tmp_path: Path) -> subprocess.CompletedProcess[str]:
+    """The shipped HAProxy's own config check (`-c`) of `text` hardened."""
     from deployments.haproxy_harden import write_error_pages
 
     write_error_pages(tmp_path / "errors")
     config = tmp_path / "hardened.cfg"
-    config.write_text(hardened(ray_config, tmp_path))
-    check = subprocess.run([str(real_binary(Settings())), "-c", "-f", str(config)],
-                           capture_output=True, text=True, timeout=60)
+    config.write_text(hardened(text, tmp_path))
+    return subprocess.run([str(real_binary(Settings())), "-c", "-f", str(config)],
+                          capture_output=True, text=True, timeout=60)
+
+
+def test_the_shipped_haproxy_accepts_the_hardened_config(ray_config, tmp_path):
+    check = haproxy_check(ray_config, tmp_path)
     assert check.returncode == 0, check.stdout + check.stderr
 
 
@@ -172,11 +177,5 @@ def test_small_buffers_keep_haproxy_s_default_cache(ray_config, tmp_path):
 
 
 def test_the_shipped_haproxy_accepts_the_cache_size(ray_config, tmp_path):
-    from deployments.haproxy_harden import write_error_pages
-
-    write_error_pages(tmp_path / "errors")
-    config = tmp_path / "hardened.cfg"
-    config.write_text(hardened(with_buffers(ray_config, 1_065_536), tmp_path))
-    check = subprocess.run([str(real_binary(Settings())), "-c", "-f", str(config)],
-                           capture_output=True, text=True, timeout=60)
+    check = haproxy_check(with_buffers(ray_config, 1_065_536), tmp_path)
     assert check.returncode == 0 and "hot-size" not in check.stderr, check.stdout + check.stderr
