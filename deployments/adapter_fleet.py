@@ -4,14 +4,13 @@ from __future__ import annotations
 
 from typing import Mapping
 
-from ray.serve.handle import DeploymentHandle
-
 from deployments.handle_client import HandleEngine
+from deployments.load_board import BoardClient
 from engines.types import AdapterReport, AdapterSpec
 
 
 class ServeAdapterFleet:
-    def __init__(self, small: HandleEngine, board: DeploymentHandle) -> None:
+    def __init__(self, small: HandleEngine, board: BoardClient) -> None:
         self._small = small
         self._board = board
 
@@ -19,4 +18,4 @@ class ServeAdapterFleet:
         await self._small.probe_adapter(adapter)
 
     async def reports(self) -> Mapping[str, AdapterReport]:
-        return await self._board.adapter_reports.remote("small")
+        return await self._board.adapter_reports("small")

@@ -16,7 +16,7 @@ from deployments.engine_deployment import EngineDeployment
 from deployments.gpu_placement import engine_placement, executor_backend, tensor_parallel_size
 from deployments.ingress import Ingress, IngressHandles, IngressParts
 from deployments.limit_board import LimitBoard
-from deployments.load_board import LoadBoard
+from deployments.load_board import BoardAddress
 from deployments.options import deployment_scale, io_placement, pinned
 from deployments.reranker import RerankerDeployment
 from deployments.tier_engines import EngineRecipe, mock_spec, remote_spec
@@ -78,7 +78,7 @@ def engine_recipe(settings: Settings, tier: Tier) -> EngineRecipe:
 
 
 def engine_deployment(
-    settings: Settings, tier: Tier, board: Application, registry: AdapterRegistry | None
+    settings: Settings, tier: Tier, board: BoardAddress, registry: AdapterRegistry | None
 ) -> Application | None:
     """The tier's replicas; None for a remote tier the ingress calls directly."""
     tier_settings = settings.tier(tier)
@@ -112,7 +112,7 @@ def build(settings: Settings, access: Access | None = None) -> Application:
     unknown = live.unknown_tiers(settings.tier_names())
     if unknown:
         raise ValueError("; ".join(unknown))
-    board = LoadBoard.bind()
+    board = BoardAddress()  # a Ray actor the replicas reach by name, not a deployment
     # Adapters live on the small tier only; its registry is the one source of truth.
     registry = settings.adapter_workspace().open_registry() if settings.small.enable_lora else None
     handles = IngressHandles(

@@ -13,7 +13,7 @@ from typing import Annotated, Literal, Optional
 import typer
 
 from deployments.app import build, serve_bind_host
-from deployments.haproxy import check_binary, ensure_private_dir, haproxy_env, run_dir, shell_exports, throughput_env
+from deployments.haproxy import check_binary, ensure_private_dir, ray_env, run_dir, shell_exports
 from deployments.commands import app
 from gateway.access import Access, AccessRefused, decide_access, is_loopback
 from gateway.keys import census
@@ -31,7 +31,7 @@ def serve(
         Optional[Literal["python", "haproxy"]], typer.Option(help="Ingress proxy (GATEWAY_HTTP__PROXY)")
     ] = None,
     print_haproxy_env: Annotated[bool, typer.Option(
-        "--print-haproxy-env", help="Print the Ray Serve variables (HAProxy, throughput mode) as shell "
+        "--print-haproxy-env", help="Print the Ray Serve variables (HAProxy, throughput mode, replica logs) as shell "
         "exports for `ray start`, and exit"
     )] = False,
     throughput_optimized: Annotated[Optional[bool], typer.Option(
@@ -61,10 +61,7 @@ def _settings_with(
 
 def _print_haproxy_env(settings: Settings) -> None:
     prepare_haproxy(settings)
-    env = haproxy_env(settings) | throughput_env(settings)
-    if not env:
-        typer.echo("http.proxy is python and throughput mode off: nothing to set", err=True)
-    typer.echo(shell_exports(env), nl=False)
+    typer.echo(shell_exports(ray_env(settings)), nl=False)
 
 
 def decided_access(settings: Settings, bind_host: str | None) -> Access:
@@ -100,12 +97,13 @@ def prepare_haproxy(settings: Settings) -> None:
 def run(settings: Settings) -> None:
     access = decided_access(settings, settings.http.host)  # before Ray starts
     prepare_haproxy(settings)
-    proxy_env = haproxy_env(settings) | throughput_env(settings)
-    if proxy_env and settings.ray_address:
-        # The proxy is chosen by the Ray processes when they start, not by this driver.
+    proxy_env = ray_env(settings)
+    if settings.ray_address:
+        # The proxy (and the rest) is chosen by the Ray processes when they start, not by this driver.
         typer.echo(
-            "joining a running Ray cluster: it uses HAProxy only if every node's `ray start` had "
-            'these variables: eval "$(gateway serve --print-haproxy-env)"', err=True,
+            "joining a running Ray cluster: it runs as configured (the ingress proxy, throughput mode, "
+            "where replica logs go) only if every node's `ray start` had these variables: "
+            'eval "$(gateway serve --print-haproxy-env)"', err=True,
         )
     # Before ray.init: the local Ray it starts (raylet, Serve controller, proxies and
     # replicas) inherits this environment, and Serve reads these variables at import.

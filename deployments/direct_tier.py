@@ -13,9 +13,7 @@ from __future__ import annotations
 import asyncio
 import logging
 
-from ray.serve.handle import DeploymentHandle
-
-from deployments.load_board import LoadPublisher
+from deployments.load_board import BoardClient, LoadPublisher
 from deployments.tier_engines import build_remote
 from engines.openai_remote import OpenAIRemoteEngine, RemoteSpec
 from engines.types import Tier
@@ -28,7 +26,7 @@ class DirectTier:
     """Built in the replica's constructor, which Ray Serve runs on the replica's loop."""
 
     def __init__(
-        self, recipe: RemoteSpec, tier: Tier, board: DeploymentHandle, replica: str, count_failure: CountFailure
+        self, recipe: RemoteSpec, tier: Tier, board: BoardClient, replica: str, count_failure: CountFailure
     ) -> None:
         self.engine: OpenAIRemoteEngine = build_remote(recipe, count_failure)
         self._upkeep = asyncio.get_running_loop().create_task(self.engine.run())

@@ -8,13 +8,12 @@ import logging
 from typing import AsyncIterator
 
 from ray import serve
-from ray.serve.handle import DeploymentHandle
 
 from adapters.registry import AdapterRegistry
 from deployments.adapter_sync import AdapterSync
 from deployments.failure_log import ray_failure_counter
 from background.failures import log_if_it_dies
-from deployments.load_board import LoadPublisher
+from deployments.load_board import BoardAddress, LoadPublisher
 from deployments.tier_engines import EngineRecipe, build_engine
 from engines.openai_remote import OpenAIRemoteEngine
 from engines.types import (
@@ -43,7 +42,7 @@ class EngineDeployment:
         self,
         spec: EngineRecipe,
         tier: str,
-        board: DeploymentHandle | None = None,
+        board: BoardAddress | None = None,
         adapters: AdapterRegistry | None = None,
         adapter_poll_s: float = 0.5,
     ) -> None:
@@ -68,7 +67,7 @@ class EngineDeployment:
                 # floor under the replicas' summed in-flight counts, not as a sum.
                 read, upstream = self._engine.in_flight_now, self._engine.upstream_now
             self._publisher = LoadPublisher(
-                board, tier, replica, read, self._adapter_report, count_failure,
+                board.connect(), tier, replica, read, self._adapter_report, count_failure,
                 upstream=upstream or (lambda: None),
             )
             self._publisher.start()

@@ -54,6 +54,7 @@ def haproxy_env(settings: Settings) -> dict[str, str]:
         "RAY_SERVE_HAPROXY_RETRIES": str(knobs.retries),
         "RAY_SERVE_HAPROXY_HARD_STOP_AFTER_S": str(knobs.hard_stop_after_s),
         "RAY_SERVE_HAPROXY_TUNE_BUFSIZE": str(buffer_size(settings)),
+        "RAY_SERVE_HAPROXY_METRICS_ENABLED": "1" if knobs.request_log_metrics else "0",
     }
     if knobs.timeout_server_s is not None:
         env["RAY_SERVE_HAPROXY_TIMEOUT_SERVER_S"] = str(knobs.timeout_server_s)
@@ -165,6 +166,17 @@ def buffer_size(settings: Settings) -> int:
 def shell_exports(env: dict[str, str]) -> str:
     """`export NAME=value` lines for `eval` before `ray start` (values quoted for sh)."""
     return "".join(f"export {name}={shlex.quote(value)}\n" for name, value in env.items())
+
+
+def ray_env(settings: Settings) -> dict[str, str]:
+    """Every variable the gateway sets for the Ray processes it starts (or that a joined
+    cluster's `ray start` needs): the ingress, throughput mode, where replica logs go."""
+    return haproxy_env(settings) | throughput_env(settings) | log_env(settings)
+
+
+def log_env(settings: Settings) -> dict[str, str]:
+    """`http.replica_logs_to_stderr`: Serve's log files only, or stderr too."""
+    return {"RAY_SERVE_LOG_TO_STDERR": "1" if settings.http.replica_logs_to_stderr else "0"}
 
 
 def throughput_env(settings: Settings) -> dict[str, str]:

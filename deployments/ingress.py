@@ -18,7 +18,7 @@ from adapters.registry import AdapterRegistry
 from deployments.adapter_fleet import ServeAdapterFleet
 from deployments.direct_tier import DirectTier
 from deployments.handle_client import HandleEngine
-from deployments.load_board import BoardLoadSource
+from deployments.load_board import BoardAddress, BoardClient
 from engines.openai_remote import RemoteSpec
 from engines.protocol import Engine
 from engines.types import Tier
@@ -102,7 +102,7 @@ class IngressHandles:
 
     small: DeploymentHandle | None  # None: a remote tier called directly (IngressParts.direct)
     large: DeploymentHandle | None
-    load_board: DeploymentHandle
+    load_board: BoardAddress
     limit_board: DeploymentHandle | None = None  # None: rate limits per replica
     reranker: DeploymentHandle | None = None  # None: no grounding
     extra: Mapping[Tier, DeploymentHandle | None] = field(default_factory=dict)  # tiers above large
@@ -145,8 +145,9 @@ class Ingress:
         gate = _load_gate(parts.gate, embedders)
         metrics = GatewayMetrics()
         replica = serve.get_replica_context().replica_id.unique_id
+        board = handles.load_board.connect()
         self._direct = {
-            tier: DirectTier(recipe, tier, handles.load_board, replica, metrics.background_failures_of)
+            tier: DirectTier(recipe, tier, board, replica, metrics.background_failures_of)
             for tier, recipe in parts.direct.items()
         }
         engines = {tier: self._engine(tier, handles) for tier in parts.tiers}  # cheapest first
@@ -164,13 +165,13 @@ class Ingress:
             metrics=metrics,
         )
         features = Features(
-            adapters=_adapter_parts(parts, engines["small"], handles.load_board), shadow=shadow,
+            adapters=_adapter_parts(parts, engines["small"], board), shadow=shadow,
             grounder=load_grounder(parts.retrieval, handles.reranker, metrics, minilm),
             support=_support_parts(parts.support), gate=gate,
             spend=SpendParts(SpendLedger(parts.spend.ledger), parts.spend) if parts.spend is not None else None,
         )
         self._gateway = build_gateway(
-            Tiers(engines, parts.tiers, loads=BoardLoadSource(handles.load_board)), parts.limits,
+            Tiers(engines, parts.tiers, loads=board.snapshot), parts.limits,
             edge=edge, routing=routing, features=features,
         )
 
@@ -216,7 +217,7 @@ def _authenticator(auth: AuthSettings, access: Access, limit_board: DeploymentHa
     )
 
 
-def _adapter_parts(parts: IngressParts, small: Engine, board: DeploymentHandle) -> AdapterParts | None:
+def _adapter_parts(parts: IngressParts, small: Engine, board: BoardClient) -> AdapterParts | None:
     if parts.registry is None:
         return None
     # A tier serving adapters always has replicas (settings refuse openai.direct with enable_lora).

@@ -5,6 +5,12 @@ see a whole tier. Instead every engine replica reports here (a change within 0.2
 unchanged load every HEARTBEAT_S) and the ingress polls one snapshot: waiting + running
 over all live replicas of a tier.
 
+The board takes ~10 calls a second at idle, so it is a plain Ray actor shared by name,
+not a Serve deployment (deployments/named_actor.py: what that costs and how it lives and
+dies with the application). A board created again after its owner went says nothing for
+its first WARM_UP_S, until every live replica has reported: a half-filled board would
+mark the tiers it has not heard from yet as down.
+
 A remote tier called straight from the ingress (`openai.direct`) has no replica: each
 ingress replica reports its own in-flight count for it, and, where the upstream is a
 vLLM whose /metrics it scrapes, the upstream's whole queue. That queue already holds
@@ -16,12 +22,13 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from typing import Callable, Mapping
+from dataclasses import dataclass
+from typing import Any, Callable, Mapping
 
-from ray import serve
-from ray.serve.handle import DeploymentHandle
+import ray
 
 from background.failures import CountFailure, FailureLog, uncounted
+from deployments.named_actor import NamedActor, app_scoped
 from engines.types import AdapterReport, EngineLoad, Tier
 from router.decision import TierLoad
 
@@ -44,16 +51,16 @@ HEARTBEAT_S = 0.35
 # publisher thread can lag past a second, and dropping the floor then would blind the
 # router to that load (seen in CI). A stale floor overstates the queue for 3 s at most.
 UPSTREAM_FRESH_FOR_S = 3.0
+# Every live replica reports within HEARTBEAT_S + REPORT_INTERVAL_S; a board younger than
+# this has not heard from all of them yet.
+WARM_UP_S = FRESH_FOR_S
 
 
-@serve.deployment(
-    num_replicas=1,
-    max_ongoing_requests=10_000,
-    ray_actor_options={"num_cpus": 0},
-    logging_config={"enable_access_log": False},  # several calls a second per replica
-)
 class LoadBoard:
+    """The board's state; runs as the Ray actor BoardClient creates (ray.remote below)."""
+
     def __init__(self) -> None:
+        self._born = time.monotonic()
         self._entries: dict[tuple[str, str], tuple[float, EngineLoad]] = {}
         self._adapters: dict[tuple[str, str], tuple[float, AdapterReport]] = {}
         self._upstream: dict[str, tuple[float, EngineLoad]] = {}
@@ -81,7 +88,10 @@ class LoadBoard:
         }
 
     def snapshot(self) -> dict[str, TierLoad]:
+        """Per tier, the summed load of its fresh replicas; empty (says nothing) while warming up."""
         now = time.monotonic()
+        if now - self._born < WARM_UP_S:
+            return {}
         totals: dict[str, TierLoad] = {}
         for (tier, _), (seen, load) in list(self._entries.items()):
             if now - seen > ALIVE_FOR_S:
@@ -107,12 +117,35 @@ def _at_least(counted: TierLoad, scraped: EngineLoad) -> TierLoad:
     return TierLoad(running=running, waiting=total - running)
 
 
-class BoardLoadSource:
-    def __init__(self, board: DeploymentHandle) -> None:
-        self._board = board
+_BoardActor = ray.remote(num_cpus=0)(LoadBoard)
 
-    async def __call__(self) -> Mapping[Tier, TierLoad]:
-        return await self._board.snapshot.remote()
+
+@dataclass(frozen=True)
+class BoardAddress:
+    """What the application builder hands every replica: the board's name, resolved within
+    the replica's own Serve application."""
+
+    name: str = "load-board"
+
+    def connect(self) -> BoardClient:
+        return BoardClient(NamedActor(_BoardActor, app_scoped(self.name)))
+
+
+class BoardClient:
+    """The board as its replicas call it (deployments/named_actor.py)."""
+
+    def __init__(self, actor: NamedActor) -> None:
+        self._actor = actor
+
+    def report(self, tier: str, replica: str, *report: Any, timeout_s: float) -> None:
+        """Blocking: for a publisher's own thread."""
+        self._actor.call_blocking("report", tier, replica, *report, timeout_s=timeout_s)
+
+    async def snapshot(self) -> Mapping[Tier, TierLoad]:
+        return await self._actor.call("snapshot")  # type: ignore[no-any-return]
+
+    async def adapter_reports(self, tier: str) -> Mapping[str, AdapterReport]:
+        return await self._actor.call("adapter_reports", tier)  # type: ignore[no-any-return]
 
 
 Report = tuple[EngineLoad, AdapterReport | None, EngineLoad | None]  # load, adapters, upstream
@@ -128,7 +161,7 @@ class LoadPublisher:
 
     def __init__(
         self,
-        board: DeploymentHandle,
+        board: BoardClient,
         tier: str,
         replica: str,
         read: Callable[[], EngineLoad],
@@ -171,9 +204,8 @@ class LoadPublisher:
 
     def _send(self, report: Report) -> bool:
         try:
-            response = self._board.report.remote(self._tier, self._replica, *report)
             # This thread is not the replica's event loop: a blocking wait is allowed here.
-            response.result(timeout_s=REPORT_TIMEOUT_S)
+            self._board.report(self._tier, self._replica, *report, timeout_s=REPORT_TIMEOUT_S)
         except Exception as exc:  # the board restarting must not take the engine down
             self.failures.failed(exc)
             return False

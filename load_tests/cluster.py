@@ -26,7 +26,7 @@ import yaml
 from prometheus_client.parser import text_string_to_metric_families
 from prometheus_client.samples import Sample
 
-from deployments.haproxy import haproxy_env
+from deployments.haproxy import ray_env
 from deployments.settings import Settings
 
 SERVE_CONFIG = Path(__file__).resolve().parents[1] / "deployments" / "serve_config.yaml"
@@ -44,7 +44,7 @@ class Cluster:
         self._args = args
         settings = Settings(**args)
         self.proxy = settings.http.proxy
-        self.env = {**RAY_ENV, **haproxy_env(settings)}
+        self.env = {**RAY_ENV, **ray_env(settings)}
 
     def config(self, user_config: dict[str, Any] | None = None) -> Path:
         """The shipped serve config with this run's args; `user_config` patches the ingress's."""
@@ -120,13 +120,24 @@ def merge(target: dict[str, Any], patch: dict[str, Any]) -> None:
 
 def replica_pids(deployment: str) -> list[int]:
     """Ray titles an actor's worker process `ray::ServeReplica:<app>:<deployment>...`."""
+    return _titled(f"ServeReplica:gateway:{deployment}")
+
+
+def actor_pids(cls: str) -> list[int]:
+    """A plain actor's worker process (the load board): `ray::<class>...`."""
+    return _titled(cls, exact_class=True)
+
+
+def _titled(title: str, exact_class: bool = False) -> list[int]:
     import psutil
 
-    title = f"ServeReplica:gateway:{deployment}"
     pids = []
     for proc in psutil.process_iter(["cmdline"]):
         cmdline = " ".join(proc.info["cmdline"] or [])
-        if cmdline.startswith("ray::") and title in cmdline:
+        if not cmdline.startswith("ray::"):
+            continue
+        name = cmdline[len("ray::"):].split(".")[0].split()[0] if cmdline[len("ray::"):] else ""
+        if (name == title) if exact_class else (title in cmdline):
             pids.append(proc.pid)
     return sorted(pids)
 

@@ -30,10 +30,11 @@ from pathlib import Path
 import psutil
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from cluster import Cluster, replica_pids  # noqa: E402
+from cluster import Cluster, actor_pids, replica_pids  # noqa: E402
 
 RESULTS = Path(__file__).parent / "results"
-DEPLOYMENTS = ("Ingress", "SmallEngine", "LargeEngine", "Reranker", "LoadBoard", "LimitBoard")
+DEPLOYMENTS = ("Ingress", "SmallEngine", "LargeEngine", "Reranker", "LimitBoard")
+ACTORS = ("LoadBoard",)  # plain Ray actors of the app
 RSS_GROWTH_MAX = 0.10
 
 
@@ -63,8 +64,9 @@ def process_sample(pid: int) -> dict:
 
 def sample(scratch: Path, started: float) -> dict:
     replicas = {}
-    for deployment in DEPLOYMENTS:
-        for i, pid in enumerate(replica_pids(deployment)):
+    found = [(d, replica_pids(d)) for d in DEPLOYMENTS] + [(a, actor_pids(a)) for a in ACTORS]
+    for deployment, pids in found:
+        for i, pid in enumerate(pids):
             try:
                 replicas[f"{deployment}#{i}"] = process_sample(pid)
             except psutil.Error:

@@ -83,6 +83,8 @@ def isolated_settings_env(cache: Path) -> dict[str, str]:
         "GATEWAY_GATE__MODEL_DIR": str(user.gate.model_dir),
         "GATEWAY_RETRIEVAL__RERANKER": str(user.retrieval.reranker),
         "GATEWAY_RETRIEVAL__KB_SOURCE": str(user.retrieval.kb_source),
+        # The replicas' logs in the session's log too (LOG), where a failing test is read.
+        "GATEWAY_HTTP__REPLICA_LOGS_TO_STDERR": "true",
     }
 
 

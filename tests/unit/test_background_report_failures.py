@@ -1,7 +1,7 @@
 """A failing load board or adapter sync is visible: each failure counted, logged at WARNING
 without flooding (first failure, not one line per tick), recovery logged.
 
-Defect 7 (b) of "Reliability, round two": the engine replicas' reports to the LoadBoard
+Defect 7 (b) of "Reliability, round two": the engine replicas' reports to the load board
 were `.remote(...)` calls nobody awaited, so a board that failed every call was invisible.
 """
 
@@ -46,7 +46,7 @@ def serve_log():
 
 
 class Response:
-    """A DeploymentResponse whose outcome arrives in `result`, as with a Ray handle."""
+    """A call's outcome, waited for in `result` as BoardClient waits for the actor's."""
 
     def __init__(self, error: BaseException | None) -> None:
         self.error = error
@@ -66,12 +66,13 @@ class Report:
         self.responses: list[Response] = []
         self.enough = threading.Event()
 
-    def remote(self, *args: object) -> Response:
+    def __call__(self, *args: object, timeout_s: float) -> None:
+        """`BoardClient.report`: sends, then waits up to `timeout_s`."""
         response = Response(self.error)
         self.responses.append(response)
         if len(self.responses) >= 5:
             self.enough.set()
-        return response
+        response.result(timeout_s)
 
 
 def run_publisher(publisher: LoadPublisher, report: Report) -> None:
@@ -130,11 +131,11 @@ def test_a_hung_board_counts_as_a_failure_and_recovery_is_logged(serve_log):
 
 
 def test_a_call_refused_before_it_is_sent_counts_too():
-    def refuse(*args: object) -> Response:
+    def refuse(*args: object, timeout_s: float) -> None:
         raise RuntimeError("no replica of LoadBoard")
 
     counted: list[str] = []
-    board = types.SimpleNamespace(report=types.SimpleNamespace(remote=refuse))
+    board = types.SimpleNamespace(report=refuse)
     LoadPublisher(board, "small", "r1", EngineLoad, count_failure=counted.append).publish_if_due(0.0)
     assert counted == ["load-report"]
 

@@ -19,7 +19,7 @@ import yaml
 
 from deployments.app import engine_deployment, engine_spec
 from deployments.gpu_placement import PLACEMENT_STRATEGY, engine_placement, tensor_parallel_size
-from deployments.load_board import LoadBoard
+from deployments.load_board import BoardAddress
 from engines.vllm_engine import engine_args
 from deployments.settings import Settings, TierSettings
 
@@ -193,7 +193,7 @@ def test_every_replica_the_autoscaler_may_ask_for_has_a_node(case):
 def test_ray_serve_accepts_the_deployment_options(case):
     # `.options()` runs Ray Serve's own checks (the replica actor fits bundle 0).
     tier = "large" if case.tier is case.settings.large else "small"
-    deployment = engine_deployment(case.settings, tier, LoadBoard.bind(), None)._bound_deployment
+    deployment = engine_deployment(case.settings, tier, BoardAddress(), None)._bound_deployment
     assert deployment.init_args[0] == engine_spec(case.settings, tier)
     assert deployment._replica_config.placement_group_bundles == case.options.get("placement_group_bundles")
     assert deployment.ray_actor_options["num_gpus"] == case.options["ray_actor_options"]["num_gpus"]

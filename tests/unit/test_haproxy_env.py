@@ -20,7 +20,7 @@ from typer.testing import CliRunner
 from deployments import cli
 from deployments.haproxy import (
     MIN_VERSION, BUFFER_REQUEST, binary_version, check_binary, hardening_env, haproxy_env, maxconn, run_dir,
-    shell_exports, throughput_env,
+    log_env, ray_env, shell_exports, throughput_env,
 )
 from deployments.settings import HAProxySettings, Settings
 
@@ -58,7 +58,26 @@ def test_haproxy_defaults():
         "RAY_SERVE_HAPROXY_HARD_STOP_AFTER_S": "3600",
         "RAY_SERVE_HAPROXY_TUNE_BUFSIZE": str(1_000_000 + 64 * 1024),
         "RAY_SERVE_HAPROXY_TIMEOUT_SERVER_S": "1800",
+        "RAY_SERVE_HAPROXY_METRICS_ENABLED": "0",
     }
+
+
+def test_ray_s_per_request_haproxy_metrics_only_on_request():
+    on = Settings(http={"proxy": "haproxy", "haproxy": {"request_log_metrics": True}})
+    assert haproxy_env(on)["RAY_SERVE_HAPROXY_METRICS_ENABLED"] == "1"
+
+
+def test_replica_logs_go_to_serve_s_files_only_unless_asked():
+    assert ray_env(Settings())["RAY_SERVE_LOG_TO_STDERR"] == "0"
+    assert ray_env(Settings(http={"replica_logs_to_stderr": True}))["RAY_SERVE_LOG_TO_STDERR"] == "1"
+    # The Python proxy too: where logs go is not the ingress's choice.
+    python = ray_env(Settings(http={"proxy": "python"}))
+    assert python == {"RAY_SERVE_LOG_TO_STDERR": "0"}
+
+
+def test_ray_env_is_every_part():
+    settings = Settings(http={"proxy": "haproxy", "throughput_optimized": True})
+    assert ray_env(settings) == haproxy_env(settings) | throughput_env(settings) | log_env(settings)
 
 
 def test_buffering_rides_on_its_own_line_of_the_defaults_section():
@@ -127,15 +146,16 @@ def test_serve_prints_the_exports_for_ray_start(monkeypatch):
     assert "export RAY_SERVE_ENABLE_HA_PROXY=1\n" in result.stdout
 
 
-def test_serve_prints_nothing_for_the_python_proxy():
+def test_serve_prints_only_where_logs_go_for_the_python_proxy():
     result = CliRunner().invoke(cli.app, ["serve", "--proxy", "python", "--print-haproxy-env"])
-    assert result.exit_code == 0 and result.stdout == ""
+    assert result.exit_code == 0 and result.stdout == "export RAY_SERVE_LOG_TO_STDERR=0\n"
 
 
 def test_throughput_mode_is_one_variable_printed_with_the_proxys():
     result = CliRunner().invoke(cli.app, ["serve", "--proxy", "python", "--throughput-optimized",
                                           "--print-haproxy-env"])
-    assert result.exit_code == 0 and result.stdout == "export RAY_SERVE_THROUGHPUT_OPTIMIZED=1\n"
+    assert result.exit_code == 0
+    assert result.stdout == "export RAY_SERVE_THROUGHPUT_OPTIMIZED=1\nexport RAY_SERVE_LOG_TO_STDERR=0\n"
     assert throughput_env(Settings()) == {}
 
 
@@ -226,7 +246,7 @@ def test_the_drill_args_beat_the_environment(drills, monkeypatch, tmp_path):
     cluster, _ = drills
     monkeypatch.setenv("GATEWAY_HTTP__PROXY", "haproxy")
     drill_cluster = cluster.Cluster(8014, tmp_path, {"http": {"proxy": "python"}})
-    assert drill_cluster.proxy == "python" and drill_cluster.env == cluster.RAY_ENV
+    assert drill_cluster.proxy == "python" and drill_cluster.env == cluster.RAY_ENV | {"RAY_SERVE_LOG_TO_STDERR": "0"}
 
 
 def test_the_ingress_kill_drill_reports_a_row_per_proxy(drills, monkeypatch, tmp_path):

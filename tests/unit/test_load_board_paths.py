@@ -1,7 +1,7 @@
 """`deployments.load_board`: which replica reports count (fresh) and which tiers exist (alive).
 
-The Ray deployment's class runs as a plain object (`LoadBoard.func_or_class`); its clock is
-`time.monotonic` read through the module, replaced here by a manual one. No Ray runtime.
+The Ray actor's class runs as a plain object; its clock is `time.monotonic` read through
+the module, replaced here by a manual one. No Ray runtime.
 """
 
 from __future__ import annotations
@@ -10,9 +10,13 @@ import threading
 import types
 
 import pytest
+from ray.exceptions import ActorDiedError
 
 from deployments import load_board
-from deployments.load_board import ALIVE_FOR_S, FRESH_FOR_S, UPSTREAM_FRESH_FOR_S, BoardLoadSource, LoadPublisher
+from deployments.named_actor import NamedActor
+from deployments.load_board import (
+    ALIVE_FOR_S, FRESH_FOR_S, UPSTREAM_FRESH_FOR_S, WARM_UP_S, BoardClient, LoadBoard, LoadPublisher,
+)
 from engines.types import AdapterReport, EngineLoad
 from router.decision import TierLoad
 
@@ -34,8 +38,23 @@ def clock(monkeypatch) -> Clock:
 
 
 @pytest.fixture
-def board():
-    return load_board.LoadBoard.func_or_class()
+def board(clock: Clock) -> LoadBoard:
+    board = LoadBoard()
+    clock.now += WARM_UP_S  # past its warm-up: what it holds is what it says
+    return board
+
+
+def test_a_new_board_says_nothing_until_every_replica_had_time_to_report(clock):
+    # A board created again (its owner replica gone) must not mark the tiers it has not
+    # heard from yet as down: an empty snapshot says nothing.
+    board = LoadBoard()
+    board.report("small", "r1", EngineLoad(running=1))
+    clock.now += WARM_UP_S - 0.01
+    assert board.snapshot() == {}
+    board.report("large", "r2", EngineLoad(running=2))
+    clock.now += 0.01
+    assert board.snapshot() == {"small": TierLoad(running=1), "large": TierLoad(running=2)}
+    assert load_board.HEARTBEAT_S + load_board.REPORT_INTERVAL_S < WARM_UP_S
 
 
 def test_windows_are_ordered():
@@ -154,6 +173,7 @@ class _Method:
         self.called = threading.Event()
 
     def remote(self, *args):
+        """An actor method: the call's result is awaited."""
         self.calls.append(args)
         self.called.set()
         if self.error is not None:
@@ -164,12 +184,40 @@ class _Method:
 
         return done()
 
+    def __call__(self, *args, timeout_s: float) -> None:
+        """`BoardClient.report`, as the publisher's thread calls it."""
+        self.remote(*args).close()
 
-async def test_board_load_source_returns_the_boards_snapshot():
+
+def _client_of(actor) -> BoardClient:
+    named = NamedActor(load_board._BoardActor, "app:load-board")
+    named._actor = actor  # resolved already (resolving needs Ray)
+    return BoardClient(named)
+
+
+async def test_board_client_returns_the_boards_snapshot_and_reports():
     snapshot = {"small": TierLoad(running=1, waiting=2)}
-    board = types.SimpleNamespace(snapshot=_Method(result=snapshot))
-    assert await BoardLoadSource(board)() == snapshot
-    assert board.snapshot.calls == [()]
+    actor = types.SimpleNamespace(snapshot=_Method(result=snapshot), adapter_reports=_Method(result={}))
+    client = _client_of(actor)
+    assert await client.snapshot() == snapshot
+    assert await client.adapter_reports("small") == {}
+    assert actor.snapshot.calls == [()] and actor.adapter_reports.calls == [("small",)]
+
+
+async def test_a_dead_board_is_dropped_so_the_next_call_resolves_the_name_again():
+    actor = types.SimpleNamespace(snapshot=_Method(error=ActorDiedError()))  # its owner is gone
+    client = _client_of(actor)
+    with pytest.raises(ActorDiedError):
+        await client.snapshot()
+    assert client._actor._actor is None
+
+
+async def test_a_failed_call_on_a_live_board_keeps_the_actor():
+    actor = types.SimpleNamespace(snapshot=_Method(error=RuntimeError("snapshot failed")))
+    client = _client_of(actor)
+    with pytest.raises(RuntimeError):
+        await client.snapshot()
+    assert client._actor._actor is actor
 
 
 def test_publisher_keeps_reporting_when_the_board_call_fails(monkeypatch):
@@ -240,14 +288,13 @@ def test_publisher_sends_the_upstream_scrape_in_the_same_report():
 
 
 class _Blocking:
-    """A handle method as the publisher's thread sees it: `.remote(...).result(timeout_s)`."""
+    """`BoardClient.report` as the publisher's thread sees it: blocking, with a timeout."""
 
     def __init__(self) -> None:
         self.calls: list[tuple] = []
 
-    def remote(self, *args):
+    def __call__(self, *args, timeout_s: float) -> None:
         self.calls.append(args)
-        return types.SimpleNamespace(result=lambda timeout_s: None)
 
 
 def test_an_unchanged_load_is_reported_again_only_after_the_heartbeat():
