@@ -68,15 +68,21 @@ def _plain(tmp_path):
 
 def agent_rows(n: int = 320) -> OutcomeData:
     """The same support questions; with a forced tool and a schema the small tier fails them,
-    as plain questions it answers them as well as large does."""
+    as plain questions it answers them as well as large does.
+
+    Each question comes both plain and tooled ((i // 2) % 4: with i % 4 the question fixed
+    the asks, so the words alone separated the rows, and whether the heads split on the
+    words or on the asks was decided by last-bit BLAS differences between CPUs). A plain
+    row's two grades are the same: with independent noise "large scored strictly higher"
+    was a coin flip there, and the plain score an isotonic fit to coin flips."""
     rng = np.random.RandomState(1)
     prompts, asks, small, large = [], [], [], []
     for i in range(n):
         tooled = i % 2 == 1
-        prompts.append(f"{QUESTIONS[i % 4]} item {i}")
+        prompts.append(f"{QUESTIONS[(i // 2) % 4]} item {i}")
         asks.append(RequestAsks(tools=3, forced_tool=True, schema=True, turns=4) if tooled else PLAIN)
-        small.append(float(np.clip((0.2 if tooled else 0.8) + rng.uniform(-0.1, 0.1), 0, 1)))
         large.append(float(np.clip(0.8 + rng.uniform(-0.1, 0.1), 0, 1)))
+        small.append(float(np.clip(0.2 + rng.uniform(-0.1, 0.1), 0, 1)) if tooled else large[-1])
     s, l = np.asarray(small, np.float32), np.asarray(large, np.float32)
     return OutcomeData(prompts=prompts, small_ok=(s >= 0.5).astype(np.float32), large_ok=(l >= 0.5).astype(np.float32),
                        categories=[None] * n, small_score=s, large_score=l, asks=asks)
