@@ -14,6 +14,7 @@ Ray on the same machine.
 from __future__ import annotations
 
 import os
+import re
 import socket
 import subprocess
 import sys
@@ -120,26 +121,20 @@ def merge(target: dict[str, Any], patch: dict[str, Any]) -> None:
 
 def replica_pids(deployment: str) -> list[int]:
     """Ray titles an actor's worker process `ray::ServeReplica:<app>:<deployment>...`."""
-    return _titled(f"ServeReplica:gateway:{deployment}")
+    return _titled(rf"ray::ServeReplica:gateway:{deployment}")
 
 
 def actor_pids(cls: str) -> list[int]:
-    """A plain actor's worker process (the load board): `ray::<class>...`."""
-    return _titled(cls, exact_class=True)
+    """A plain actor's worker process (the load board): `ray::<class>`, `ray::<class>.<method>`."""
+    return _titled(rf"ray::{cls}(\.|\s|$)")
 
 
-def _titled(title: str, exact_class: bool = False) -> list[int]:
+def _titled(pattern: str) -> list[int]:
     import psutil
 
-    pids = []
-    for proc in psutil.process_iter(["cmdline"]):
-        cmdline = " ".join(proc.info["cmdline"] or [])
-        if not cmdline.startswith("ray::"):
-            continue
-        name = cmdline[len("ray::"):].split(".")[0].split()[0] if cmdline[len("ray::"):] else ""
-        if (name == title) if exact_class else (title in cmdline):
-            pids.append(proc.pid)
-    return sorted(pids)
+    title = re.compile(pattern)
+    return sorted(proc.pid for proc in psutil.process_iter(["cmdline"])
+                  if title.match(" ".join(proc.info["cmdline"] or [])))
 
 
 def replicas_serving(request_ids: set[str]) -> int:
