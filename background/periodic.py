@@ -4,11 +4,22 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from dataclasses import dataclass
 from typing import Awaitable, Callable
 
 from background.failures import CountFailure, FailureLog, uncounted
 
 logger = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class Poll:
+    """A step to run every `interval_s` for the app's lifetime, handed to the app to run
+    (as a `Periodic`, its failures counted with the app's); a failure is retried next time."""
+
+    step: Callable[[], Awaitable[None]]
+    interval_s: float
+    name: str
 
 
 class Periodic:

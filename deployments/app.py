@@ -15,7 +15,7 @@ from adapters.registry import AdapterRegistry
 from deployments.engine_deployment import EngineDeployment
 from deployments.gpu_placement import engine_placement, executor_backend, tensor_parallel_size
 from deployments.ingress import Ingress, IngressHandles, IngressParts
-from deployments.limit_board import LimitBoard
+from deployments.limit_board import LimitBoardAddress
 from deployments.load_board import BoardAddress
 from deployments.options import deployment_scale, io_placement, pinned
 from deployments.reranker import RerankerDeployment
@@ -120,7 +120,7 @@ def build(settings: Settings, access: Access | None = None) -> Application:
         large=engine_deployment(settings, "large", board, None),
         extra={tier: engine_deployment(settings, tier, board, None) for tier in settings.extra_tiers},
         load_board=board,
-        limit_board=LimitBoard.bind(),
+        limit_board=LimitBoardAddress(),  # a Ray actor too, synced in the background
         reranker=reranker_deployment(settings),
     )
     return Ingress.options(

@@ -32,9 +32,11 @@ from gateway.metrics import GatewayMetrics
 from deployments.reranker import HandleReranker
 from retrieval.config import RetrievalSettings
 from retrieval.knowledge import open_first_stage
-from deployments.limit_board import BoardRateLimiter
+from deployments.limit_board import LimitBoardAddress
 from gateway.access import Access
-from gateway.auth import Authenticator, LocalRateLimiter
+from gateway.auth import Authenticator, LocalRateLimiter, RateLimiter
+from gateway.shared_limits import SYNC_INTERVAL_S, SyncedRateLimiter
+from background.periodic import Poll
 from gateway.keys import KeyStore
 from gateway.settings import AdminSettings, AuthSettings, LimitSettings
 from deployments.settings import RouterSettings, ShadowSettings
@@ -103,7 +105,7 @@ class IngressHandles:
     small: DeploymentHandle | None  # None: a remote tier called directly (IngressParts.direct)
     large: DeploymentHandle | None
     load_board: BoardAddress
-    limit_board: DeploymentHandle | None = None  # None: rate limits per replica
+    limit_board: LimitBoardAddress | None = None  # None: rate limits per replica
     reranker: DeploymentHandle | None = None  # None: no grounding
     extra: Mapping[Tier, DeploymentHandle | None] = field(default_factory=dict)  # tiers above large
 
@@ -160,10 +162,8 @@ class Ingress:
                 Journal(parts.shadow.store), EmbeddingAgreement(minilm), flag_support=EmbeddingSupport(minilm)
             )
         # Ray Serve's proxy already echoes x-request-id (and passes it in): don't add a second.
-        edge = Edge(
-            auth=_authenticator(parts.auth, parts.access, handles.limit_board), admin=parts.admin, echo_request_id=False,
-            metrics=metrics,
-        )
+        auth, limits_sync = _authenticator(parts.auth, parts.access, handles.limit_board, replica)
+        edge = Edge(auth=auth, admin=parts.admin, echo_request_id=False, metrics=metrics, polls=limits_sync)
         features = Features(
             adapters=_adapter_parts(parts, engines["small"], board), shadow=shadow,
             grounder=load_grounder(parts.retrieval, handles.reranker, metrics, minilm),
@@ -206,15 +206,23 @@ def _load_gate(settings: GateSettings | None, embedders: EmbedderCache) -> Answe
     return load_gate(settings, lambda spec: embedders.get(EmbedderSpec(kind=spec.kind, max_tokens=spec.max_tokens)))
 
 
-def _authenticator(auth: AuthSettings, access: Access, limit_board: DeploymentHandle | None) -> Authenticator:
-    limiter = BoardRateLimiter(limit_board) if limit_board is not None else LocalRateLimiter()
+def _authenticator(
+    auth: AuthSettings, access: Access, limit_board: LimitBoardAddress | None, replica: str
+) -> tuple[Authenticator, tuple[Poll, ...]]:
+    """The authenticator and its background step (the rate-limit sync, where there is one)."""
     # Closed, the store must be there (a missing file is a misconfiguration, never an empty
     # store); open, a store that is there still identifies the keys callers present.
     store = KeyStore(auth.keys_db, create=False) if not access.open or auth.keys_db.is_file() else None
-    return Authenticator(
+    limiter: RateLimiter = LocalRateLimiter()
+    polls: tuple[Poll, ...] = ()
+    if limit_board is not None and store is not None:  # no store, no keys: nothing is ever limited
+        synced = SyncedRateLimiter(limit_board.connect(replica))
+        limiter, polls = synced, (Poll(synced.sync, SYNC_INTERVAL_S, "rate-limit-sync"),)
+    authenticator = Authenticator(
         store, limiter, auth.cache_ttl_s, access=access, default_max_concurrent=auth.default_max_concurrent,
         detail_headers=auth.detail_headers,
     )
+    return authenticator, polls
 
 
 def _adapter_parts(parts: IngressParts, small: Engine, board: BoardClient) -> AdapterParts | None:

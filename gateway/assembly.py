@@ -18,7 +18,7 @@ from starlette.applications import Starlette
 from adapters.choice import AdapterChooser
 from adapters.directory import AdapterDirectory
 from adapters.fleet import AdapterChanges, AdapterFleet
-from background.periodic import Periodic
+from background.periodic import Periodic, Poll
 from engines.protocol import Engine
 from engines.types import Tier
 from flags.faithfulness import SupportScorer
@@ -144,6 +144,7 @@ class Edge:
     admin: AdminSettings = field(default_factory=AdminSettings)
     echo_request_id: bool = True  # False behind Ray Serve's proxy, which echoes it already
     metrics: GatewayMetrics | None = None  # None: a registry of its own
+    polls: tuple[Poll, ...] = ()  # the edge's own steps (the shared rate limits' sync)
 
 
 @dataclass(frozen=True)
@@ -242,6 +243,7 @@ def build_gateway(
     catalog = ModelCatalog(tiers.specs)
     poller = LoadPoller(tiers.loads or EngineLoadSource(tiers.engines), on_failure=wiring.failed)
     wiring.background.append(poller)
+    wiring.background.extend(Periodic(p.step, p.interval_s, p.name, wiring.failed) for p in edge.polls)
     policies = PolicyFactory(routing.started_with(), list(tiers.specs))
     router = LiveRouter(
         policies.build(config.routing), loads=poller.snapshot, version=policies.version, metrics=metrics.router

@@ -33,8 +33,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from cluster import Cluster, actor_pids, replica_pids  # noqa: E402
 
 RESULTS = Path(__file__).parent / "results"
-DEPLOYMENTS = ("Ingress", "SmallEngine", "LargeEngine", "Reranker", "LimitBoard")
-ACTORS = ("LoadBoard",)  # plain Ray actors of the app
+DEPLOYMENTS = ("Ingress", "SmallEngine", "LargeEngine", "Reranker")
+ACTORS = ("LoadBoard", "LimitBoard")  # plain Ray actors of the app (the limit board: once a limited key calls)
 RSS_GROWTH_MAX = 0.10
 
 

@@ -9,8 +9,9 @@ from __future__ import annotations
 import asyncio
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Awaitable, Callable
+from typing import Callable
 
+from background.periodic import Poll
 from gate.verdict import Gate
 from support.config import SupportConfig
 from support.controls import Label, SupportControls
@@ -29,15 +30,6 @@ class SupportParts:
     rollout_state: Path | None = None
     poll_s: float = 1.0
     review_s: float = 30.0
-
-
-@dataclass(frozen=True)
-class Poll:
-    """A step to run every `interval_s` for the app's lifetime; a failure is retried next time."""
-
-    step: Callable[[], Awaitable[None]]
-    interval_s: float
-    name: str
 
 
 @dataclass

@@ -148,13 +148,29 @@ def shadow_store(e2e_cache: Path, settings_env: dict[str, str]) -> Path:
 CASCADE_CONFIG = {"categories": ["cascade-e2e"], "signal": "mean_logprob", "threshold": 0.5}
 
 
+LIMITED_RPM = 2
+
+
+@pytest.fixture(scope="session")
+def limited_key(e2e_cache: Path, settings_env: dict[str, str]) -> str:
+    """A key with a requests-per-minute limit, in the session's own key store (created
+    before the gateway starts: the ingress opens a store only if it is there). The API
+    stays open (auth.open): the other tests call without a key."""
+    from gateway.keys import KeyStore
+
+    _, secret = KeyStore(e2e_cache / "keys.sqlite").create("e2e-limited", rpm=LIMITED_RPM)
+    return secret
+
+
 @pytest.fixture(scope="package")
-def gateway_url(settings_env: dict[str, str], canary_outcomes: Path) -> Iterator[str]:
+def gateway_url(settings_env: dict[str, str], canary_outcomes: Path, limited_key: str) -> Iterator[str]:
     import json
 
     port = _free_port()
     env = {
         **os.environ, "HF_HUB_OFFLINE": "1", "RAY_USAGE_STATS_ENABLED": "0", **settings_env,
+        "GATEWAY_AUTH__KEYS_DB": str(Path(settings_env["GATEWAY_CACHE_DIR"]) / "keys.sqlite"),
+        "GATEWAY_AUTH__OPEN": "true",
         "GATEWAY_ADMIN__API_KEY": ADMIN_KEY, "GATEWAY_SHADOW__CONFIG": json.dumps(SHADOW_CONFIG),
         "GATEWAY_FLAGS": json.dumps(FLAGS_CONFIG),
         # Only requests that ask for grounding get it: the other tests' answers stay ungrounded.

@@ -163,6 +163,24 @@ def test_metrics_exposed(http, client):
     assert 'gateway_in_flight_requests{tier="small"}' in text
 
 
+def test_a_keys_rpm_is_enforced_and_synced_to_the_shared_board(gateway_url, http, limited_key):
+    """Admitted on the ingress's own count, synced in the background to the app's limit
+    board (a named Ray actor): the limit holds, and the sync runs without a failure."""
+    from tests.e2e.conftest import LIMITED_RPM
+
+    if time.time() % 60 > 40:  # a new minute mid-test would start the count again
+        time.sleep(61 - time.time() % 60)
+    keyed = openai.OpenAI(base_url=f"{gateway_url}/v1", api_key=limited_key, max_retries=0, timeout=300)
+    for _ in range(LIMITED_RPM):
+        keyed.chat.completions.create(model="small", messages=QUESTION, max_tokens=1)
+    with pytest.raises(openai.RateLimitError) as refused:
+        keyed.chat.completions.create(model="small", messages=QUESTION, max_tokens=1)
+    assert refused.value.code == "rate_limit_requests"
+    assert float(refused.value.response.headers["retry-after"]) <= 60
+    time.sleep(1.0)  # a few sync ticks
+    assert 'gateway_background_failures_total{task="rate-limit-sync"}' not in http.get("/metrics").text
+
+
 def test_server_still_healthy(http):
     assert http.get("/health").status_code == 200 and http.get("/ready").status_code == 200
 

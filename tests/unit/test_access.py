@@ -122,10 +122,10 @@ def test_the_ingress_opens_an_existing_store_only(tmp_path):
 
     settings = AuthSettings(keys_db=tmp_path / "keys.sqlite")
     with pytest.raises(KeyStoreMissing):
-        _authenticator(settings, Access(open=False), None)
+        _authenticator(settings, Access(open=False), None, "replica")
     assert not settings.keys_db.exists()
-    open_without_store = _authenticator(settings, Access(open=True, local=True), None)
-    assert not open_without_store.has_keys and not settings.keys_db.exists()
+    open_without_store, polls = _authenticator(settings, Access(open=True, local=True), None, "replica")
+    assert not open_without_store.has_keys and not settings.keys_db.exists() and polls == ()
 
 
 def test_the_app_builder_refuses_a_public_bind_without_keys(tmp_path):
