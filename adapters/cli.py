@@ -97,11 +97,11 @@ def train(
 
 def _build(workspace: AdapterWorkspace, examples, spec, force: bool, activate: bool):  # type: ignore[no-untyped-def]
     from adapters.building import build_adapter
-    from adapters.manifest import SELECTOR_EMBEDDERS
+    from adapters.manifest import SELECTOR_EMBEDDERS, SELECTOR_MAX_TOKENS
     from text.embedding import build_embedder
 
     registry = workspace.open_registry()
-    embedders = {kind: build_embedder(kind, 128) for kind in SELECTOR_EMBEDDERS}
+    embedders = {kind: build_embedder(kind, SELECTOR_MAX_TOKENS) for kind in SELECTOR_EMBEDDERS}
     try:
         report = build_adapter(
             examples, Path(workspace.small.model_dir), registry.base_fingerprint(), registry, spec,

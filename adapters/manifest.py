@@ -65,6 +65,7 @@ class Centroid(BaseModel):
 
 
 SELECTOR_EMBEDDERS = ("minilm", "static")  # centroids are stored for each
+SELECTOR_MAX_TOKENS = 128  # the selector embeds queries as the centroids were built: truncated here
 
 def check_version(version: str) -> str:
     """A version is a directory name under the registry (model_files.version_names)."""

@@ -15,6 +15,7 @@ from pydantic import BaseModel
 from adapters.examples import SplitSpec, domain_examples, read_support
 from adapters.workspace import AdapterWorkspace
 from adapters.domains import DomainSelector
+from adapters.manifest import SELECTOR_MAX_TOKENS
 from text.embedding import build_embedder
 
 OUT_OF_DOMAIN_SAMPLE = 400
@@ -63,7 +64,7 @@ def evaluate_selector(workspace: AdapterWorkspace, data: Path) -> SelectorReport
     )
     queries += list(others["instruction"])
     truth += [None] * len(others)
-    vectors = build_embedder(kind, 128).embed(queries)
+    vectors = build_embedder(kind, SELECTOR_MAX_TOKENS).embed(queries)
     sweep = [_score(centroids, vectors, truth, t) for t in np.round(np.arange(0.3, 0.95, 0.05), 2)]
     chosen = _score(centroids, vectors, truth, config.min_similarity)
     top1 = _score(centroids, vectors, truth, -1.0)

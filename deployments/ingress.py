@@ -14,6 +14,7 @@ from starlette.types import ASGIApp
 
 from adapters.config import AdapterSettings
 from adapters.directory import AdapterDirectory
+from adapters.manifest import SELECTOR_MAX_TOKENS
 from adapters.registry import AdapterRegistry
 from deployments.adapter_fleet import ServeAdapterFleet
 from deployments.direct_tier import DirectTier
@@ -40,7 +41,7 @@ from background.periodic import Poll
 from gateway.keys import KeyStore
 from gateway.settings import AdminSettings, AuthSettings, LimitSettings
 from deployments.settings import RouterSettings, ShadowSettings
-from text.embedding import MiniLMEmbedder, build_embedder
+from text.embedding import MiniLMEmbedder
 from flags.faithfulness import EmbeddingSupport
 from shadow.agreement import EmbeddingAgreement
 from shadow.journal import Journal
@@ -142,7 +143,8 @@ class IngressParts:
 class Ingress:
     def __init__(self, handles: IngressHandles, parts: IngressParts) -> None:
         self._configured = False
-        embedders = EmbedderCache()  # the router's versions and the gate share one static MiniLM
+        # The router's versions, the gate and a static adapter selector share one static MiniLM.
+        embedders = EmbedderCache()
         routing = load_routing(parts.router, embedders, list(parts.tiers))
         gate = _load_gate(parts.gate, embedders)
         metrics = GatewayMetrics()
@@ -165,7 +167,7 @@ class Ingress:
         auth, limits_sync = _authenticator(parts.auth, parts.access, handles.limit_board, replica)
         edge = Edge(auth=auth, admin=parts.admin, echo_request_id=False, metrics=metrics, polls=limits_sync)
         features = Features(
-            adapters=_adapter_parts(parts, engines["small"], board), shadow=shadow,
+            adapters=_adapter_parts(parts, engines["small"], board, embedders), shadow=shadow,
             grounder=load_grounder(parts.retrieval, handles.reranker, metrics, minilm),
             support=_support_parts(parts.support), gate=gate,
             spend=SpendParts(SpendLedger(parts.spend.ledger), parts.spend) if parts.spend is not None else None,
@@ -225,12 +227,16 @@ def _authenticator(
     return authenticator, polls
 
 
-def _adapter_parts(parts: IngressParts, small: Engine, board: BoardClient) -> AdapterParts | None:
+def _adapter_parts(
+    parts: IngressParts, small: Engine, board: BoardClient, embedders: EmbedderCache
+) -> AdapterParts | None:
     if parts.registry is None:
         return None
     # A tier serving adapters always has replicas (settings refuse openai.direct with enable_lora).
     assert isinstance(small, HandleEngine), "adapters are served by a tier deployment"
     config = parts.adapters
-    embedder = build_embedder(config.selector_embedder, 128) if config.auto_select else None
+    # From the shared cache: a static selector embeds a request's words once with the router.
+    spec = EmbedderSpec(kind=config.selector_embedder, max_tokens=SELECTOR_MAX_TOKENS)
+    embedder = embedders.get(spec) if config.auto_select else None
     directory = AdapterDirectory(parts.registry, embedder, config.selector_embedder, config.min_similarity)
     return AdapterParts(directory, ServeAdapterFleet(small, board), config.auto_select, config.poll_interval_s)

@@ -12,7 +12,7 @@ from pathlib import Path
 
 from router.learned import ScoreFn
 from router.model import EmbedderSpec, RouterModel, Scorer
-from text.embedding import Embedder, build_embedder
+from text.embedding import Embedder, RecentEmbeddings, build_embedder
 
 
 @dataclass(frozen=True)
@@ -31,7 +31,8 @@ class EmbedderCache:
         key = (spec.kind, spec.max_tokens)
         with self._lock:
             if key not in self._built:
-                self._built[key] = build_embedder(spec.kind, spec.max_tokens)
+                # One embedding per request for every stage that shares this embedder.
+                self._built[key] = RecentEmbeddings(build_embedder(spec.kind, spec.max_tokens))
             return self._built[key]
 
 

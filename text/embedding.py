@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 import threading
+from collections import OrderedDict
 from pathlib import Path
 from typing import Protocol, Sequence
 
@@ -105,6 +106,40 @@ class StaticMiniLMEmbedder:
             if len(clipped) == self._max_tokens:
                 return clipped
         return self._tokenizer.encode(text, add_special_tokens=False).ids
+
+
+# Texts whose embeddings `RecentEmbeddings` keeps: a request's stages (the gate on a thread,
+# then the router, then the adapter selector) ask within milliseconds of each other, and a
+# busy ingress has at most its few hundred requests in flight; older entries just recompute.
+RECENT_TEXTS = 64
+
+
+class RecentEmbeddings:
+    """An embedder that remembers its last few single-text embeddings, so the stages of
+    one request that read the same words with the same embedder embed them once."""
+
+    def __init__(self, inner: Embedder, size: int = RECENT_TEXTS) -> None:
+        self._inner = inner
+        self.dim = inner.dim
+        self._size = size
+        self._recent: OrderedDict[str, Matrix] = OrderedDict()
+        self._lock = threading.Lock()  # the gate's thread and the event loop both ask
+
+    def embed(self, texts: Sequence[str]) -> Matrix:
+        if len(texts) != 1:  # batches (training, evaluation) pass through
+            return self._inner.embed(texts)
+        text = texts[0]
+        with self._lock:
+            known = self._recent.get(text)
+            if known is not None:
+                self._recent.move_to_end(text)
+                return known.copy()  # a caller may write into its array
+        vector = self._inner.embed(texts)
+        with self._lock:
+            self._recent[text] = vector.copy()
+            while len(self._recent) > self._size:
+                self._recent.popitem(last=False)
+        return vector
 
 
 def build_embedder(kind: str, max_tokens: int) -> Embedder:
