@@ -29,9 +29,10 @@ class LimitBoard:
         self._counts: dict[str, dict[str, Counts]] = {}  # replica -> key -> counts
 
     def sync(self, replica: str, window: int, own: KeyCounts) -> dict[str, Counts]:
-        """Takes `replica`'s counts for `window`; returns the other replicas' summed per key.
-        A newer window starts the board afresh (bounded: one minute of keys); a report for
-        an older one is not kept and learns nothing."""
+        """Takes `replica`'s counts for `window`; returns the other replicas' summed counts
+        of the keys it reported (its answer grows with the replica's own keys, not with
+        every key of the minute). A newer window starts the board afresh (bounded: one
+        minute of keys); a report for an older one is not kept and learns nothing."""
         if window > self._window:
             self._window, self._counts = window, {}
         if window < self._window:
@@ -41,7 +42,8 @@ class LimitBoard:
         for name, counts in self._counts.items():
             if name == replica:
                 continue
-            for key, (requests, tokens) in counts.items():
+            for key in own.keys() & counts.keys():
+                requests, tokens = counts[key]
                 seen = others.get(key, (0, 0))
                 others[key] = (seen[0] + requests, seen[1] + tokens)
         return others

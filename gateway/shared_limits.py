@@ -6,9 +6,11 @@ periodic step): no request waits on a remote call. What a replica reports is its
 count for the minute, not a delta, so a board that restarts is refilled by the next round
 of syncs instead of forgetting the minute.
 
-The price is bounded over-admission: between two syncs, each of N replicas may admit what
-the others admitted meanwhile, at most (N-1) x a key's rate x the sync interval. With one
-ingress replica (the default) the count is exact. A board that is down leaves each replica
+The price is bounded over-admission: a replica's view of the others' counts is as old as
+its last sync, one tick (SYNC_INTERVAL_S, 0.2 s) while it admits the key, at most a
+heartbeat (1 s) after a pause, and nothing for a key it has not counted yet this minute.
+So over a minute a key may get up to what the other replicas admitted in the last ~1.2 s
+beyond its limit. With one ingress replica (the default) the count is exact. A board that is down leaves each replica
 enforcing its own count (per-replica limits) until it is back.
 
 Windows are wall-clock minutes (`time.time`), not monotonic ones: replicas on different
@@ -34,7 +36,7 @@ SYNC_INTERVAL_S = 0.2  # the tick: a key's rate x this is what another replica m
 class LimitSync(Protocol):
     async def __call__(self, window: int, own: KeyCounts) -> KeyCounts:
         """Reports this replica's counts for `window`; returns the other replicas' summed
-        counts for it (empty for a window the board has moved past)."""
+        counts of the same keys (empty for a window the board has moved past)."""
         ...
 
 
@@ -48,7 +50,7 @@ class SharedWindows:
         self._own: dict[str, Counts] = {}
         self._others: dict[str, Counts] = {}
         self._changed = False  # counted since the last report
-        self._reported_at = float("inf")  # never reported: no heartbeat until something is counted
+        self._reported_at = float("-inf")
 
     def _now_window(self) -> int:
         return int(self._clock() // WINDOW_S)
@@ -79,12 +81,13 @@ class SharedWindows:
         self._changed = True
 
     def due(self, now: float) -> bool:
-        """Whether a sync is worth a call now: counts changed, or a heartbeat is due. A
-        replica that has never counted a limited request makes no calls (a gateway whose
-        keys have no limits never calls the board); its first one is admitted on its own
-        count, and the next tick brings the others'."""
+        """Whether a sync is worth a call now: counts changed, or a heartbeat is due while
+        this replica counts any key this minute (the board answers for those keys only). A
+        replica with no limited traffic makes no calls; the first request of a key it has
+        not counted this minute is admitted on its own count, the next tick brings the
+        others'."""
         self._roll()
-        return self._changed or now - self._reported_at >= HEARTBEAT_S
+        return self._changed or (bool(self._own) and now - self._reported_at >= HEARTBEAT_S)
 
     def report(self, now: float) -> tuple[int, dict[str, Counts]]:
         """This replica's counts for its current window, to send."""

@@ -135,3 +135,22 @@ def test_a_failed_sync_is_sent_again() -> None:
         asyncio.run(limiter.sync())
     assert windows.due(clock.now)  # not taken: due again at the next tick
     assert attempts == [{"k": (1, 0)}]
+
+
+def test_the_board_answers_for_the_reporters_keys_only() -> None:
+    board = LimitBoard()
+    board.sync("a", 100, {"k": (3, 30), "j": (1, 0)})
+    board.sync("c", 100, {"k": (2, 0)})
+    assert board.sync("b", 100, {"k": (1, 0)}) == {"k": (5, 30)}
+
+
+def test_a_replica_whose_keys_went_quiet_stops_calling() -> None:
+    clock, board = Clock(), LimitBoard()
+    a, calls = replica(board, "a", clock)
+    assert allowed(a, rpm=10)
+    asyncio.run(a.sync())
+    clock.now += 60  # a new minute, nothing counted in it
+    for _ in range(3):
+        clock.now += HEARTBEAT_S
+        asyncio.run(a.sync())
+    assert calls.calls == 1
