@@ -37,6 +37,7 @@ from deployments.limit_board import LimitBoardAddress
 from gateway.access import Access
 from gateway.auth import Authenticator, LocalRateLimiter, RateLimiter
 from gateway.shared_limits import SYNC_INTERVAL_S, SyncedRateLimiter
+from background.failures import CountFailure, uncounted
 from background.periodic import Poll
 from gateway.keys import KeyStore
 from gateway.settings import AdminSettings, AuthSettings, LimitSettings
@@ -164,7 +165,9 @@ class Ingress:
                 Journal(parts.shadow.store), EmbeddingAgreement(minilm), flag_support=EmbeddingSupport(minilm)
             )
         # Ray Serve's proxy already echoes x-request-id (and passes it in): don't add a second.
-        auth, limits_sync = _authenticator(parts.auth, parts.access, handles.limit_board, replica)
+        auth, limits_sync = _authenticator(
+            parts.auth, parts.access, handles.limit_board, replica, metrics.background_failures_of
+        )
         edge = Edge(auth=auth, admin=parts.admin, echo_request_id=False, metrics=metrics, polls=limits_sync)
         features = Features(
             adapters=_adapter_parts(parts, engines["small"], board, embedders), shadow=shadow,
@@ -209,7 +212,8 @@ def _load_gate(settings: GateSettings | None, embedders: EmbedderCache) -> Answe
 
 
 def _authenticator(
-    auth: AuthSettings, access: Access, limit_board: LimitBoardAddress | None, replica: str
+    auth: AuthSettings, access: Access, limit_board: LimitBoardAddress | None, replica: str,
+    count_failure: CountFailure = uncounted,
 ) -> tuple[Authenticator, tuple[Poll, ...]]:
     """The authenticator and its background step (the rate-limit sync, where there is one)."""
     # Closed, the store must be there (a missing file is a misconfiguration, never an empty
@@ -218,7 +222,7 @@ def _authenticator(
     limiter: RateLimiter = LocalRateLimiter()
     polls: tuple[Poll, ...] = ()
     if limit_board is not None and store is not None:  # no store, no keys: nothing is ever limited
-        synced = SyncedRateLimiter(limit_board.connect(replica))
+        synced = SyncedRateLimiter(limit_board.connect(replica), count_failure=count_failure)
         limiter, polls = synced, (Poll(synced.sync, SYNC_INTERVAL_S, "rate-limit-sync"),)
     authenticator = Authenticator(
         store, limiter, auth.cache_ttl_s, access=access, default_max_concurrent=auth.default_max_concurrent,

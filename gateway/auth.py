@@ -6,8 +6,8 @@ closed, every /v1 call needs an active key (401), whatever the store holds later
 the last key refuses every call, it does not open the API); open, a caller without a key
 is anonymous and a presented key still identifies its caller. Limits: requests and tokens
 per minute per key behind the `RateLimiter` seam (one in-process implementation, and a
-shared one, `gateway.shared_limits`: admitted locally, synced in the background with
-`deployments.limit_board`, so several ingress replicas enforce one budget), and
+shared one, `gateway.shared_limits`: admitted from leases that `deployments.limit_board`
+grants, counts synced in the background, so several ingress replicas enforce one budget), and
 requests in flight per key per ingress replica (`gateway.concurrency`).
 
 Who sees the insides (detail headers) and may switch an ops control off (`gate: false`):

@@ -368,10 +368,11 @@ def litellm(mock_port: int, port: int, logs: Path) -> Service:
 
 
 def gateway(name: str, args: argparse.Namespace, port: int, mock_port: int, remote: bool, haproxy: bool,
-            fast: bool, logs: Path) -> Service:
+            fast: bool, logs: Path, settings: dict[str, str] | None = None) -> Service:
     """`gateway serve` on its own local Ray, its state in a temp cache (the prepared router
     model is the user's, read only); grounding and the answer journal off: the routing path.
-    `fast`: Ray Serve's throughput-optimized mode (`--throughput-optimized`)."""
+    `fast`: Ray Serve's throughput-optimized mode (`--throughput-optimized`); `settings`:
+    GATEWAY_* variables on top (another benchmark's own, e.g. a key store)."""
     sys.path.insert(0, str(ROOT))
     from deployments.settings import Settings
 
@@ -393,6 +394,7 @@ def gateway(name: str, args: argparse.Namespace, port: int, mock_port: int, remo
         env |= {"GATEWAY_LARGE__OPENAI__BASE_URL": f"http://127.0.0.1:{mock_port}/v1",
                 "GATEWAY_LARGE__OPENAI__UPSTREAM_MODEL": "m"}
         env = {k: v for k, v in env.items() if not k.startswith("GATEWAY_LARGE__MOCK__")}
+    env |= settings or {}
     argv = [str(VENV_BIN / "gateway"), "serve", "--port", str(port), "--proxy", "haproxy" if haproxy else "python",
             "--throughput-optimized" if fast else "--no-throughput-optimized"]
     return start(name, argv, env, logs, starts_ray=True)

@@ -83,6 +83,11 @@ def _gateway_only(d: dict[str, Any]) -> tuple[str, str, str]:
             "≤ LiteLLM · ≤ +1 ms · ≥ LiteLLM")
 
 
+def _keyed(d: dict[str, Any]) -> tuple[str, str, str]:
+    return ("added by a key with rpm/tpm limits, p50 / p99 (median of rounds)",
+            f"{d['added_p50_ms_median']:+.2f} / {d['added_p99_ms_median']:+.2f} ms", "≈ 0 (no remote call)")
+
+
 BENCHMARKS = [
     # --quick (fewer rounds, bounded for the suite) writes its own file: the table must read that one.
     Benchmark("gateway_overhead_quick", "bench_overhead.py", ("--quick",), 1800, _overhead),
@@ -93,6 +98,7 @@ BENCHMARKS = [
     Benchmark("rerank_async", "bench_rerank.py", (), 1800, _rerank),
     # Installs LiteLLM into .cache/bench-litellm-venv on its first run (up to 15 min of that bound).
     Benchmark("gateway_only", "bench_gateway_only.py", (), 2700, _gateway_only),
+    Benchmark("keyed_limits", "bench_keyed_limits.py", (), 900, _keyed),
 ]
 
 
