@@ -169,6 +169,9 @@ class SyncedRateLimiter:
         self._windows = windows or SharedWindows()
         self._clock = clock
         self._lease_failures = FailureLog("rate-limit-lease", logger, count_failure)
+        # The board is a Ray actor its first caller creates, which takes seconds: the first
+        # tick reaches it, so a key's first lease does not wait for that (and time out).
+        self._reached = False
 
     async def admit(self, key: str, rpm: int | None, tpm: int | None) -> Admission:
         admission = self._windows.admit(key, rpm, tpm)
@@ -191,7 +194,7 @@ class SyncedRateLimiter:
 
     async def sync(self) -> None:
         now = self._clock()
-        if not self._windows.due(now):
+        if self._reached and not self._windows.due(now):
             return
         window, own = self._windows.report(now)
         try:
@@ -199,4 +202,5 @@ class SyncedRateLimiter:
         except Exception:
             self._windows.unreported()
             raise
+        self._reached = True
         self._windows.learn(window, others)
