@@ -182,10 +182,13 @@ def train(
         else:
             # A model searching another kNN space than this call would build is not current.
             history = current.history
-            if history.compact or not compacts(len(history), history.embeddings.shape[1], knn_dims):
+            wanted = knn_dims if compacts(len(history), history.embeddings.shape[1], knn_dims) else 0
+            held = 0 if history.basis is None else len(history.basis)
+            if held == wanted:
                 typer.echo(f"router model {current.manifest.version} at {out} is current")
                 return
-            typer.echo(f"(re)training: {out}'s kNN index is full-width; this code builds a compact one", err=True)
+            typer.echo(f"(re)training: {out}'s kNN index has {held or 'all'} dimensions; this code builds "
+                       f"{wanted or 'all'}", err=True)
 
     outcomes = _load(data, small_col, large_col, exclude, split, seed, test_fraction)
     if outcomes.ungraded:

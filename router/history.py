@@ -12,11 +12,12 @@ from numpy.typing import NDArray
 
 DEFAULT_KS: tuple[int, ...] = (10, 20, 50, 100)
 # The compact index's dimensions: the history's top principal directions (uncentred, so a
-# cosine stays a cosine). At 14k rows a decision's search reads 3.6 MB instead of 21.6 MB
-# (0.44 -> 0.08 ms at idle, and it no longer competes for cache on a busy host); the model
-# is trained on the same neighbours it is served with, so nothing is approximated between
-# the two (router eval on the MMLU split: docs/routing.md).
-COMPACT_DIMS = 96
+# cosine stays a cosine). At 14k rows a decision's search reads 2.7 MB instead of 21.6 MB
+# (0.44 -> 0.08 ms at idle with 96; with its cache emptied between decisions, as in a busy
+# replica, a whole decision took 1.59 ms at 48 against 1.99 at 96); the model is trained on
+# the same neighbours it is served with, so nothing is approximated between the two (router
+# eval on the MMLU split, docs/routing.md: APGR 0.698 at 48, 0.699 at 96, 0.701 full).
+COMPACT_DIMS = 48
 # Below this many rows the full search is already cheap (a pair's own ~1k outcomes: 1.5 MB,
 # ~0.03 ms) and a basis fitted on so few rows would only blur the neighbours.
 COMPACT_MIN_ROWS = 4096
