@@ -132,7 +132,7 @@ class AdapterChanges:
         deadline = self._clock() + self._timeout
         while True:
             reports = await self.fleet.reports()
-            if all(r.generation >= generation for r in reports.values()):
+            if converged(reports, generation):
                 return True, len(reports)
             if self._clock() > deadline:
                 return False, len(reports)
@@ -147,3 +147,13 @@ class AdapterChanges:
             await self.fleet.probe(adapter)
         except EngineError as exc:
             raise ProbeFailed(adapter.name, exc) from None
+
+
+def converged(reports: Mapping[str, AdapterReport], generation: int) -> bool:
+    """Every replica that reports has applied `generation`, and at least one reports.
+
+    No report at all says nothing (a board created again, or the small tier restarting),
+    so it is not taken as every replica being current: the change waits, and ends
+    `pending` if no replica reports before the timeout.
+    """
+    return bool(reports) and all(r.generation >= generation for r in reports.values())

@@ -5,7 +5,8 @@ admits from a lease of the key's budget that the app's limit board grants it (a 
 what is left, one at a time near the end), and asks for the next lease when it runs out.
 The board never grants more than the key's rpm in a minute, so N replicas admit what one
 would. A lease a replica does not use is not used elsewhere that minute: at most a tenth of
-the budget per replica.
+the budget per replica. A lease granted after its request stopped waiting (LEASE_TIMEOUT_S) is
+kept for the key's next requests.
 
 Tokens are counted after a request (its usage is known only then), so tokens per minute are
 checked against this replica's count plus the others' as of its last sync: each replica
@@ -105,6 +106,12 @@ class SharedWindows:
             self._leases[key] = self._leases.get(key, 0) + requests - 1
         return self._counted(key)
 
+    def late(self, window: int, key: str, requests: int) -> None:
+        """A lease the board granted after its request stopped waiting (and was admitted on
+        local counts): kept for the key's next requests this minute, not lost."""
+        if requests > 0 and self.roll() == window:
+            self._leases[key] = self._leases.get(key, 0) + requests
+
     def admit_locally(self, key: str, rpm: int | None, tpm: int | None) -> Admission:
         """Without the board: the limits on this replica's own and last known counts."""
         self.roll()
@@ -179,15 +186,21 @@ class SyncedRateLimiter:
             return admission
         assert rpm is not None  # only a key with an rpm needs a lease
         window = self._windows.roll()
+        call = asyncio.ensure_future(self._board.lease(window, key, rpm, self._windows.lease_size(key, rpm)))
         try:
-            granted = await asyncio.wait_for(
-                self._board.lease(window, key, rpm, self._windows.lease_size(key, rpm)), LEASE_TIMEOUT_S
-            )
+            # Shielded: a slow board may still grant the lease, and what it granted counts
+            # against the key's rpm, so the answer is kept when it comes (see `_late`).
+            granted = await asyncio.wait_for(asyncio.shield(call), LEASE_TIMEOUT_S)
         except Exception as exc:  # the board is down or slow: serve on this replica's counts
+            call.add_done_callback(lambda done: self._late(window, key, done))
             self._lease_failures.failed(exc)
             return self._windows.admit_locally(key, rpm, tpm)
         self._lease_failures.succeeded()
         return self._windows.granted(window, key, granted)
+
+    def _late(self, window: int, key: str, call: asyncio.Future[int]) -> None:
+        if not call.cancelled() and call.exception() is None:
+            self._windows.late(window, key, call.result())
 
     async def charge(self, key: str, tokens: int) -> None:
         self._windows.charge(key, tokens)

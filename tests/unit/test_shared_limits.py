@@ -170,3 +170,27 @@ def test_the_board_answers_for_the_reporters_keys_only() -> None:
     board.sync("a", 100, {"k": (3, 30), "j": (1, 0)})
     board.sync("c", 100, {"k": (2, 0)})
     assert board.sync("b", 100, {"k": (1, 0)}) == {"k": (5, 30)}
+
+
+def test_a_lease_granted_after_its_request_stopped_waiting_is_kept(monkeypatch) -> None:
+    """The board granted it, so it counts against the key's rpm: losing it would leave that
+    part of the minute unused everywhere."""
+    monkeypatch.setattr("gateway.shared_limits.LEASE_TIMEOUT_S", 0.05)
+    clock, board = Clock(), LimitBoard()
+
+    class Slow(BoardCalls):
+        async def lease(self, window: int, key: str, rpm: int, want: int) -> int:
+            await asyncio.sleep(0.2)
+            return await super().lease(window, key, rpm, want)
+
+    calls = Slow(board, "a")
+    limiter = SyncedRateLimiter(calls, SharedWindows(clock), clock=clock, count_failure=lambda task: None)
+
+    async def scenario() -> list[bool]:
+        first = await limiter.admit("k", 100, None)  # waits 0.05 s, admitted on local counts
+        await asyncio.sleep(0.3)  # the board's lease of 10 arrives meanwhile
+        rest = [await limiter.admit("k", 100, None) for _ in range(10)]
+        return [first.allowed] + [answer.allowed for answer in rest]
+
+    assert all(asyncio.run(scenario()))
+    assert calls.leases == 1  # the ten after it came from the late lease
