@@ -88,6 +88,13 @@ def _keyed(d: dict[str, Any]) -> tuple[str, str, str]:
             f"{d['added_p50_ms_median']:+.2f} / {d['added_p99_ms_median']:+.2f} ms", "≈ 0 (no remote call)")
 
 
+def _auto_cost(d: dict[str, Any]) -> tuple[str, str, str]:
+    small, large = d["auto_minus_small_p50_ms"], d["auto_minus_large_p50_ms"]
+    return ("auto − pinned small / large, p50 (median of rounds, spread)",
+            f"{small['median']:+.2f} ({small['min']:+.2f} to {small['max']:+.2f}) / "
+            f"{large['median']:+.2f} ({large['min']:+.2f} to {large['max']:+.2f}) ms", "≤ +1 ms")
+
+
 BENCHMARKS = [
     # --quick (fewer rounds, bounded for the suite) writes its own file: the table must read that one.
     Benchmark("gateway_overhead_quick", "bench_overhead.py", ("--quick",), 1800, _overhead),
@@ -99,6 +106,7 @@ BENCHMARKS = [
     # Installs LiteLLM into .cache/bench-litellm-venv on its first run (up to 15 min of that bound).
     Benchmark("gateway_only", "bench_gateway_only.py", (), 2700, _gateway_only),
     Benchmark("keyed_limits", "bench_keyed_limits.py", (), 900, _keyed),
+    Benchmark("auto_cost", "bench_auto_cost.py", (), 900, _auto_cost),
 ]
 
 

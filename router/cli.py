@@ -68,6 +68,23 @@ ShareOpt = Annotated[float, typer.Option(
 )]
 
 
+def _outdated(current: RouterModel, knn_dims: int) -> str | None:
+    """Why a loadable model is not what this code trains (None: it is): a kNN index of
+    another width, or heads with more trees than this code grows (each tree is decision
+    time)."""
+    from router.train import HEAD_PARAMS
+
+    history = current.history
+    wanted = knn_dims if compacts(len(history), history.embeddings.shape[1], knn_dims) else 0
+    held = 0 if history.basis is None else len(history.basis)
+    if held != wanted:
+        return f"kNN index has {held or 'all'} dimensions; this code builds {wanted or 'all'}"
+    trees = max(head.num_trees() for head in current.heads.values())
+    if trees > HEAD_PARAMS["n_estimators"]:
+        return f"heads have {trees} trees; this code grows {HEAD_PARAMS['n_estimators']}"
+    return None
+
+
 def _load(data: Path, small_col: str, large_col: str, exclude: Path | None, split: str,
           seed: int, test_fraction: float) -> OutcomeData:
     outcomes = load_outcomes(data, small_col, large_col, exclude=load_exclusions(exclude))
@@ -180,15 +197,11 @@ def train(
         except (FileNotFoundError, SchemaMismatch) as exc:
             typer.echo(f"(re)training: {exc}", err=True)
         else:
-            # A model searching another kNN space than this call would build is not current.
-            history = current.history
-            wanted = knn_dims if compacts(len(history), history.embeddings.shape[1], knn_dims) else 0
-            held = 0 if history.basis is None else len(history.basis)
-            if held == wanted:
+            reason = _outdated(current, knn_dims)
+            if reason is None:
                 typer.echo(f"router model {current.manifest.version} at {out} is current")
                 return
-            typer.echo(f"(re)training: {out}'s kNN index has {held or 'all'} dimensions; this code builds "
-                       f"{wanted or 'all'}", err=True)
+            typer.echo(f"(re)training: {out}'s {reason}", err=True)
 
     outcomes = _load(data, small_col, large_col, exclude, split, seed, test_fraction)
     if outcomes.ungraded:

@@ -102,6 +102,23 @@ def test_if_stale_skips_a_current_model(trained):
     assert result.exit_code == 0 and "is current" in result.output
 
 
+def test_if_stale_retrains_a_model_with_more_trees_than_this_code_grows(trained, monkeypatch, tmp_path):
+    """Each tree is decision time: heads grown before a smaller HEAD_PARAMS are retrained."""
+    import shutil
+
+    from router.model import RouterModel
+    from router.train import HEAD_PARAMS
+
+    shared, tmp = trained
+    out = shutil.copytree(shared, tmp_path / "model")  # the module's model stays as it is
+    grown = max(head.num_trees() for head in RouterModel.load(out).heads.values())
+    monkeypatch.setitem(HEAD_PARAMS, "n_estimators", grown // 2)
+    result = CliRunner().invoke(app, ["train", "--if-stale", "--data", str(tmp / "train.csv"),
+                                      "--small-col", "s", "--large-col", "l", "--out", str(out)])
+    assert result.exit_code == 0 and "is current" not in result.output
+    assert max(head.num_trees() for head in RouterModel.load(out).heads.values()) <= grown // 2
+
+
 def shadow_pair(i: int, prompt: str, agreement: float | None, days_ago: float = 0.0,
                 primary: str = "large", category: str = "") -> ShadowPair:
     return ShadowPair(
