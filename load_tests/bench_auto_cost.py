@@ -19,7 +19,6 @@ import asyncio
 import json
 import statistics
 import sys
-import tempfile
 import time
 from collections import Counter
 from datetime import datetime, timezone
@@ -64,18 +63,13 @@ async def one_round(url: str, requests: int, size: int, tiers: Counter[str]) -> 
     return latencies
 
 
-def summary(latencies: list[float]) -> dict[str, float]:
-    ordered = sorted(latencies)
-    return {"p50_ms": bench.percentile(ordered, 50), "p99_ms": bench.percentile(ordered, 99)}
-
-
 def measure(url: str, args: argparse.Namespace) -> tuple[list[dict[str, float]], Counter[str]]:
     warm: Counter[str] = Counter()
     asyncio.run(one_round(url, args.warmup, args.block, warm))
     rounds, tiers = [], Counter[str]()
     for number in range(args.rounds):
         latencies = asyncio.run(one_round(url, args.requests, args.block, tiers))
-        stats = {model: summary(values) for model, values in latencies.items()}
+        stats = {model: bench.p50_p99(values) for model, values in latencies.items()}
         row = {f"{model}_{k}": v for model, s in stats.items() for k, v in s.items()}
         for pinned in ("small", "large"):
             row[f"auto_minus_{pinned}_p50_ms"] = stats["auto"]["p50_ms"] - stats[pinned]["p50_ms"]
@@ -102,18 +96,10 @@ def main() -> None:
                         help="another router model directory (GATEWAY_ROUTER__MODEL_DIR); default: the installed one")
     parser.add_argument("--out", type=Path, default=RESULTS / "auto_cost.json")
     args = parser.parse_args()
-    mock = argparse.Namespace(ttft_s=0.0, itl_s=0.0, tokens=8, slots=256)
-
     started = datetime.now(timezone.utc)
-    with tempfile.TemporaryDirectory(prefix="bench-auto-") as scratch:
-        logs = Path(scratch)
-        mock_port, port = bench.free_port(), bench.free_port()
-        url = f"http://127.0.0.1:{port}"
-        with bench.running(bench.mock_server(mock, mock_port, logs), f"http://127.0.0.1:{mock_port}", "m", 60):
-            settings = {"GATEWAY_ROUTER__MODEL_DIR": str(args.router)} if args.router else None
-            service = bench.gateway("gateway", mock, port, mock_port, False, True, False, logs, settings)
-            with bench.running(service, url, "small", 300):
-                rounds, tiers = measure(url, args)
+    settings = (lambda scratch: {"GATEWAY_ROUTER__MODEL_DIR": str(args.router)}) if args.router else None
+    with bench.row_b("bench-auto-", settings) as url:
+        rounds, tiers = measure(url, args)
     result = {
         "date": started.isoformat(timespec="seconds"), "machine": machine(),
         "config": {"requests": args.requests, "rounds": args.rounds, "block": args.block, "turns": list(MODELS),

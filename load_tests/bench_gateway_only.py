@@ -41,7 +41,7 @@ import time
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any, Callable, Iterator
 
 import httpx
 
@@ -398,6 +398,27 @@ def gateway(name: str, args: argparse.Namespace, port: int, mock_port: int, remo
     argv = [str(VENV_BIN / "gateway"), "serve", "--port", str(port), "--proxy", "haproxy" if haproxy else "python",
             "--throughput-optimized" if fast else "--no-throughput-optimized"]
     return start(name, argv, env, logs, starts_ray=True)
+
+
+@contextlib.contextmanager
+def row_b(prefix: str, settings: Callable[[Path], dict[str, str]] | None = None) -> Iterator[str]:
+    """Row (b)'s gateway (mock tiers, HAProxy, default settings) beside its mock server, for
+    benchmarks that measure one thing inside it; yields its URL. `settings`: GATEWAY_*
+    variables made in the scratch directory before the gateway starts (e.g. a key store)."""
+    mock = argparse.Namespace(ttft_s=0.0, itl_s=0.0, tokens=8, slots=256)
+    with tempfile.TemporaryDirectory(prefix=prefix) as scratch:
+        logs = Path(scratch)
+        extra = settings(logs) if settings else None
+        mock_port, port = free_port(), free_port()
+        url = f"http://127.0.0.1:{port}"
+        with running(mock_server(mock, mock_port, logs), f"http://127.0.0.1:{mock_port}", "m", 60):
+            with running(gateway("gateway", mock, port, mock_port, False, True, False, logs, extra), url, "small", 300):
+                yield url
+
+
+def p50_p99(latencies: list[float]) -> dict[str, float]:
+    ordered = sorted(latencies)
+    return {"p50_ms": percentile(ordered, 50), "p99_ms": percentile(ordered, 99)}
 
 
 def trivial_app(args: argparse.Namespace, port: int, haproxy: bool, fast: bool, logs: Path,

@@ -17,7 +17,6 @@ import asyncio
 import json
 import statistics
 import sys
-import tempfile
 import time
 from datetime import datetime, timezone
 from pathlib import Path
@@ -49,18 +48,13 @@ async def sequential(url: str, key: str | None, n: int) -> list[float]:
     return latencies
 
 
-def summary(latencies: list[float]) -> dict[str, float]:
-    ordered = sorted(latencies)
-    return {"p50_ms": bench.percentile(ordered, 50), "p99_ms": bench.percentile(ordered, 99)}
-
-
 def measure(url: str, key: str, args: argparse.Namespace) -> list[dict[str, float]]:
     asyncio.run(sequential(url, key, args.warmup))
     asyncio.run(sequential(url, None, args.warmup))
     rounds = []
     for number in range(args.rounds):
-        keyed = summary(asyncio.run(sequential(url, key, args.requests)))
-        anonymous = summary(asyncio.run(sequential(url, None, args.requests)))
+        keyed = bench.p50_p99(asyncio.run(sequential(url, key, args.requests)))
+        anonymous = bench.p50_p99(asyncio.run(sequential(url, None, args.requests)))
         row = {f"keyed_{k}": v for k, v in keyed.items()} | {f"anonymous_{k}": v for k, v in anonymous.items()}
         row |= {"added_p50_ms": keyed["p50_ms"] - anonymous["p50_ms"], "added_p99_ms": keyed["p99_ms"] - anonymous["p99_ms"]}
         rounds.append(row)
@@ -77,22 +71,19 @@ def main() -> None:
     parser.add_argument("--warmup", type=int, default=100)
     parser.add_argument("--out", type=Path, default=RESULTS / "keyed_limits.json")
     args = parser.parse_args()
-    mock = argparse.Namespace(ttft_s=0.0, itl_s=0.0, tokens=8, slots=256)
     from gateway.keys import KeyStore
 
-    started = datetime.now(timezone.utc)
-    with tempfile.TemporaryDirectory(prefix="bench-keyed-") as scratch:
-        logs = Path(scratch)
-        store = logs / "keys.sqlite"
+    def with_key(scratch: Path) -> dict[str, str]:
+        nonlocal key
+        store = scratch / "keys.sqlite"
         _, key = KeyStore(store).create("bench", rpm=LIMIT, tpm=LIMIT)
-        mock_port, port = bench.free_port(), bench.free_port()
-        url = f"http://127.0.0.1:{port}"
-        with bench.running(bench.mock_server(mock, mock_port, logs), f"http://127.0.0.1:{mock_port}", "m", 60):
-            # Open on loopback as the other rows are; the store makes the key known and limited.
-            settings = {"GATEWAY_AUTH__KEYS_DB": str(store), "GATEWAY_AUTH__OPEN": "true"}
-            service = bench.gateway("gateway", mock, port, mock_port, False, True, False, logs, settings)
-            with bench.running(service, url, "small", 300):
-                rounds = measure(url, key, args)
+        # Open on loopback as the other rows are; the store makes the key known and limited.
+        return {"GATEWAY_AUTH__KEYS_DB": str(store), "GATEWAY_AUTH__OPEN": "true"}
+
+    key = ""
+    started = datetime.now(timezone.utc)
+    with bench.row_b("bench-keyed-", with_key) as url:
+        rounds = measure(url, key, args)
     result = {
         "date": started.isoformat(timespec="seconds"), "machine": machine(),
         "config": {"requests": args.requests, "rounds": args.rounds, "rpm": LIMIT, "tpm": LIMIT,
