@@ -70,8 +70,8 @@ ShareOpt = Annotated[float, typer.Option(
 
 def _outdated(current: RouterModel, knn_dims: int) -> str | None:
     """Why a loadable model is not what this code trains (None: it is): a kNN index of
-    another width, or heads with more trees than this code grows (each tree is decision
-    time)."""
+    another width, heads with more trees than this code grows (each tree is decision
+    time), or no distilled scorer considered."""
     from router.train import HEAD_PARAMS
 
     history = current.history
@@ -82,6 +82,8 @@ def _outdated(current: RouterModel, knn_dims: int) -> str | None:
     trees = max(head.num_trees() for head in current.heads.values())
     if trees > HEAD_PARAMS["n_estimators"]:
         return f"heads have {trees} trees; this code grows {HEAD_PARAMS['n_estimators']}"
+    if "scorer_choice" not in current.manifest.metrics:
+        return "it was trained before the distilled scorer (router/student.py)"
     return None
 
 
@@ -261,8 +263,11 @@ def _tiers(small_col: str, large_col: str) -> dict[str, str] | None:
 def _fit_summary(metrics: dict[str, object]) -> str:
     apgr = metrics["out_of_fold_apgr"]
     shown = f"{apgr:.3f}" if isinstance(apgr, float) else "n/a (large not better on average)"
-    return (f"out-of-fold APGR {shown}, AUC (large better) {metrics['out_of_fold_auc_large_better']:.3f}, "
-            f"ECE {metrics['out_of_fold_ece']:.3f}")
+    choice = metrics.get("scorer_choice")
+    serves = (f"; serves the {choice['served']} ({choice['own_rows']} own rows, student follows the "
+              f"ensemble at r={choice['fidelity']:.2f})") if isinstance(choice, dict) else ""
+    return (f"ensemble's out-of-fold APGR {shown}, AUC (large better) {metrics['out_of_fold_auc_large_better']:.3f}, "
+            f"ECE {metrics['out_of_fold_ece']:.3f}{serves}")
 
 
 def _scores(

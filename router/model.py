@@ -7,6 +7,10 @@
             └──► LightGBM heads: P(large ok) − P(small ok) on two feature sets, P(large helps)
                  └─► rank ensemble (+ category gain) ─► isotonic calibration ─► P(large helps)
 
+What a decision runs is usually not this ensemble but its student (router/student.py): one
+head over the embedding, the text features and the category rates, trained on the ensemble's
+out-of-fold value and calibrated on its own; the ensemble is what it learns from.
+
 The score is the calibrated probability that the small model's answer is not acceptable
 *and* the large model's is: ranking by what escalation gains (not by "small is wrong",
 which also escalates queries neither model answers) is what routing quality measures.
@@ -20,7 +24,7 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any, Literal, Sequence
 
 import numpy as np
 from numpy.typing import NDArray
@@ -36,7 +40,9 @@ from router.features import (
     schema_hash,
 )
 from router.history import KnnHistory, history_feature_names
+from router.calibration import IsotonicCurve
 from router.single_row import SingleRowPredictor
+from router.student import STUDENT_CALIBRATION_FILE, STUDENT_FILE, Student
 
 # Also versions the scoring pipeline after the features (the rank-ensemble components):
 # an artifact calibrated on another ensemble must be retrained, not silently rescaled.
@@ -82,6 +88,9 @@ class Manifest(BaseModel):
     # Which served targets the outcomes came from ({"small": "small", "large": "large"});
     # None: another model pair (the shipped MMLU prior), which no registry accepts.
     tiers: dict[str, str] | None = None
+    # What scores a query: the distilled student (router/student.py) or the whole ensemble.
+    # Artifacts from before the student have none: the ensemble serves them.
+    scorer: Literal["ensemble", "student"] = "ensemble"
 
 
 def feature_names(embedding_dim: int, uses_categories: bool, ks: tuple[int, ...]) -> list[str]:
@@ -154,39 +163,6 @@ class Logistic:
         )
 
 
-@dataclass(frozen=True)
-class IsotonicCurve:
-    """A fitted `IsotonicRegression(out_of_bounds="clip")` as its curve.
-
-    `predict` is sklearn's as one `np.interp`, without its ~0.5 ms of input validation per
-    call; `np.interp` holds the end values outside the curve, as "clip" does.
-    """
-
-    x: NDArray[np.float64]
-    y: NDArray[np.float64]
-
-    @classmethod
-    def from_sklearn(cls, calibrator: Any) -> IsotonicCurve:
-        if calibrator.out_of_bounds != "clip":
-            raise ValueError(f"expected out_of_bounds='clip', not {calibrator.out_of_bounds!r}")
-        return cls(
-            x=np.asarray(calibrator.X_thresholds_, dtype=np.float64),
-            y=np.asarray(calibrator.y_thresholds_, dtype=np.float64),
-        )
-
-    def predict(self, x: NDArray[np.float64]) -> NDArray[np.float64]:
-        return np.interp(np.asarray(x, dtype=np.float64), self.x, self.y)
-
-    def save(self, path: Path) -> None:
-        with path.open("wb") as f:  # a file object: np.savez would append ".npz" to the name
-            np.savez(f, x=self.x, y=self.y)
-
-    @classmethod
-    def load(cls, path: Path) -> IsotonicCurve:
-        with np.load(path, allow_pickle=False) as arrays:
-            return cls(x=arrays["x"], y=arrays["y"])
-
-
 @dataclass
 class StackModels:
     """Models over the embedding whose outputs are features for the heads."""
@@ -202,10 +178,17 @@ class StackModels:
         proba = self.lr4.full_proba(emb, 4)
         cols = [proba[:, 1] - proba[:, 2], proba[:, 1], proba[:, 0]]
         out = np.stack(cols, axis=1)
-        if self.category is not None and self.category_rates is not None:
-            soft = self.category.full_proba(emb, len(self.category_rates)) @ self.category_rates
-            out = np.hstack([out, soft, self._known(categories, len(emb))])
-        return out.astype(np.float32)
+        return np.hstack([out, self.category_features(emb, categories)]).astype(np.float32)
+
+    def category_features(
+        self, emb: NDArray[np.float32], categories: Sequence[str | None] | None = None
+    ) -> NDArray[np.float32]:
+        """The predicted category's rates, then the named one's (CATEGORY_FEATURES); no
+        columns for a model without categories."""
+        if self.category is None or self.category_rates is None:
+            return np.zeros((len(emb), 0), dtype=np.float32)
+        soft = self.category.full_proba(emb, len(self.category_rates)) @ self.category_rates
+        return np.hstack([soft, self._known(categories, len(emb))]).astype(np.float32)
 
     def _known(self, categories: Sequence[str | None] | None, n: int) -> NDArray[np.float32]:
         known = np.full((n, 3), np.nan, dtype=np.float32)
@@ -246,6 +229,7 @@ class RouterModel:
     rank_reference: dict[str, NDArray[np.float64]]  # sorted component scores
     calibrator: IsotonicCurve | None  # ensemble rank -> P(large helps); None until fitted
     lists: BoundaryLists
+    student: Student | None = None  # serves when the manifest says so (router/student.py)
     _single_row: dict[str, SingleRowPredictor] = field(default_factory=dict, repr=False, compare=False)
 
     # ---- scoring -------------------------------------------------------------
@@ -293,7 +277,25 @@ class RouterModel:
             raise RuntimeError("the router model is not calibrated yet")
         return np.clip(self.calibrator.predict(ensemble), 0.0, 1.0) + 1e-6 * ensemble
 
+    def student_features(
+        self, emb: NDArray[np.float32], texts: Sequence[str], stacked: NDArray[np.float32],
+        asks: Sequence[RequestAsks] | None = None,
+    ) -> NDArray[np.float32]:
+        """The student's row: the embedding, the text's and the asks' features, the stacked
+        models' outputs (STACK_FEATURES and the category rates)."""
+        return np.hstack([emb, text_features(texts, self.lists, asks), stacked]).astype(np.float32)
+
     def score_embedded(
+        self, emb: NDArray[np.float32], texts: Sequence[str],
+        categories: Sequence[str | None] | None = None, asks: Sequence[RequestAsks] | None = None,
+    ) -> NDArray[np.float64]:
+        """Calibrated P(large helps) per query, from the scorer the manifest names."""
+        if self.manifest.scorer == "student" and self.student is not None:
+            stacked = self.stack.features(emb, categories)
+            return self.student.score(self.student_features(emb, texts, stacked, asks))
+        return self.score_ensemble(emb, texts, categories, asks)
+
+    def score_ensemble(
         self, emb: NDArray[np.float32], texts: Sequence[str],
         categories: Sequence[str | None] | None = None, asks: Sequence[RequestAsks] | None = None,
     ) -> NDArray[np.float64]:
@@ -318,6 +320,10 @@ class RouterModel:
         np.savez_compressed(out / "rank_reference.npz", **self.rank_reference)
         self.stack.save(out / STACK_FILE)
         self.calibrator.save(out / CALIBRATION_FILE)
+        for name in (STUDENT_FILE, STUDENT_CALIBRATION_FILE):
+            (out / name).unlink(missing_ok=True)  # a student of an earlier training run
+        if self.student is not None:
+            self.student.save(out)
         (out / "models.joblib").unlink(missing_ok=True)  # format 1's pickle, if retrained over
         (out / "boundary_lists.json").write_text(self.lists.model_dump_json(indent=2))
         (out / "manifest.json").write_text(self.manifest.model_dump_json(indent=2))
@@ -351,6 +357,7 @@ class RouterModel:
             rank_reference=rank_reference,
             calibrator=IsotonicCurve.load(path / CALIBRATION_FILE),
             lists=BoundaryLists.model_validate(json.loads((path / "boundary_lists.json").read_text())),
+            student=Student.load(path) if manifest.scorer == "student" else None,
         )
 
 

@@ -32,6 +32,7 @@ from text.embedding import Embedder
 from router.features import BoundaryLists
 from router.history import COMPACT_DIMS, DEFAULT_KS, KnnHistory, compact_basis
 from router.metrics import apgr, auc, expected_calibration_error, quality_curve
+from router.student import choose, fit_student
 from router.model import (
     EmbedderSpec,
     IsotonicCurve,
@@ -202,8 +203,22 @@ def train_router(
     ensemble = model.ensemble(comps)
     isotonic = IsotonicRegression(out_of_bounds="clip", y_min=0.0, y_max=1.0)
     model.calibrator = IsotonicCurve.from_sklearn(isotonic.fit(ensemble, rows.large_better, sample_weight=weights))
+
+    progress("student (cross-fitted)")
+    # Trained on the rows' out-of-fold stacked features, as the heads are.
+    x = model.student_features(emb, rows.prompts, stack_oof, rows.asks)
+    calibrated = model.calibrate(ensemble)
+    student, raw, student_oof = fit_student(x, ensemble, calibrated, weights, threads, leaf)
+    choice = choose(len(data), float(np.corrcoef(raw[own], ensemble[own])[0, 1]))
+    served = student_oof if choice.served == "student" else calibrated
+    model.student = student if choice.served == "student" else None
+    model.manifest.scorer = choice.served
     model.manifest.metrics = {
-        **_fit_metrics(model.calibrate(ensemble[own]), data),
+        # The ensemble's out-of-fold figures (the student's lean on the outcomes: router/student.py);
+        # the score quantiles a share threshold starts from are the served scorer's.
+        **_fit_metrics(calibrated[own], data),
+        "training_scores_quantiles": np.quantile(served[own], np.linspace(0, 1, 101)).tolist(),
+        "scorer_choice": choice.model_dump(),
         "rows_own": len(data), "rows_prior": len(rows) - len(data),
         "prior_weight": prior_weight if len(rows) > len(data) else None,
     }

@@ -119,6 +119,22 @@ def test_if_stale_retrains_a_model_with_more_trees_than_this_code_grows(trained,
     assert max(head.num_trees() for head in RouterModel.load(out).heads.values()) <= grown // 2
 
 
+def test_if_stale_retrains_a_model_from_before_the_distilled_scorer(trained, tmp_path):
+    """An artifact whose training never considered the student (no `scorer_choice`) is retrained."""
+    import json
+    import shutil
+
+    shared, tmp = trained
+    out = shutil.copytree(shared, tmp_path / "model")
+    manifest = json.loads((out / "manifest.json").read_text())
+    del manifest["metrics"]["scorer_choice"]
+    (out / "manifest.json").write_text(json.dumps(manifest))
+    result = CliRunner().invoke(app, ["train", "--if-stale", "--data", str(tmp / "train.csv"),
+                                      "--small-col", "s", "--large-col", "l", "--out", str(out)])
+    assert result.exit_code == 0 and "before the distilled scorer" in result.output
+    assert "scorer_choice" in json.loads((out / "manifest.json").read_text())["metrics"]
+
+
 def shadow_pair(i: int, prompt: str, agreement: float | None, days_ago: float = 0.0,
                 primary: str = "large", category: str = "") -> ShadowPair:
     return ShadowPair(
