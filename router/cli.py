@@ -71,7 +71,8 @@ ShareOpt = Annotated[float, typer.Option(
 def _outdated(current: RouterModel, knn_dims: int) -> str | None:
     """Why a loadable model is not what this code trains (None: it is): a kNN index of
     another width, heads with more trees than this code grows (each tree is decision
-    time), or no distilled scorer considered."""
+    time), or no distilled scorer considered, or a student with more trees than it grows."""
+    from router.student import STUDENT_PARAMS
     from router.train import HEAD_PARAMS
 
     history = current.history
@@ -84,6 +85,9 @@ def _outdated(current: RouterModel, knn_dims: int) -> str | None:
         return f"heads have {trees} trees; this code grows {HEAD_PARAMS['n_estimators']}"
     if "scorer_choice" not in current.manifest.metrics:
         return "it was trained before the distilled scorer (router/student.py)"
+    student_trees = current.student.booster.num_trees() if current.student is not None else 0
+    if student_trees > STUDENT_PARAMS["n_estimators"]:
+        return f"student has {student_trees} trees; this code grows {STUDENT_PARAMS['n_estimators']}"
     return None
 
 

@@ -71,3 +71,13 @@ def test_few_own_rows_keep_the_ensemble_and_drop_a_stale_student(student_model, 
     emb = HashEmbedder().embed(TEXTS)
     loaded = RouterModel.load(out)
     np.testing.assert_allclose(loaded.score_embedded(emb, TEXTS), loaded.score_ensemble(emb, TEXTS))
+
+
+def test_a_student_with_more_trees_than_this_code_grows_is_outdated(student_model, monkeypatch):
+    from router.cli import _outdated
+    from router.history import COMPACT_DIMS
+    from router.student import STUDENT_PARAMS
+
+    assert _outdated(student_model, COMPACT_DIMS) is None
+    monkeypatch.setitem(STUDENT_PARAMS, "n_estimators", student_model.student.booster.num_trees() - 1)
+    assert "student has" in (_outdated(student_model, COMPACT_DIMS) or "")
