@@ -8,8 +8,9 @@
                  └─► rank ensemble (+ category gain) ─► isotonic calibration ─► P(large helps)
 
 What a decision runs is usually not this ensemble but its student (router/student.py): one
-head over the embedding, the text features and the category rates, trained on the ensemble's
-out-of-fold value and calibrated on its own; the ensemble is what it learns from.
+head over the embedding, the text and ask features and the stacked models' outputs, trained on
+the ensemble's cross-fitted value and calibrated to its probability; the ensemble is what it
+learns from, and what serves a pair with few outcomes of its own.
 
 The score is the calibrated probability that the small model's answer is not acceptable
 *and* the large model's is: ranking by what escalation gains (not by "small is wrong",

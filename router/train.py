@@ -32,7 +32,7 @@ from text.embedding import Embedder
 from router.features import BoundaryLists
 from router.history import COMPACT_DIMS, DEFAULT_KS, KnnHistory, compact_basis
 from router.metrics import apgr, auc, expected_calibration_error, quality_curve
-from router.student import choose, fit_student
+from router.student import choose, fidelity, fit_student
 from router.model import (
     EmbedderSpec,
     IsotonicCurve,
@@ -209,7 +209,7 @@ def train_router(
     x = model.student_features(emb, rows.prompts, stack_oof, rows.asks)
     calibrated = model.calibrate(ensemble)
     student, raw, student_oof = fit_student(x, ensemble, calibrated, weights, threads, leaf)
-    choice = choose(len(data), float(np.corrcoef(raw[own], ensemble[own])[0, 1]))
+    choice = choose(len(data), fidelity(raw[own], ensemble[own]))
     served = student_oof if choice.served == "student" else calibrated
     model.student = student if choice.served == "student" else None
     model.manifest.scorer = choice.served

@@ -81,3 +81,10 @@ def test_a_student_with_more_trees_than_this_code_grows_is_outdated(student_mode
     assert _outdated(student_model, COMPACT_DIMS) is None
     monkeypatch.setitem(STUDENT_PARAMS, "n_estimators", student_model.student.booster.num_trees() - 1)
     assert "student has" in (_outdated(student_model, COMPACT_DIMS) or "")
+
+
+def test_fidelity_is_zero_where_a_side_is_constant():
+    from router.student import fidelity
+
+    assert fidelity(np.array([0.1, 0.2, 0.3]), np.array([0.5, 0.5, 0.5])) == 0.0
+    assert fidelity(np.array([0.1, 0.2, 0.3]), np.array([1.0, 2.0, 3.0])) == pytest.approx(1.0)
