@@ -290,8 +290,9 @@ class RouterModel:
         self, emb: NDArray[np.float32], texts: Sequence[str],
         categories: Sequence[str | None] | None = None, asks: Sequence[RequestAsks] | None = None,
     ) -> NDArray[np.float64]:
-        """Calibrated P(large helps) per query, from the scorer the manifest names."""
-        if self.manifest.scorer == "student" and self.student is not None:
+        """Calibrated P(large helps) per query: the student where it serves (training and
+        loading set it only then, as the manifest's `scorer` records), else the ensemble."""
+        if self.student is not None:
             stacked = self.stack.features(emb, categories)
             return self.student.score(self.student_features(emb, texts, stacked, asks))
         return self.score_ensemble(emb, texts, categories, asks)

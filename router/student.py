@@ -51,7 +51,7 @@ class ScorerChoice(BaseModel):
 
     served: Literal["student", "ensemble"]
     own_rows: int
-    min_rows: int = STUDENT_MIN_ROWS
+    min_rows: int
     # Correlation of the student's out-of-fold prediction with the ensemble's value, own rows.
     fidelity: float
 
