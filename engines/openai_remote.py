@@ -1,7 +1,7 @@
 """A tier served by any OpenAI-compatible endpoint: a vLLM or SGLang fleet, a hosted API.
 
 One pooled client per replica forwards each generation: httpx's API over aiohttp's
-connection pool (httpx-aiohttp). httpcore's own pool polls the socket of every pooled
+connection pool (httpx-aiohttp), keeping no cookies between callers (engines/upstream_http.py). httpcore's own pool polls the socket of every pooled
 connection each time a request enters or leaves it, which at 16 concurrent requests took most
 of the ingress's CPU for a remote tier (docs/benchmarks.md); aiohttp's pool does not. The upstream's
 answers become engine exceptions (engines/errors.py), so the edge, the retries, the
@@ -39,7 +39,6 @@ from dataclasses import dataclass
 from typing import Any, AsyncIterator, Iterator
 
 import httpx
-from httpx_aiohttp import HttpxAiohttpClient
 from pydantic import SecretStr
 
 from engines.config import RemoteTierSettings
@@ -68,6 +67,7 @@ from engines.types import (
     GenerationResult,
     Usage,
 )
+from engines.upstream_http import UpstreamClient, endpoint
 from engines.upstream_load import FailureSink, UpstreamLoad
 
 logger = logging.getLogger(__name__)
@@ -104,6 +104,7 @@ class OpenAIRemoteEngine:
     ) -> None:
         self._spec = spec
         self._client = client
+        self._endpoints: dict[str, httpx.URL] = {}  # path -> absolute URL (`endpoint`)
         self._api_key = api_key
         self._counter: TokenCounter = counter or EstimatedCounter()
         self._upstream = upstream
@@ -119,11 +120,9 @@ class OpenAIRemoteEngine:
         if "max_keepalive_connections" in settings.model_fields_set:
             logger.warning("max_keepalive_connections no longer applies: idle connections to the upstream close "
                            "after their keep-alive expiry instead (aiohttp's pool)")
-        client = HttpxAiohttpClient(
-            base_url=settings.base_url,
-            timeout=httpx.Timeout(settings.timeout_s, connect=settings.connect_timeout_s),
-            # aiohttp's pool takes the total only (it has no idle cap).
-            limits=httpx.Limits(max_connections=settings.max_connections),
+        client = UpstreamClient(
+            settings.base_url, httpx.Timeout(settings.timeout_s, connect=settings.connect_timeout_s),
+            settings.max_connections,
         )
         counter = TokenizerCounter.load(settings.tokenizer) if settings.tokenizer else EstimatedCounter()
         upstream = None
@@ -239,7 +238,7 @@ class OpenAIRemoteEngine:
     async def _streaming(self, request: GenerationRequest, prompt_tokens: int) -> AsyncIterator[httpx.Response]:
         path, body = self._payload(request, prompt_tokens, stream=True)
         try:
-            async with self._client.stream("POST", path, json=body, headers=self._headers()) as response:
+            async with self._client.stream("POST", self._url(path), json=body, headers=self._headers()) as response:
                 if response.status_code >= 400:
                     await response.aread()
                     _raise_for_status(response)
@@ -250,7 +249,7 @@ class OpenAIRemoteEngine:
     async def _send(self, request: GenerationRequest, prompt_tokens: int) -> httpx.Response:
         path, body = self._payload(request, prompt_tokens, stream=False)
         try:
-            response = await self._client.post(path, json=body, headers=self._headers())
+            response = await self._client.post(self._url(path), json=body, headers=self._headers())
         except httpx.HTTPError as exc:
             raise _unreachable(exc, self._saturated()) from exc
         _raise_for_status(response)
@@ -287,6 +286,12 @@ class OpenAIRemoteEngine:
             return self._spec.model
         names = self._spec.settings.adapter_models
         return names.get(adapter.domain or "") or names.get(adapter.name) or adapter.name
+
+    def _url(self, path: str) -> httpx.URL:
+        url = self._endpoints.get(path)
+        if url is None:
+            url = self._endpoints[path] = endpoint(self._client.base_url, path)
+        return url
 
     def _headers(self) -> dict[str, str]:
         if self._api_key is None:

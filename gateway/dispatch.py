@@ -169,15 +169,16 @@ class Dispatcher:
             await raw.aclose()  # type: ignore[attr-defined]
             self._count_tokens(call.tier, usage)
 
-    def _candidates(self, call: Call) -> list[Call]:
-        """The call, then (auto traffic only) the fallback tier's version of it."""
+    def _candidates(self, call: Call) -> Iterator[Call]:
+        """The call, then (auto traffic only) the fallback tier's version of it, made only
+        when the first was unavailable (copying the request costs every `auto` request)."""
+        yield call
         fallback = self._guard.fallback_for(call.tier)
         if fallback is None or not call.may_fall_back():
-            return [call]
+            return
         reason = f"fallback:{call.tier}_unavailable"
         decision = call.decision.model_copy(update={"tier": fallback, "adapter_version": None, "reason": reason})
-        moved = replace(call, decision=decision, generation=call.generation.model_copy(update={"adapter": None}))
-        return [call, moved]
+        yield replace(call, decision=decision, generation=call.generation.model_copy(update={"adapter": None}))
 
     async def _guarded(self, tier: Tier, attempt: Callable[[], Awaitable[R]], wait: Wait) -> R:
         async def checked() -> R:

@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass, field
+from functools import cached_property
 from pathlib import Path
 from typing import Any, Literal, Sequence
 
@@ -191,9 +192,13 @@ class StackModels:
         soft = self.category.full_proba(emb, len(self.category_rates)) @ self.category_rates
         return np.hstack([soft, self._known(categories, len(emb))]).astype(np.float32)
 
+    @cached_property
+    def _category_index(self) -> dict[str, int]:
+        return {name: i for i, name in enumerate(self.category_names or [])}
+
     def _known(self, categories: Sequence[str | None] | None, n: int) -> NDArray[np.float32]:
         known = np.full((n, 3), np.nan, dtype=np.float32)
-        index = {name: i for i, name in enumerate(self.category_names or [])}
+        index = self._category_index  # built once: a decision runs this for its one query
         for row, name in enumerate(categories or []):
             if name in index and self.category_rates is not None:
                 known[row] = self.category_rates[index[name]]

@@ -81,6 +81,7 @@ class Upstream:
     async def _generate(self, request: Request) -> Response:
         body = await request.json()
         self.seen.append({"path": request.url.path, "auth": request.headers.get("authorization"), "body": body,
+                          "cookie": request.headers.get("cookie"),
                           "peer": request.client and (request.client.host, request.client.port)})
         if self.canned:
             answer = self.canned.popleft()

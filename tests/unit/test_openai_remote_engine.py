@@ -33,6 +33,7 @@ from engines.types import (
     ToolCallDelta,
     ToolFunction,
 )
+from engines.upstream_http import endpoint
 from engines.upstream_load import UpstreamLoad, parse_vllm_load
 from deployments.settings import MissingSecret, Settings, api_key_from_env
 from tests.support.openai_upstream import VLLM_METRICS, Upstream, closed_port, serving
@@ -698,9 +699,26 @@ def test_timeouts_are_told_apart_by_whose_they_are(exc, saturated, kind):
     assert type(error) is kind
 
 
+async def test_an_upstream_cookie_never_goes_back_with_a_later_request(engine, upstream):
+    # One client serves every caller of the replica: a cookie set on one caller's answer
+    # must not travel with the next caller's request.
+    upstream.fail_next(503, "warming up", headers={"set-cookie": "lb=caller-one; Path=/"})
+    with pytest.raises(EngineUnavailable):
+        await engine.generate(chat())
+    await engine.generate(chat())
+    assert [call["cookie"] for call in upstream.calls("/v1/chat/completions")] == [None, None]
+
+
 async def test_the_remote_tier_pools_connections_with_aiohttp(base_url):
     engine = OpenAIRemoteEngine.build(make_spec(base_url), SecretStr(KEY))
     try:
         assert isinstance(engine._client, HttpxAiohttpClient)
     finally:
         await engine.aclose()
+
+
+@pytest.mark.parametrize("base", ["http://up.example/v1", "http://up.example/v1/", "https://up.example:8443/a/b"])
+def test_an_endpoint_joins_the_base_url_as_httpx_does(base):
+    client = httpx.AsyncClient(base_url=base)
+    for path in ("/chat/completions", "/completions", "/models"):
+        assert endpoint(client.base_url, path) == client.build_request("POST", path).url
