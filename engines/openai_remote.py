@@ -1,9 +1,10 @@
 """A tier served by any OpenAI-compatible endpoint: a vLLM or SGLang fleet, a hosted API.
 
 One pooled client per replica forwards each generation: httpx's API over aiohttp's
-connection pool (httpx-aiohttp), keeping no cookies between callers (engines/upstream_http.py). httpcore's own pool polls the socket of every pooled
-connection each time a request enters or leaves it, which at 16 concurrent requests took most
-of the ingress's CPU for a remote tier (docs/benchmarks.md); aiohttp's pool does not. The upstream's
+connection pool (httpx-aiohttp), keeping no cookies between callers (engines/upstream_http.py).
+httpcore's own pool polls the socket of every pooled connection each time a request enters or
+leaves it, which at 16 concurrent requests took most of the ingress's CPU for a remote tier
+(docs/benchmarks.md); aiohttp's pool does not. The upstream's
 answers become engine exceptions (engines/errors.py), so the edge, the retries, the
 breaker and the fallback treat a remote tier like any other:
 
